@@ -1,0 +1,162 @@
+"""The promotion gate: per-suite outcomes in, a PROMOTE/BLOCK verdict out.
+
+The verdict is bound to the release id (a digest over artifacts, entry script and configs), so
+a later promote can check it is moving exactly what was tested. A run PROMOTEs only when the
+endpoint came up, every required suite ran with at least one passing test, nothing failed, and
+the run was not interrupted; every other outcome is a BLOCK with the reasons spelled out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import __version__
+
+SUITES = ("smoke", "acceptance", "schema", "load")
+#: Tests carrying none of the suite markers: the user's own release tests.
+OTHER = "other"
+VERDICT_SCHEMA = "releasetest/verdict/1"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class SuiteResult:
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    failing: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "failed": self.failed, "errors": self.errors,
+                "skipped": self.skipped, "failing": self.failing}
+
+
+@dataclass
+class Results:
+    """Test outcomes by suite, fed one report at a time (from any xdist worker)."""
+
+    suites: dict[str, SuiteResult] = field(default_factory=dict)
+
+    def add(self, suite: str, nodeid: str, when: str, outcome: str) -> None:
+        """Count one pytest report phase: setup/call/teardown, outcome passed/failed/skipped."""
+        res = self.suites.setdefault(suite, SuiteResult())
+        if outcome == "failed":
+            if when == "call":
+                res.failed += 1
+            else:
+                res.errors += 1
+            if nodeid not in res.failing:
+                res.failing.append(nodeid)
+        elif outcome == "skipped" and when in ("setup", "call"):
+            res.skipped += 1
+        elif outcome == "passed" and when == "call":
+            res.passed += 1
+
+
+def decide(
+    results: Results,
+    required: Iterable[str],
+    deploy_error: str | None,
+    interrupted: str | None,
+    config_error: str | None = None,
+) -> tuple[str, list[str]]:
+    """PROMOTE or BLOCK, and the reasons a reviewer reads first."""
+    reasons: list[str] = []
+    if config_error:
+        reasons.append(f"configuration error: {config_error}")
+    if deploy_error:
+        reasons.append(f"deploy failed: {deploy_error}")
+    if interrupted:
+        reasons.append(f"run interrupted: {interrupted}")
+    for name, res in results.suites.items():
+        if res.failed or res.errors:
+            shown = ", ".join(res.failing[:5]) + (" ..." if len(res.failing) > 5 else "")
+            reasons.append(f"{name}: {res.failed} failed, {res.errors} errors ({shown})")
+    for name in required:
+        res = results.suites.get(name)
+        if res is None or res.passed == 0:
+            if not deploy_error and not config_error:
+                reasons.append(f"required suite '{name}' did not run (no passing test)")
+    if not reasons and not results.suites:
+        reasons.append("no tests ran")
+    if reasons:
+        return "BLOCK", reasons
+    ran = sorted(n for n, r in results.suites.items() if r.passed)
+    total = sum(r.passed for r in results.suites.values())
+    return "PROMOTE", [f"all {total} tests passed in suites: {', '.join(ran)}"]
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write via a temp file and rename, so a reader never sees half a verdict."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=False, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_verdict(
+    *,
+    decision: str,
+    reasons: list[str],
+    stage: str,
+    promote_to: str | None,
+    target: str,
+    release: dict[str, Any] | None,
+    endpoint: dict[str, Any] | None,
+    deploy: dict[str, Any],
+    results: Results,
+    findings: dict[str, Any],
+    required: list[str],
+    exit_status: int,
+    started_at: str,
+    finished_at: str,
+) -> dict[str, Any]:
+    return {
+        "schema": VERDICT_SCHEMA,
+        "decision": decision,
+        "reasons": reasons,
+        "stage": stage,
+        "promote_to": promote_to,
+        "target": target,
+        "release": release,
+        "endpoint": endpoint,
+        "deploy": deploy,
+        "required_suites": required,
+        "suites": {name: res.as_dict() for name, res in sorted(results.suites.items())},
+        "findings": findings,
+        "exit_status": exit_status,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "releasetest_version": __version__,
+    }
+
+
+def summary_line(verdict: dict[str, Any]) -> str:
+    """The one line a CI log shows: decision, release, stage and counts."""
+    rel = verdict.get("release") or {}
+    rid = (rel.get("id") or "sha256:unknown").split(":", 1)[1][:12]
+    counts = {k: 0 for k in ("passed", "failed", "errors", "skipped")}
+    for res in verdict.get("suites", {}).values():
+        for k in counts:
+            counts[k] += res[k]
+    text = (f"releasetest: {verdict['decision']} {rel.get('name', '?')}@{rid} stage={verdict['stage']}"
+            f" -> {verdict.get('promote_to')}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    if verdict["decision"] != "PROMOTE":
+        text += " | " + verdict["reasons"][0].splitlines()[0]
+    return text

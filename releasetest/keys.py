@@ -1,0 +1,12 @@
+"""Stash keys for run state, shared by the plugin and its fixtures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .run import ReleaseRun
+
+RUN_KEY = pytest.StashKey[ReleaseRun]()
+VERDICT_KEY = pytest.StashKey[dict[str, Any]]()

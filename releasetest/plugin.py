@@ -1,0 +1,258 @@
+"""pytest entry point (``pytest11``): options, markers, fixtures and hooks; wiring only.
+
+The work happens in pytest-free modules (:mod:`releasetest.run`, :mod:`releasetest.gate`,
+:mod:`releasetest.targets`); this module moves pytest's events into them. Under pytest-xdist the
+controller deploys once, hands the endpoint to workers through ``workerinput``, collects their
+findings from ``workeroutput``, and alone writes the verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from . import hookspecs
+from .errors import DeployError, ReleaseTestError
+from .fixtures import (  # noqa: F401  (fixtures are registered by being module attributes)
+    endpoint,
+    holdout,
+    release,
+    release_record,
+    release_stage,
+    scoring_client,
+    suite_of,
+)
+from .gate import SUITES, summary_line, write_json_atomic
+from .keys import RUN_KEY, VERDICT_KEY
+from .run import ReleaseRun
+from .settings import OPTIONS, Option, SettingError, resolve
+from .targets.base import EndpointHandle
+
+MARKERS = {
+    "smoke": "smoke: the endpoint is alive and answers its contract (releasetest suite)",
+    "acceptance": "acceptance: model quality through the endpoint against thresholds and baselines "
+                  "(releasetest suite)",
+    "schema": "schema: the endpoint honours its published input/output schema (releasetest suite)",
+    "load": "load: latency and throughput at the expected traffic (releasetest suite)",
+}
+
+SUITES_DIR = Path(__file__).resolve().parent / "suites"
+
+
+def _suites_dir() -> Path:
+    """Where the built-in suites are installed (inside the distribution, or the repo's suites/)."""
+    from . import suites
+
+    return Path(suites.__file__).resolve().parent
+
+
+def _cli_type(opt: Option) -> Callable[[str], str]:
+    def convert(value: str) -> str:
+        try:
+            opt.parse(value)
+        except SettingError as exc:
+            raise pytest.UsageError(f"{opt.flag}: {exc}") from None
+        return value
+
+    return convert
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("releasetest", "release gate (releasetest)")
+    for opt in OPTIONS:
+        dest = "release_" + opt.name
+        if opt.is_flag:
+            group.addoption(opt.flag, action="store_true", default=None, dest=dest, help=opt.help)
+        else:
+            group.addoption(opt.flag, dest=dest, default=None, metavar=opt.metavar, type=_cli_type(opt),
+                            help=f"{opt.help} Default: {opt.default}." if opt.default else opt.help)
+        parser.addini(opt.ini, help=opt.help, default="")
+    parser.addini("release_testpaths", type="paths", default=[],
+                  help="Your own release test files/folders, collected with the built-in suites "
+                       "when --release-stage is given and no paths are passed.")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS.values():
+        config.addinivalue_line("markers", line)
+    cli = {opt.name: config.getoption("release_" + opt.name) for opt in OPTIONS}
+    ini = {opt.ini: config.getini(opt.ini) for opt in OPTIONS}
+    ini_dir = config.inipath.parent if config.inipath else config.rootpath
+    try:
+        settings = resolve(cli, os.environ, ini, Path(config.invocation_params.dir), ini_dir)
+    except SettingError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    run = ReleaseRun(settings)
+    config.stash[RUN_KEY] = run
+    if not settings.active:
+        return
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    try:
+        run.load()
+    except ReleaseTestError as exc:
+        if workerinput is None:
+            run.write_verdict(exit_status=int(pytest.ExitCode.USAGE_ERROR))
+        raise pytest.UsageError(f"releasetest: {exc}") from None
+    if workerinput is not None:
+        data = workerinput.get("releasetest_endpoint")
+        run.attach(EndpointHandle.from_dict(data) if data else None,
+                   workerinput.get("releasetest_deploy_error"), workerinput.get("releasetest_deploy_log_tail"))
+    else:
+        config.pluginmanager.register(ResultRecorder(run), "releasetest-results")
+        if config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(XdistController(run), "releasetest-xdist")
+    _add_suites_to_args(config)
+
+
+def _add_suites_to_args(config: pytest.Config) -> None:
+    """Collect the built-in suites, plus the user's paths or ``release_testpaths``."""
+    suites = str(_suites_dir())
+    if config.args_source == pytest.Config.ArgsSource.ARGS:
+        args = list(config.args)
+    else:
+        args = [str(p) for p in config.getini("release_testpaths")]
+    if not any(Path(a.split("::")[0]).resolve() == Path(suites) for a in args):
+        args.append(suites)
+    config.args = args
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    """Built-in suite files are named ``suite_*.py`` so a user's python_files never picks them twice."""
+    if file_path.suffix == ".py" and file_path.name.startswith("suite_") and file_path.parent == _suites_dir():
+        run = parent.config.stash.get(RUN_KEY, None)
+        if run is not None and run.settings.active:
+            return pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Suite markers take no arguments, and a test belongs to one suite."""
+    for item in items:
+        names = [m.name for m in item.iter_markers() if m.name in SUITES]
+        for mark in item.iter_markers():
+            if mark.name in SUITES and (mark.args or mark.kwargs):
+                raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.{mark.name} takes no arguments, "
+                                        f"got {mark.args or ''}{mark.kwargs or ''}")
+        if len(set(names)) > 1:
+            raise pytest.UsageError(f"{item.nodeid}: marked for several suites ({', '.join(sorted(set(names)))}); "
+                                    "a test belongs to one suite")
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or not run.settings.active or run.release is None:
+        return None
+    return (f"releasetest: release {run.release.name}@{run.release.short_id} stage={run.settings.stage} "
+            f"target={run.settings.target} manifest={run.release.manifest}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under xdist, deploy on the controller before the workers start (they get it in workerinput)."""
+    config = session.config
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or not run.settings.active or hasattr(config, "workerinput"):
+        return
+    if config.pluginmanager.getplugin("dsession") is None or config.option.collectonly:
+        return
+    try:
+        handle = run.deploy()
+    except DeployError:
+        return  # recorded on the run; every worker's tests fail with it, the verdict BLOCKs
+    config.hook.pytest_releasetest_endpoint_ready(config=config, handle=handle)
+
+
+class XdistController:
+    """xdist hooks, registered on the controller only when xdist is installed."""
+
+    def __init__(self, run: ReleaseRun):
+        self.run = run
+
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["releasetest_endpoint"] = self.run.handle.to_dict() if self.run.handle else None
+        node.workerinput["releasetest_deploy_error"] = self.run.deploy_error
+        node.workerinput["releasetest_deploy_log_tail"] = self.run.deploy_log_tail
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        findings = getattr(node, "workeroutput", {}).get("releasetest_findings")
+        if findings:
+            self.run.merge_findings(findings)
+
+
+class ResultRecorder:
+    """Counts every test outcome by suite; registered in the one process that writes the verdict."""
+
+    def __init__(self, run: ReleaseRun):
+        self.run = run
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        suite = next((s for s in SUITES if s in report.keywords), "other")
+        self.run.results.add(suite, report.nodeid, report.when, report.outcome)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.run.results.add("collection", report.nodeid, "collect", "failed")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or not run.settings.active:
+        return
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["releasetest_findings"] = run.findings
+        return
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        run.interrupted = session.shouldstop if isinstance(session.shouldstop, str) else "KeyboardInterrupt"
+    try:
+        run.teardown()
+    except Exception as exc:  # a teardown problem must not hide the verdict
+        warnings.warn(pytest.PytestWarning(f"releasetest: endpoint teardown failed: {exc!r}"))
+    verdict = run.verdict(int(exitstatus))
+    config.hook.pytest_releasetest_verdict(config=config, verdict=verdict)
+    if verdict["decision"] != "PROMOTE":
+        verdict["decision"] = "BLOCK"
+        if session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    verdict["exit_status"] = int(session.exitstatus)
+    write_json_atomic(run.settings.verdict, verdict)
+    config.stash[VERDICT_KEY] = verdict
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    verdict = config.stash.get(VERDICT_KEY, None)
+    if verdict is None:
+        return
+    run = config.stash[RUN_KEY]
+    tr = terminalreporter
+    tr.write_sep("-", "releasetest gate")
+    tr.write_line(summary_line(verdict), green=verdict["decision"] == "PROMOTE",
+                  red=verdict["decision"] != "PROMOTE", bold=True)
+    for reason in verdict["reasons"][1:]:
+        tr.write_line(f"  - {reason.splitlines()[0]}")
+    if verdict["deploy"].get("log_tail") and not verdict["deploy"]["ok"]:
+        tr.write_line("server log (tail):")
+        for line in verdict["deploy"]["log_tail"].splitlines()[-15:]:
+            tr.write_line(f"  | {line}")
+    tr.write_line(f"verdict file: {run.settings.verdict}")
+    if run.settings.keep and run.handle is not None:
+        pid = run.handle.info.get("pid")
+        tr.write_line(f"endpoint kept running: {run.handle.scoring_uri}"
+                      + (f" (stop it with: kill -TERM -{pid})" if pid else ""))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Last line of defence: no server outlives pytest, whatever happened before."""
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.teardown()

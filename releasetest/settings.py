@@ -1,0 +1,161 @@
+"""Run settings, resolved once from the command line, then the environment, then the ini file.
+
+Each option is declared once here (name, help, default, parser); the pytest plugin turns the
+declarations into ``--release-*`` options and ini keys with the same help text, and the
+``releasetest`` CLI reuses the parsers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .gate import SUITES
+
+
+class SettingError(ValueError):
+    """A setting has a value the run cannot use; the message says which and why."""
+
+
+def parse_target(value: str) -> str:
+    if value not in ("local", "url"):
+        raise SettingError(f"unknown target {value!r}: use 'local' (azmlinfsrv on 127.0.0.1) "
+                           "or 'url' (an existing endpoint, with --release-url)")
+    return value
+
+
+def parse_positive_float(value: str) -> float:
+    try:
+        f = float(value)
+    except ValueError:
+        raise SettingError(f"{value!r} is not a number") from None
+    if not f > 0:
+        raise SettingError(f"{value!r} must be greater than 0")
+    return f
+
+
+def parse_port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise SettingError(f"{value!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise SettingError(f"port {port} is outside 0-65535 (0 picks a free port)")
+    return port
+
+
+def parse_suites(value: str) -> tuple[str, ...]:
+    names = tuple(s.strip() for s in value.split(",") if s.strip())
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        raise SettingError(f"unknown suite(s) {', '.join(unknown)}: choose from {', '.join(SUITES)}")
+    return names
+
+
+def parse_bool(value: str) -> bool:
+    low = value.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingError(f"{value!r} is not a boolean (use true or false)")
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # "stage" -> --release-stage, ini release_stage, env RELEASETEST_STAGE
+    help: str
+    default: str | None
+    parse: Callable[[str], Any] = str
+    is_path: bool = False
+    is_flag: bool = False
+    metavar: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--release-" + self.name.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "release_" + self.name
+
+    @property
+    def env(self) -> str:
+        return "RELEASETEST_" + self.name.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("stage", "Stage to deploy and gate (a [stages.NAME] of the manifest, e.g. devtest). "
+           "Giving it turns the release run on.", None, metavar="NAME"),
+    Option("config", "Release manifest (release.toml).", "release.toml", is_path=True, metavar="PATH"),
+    Option("target", "Where to deploy: local (azmlinfsrv on 127.0.0.1) or url (an existing endpoint).",
+           "local", parse_target, metavar="local|url"),
+    Option("url", "Scoring URI of an existing endpoint, for --release-target url.", None, metavar="URL"),
+    Option("key_env", "Environment variable holding the endpoint key, for --release-target url.",
+           "RELEASETEST_ENDPOINT_KEY", metavar="VAR"),
+    Option("verdict", "Where to write the verdict JSON.", "releasetest-out/verdict.json",
+           is_path=True, metavar="PATH"),
+    Option("keep", "Leave the deployed endpoint running after the run and print its URL.", "false",
+           parse_bool, is_flag=True),
+    Option("ready_timeout", "Seconds the endpoint gets to become ready (liveness and golden prediction).",
+           "120", parse_positive_float, metavar="SECONDS"),
+    Option("require", "Suites that must run and pass for PROMOTE, comma-separated.", "smoke",
+           parse_suites, metavar="SUITES"),
+    Option("port", "Port for the local endpoint on 127.0.0.1 (0 picks a free one).", "0", parse_port,
+           metavar="PORT"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str | None
+    config: Path
+    target: str
+    url: str | None
+    key_env: str
+    verdict: Path
+    keep: bool
+    ready_timeout: float
+    require: tuple[str, ...]
+    port: int
+    sources: Mapping[str, str]
+
+    @property
+    def active(self) -> bool:
+        return bool(self.stage)
+
+
+def resolve(
+    cli: Mapping[str, Any],
+    env: Mapping[str, str],
+    ini: Mapping[str, str | None],
+    cwd: Path,
+    ini_dir: Path,
+) -> Settings:
+    """First of CLI, environment, ini, default wins; relative paths from where they were written."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for opt in OPTIONS:
+        raw: Any
+        if cli.get(opt.name) not in (None, False):
+            raw, src, base = cli[opt.name], "command line", cwd
+        elif env.get(opt.env):
+            raw, src, base = env[opt.env], f"environment {opt.env}", cwd
+        elif ini.get(opt.ini) not in (None, ""):
+            raw, src, base = ini[opt.ini], f"ini {opt.ini}", ini_dir
+        else:
+            raw, src, base = opt.default, "default", cwd
+        if raw is True:
+            raw = "true"
+        try:
+            value = opt.parse(raw) if raw is not None else None
+        except SettingError as exc:
+            raise SettingError(f"{opt.flag} (from {src}): {exc}") from None
+        if opt.is_path and value is not None:
+            value = (base / value).resolve()
+        values[opt.name] = value
+        sources[opt.name] = src
+    if values["target"] == "url" and not values["url"]:
+        raise SettingError("--release-target url needs --release-url (or RELEASETEST_URL / ini release_url)")
+    return Settings(sources=sources, **values)

@@ -1,0 +1,78 @@
+"""Smoke: the deployed endpoint is alive, publishes its contract, and answers by it."""
+
+from __future__ import annotations
+
+import jsonschema
+import pytest
+
+from releasetest.client import ScoringClient, parse_predictions
+from releasetest.data import Holdout
+from releasetest.spec import Release
+
+pytestmark = pytest.mark.smoke
+
+#: Rows in the batch check: enough to cross any per-row code path, small enough to stay fast.
+BATCH_ROWS = 64
+
+
+def _schemas(swagger: dict) -> tuple[dict, dict]:
+    defs = swagger.get("definitions") or swagger.get("components", {}).get("schemas", {})
+    if "ServiceInput" not in defs or "ServiceOutput" not in defs:
+        pytest.fail("swagger.json has no ServiceInput/ServiceOutput: is run() decorated with "
+                    "inference-schema's @input_schema and @output_schema?", pytrace=False)
+    return defs["ServiceInput"], defs["ServiceOutput"]
+
+
+def test_liveness(scoring_client: ScoringClient) -> None:
+    resp = scoring_client.liveness()
+    assert resp.status_code == 200, f"GET / answered {resp.status_code}: {resp.text[:200]}"
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_swagger_example_scores(scoring_client: ScoringClient, version: int) -> None:
+    service_input, service_output = _schemas(scoring_client.swagger(version))
+    example = service_input.get("example")
+    assert example and example.get("data"), "the published input schema has no example to score"
+    resp = scoring_client.post_score(example)
+    assert resp.status_code == 200, f"the swagger example answered {resp.status_code}: {resp.text[:300]}"
+    jsonschema.validate(resp.json(), service_output)
+    preds, _ = parse_predictions(resp.json())
+    assert len(preds) == len(example["data"])
+
+
+def test_output_conforms_to_output_schema(scoring_client: ScoringClient, holdout: Holdout) -> None:
+    _, service_output = _schemas(scoring_client.swagger(2))
+    resp = scoring_client.post_score({"data": holdout.rows[:3].tolist()})
+    assert resp.status_code == 200, resp.text[:300]
+    try:
+        jsonschema.validate(resp.json(), service_output)
+    except jsonschema.ValidationError as exc:
+        pytest.fail(f"response does not match the published output schema: {exc.message} "
+                    f"at {'/'.join(map(str, exc.absolute_path)) or 'top level'}", pytrace=False)
+
+
+def test_golden_rows(scoring_client: ScoringClient, holdout: Holdout, release: Release) -> None:
+    assert release.data is not None
+    rows, expected = holdout.golden(release.data.golden_rows)
+    got = scoring_client.score(rows).predictions
+    assert got == expected, f"golden rows: endpoint said {got}, training recorded {expected}"
+
+
+def test_same_request_same_answer(scoring_client: ScoringClient, holdout: Holdout) -> None:
+    rows = holdout.rows[:8].tolist()
+    first, second = scoring_client.score(rows), scoring_client.score(rows)
+    assert first.predictions == second.predictions
+    assert first.probabilities == second.probabilities
+
+
+def test_batch_returns_one_label_per_row(scoring_client: ScoringClient, holdout: Holdout,
+                                         release: Release) -> None:
+    assert release.data is not None
+    n = min(BATCH_ROWS, len(holdout))
+    scored = scoring_client.score(holdout.rows[:n].tolist())
+    assert len(scored.predictions) == n
+    unknown = sorted({repr(p) for p in scored.predictions if p not in release.data.classes})
+    assert not unknown, f"labels outside the release's classes {list(release.data.classes)}: {unknown}"
+    if scored.probabilities is not None:
+        assert len(scored.probabilities) == n
+        assert all(len(p) == len(release.data.classes) for p in scored.probabilities)
