@@ -17,7 +17,18 @@ from azureml_inference_server_http.log_config import load_logging_config
 HOST = "127.0.0.1"
 
 
+def _quiet_gunicorn_extras() -> None:
+    """gunicorn 24+ opens a control socket shared by every server of the user; a test endpoint
+    must not touch anything outside its own process group, so turn it off where it exists."""
+    import gunicorn.config
+
+    names = {s.name for s in gunicorn.config.KNOWN_SETTINGS}
+    if "control_socket_disable" in names:
+        os.environ["GUNICORN_CMD_ARGS"] = (os.environ.get("GUNICORN_CMD_ARGS", "") + " --no-control-socket").strip()
+
+
 def main() -> None:
+    _quiet_gunicorn_extras()
     args = amlserver.parse_arguments()
     load_logging_config(PACKAGE_ROOT)
     amlserver.merge_configuration(args)

@@ -1,0 +1,72 @@
+"""A release project laid out in a temp dir, and helpers to run pytest on it in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "port-weather"
+
+
+@dataclass
+class ReleaseProject:
+    pytester: pytest.Pytester
+    root: Path
+
+    @property
+    def release(self) -> Path:
+        return self.root / "release"
+
+    @property
+    def verdict_path(self) -> Path:
+        return self.root / "releasetest-out" / "verdict.json"
+
+    def verdict(self) -> dict[str, Any]:
+        return json.loads(self.verdict_path.read_text())
+
+    def run(self, *args: str, timeout: float = 240) -> pytest.RunResult:
+        return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=timeout)
+
+    def edit(self, relpath: str, old: str, new: str) -> None:
+        path = self.release / relpath
+        text = path.read_text()
+        assert old in text, f"{old!r} not in {path}"
+        path.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture
+def release_project(pytester: pytest.Pytester) -> ReleaseProject:
+    """A copy of the example release (without its raw training data) and an ini pointing at it."""
+    shutil.copytree(EXAMPLE, pytester.path / "release",
+                    ignore=shutil.ignore_patterns("weather.csv", "__pycache__", "train.py"))
+    pytester.makeini("[pytest]\nrelease_config = release/release.toml\n")
+    return ReleaseProject(pytester, pytester.path)
+
+
+def process_group_gone(pid: int) -> bool:
+    """True when no process of the server's group (gunicorn master or workers) is left."""
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def port_closed(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

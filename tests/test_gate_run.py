@@ -1,0 +1,204 @@
+"""End to end: pytest --release-stage against a real local azmlinfsrv endpoint, in a subprocess."""
+
+from __future__ import annotations
+
+import pytest
+
+from releasetest.spec import load_release
+
+from .conftest import ReleaseProject, kill_group, port_closed, process_group_gone
+
+
+def test_example_release_promotes(release_project: ReleaseProject) -> None:
+    result = release_project.run("--release-stage", "devtest")
+    result.assert_outcomes(passed=7)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*releasetest: PROMOTE port-weather@* stage=devtest -> production: 7 passed*",
+                                 "verdict file: *verdict.json"])
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "PROMOTE"
+    assert verdict["exit_status"] == 0
+    assert verdict["release"]["id"] == load_release(release_project.release / "release.toml").release_id
+    assert {a["name"]: a["version"] for a in verdict["release"]["artifacts"]} == {
+        "model-scaler": "1", "support-vector-classifier": "1"}
+    assert verdict["suites"]["smoke"]["passed"] == 7
+    assert verdict["promote_to"] == "production"
+    assert verdict["endpoint"]["scoring_uri"].startswith("http://127.0.0.1:")
+    assert process_group_gone(verdict["endpoint"]["pid"])
+    assert port_closed(verdict["endpoint"]["port"])
+
+
+def test_init_raising_blocks_with_cause_and_log(release_project: ReleaseProject) -> None:
+    release_project.edit("score.py", "def init():\n", "def init():\n    raise RuntimeError('model store offline')\n")
+    result = release_project.run("--release-stage", "devtest")
+    assert result.ret == 1
+    result.assert_outcomes(errors=7)
+    result.stdout.fnmatch_lines(["*BLOCK*init() raised RuntimeError: model store offline*"])
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "BLOCK"
+    assert "init() raised RuntimeError: model store offline" in verdict["reasons"][0]
+    assert verdict["deploy"]["ok"] is False
+    assert "Worker failed to boot" in verdict["deploy"]["log_tail"]
+    assert verdict["endpoint"] is None
+    log = (release_project.root / "releasetest-out" / "server-devtest.log").read_text()
+    pid = int(log.split("Listening at: ")[1].split("(")[1].split(")")[0])
+    assert process_group_gone(pid)
+
+
+def test_sha256_mismatch_stops_before_deploy(release_project: ReleaseProject) -> None:
+    onnx = release_project.release / "models" / "support-vector-classifier.onnx"
+    onnx.write_bytes(onnx.read_bytes() + b"\0")
+    result = release_project.run("--release-stage", "devtest")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert ("release.toml: artifacts[support-vector-classifier].files[0].sha256: artifact support-vector-classifier "
+            "version 1: models/support-vector-classifier.onnx has sha256 ") in err
+    assert "the manifest pins 6811c8b0" in err and "bump version and update sha256" in err
+    assert "Traceback" not in err
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "BLOCK"
+    assert verdict["reasons"][0].startswith("configuration error:")
+    assert not (release_project.root / "releasetest-out" / "server-devtest.log").exists(), "a server was started"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("  cpu: 1\n", "  cpuu: 1\n",
+         "*AciDeploymentConfig.yml: containerResourceRequirements.cpuu: unknown key "
+         "(fix: did you mean 'containerResourceRequirements.cpu'?)"),
+        ("authEnabled: False", "authEnabled: maybe",
+         "*AciDeploymentConfig.yml: authEnabled: expected True or False, got str 'maybe'*"),
+        ("  cpu: 1\n", "  cpu: [1\n", "*AciDeploymentConfig.yml: line * column *: invalid YAML*"),
+    ],
+    ids=["unknown-key", "wrong-type", "syntax"],
+)
+def test_bad_deployment_config_names_file_and_key(release_project: ReleaseProject, old: str, new: str,
+                                                  expected: str) -> None:
+    release_project.edit("AciDeploymentConfig.yml", old, new)
+    result = release_project.run("--release-stage", "devtest")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([expected])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_unknown_stage_is_a_usage_error(release_project: ReleaseProject) -> None:
+    result = release_project.run("--release-stage", "qa")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert ("release.toml: stages.qa: stage 'qa' is not defined (fix: use one of: devtest, production, "
+            "or add [stages.qa])") in result.stderr.str()
+
+
+def test_bad_option_value_is_a_usage_error(release_project: ReleaseProject) -> None:
+    result = release_project.run("--release-stage", "devtest", "--release-target", "cloud")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--release-target: unknown target 'cloud'*"])
+
+
+def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--help")
+    result.stdout.fnmatch_lines([
+        "release gate (releasetest):",
+        "*--release-stage=NAME*", "*--release-config=PATH*", "*--release-target=local|url*",
+        "*--release-url=URL*", "*--release-key-env=VAR*", "*--release-verdict=PATH*", "*--release-keep*",
+        "*--release-ready-timeout=SECONDS*", "*--release-require=SUITES*", "*--release-port=PORT*",
+    ])
+    result.stdout.fnmatch_lines(["*release_stage (string):*", "*release_testpaths (paths):*"])
+
+
+def test_without_stage_the_plugin_stays_out_of_the_way(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "releasetest-out").exists()
+
+
+def test_xdist_deploys_once_and_counts_every_worker(release_project: ReleaseProject) -> None:
+    pytest.importorskip("xdist")
+    release_project.pytester.makepyfile(test_own="""
+        import os
+        import pytest
+
+        @pytest.mark.smoke
+        def test_recorded_on_a_worker(scoring_client, release_record):
+            assert scoring_client.liveness().status_code == 200
+            release_record("worker", os.environ["PYTEST_XDIST_WORKER"])
+    """)
+    result = release_project.run("--release-stage", "devtest", "-n", "2", "test_own.py")
+    result.assert_outcomes(passed=8)
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "PROMOTE"
+    assert verdict["suites"]["smoke"]["passed"] == 8
+    assert verdict["findings"]["smoke"]["worker"] in ("gw0", "gw1")
+    log = (release_project.root / "releasetest-out" / "server-devtest.log").read_text()
+    assert log.count("Listening at: http://127.0.0.1:") == 1, "the endpoint was deployed more than once"
+    assert process_group_gone(verdict["endpoint"]["pid"])
+
+
+def test_xdist_deploy_failure_fails_every_worker_test(release_project: ReleaseProject) -> None:
+    pytest.importorskip("xdist")
+    release_project.edit("score.py", "def init():\n", "def init():\n    import not_installed_module\n")
+    result = release_project.run("--release-stage", "devtest", "-n", "2")
+    result.assert_outcomes(errors=7)
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "BLOCK"
+    assert "No module named 'not_installed_module'" in verdict["reasons"][0]
+
+
+def test_user_tests_hooks_and_interruption(release_project: ReleaseProject) -> None:
+    """A team's own tests join the run; a verdict hook can add findings; Ctrl-C still leaves a BLOCK."""
+    release_project.pytester.makeconftest("""
+        def pytest_releasetest_verdict(config, verdict):
+            verdict["findings"]["hook"] = {"seen": verdict["decision"]}
+    """)
+    release_project.pytester.makepyfile(test_own="""
+        def test_interrupt(endpoint):
+            raise KeyboardInterrupt
+    """)
+    result = release_project.run("--release-stage", "devtest", "test_own.py")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "BLOCK"
+    assert any(r.startswith("run interrupted") for r in verdict["reasons"])
+    assert verdict["findings"]["hook"] == {"seen": "BLOCK"}
+    assert process_group_gone(verdict["endpoint"]["pid"])
+
+
+def test_suite_marker_with_arguments_is_refused(release_project: ReleaseProject) -> None:
+    release_project.pytester.makepyfile(test_own="""
+        import pytest
+
+        @pytest.mark.load(rate=5)
+        def test_x():
+            pass
+    """)
+    result = release_project.run("--release-stage", "devtest", "test_own.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*test_own.py::test_x: @pytest.mark.load takes no arguments*"])
+
+
+def test_missing_required_suite_blocks(release_project: ReleaseProject) -> None:
+    result = release_project.run("--release-stage", "devtest", "-m", "not smoke")
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "BLOCK"
+    assert "required suite 'smoke' did not run (no passing test)" in verdict["reasons"]
+    assert result.ret != 0
+
+
+def test_keep_leaves_endpoint_up_and_url_target_tests_it(release_project: ReleaseProject) -> None:
+    """--release-keep leaves a live endpoint; a second run tests it through --release-target url."""
+    first = release_project.run("--release-stage", "devtest", "--release-keep")
+    assert first.ret == 0
+    kept = release_project.verdict()["endpoint"]
+    try:
+        first.stdout.fnmatch_lines([f"endpoint kept running: {kept['scoring_uri']} (stop it with: kill -TERM -*"])
+        assert not process_group_gone(kept["pid"])
+        second = release_project.run("--release-stage", "devtest", "--release-target", "url",
+                                     f"--release-url={kept['scoring_uri']}")
+        second.assert_outcomes(passed=7)
+        verdict = release_project.verdict()
+        assert verdict["decision"] == "PROMOTE"
+        assert verdict["target"] == "url"
+        assert not process_group_gone(kept["pid"]), "the url target must not stop an endpoint it does not own"
+    finally:
+        kill_group(kept["pid"])
