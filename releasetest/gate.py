@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import __version__
 
@@ -83,8 +84,8 @@ def decide(
             shown = ", ".join(res.failing[:5]) + (" ..." if len(res.failing) > 5 else "")
             reasons.append(f"{name}: {res.failed} failed, {res.errors} errors ({shown})")
     for name in required:
-        res = results.suites.get(name)
-        if res is None or res.passed == 0:
+        got = results.suites.get(name)
+        if got is None or got.passed == 0:
             if not deploy_error and not config_error:
                 reasons.append(f"required suite '{name}' did not run (no passing test)")
     if not reasons and not results.suites:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -40,14 +41,11 @@ MARKERS = {
     "load": "load: latency and throughput at the expected traffic (releasetest suite)",
 }
 
-SUITES_DIR = Path(__file__).resolve().parent / "suites"
-
-
 def _suites_dir() -> Path:
     """Where the built-in suites are installed (inside the distribution, or the repo's suites/)."""
-    from . import suites
+    import releasetest.suites
 
-    return Path(suites.__file__).resolve().parent
+    return Path(releasetest.suites.__file__).resolve().parent
 
 
 def _cli_type(opt: Option) -> Callable[[str], str]:
@@ -217,7 +215,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     try:
         run.teardown()
     except Exception as exc:  # a teardown problem must not hide the verdict
-        warnings.warn(pytest.PytestWarning(f"releasetest: endpoint teardown failed: {exc!r}"))
+        warnings.warn(pytest.PytestWarning(f"releasetest: endpoint teardown failed: {exc!r}"), stacklevel=1)
     verdict = run.verdict(int(exitstatus))
     config.hook.pytest_releasetest_verdict(config=config, verdict=verdict)
     if verdict["decision"] != "PROMOTE":

@@ -7,9 +7,10 @@ declarations into ``--release-*`` options and ini keys with the same help text, 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .gate import SUITES
 

@@ -13,11 +13,12 @@ import hashlib
 import json
 import math
 import os
-import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
+import tomllib
 import yaml
 
 from .errors import ConfigError
@@ -507,7 +508,8 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True) -> Release
                           'add [release] with name = "..." and inference_config = "InferenceConfig.yml"')
     _only(rel, {"name", "inference_config"}, manifest, "release.")
     name = _req(rel, "name", "str", manifest, "release.", 'e.g. name = "port-weather"')
-    inf_rel = _req(rel, "inference_config", "str", manifest, "release.", 'e.g. inference_config = "InferenceConfig.yml"')
+    inf_rel = _req(rel, "inference_config", "str", manifest, "release.",
+                   'e.g. inference_config = "InferenceConfig.yml"')
     inference = parse_inference_config(manifest.parent / inf_rel, manifest)
 
     stages_raw = doc.get("stages")

@@ -60,7 +60,7 @@ def test_release_id_covers_entry_script_and_configs(example: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "key", "fragment"),
     [
-        (("version = 1\nfiles = [{ path = \"models/model-scaler.pkl\"", "files = [{ path = \"models/model-scaler.pkl\""),
+        (('version = 1\nfiles = [{ path = "models/model-scaler.pkl"', 'files = [{ path = "models/model-scaler.pkl"'),
          "artifacts[model-scaler].version", "pin the model version"),
         (("models/model-scaler.pkl", "models/missing.pkl"), "artifacts[model-scaler].files[0].path",
          "artifact file not found"),
@@ -84,7 +84,8 @@ def test_manifest_errors_name_file_and_key(example: Path, edit: tuple[str, str],
 
 
 def test_yaml_objects_are_not_constructed(example: Path) -> None:
-    _edit(example / "AciDeploymentConfig.yml", "computeType: ACI", "computeType: !!python/object/apply:os.system ['true']")
+    _edit(example / "AciDeploymentConfig.yml", "computeType: ACI",
+          "computeType: !!python/object/apply:os.system ['true']")
     with pytest.raises(ConfigError, match="invalid YAML"):
         load_release(example / "release.toml")
 
