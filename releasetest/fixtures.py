@@ -79,6 +79,13 @@ def scoring_client(endpoint: EndpointHandle) -> Iterator[ScoringClient]:
 
 
 @pytest.fixture
+def suite_config(request: pytest.FixtureRequest) -> Any:
+    """This test's suite settings from the manifest (``[acceptance]``, ...), parsed before deploy."""
+    run = _active_run(request.config)
+    return run.suite_configs.get(suite_of(request.node))
+
+
+@pytest.fixture
 def release_record(request: pytest.FixtureRequest) -> Callable[[str, Any], None]:
     """Record a finding (metric, measurement) into the verdict under this test's suite."""
     run = _active_run(request.config)

@@ -36,10 +36,12 @@ class SuiteResult:
     errors: int = 0
     skipped: int = 0
     failing: list[str] = field(default_factory=list)
+    #: First line of each failure's message, by test id: the "why" a reviewer reads.
+    messages: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "failed": self.failed, "errors": self.errors,
-                "skipped": self.skipped, "failing": self.failing}
+                "skipped": self.skipped, "failing": self.failing, "messages": self.messages}
 
 
 @dataclass
@@ -48,7 +50,7 @@ class Results:
 
     suites: dict[str, SuiteResult] = field(default_factory=dict)
 
-    def add(self, suite: str, nodeid: str, when: str, outcome: str) -> None:
+    def add(self, suite: str, nodeid: str, when: str, outcome: str, message: str | None = None) -> None:
         """Count one pytest report phase: setup/call/teardown, outcome passed/failed/skipped."""
         res = self.suites.setdefault(suite, SuiteResult())
         if outcome == "failed":
@@ -58,6 +60,8 @@ class Results:
                 res.errors += 1
             if nodeid not in res.failing:
                 res.failing.append(nodeid)
+                if message:
+                    res.messages[nodeid] = message
         elif outcome == "skipped" and when in ("setup", "call"):
             res.skipped += 1
         elif outcome == "passed" and when == "call":
@@ -83,6 +87,10 @@ def decide(
         if res.failed or res.errors:
             shown = ", ".join(res.failing[:5]) + (" ..." if len(res.failing) > 5 else "")
             reasons.append(f"{name}: {res.failed} failed, {res.errors} errors ({shown})")
+            if not deploy_error:
+                for nodeid in res.failing[:5]:
+                    if nodeid in res.messages:
+                        reasons.append(f"{nodeid.rsplit('::', 1)[-1]}: {res.messages[nodeid]}")
     for name in required:
         got = results.suites.get(name)
         if got is None or got.passed == 0:

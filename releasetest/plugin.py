@@ -25,11 +25,12 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by being module 
     release_record,
     release_stage,
     scoring_client,
+    suite_config,
     suite_of,
 )
 from .gate import SUITES, summary_line, write_json_atomic
 from .keys import RUN_KEY, VERDICT_KEY
-from .run import ReleaseRun
+from .run import ReleaseRun, suites_dir
 from .settings import OPTIONS, Option, SettingError, resolve
 from .targets.base import EndpointHandle
 
@@ -40,13 +41,6 @@ MARKERS = {
     "schema": "schema: the endpoint honours its published input/output schema (releasetest suite)",
     "load": "load: latency and throughput at the expected traffic (releasetest suite)",
 }
-
-def _suites_dir() -> Path:
-    """Where the built-in suites are installed (inside the distribution, or the repo's suites/)."""
-    import releasetest.suites
-
-    return Path(releasetest.suites.__file__).resolve().parent
-
 
 def _cli_type(opt: Option) -> Callable[[str], str]:
     def convert(value: str) -> str:
@@ -112,7 +106,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _add_suites_to_args(config: pytest.Config) -> None:
     """Collect the built-in suites, plus the user's paths or ``release_testpaths``."""
-    suites = str(_suites_dir())
+    suites = str(suites_dir())
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         args = list(config.args)
     else:
@@ -124,7 +118,7 @@ def _add_suites_to_args(config: pytest.Config) -> None:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
     """Built-in suite files are named ``suite_*.py`` so a user's python_files never picks them twice."""
-    if file_path.suffix == ".py" and file_path.name.startswith("suite_") and file_path.parent == _suites_dir():
+    if file_path.suffix == ".py" and file_path.name.startswith("suite_") and file_path.parent == suites_dir():
         run = parent.config.stash.get(RUN_KEY, None)
         if run is not None and run.settings.active:
             return pytest.Module.from_parent(parent, path=file_path)
@@ -185,6 +179,21 @@ class XdistController:
             self.run.merge_findings(findings)
 
 
+def _failure_message(report: pytest.TestReport) -> str | None:
+    """The one-line cause pytest shows for a failure (assertion text, ``pytest.fail`` message)."""
+    if not report.failed:
+        return None
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return None
+    first = lines[0]
+    if first.startswith(("Failed: ", "AssertionError: ")):
+        first = first.split(": ", 1)[1]
+    return first[:300]
+
+
 class ResultRecorder:
     """Counts every test outcome by suite; registered in the one process that writes the verdict."""
 
@@ -193,7 +202,7 @@ class ResultRecorder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         suite = next((s for s in SUITES if s in report.keywords), "other")
-        self.run.results.add(suite, report.nodeid, report.when, report.outcome)
+        self.run.results.add(suite, report.nodeid, report.when, report.outcome, _failure_message(report))
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:

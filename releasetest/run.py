@@ -8,14 +8,29 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .data import Holdout, load_holdout
 from .errors import ConfigError, DeployError, ReleaseTestError
-from .gate import Results, build_verdict, decide, now_iso, write_json_atomic
+from .gate import SUITES, Results, build_verdict, decide, now_iso, write_json_atomic
 from .settings import Settings
 from .spec import Release, Stage, load_release
+from .suite_config import parse_all
 from .targets.base import Endpoint, EndpointHandle
+
+
+def suites_dir() -> Path:
+    """Where the built-in suites are installed (inside the distribution, or the repo's suites/)."""
+    import releasetest.suites
+
+    return Path(releasetest.suites.__file__).resolve().parent
+
+
+def builtin_suites() -> tuple[str, ...]:
+    """Names of the suites shipped in :mod:`releasetest.suites` (``suite_<name>.py``)."""
+    here = suites_dir()
+    return tuple(name for name in SUITES if (here / f"suite_{name}.py").is_file())
 
 
 def build_endpoint(settings: Settings, release: Release, stage: Stage, holdout: Holdout) -> Endpoint:
@@ -39,6 +54,7 @@ class ReleaseRun:
     release: Release | None = None
     stage: Stage | None = None
     holdout: Holdout | None = None
+    suite_configs: dict[str, Any] = field(default_factory=dict)
     config_error: str | None = None
     endpoint: Endpoint | None = None
     handle: EndpointHandle | None = None
@@ -49,6 +65,13 @@ class ReleaseRun:
     results: Results = field(default_factory=Results)
     findings: dict[str, Any] = field(default_factory=dict)
     started_at: str = field(default_factory=now_iso)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """Suites that must pass: as set, or every built-in suite that ships with this version."""
+        if self.settings.require is not None:
+            return self.settings.require
+        return builtin_suites()
 
     def load(self) -> None:
         """Parse and verify the release; a problem is kept as the run's config error and re-raised."""
@@ -61,6 +84,7 @@ class ReleaseRun:
                                   "name the holdout CSV, features, label and classes (see the example)")
             self.holdout = load_holdout(self.release.data)
             self.holdout.golden(self.release.data.golden_rows)
+            self.suite_configs = parse_all(self.release, self.stage)
         except ReleaseTestError as exc:
             self.config_error = str(exc)
             raise
@@ -96,7 +120,7 @@ class ReleaseRun:
             self.findings.setdefault(suite, {}).update(items)
 
     def verdict(self, exit_status: int) -> dict[str, Any]:
-        decision, reasons = decide(self.results, self.settings.require, self.deploy_error, self.interrupted,
+        decision, reasons = decide(self.results, self.required, self.deploy_error, self.interrupted,
                                    self.config_error)
         if decision == "BLOCK" and exit_status == 0:
             exit_status = 1
@@ -115,7 +139,7 @@ class ReleaseRun:
                     "log_tail": self.deploy_log_tail, "seconds": self.deploy_seconds},
             results=self.results,
             findings=self.findings,
-            required=list(self.settings.require),
+            required=list(self.required),
             exit_status=exit_status,
             started_at=self.started_at,
             finished_at=now_iso(),

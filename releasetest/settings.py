@@ -101,8 +101,8 @@ OPTIONS: tuple[Option, ...] = (
            parse_bool, is_flag=True),
     Option("ready_timeout", "Seconds the endpoint gets to become ready (liveness and golden prediction).",
            "120", parse_positive_float, metavar="SECONDS"),
-    Option("require", "Suites that must run and pass for PROMOTE, comma-separated.", "smoke",
-           parse_suites, metavar="SUITES"),
+    Option("require", "Suites that must run and pass for PROMOTE, comma-separated. "
+           "Default: every built-in suite.", None, parse_suites, metavar="SUITES"),
     Option("port", "Port for the local endpoint on 127.0.0.1 (0 picks a free one).", "0", parse_port,
            metavar="PORT"),
 )
@@ -118,7 +118,7 @@ class Settings:
     verdict: Path
     keep: bool
     ready_timeout: float
-    require: tuple[str, ...]
+    require: tuple[str, ...] | None
     port: int
     sources: Mapping[str, str]
 

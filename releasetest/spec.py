@@ -26,6 +26,10 @@ from .errors import ConfigError
 #: Largest YAML/TOML file the harness parses; configs are a few hundred bytes.
 MAX_CONFIG_BYTES = 1_000_000
 
+#: Manifest tables that configure one suite each; their contents are checked by the suite's own
+#: module (see :mod:`releasetest.suite_config`), before deploy.
+SUITE_TABLES = ("smoke", "acceptance", "schema", "load")
+
 #: v1 default scoring timeout (ACI and AKS web services) when the deployment config sets none.
 V1_DEFAULT_SCORING_TIMEOUT_MS = 60_000
 
@@ -264,6 +268,8 @@ class Release:
     data: DataSpec | None
     entry_script_sha256: str
     config_digests: dict[str, str] = field(default_factory=dict)
+    #: Raw ``[acceptance]``, ``[schema]``, ``[load]`` ... tables, by suite name.
+    suite_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -501,7 +507,7 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True) -> Release
         doc = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(manifest, None, f"invalid TOML: {exc}", "fix the syntax at that line") from None
-    _only(doc, {"release", "stages", "artifacts", "data"}, manifest, "")
+    _only(doc, {"release", "stages", "artifacts", "data", *SUITE_TABLES}, manifest, "")
     rel = doc.get("release")
     if not isinstance(rel, dict):
         raise ConfigError(manifest, "release", "missing [release] table",
@@ -538,6 +544,13 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True) -> Release
     artifacts = _parse_artifacts(doc.get("artifacts"), manifest, verify_artifacts)
     data = _parse_data(doc.get("data"), manifest)
 
+    suite_tables: dict[str, dict[str, Any]] = {}
+    for suite in SUITE_TABLES:
+        table = doc.get(suite, {})
+        if not isinstance(table, dict):
+            raise ConfigError(manifest, suite, "expected a table", f"write it as [{suite}] with key = value lines")
+        suite_tables[suite] = table
+
     for p in (inference.path, inference.conda_file):
         if p is not None:
             config_digests[_rel(p, manifest.parent)] = sha256_file(p)
@@ -550,4 +563,5 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True) -> Release
         data=data,
         entry_script_sha256=sha256_file(inference.entry_script),
         config_digests=config_digests,
+        suite_tables=suite_tables,
     )

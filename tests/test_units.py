@@ -125,7 +125,7 @@ def test_settings_precedence_cli_env_ini(tmp_path: Path) -> None:
     assert s.config == (tmp_path / "rel" / "release.toml").resolve()
     s = resolve({"stage": "devtest"}, env, ini, cwd=tmp_path, ini_dir=tmp_path)
     assert s.stage == "devtest" and s.sources["stage"] == "command line"
-    assert s.require == ("smoke",) and s.keep is False and s.port == 0
+    assert s.require is None and s.keep is False and s.port == 0
 
 
 @pytest.mark.parametrize(
@@ -216,3 +216,26 @@ def test_handle_for_url() -> None:
     assert secret not in str(h.describe()) and secret not in repr(h)
     with pytest.raises(ConfigError):
         handle_for_url("ftp://x", None)
+
+
+def test_required_suites_default_to_the_builtin_ones(tmp_path: Path) -> None:
+    from releasetest.run import ReleaseRun, builtin_suites
+
+    assert "smoke" in builtin_suites()
+    run = ReleaseRun(resolve({}, {}, {}, cwd=tmp_path, ini_dir=tmp_path))
+    assert run.required == builtin_suites()
+    run = ReleaseRun(resolve({"require": "smoke"}, {}, {}, cwd=tmp_path, ini_dir=tmp_path))
+    assert run.required == ("smoke",)
+
+
+def test_suite_tables_are_checked_before_deploy(example: Path) -> None:
+    from releasetest.suite_config import parse_all
+
+    text = (example / "release.toml").read_text()
+    (example / "release.toml").write_text(text + "\n[smoke]\nrows = 3\n")
+    rel = load_release(example / "release.toml")
+    with pytest.raises(ConfigError, match="smoke.rows"):
+        parse_all(rel, rel.stage("devtest"))
+    (example / "release.toml").write_text("smoke = 3\n" + text)
+    with pytest.raises(ConfigError, match="expected a table"):
+        load_release(example / "release.toml")

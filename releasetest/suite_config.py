@@ -1,0 +1,35 @@
+"""Per-suite manifest tables, parsed and checked before anything is deployed.
+
+Each suite module owns its table's schema and exposes ``parse(table, release, stage) -> config``
+that raises :class:`~releasetest.errors.ConfigError` naming the manifest, key and fix. The run
+calls every parser in :data:`PARSERS` at load time; suites read their parsed config from
+``ReleaseRun.suite_configs`` (the ``suite_config`` fixture).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .spec import Release, Stage
+
+Parser = Callable[[dict[str, Any], Release, Stage], Any]
+
+
+def _no_settings(table: dict[str, Any], release: Release, stage: Stage) -> dict[str, Any]:
+    from .errors import ConfigError
+
+    if table:
+        raise ConfigError(release.manifest, f"smoke.{next(iter(table))}", "the smoke suite takes no settings",
+                          "remove the [smoke] table")
+    return {}
+
+
+#: suite name -> parser of its manifest table.
+PARSERS: dict[str, Parser] = {
+    "smoke": _no_settings,
+}
+
+
+def parse_all(release: Release, stage: Stage) -> dict[str, Any]:
+    return {name: parse(release.suite_tables.get(name, {}), release, stage) for name, parse in PARSERS.items()}
