@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from .errors import EndpointError
+from .errors import EndpointDied, EndpointError
 from .targets.base import EndpointHandle
 
 #: Response headers that let someone find a request in the server's own logs.
@@ -93,6 +93,9 @@ class ScoringClient:
         try:
             return self._remember(self.session.request(method, url, **kwargs))
         except requests.ConnectionError as exc:
+            if self.handle.alive() is False:
+                raise EndpointDied(f"endpoint died: server process {self.handle.info['pid']} is gone "
+                                   f"(see {self.handle.log_path})") from None
             raise EndpointError(f"endpoint not answering at {url}: {type(exc).__name__}") from None
         except requests.Timeout:
             raise EndpointError(f"no answer from {url} within {kwargs['timeout']} s") from None

@@ -46,3 +46,7 @@ class DeployError(ReleaseTestError):
 
 class EndpointError(ReleaseTestError):
     """The endpoint answered in a way the scoring contract does not allow, or not at all."""
+
+
+class EndpointDied(EndpointError):
+    """The endpoint's server process is gone: every later test would fail the same way."""

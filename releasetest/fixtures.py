@@ -73,8 +73,15 @@ def endpoint(pytestconfig: pytest.Config) -> Iterator[EndpointHandle]:
 
 @pytest.fixture
 def scoring_client(endpoint: EndpointHandle) -> Iterator[ScoringClient]:
-    """A requests session to the endpoint, with timeouts and the server's request-id headers kept."""
-    with ScoringClient(endpoint) as client:
+    """A requests session to the endpoint, with timeouts and the server's request-id headers kept.
+
+    Fails at once, without a request, when the endpoint's server process has died, so the rest of
+    a run costs no time-outs.
+    """
+    if endpoint.alive() is False:
+        pytest.fail(f"endpoint died: server process {endpoint.info['pid']} is gone "
+                    f"(see {endpoint.log_path})", pytrace=False)
+    with ScoringClient(endpoint, timeout=endpoint.timeout_s) as client:
         yield client
 
 

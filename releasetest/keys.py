@@ -10,3 +10,5 @@ from .run import ReleaseRun
 
 RUN_KEY = pytest.StashKey[ReleaseRun]()
 VERDICT_KEY = pytest.StashKey[dict[str, Any]]()
+#: The SIGTERM handler that was in place before the run, restored at unconfigure.
+SIGTERM_KEY = pytest.StashKey[Any]()

@@ -9,6 +9,8 @@ findings from ``workeroutput``, and alone writes the verdict.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +31,7 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by being module 
     suite_of,
 )
 from .gate import SUITES, summary_line, write_json_atomic
-from .keys import RUN_KEY, VERDICT_KEY
+from .keys import RUN_KEY, SIGTERM_KEY, VERDICT_KEY
 from .run import ReleaseRun, suites_dir
 from .settings import OPTIONS, Option, SettingError, resolve
 from .targets.base import EndpointHandle
@@ -99,9 +101,22 @@ def pytest_configure(config: pytest.Config) -> None:
                    workerinput.get("releasetest_deploy_error"), workerinput.get("releasetest_deploy_log_tail"))
     else:
         config.pluginmanager.register(ResultRecorder(run), "releasetest-results")
+        _interrupt_on_sigterm(config, run)
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistController(run), "releasetest-xdist")
     _add_suites_to_args(config)
+
+
+def _interrupt_on_sigterm(config: pytest.Config, run: ReleaseRun) -> None:
+    """CI runners stop jobs with SIGTERM: treat it like Ctrl-C, so teardown and the verdict happen."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        run.interrupted = "SIGTERM received"
+        raise KeyboardInterrupt("SIGTERM")
+
+    config.stash[SIGTERM_KEY] = signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _add_suites_to_args(config: pytest.Config) -> None:
@@ -219,8 +234,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if workeroutput is not None:
         workeroutput["releasetest_findings"] = run.findings
         return
-    if exitstatus == pytest.ExitCode.INTERRUPTED:
-        run.interrupted = session.shouldstop if isinstance(session.shouldstop, str) else "KeyboardInterrupt"
+    if exitstatus == pytest.ExitCode.INTERRUPTED and not run.interrupted:
+        run.interrupted = "KeyboardInterrupt (Ctrl-C or SIGINT)"
     try:
         run.teardown()
     except Exception as exc:  # a teardown problem must not hide the verdict
@@ -263,3 +278,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.teardown()
+    previous = config.stash.get(SIGTERM_KEY, None)
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)

@@ -6,6 +6,7 @@ events into it, and the CLI can reuse deploy and verdict writing.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +46,8 @@ def build_endpoint(settings: Settings, release: Release, stage: Stage, holdout: 
 
     log = settings.verdict.parent / f"server-{stage.name}.log"
     return LocalEndpoint(release, stage, golden, log_path=log, ready_timeout_s=settings.ready_timeout,
-                         port=settings.port)
+                         port=settings.port, key=os.environ.get(settings.key_env) or None,
+                         max_body_bytes=int(settings.max_body_mb * 1024 * 1024))
 
 
 @dataclass
@@ -136,7 +138,8 @@ class ReleaseRun:
             release=self.release.describe() if self.release else None,
             endpoint=endpoint,
             deploy={"ok": self.handle is not None, "error": self.deploy_error,
-                    "log_tail": self.deploy_log_tail, "seconds": self.deploy_seconds},
+                    "log_tail": self.deploy_log_tail, "seconds": self.deploy_seconds,
+                    "left_behind": self.endpoint.facts() if self.endpoint else {}},
             results=self.results,
             findings=self.findings,
             required=list(self.required),

@@ -105,6 +105,8 @@ OPTIONS: tuple[Option, ...] = (
            "Default: every built-in suite.", None, parse_suites, metavar="SUITES"),
     Option("port", "Port for the local endpoint on 127.0.0.1 (0 picks a free one).", "0", parse_port,
            metavar="PORT"),
+    Option("max_body_mb", "Largest request body the local endpoint accepts, in MB; larger gets 413.", "10",
+           parse_positive_float, metavar="MB"),
 )
 
 
@@ -120,6 +122,7 @@ class Settings:
     ready_timeout: float
     require: tuple[str, ...] | None
     port: int
+    max_body_mb: float
     sources: Mapping[str, str]
 
     @property

@@ -9,6 +9,7 @@ calls every parser in :data:`PARSERS` at load time; suites read their parsed con
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .spec import Release, Stage
@@ -16,18 +17,31 @@ from .spec import Release, Stage
 Parser = Callable[[dict[str, Any], Release, Stage], Any]
 
 
-def _no_settings(table: dict[str, Any], release: Release, stage: Stage) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SmokeConfig:
+    """Smoke settings: how much the server's memory may grow over a burst of requests."""
+
+    memory_requests: int = 200
+    max_rss_growth_mb: float = 64.0
+
+
+def _parse_smoke(table: dict[str, Any], release: Release, stage: Stage) -> SmokeConfig:
     from .errors import ConfigError
 
-    if table:
-        raise ConfigError(release.manifest, f"smoke.{next(iter(table))}", "the smoke suite takes no settings",
-                          "remove the [smoke] table")
-    return {}
+    allowed: dict[str, type | tuple[type, ...]] = {"memory_requests": int, "max_rss_growth_mb": (int, float)}
+    for key, value in table.items():
+        if key not in allowed:
+            raise ConfigError(release.manifest, f"smoke.{key}", "unknown key",
+                              "known keys: " + ", ".join(allowed))
+        if isinstance(value, bool) or not isinstance(value, allowed[key]) or value <= 0:
+            raise ConfigError(release.manifest, f"smoke.{key}", f"expected a positive number, got {value!r}",
+                              f"e.g. {key} = {getattr(SmokeConfig, key)}")
+    return SmokeConfig(**table)
 
 
 #: suite name -> parser of its manifest table.
 PARSERS: dict[str, Parser] = {
-    "smoke": _no_settings,
+    "smoke": _parse_smoke,
 }
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import jsonschema
 import pytest
+import requests
 
 from releasetest.client import ScoringClient, parse_predictions
 from releasetest.data import Holdout
-from releasetest.spec import Release
+from releasetest.spec import Release, Stage
+from releasetest.suite_config import SmokeConfig
+from releasetest.targets.base import EndpointHandle, group_rss_bytes
 
 pytestmark = pytest.mark.smoke
 
@@ -76,3 +79,34 @@ def test_batch_returns_one_label_per_row(scoring_client: ScoringClient, holdout:
     if scored.probabilities is not None:
         assert len(scored.probabilities) == n
         assert all(len(p) == len(release.data.classes) for p in scored.probabilities)
+
+
+def test_auth_enforced(endpoint: EndpointHandle, holdout: Holdout, release_stage: Stage) -> None:
+    """authEnabled: True means no answer without the key, and none with a wrong one."""
+    if not release_stage.deployment.auth_enabled:
+        pytest.skip(f"authEnabled is False in {release_stage.deployment.path.name}")
+    assert endpoint.key, "authEnabled is True but the endpoint has no key"
+    body = {"data": holdout.rows[:1].tolist()}
+    for headers, expected in (({}, 401), ({"Authorization": "Bearer not-the-key"}, 401),
+                              (endpoint.headers(), 200)):
+        resp = requests.post(endpoint.scoring_uri, json=body, headers=headers, timeout=endpoint.timeout_s)
+        shown = "the key" if headers == endpoint.headers() else (headers.get("Authorization") or "no key")
+        assert resp.status_code == expected, f"POST /score with {shown} answered {resp.status_code}, not {expected}"
+
+
+def test_memory_stable_under_repeated_requests(scoring_client: ScoringClient, endpoint: EndpointHandle,
+                                               holdout: Holdout, suite_config: SmokeConfig) -> None:
+    """A leak per request shows in DEV TEST, not as an OOM-killed container in production."""
+    pid = endpoint.info.get("pid")
+    if pid is None or group_rss_bytes(pid) is None:
+        pytest.skip("memory is only watched for a local endpoint (its process group)")
+    rows = holdout.rows[:16].tolist()
+    for _ in range(20):  # warm-up: first requests fill caches and allocator pools
+        scoring_client.score(rows)
+    before = group_rss_bytes(pid) or 0
+    for _ in range(suite_config.memory_requests):
+        scoring_client.score(rows)
+    growth_mb = ((group_rss_bytes(pid) or 0) - before) / 2**20
+    assert growth_mb <= suite_config.max_rss_growth_mb, (
+        f"server memory grew {growth_mb:.1f} MB over {suite_config.memory_requests} requests "
+        f"(limit {suite_config.max_rss_growth_mb} MB, [smoke] max_rss_growth_mb)")

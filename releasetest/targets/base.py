@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import os
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +32,16 @@ class EndpointHandle:
     def log_tail(self, lines: int = 40) -> str | None:
         return read_tail(Path(self.log_path), lines) if self.log_path else None
 
+    def alive(self) -> bool | None:
+        """Whether the server process still runs; None when there is no local process to look at."""
+        pid = self.info.get("pid")
+        return None if pid is None else process_alive(int(pid))
+
+    @property
+    def timeout_s(self) -> float:
+        """Read timeout for one request: the endpoint's scoring timeout plus time to answer."""
+        return self.info.get("scoring_timeout_ms", 60_000) / 1000 + 5
+
     def describe(self) -> dict[str, Any]:
         """Everything but the key: what the verdict and report show."""
         return {
@@ -49,6 +60,43 @@ class EndpointHandle:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EndpointHandle:
         return cls(**data)
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def group_rss_bytes(pgid: int) -> int | None:
+    """Resident memory of every process in a process group (gunicorn master and workers), from
+    /proc; None where /proc is not available."""
+    if not os.path.isdir("/proc"):
+        return None
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            with open(f"/proc/{entry.name}/statm", encoding="ascii") as f:
+                total += int(f.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 def read_tail(path: Path, lines: int = 40) -> str | None:
@@ -82,6 +130,11 @@ class Endpoint(abc.ABC):
 
     def log_tail(self, lines: int = 40) -> str | None:
         return self.handle.log_tail(lines) if self.handle else None
+
+    def facts(self) -> dict[str, Any]:
+        """What the deploy left on this machine (process, port, files), kept in the verdict even
+        when the deploy failed, so cleanup can be checked."""
+        return {}
 
     def __enter__(self) -> EndpointHandle:
         return self.deploy()

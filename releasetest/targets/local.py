@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -70,6 +71,8 @@ class LocalEndpoint(Endpoint):
         ready_timeout_s: float = 120.0,
         port: int = 0,
         python: str = sys.executable,
+        key: str | None = None,
+        max_body_bytes: int = 10 * 1024 * 1024,
     ):
         self.release = release
         self.stage = stage
@@ -78,10 +81,15 @@ class LocalEndpoint(Endpoint):
         self.ready_timeout_s = ready_timeout_s
         self.port = port or free_port()
         self.python = python
+        # authEnabled: the endpoint refuses requests without this key (a given one, or one per run).
+        self.key = (key or secrets.token_urlsafe(32)) if stage.deployment.auth_enabled else None
+        self.max_body_bytes = max_body_bytes
         self.workdir: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: TextIO | None = None
         self._handle: EndpointHandle | None = None
+        self._pid: int | None = None
+        self._model_dir: str | None = None
 
     @property
     def handle(self) -> EndpointHandle | None:
@@ -93,6 +101,9 @@ class LocalEndpoint(Endpoint):
 
     def log_tail(self, lines: int = 40) -> str | None:
         return read_tail(self.log_path, lines)
+
+    def facts(self) -> dict[str, Any]:
+        return {"pid": self._pid, "port": self.port, "model_dir": self._model_dir, "log": str(self.log_path)}
 
     def _layout_models(self, root: Path) -> Path:
         model_dir = root / "azureml-models"
@@ -120,14 +131,18 @@ class LocalEndpoint(Endpoint):
             "SERVICE_NAME": f"{self.release.name}-{self.stage.name}",
             "SERVICE_VERSION": self.release.short_id,
             "PYTHONUNBUFFERED": "1",
-            "GUNICORN_CMD_ARGS": "--graceful-timeout 5",
+            "RELEASETEST_MAX_BODY_BYTES": str(self.max_body_bytes),
         })
         env.pop("AZUREML_CONFIG_FILE", None)
+        env.pop("RELEASETEST_SERVER_KEY", None)
+        if self.key:
+            env["RELEASETEST_SERVER_KEY"] = self.key
         return env
 
     def deploy(self) -> EndpointHandle:
         dc = self.stage.deployment
         self.workdir = Path(tempfile.mkdtemp(prefix="releasetest-"))
+        self._model_dir = str(self.workdir)
         try:
             model_dir = self._layout_models(self.workdir)
         except BaseException:
@@ -146,16 +161,19 @@ class LocalEndpoint(Endpoint):
         self.proc = subprocess.Popen(
             cmd, cwd=str(self.release.inference.entry_script.parent), env=self._env(model_dir),
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._pid = self.proc.pid
         base = f"http://127.0.0.1:{self.port}"
         handle = EndpointHandle(
             target=self.target,
             scoring_uri=f"{base}/score",
             liveness_uri=f"{base}/",
             swagger_uri=f"{base}/swagger.json",
+            key=self.key,
             log_path=str(self.log_path),
             info={"pid": self.proc.pid, "port": self.port, "workers": dc.worker_count,
                   "scoring_timeout_ms": dc.scoring_timeout_ms, "server": "azmlinfsrv",
-                  "deployment_config": str(dc.path)},
+                  "deployment_config": str(dc.path), "model_dir": str(model_dir),
+                  "max_body_bytes": self.max_body_bytes},
         )
 
         def still_starting(wait_s: float) -> bool:
