@@ -33,7 +33,7 @@ def _parse_smoke(table: dict[str, Any], release: Release, stage: Stage) -> Smoke
         if key not in allowed:
             raise ConfigError(release.manifest, f"smoke.{key}", "unknown key",
                               "known keys: " + ", ".join(allowed))
-        if isinstance(value, bool) or not isinstance(value, allowed[key]) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, allowed[key]) or not float(value) > 0:
             raise ConfigError(release.manifest, f"smoke.{key}", f"expected a positive number, got {value!r}",
                               f"e.g. {key} = {getattr(SmokeConfig, key)}")
     return SmokeConfig(**table)
