@@ -29,7 +29,8 @@ def _parse_smoke(table: dict[str, Any], release: Release, stage: Stage) -> Smoke
     from .errors import ConfigError
 
     allowed: dict[str, type | tuple[type, ...]] = {"memory_requests": int, "max_rss_growth_mb": (int, float)}
-    for key, value in table.items():
+    for key in table:
+        value: Any = table[key]
         if key not in allowed:
             raise ConfigError(release.manifest, f"smoke.{key}", "unknown key",
                               "known keys: " + ", ".join(allowed))
