@@ -28,13 +28,13 @@ class SmokeConfig:
 def _parse_smoke(table: dict[str, Any], release: Release, stage: Stage) -> SmokeConfig:
     from .errors import ConfigError
 
-    allowed: dict[str, type | tuple[type, ...]] = {"memory_requests": int, "max_rss_growth_mb": (int, float)}
-    for key in table:
-        value: Any = table[key]
+    allowed = {"memory_requests", "max_rss_growth_mb"}
+    for key, value in table.items():
         if key not in allowed:
             raise ConfigError(release.manifest, f"smoke.{key}", "unknown key",
-                              "known keys: " + ", ".join(allowed))
-        if isinstance(value, bool) or not isinstance(value, allowed[key]) or not float(value) > 0:
+                              "known keys: " + ", ".join(sorted(allowed)))
+        whole = key == "memory_requests"
+        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or value <= 0:
             raise ConfigError(release.manifest, f"smoke.{key}", f"expected a positive number, got {value!r}",
                               f"e.g. {key} = {getattr(SmokeConfig, key)}")
     return SmokeConfig(**table)
