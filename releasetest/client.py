@@ -148,7 +148,8 @@ def wait_ready(
     with ScoringClient(handle, timeout=max(5.0, deadline_s), connect_timeout=1.0) as client:
         while True:
             try:
-                live = client.liveness().status_code
+                # Short read timeout: something else listening on the port may accept and never answer.
+                live = client.request("GET", handle.liveness_uri, timeout=(1.0, 2.0)).status_code
             except EndpointError as exc:
                 live, last = None, str(exc)
             if live == 200:

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from releasetest.targets.base import group_pids
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "port-weather"
 
 
@@ -52,12 +54,12 @@ def release_project(pytester: pytest.Pytester) -> ReleaseProject:
 
 
 def process_group_gone(pid: int) -> bool:
-    """True when no process of the server's group (gunicorn master or workers) is left."""
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    """True when no live process of the server's group (gunicorn master or workers) is left.
+
+    Zombies do not count: in a container whose init does not reap, an orphaned worker that was
+    killed stays a zombie, holding no port and no memory.
+    """
+    return not group_pids(pid)
 
 
 def port_closed(port: int) -> bool:

@@ -1,0 +1,168 @@
+"""Fault matrix: every way a release run can go wrong ends in BLOCK, a named cause, nothing left behind.
+
+Each case runs pytest in a subprocess against a real local endpoint (a broken copy of the example
+release) and then checks, from the verdict: decision BLOCK, the cause in the reasons, the server
+log tail where the server was involved, a non-zero exit, no process of the server's group alive,
+the port closed and the temporary model directory gone.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import ReleaseProject, port_closed, process_group_gone
+
+#: Bound on any one faulty run: a case that hangs fails here instead of hanging CI.
+RUN_TIMEOUT_S = 120
+
+
+def assert_clean_block(project: ReleaseProject, result: pytest.RunResult | int, cause: str,
+                       server_log: bool = True) -> dict[str, Any]:
+    ret = result if isinstance(result, int) else result.ret
+    assert ret != 0
+    verdict = project.verdict()
+    assert verdict["decision"] == "BLOCK"
+    reasons = "\n".join(verdict["reasons"])
+    assert cause in reasons, f"{cause!r} not in reasons:\n{reasons}"
+    left = verdict["deploy"]["left_behind"]
+    if server_log:
+        assert left["pid"], "no server process was recorded"
+        assert process_group_gone(left["pid"]), "a server process survived the run"
+        assert port_closed(left["port"])
+        assert not Path(left["model_dir"]).exists(), "the temporary model directory was left behind"
+        assert Path(left["log"]).read_text().strip(), "the server log is empty"
+    return verdict
+
+
+def test_init_raises(release_project: ReleaseProject) -> None:
+    release_project.edit("score.py", "def init():\n", "def init():\n    raise ValueError('scaler corrupt')\n")
+    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    verdict = assert_clean_block(release_project, result, "init() raised ValueError: scaler corrupt")
+    assert "ValueError: scaler corrupt" in verdict["deploy"]["log_tail"]
+
+
+def test_entry_script_import_error(release_project: ReleaseProject) -> None:
+    release_project.edit("score.py", "import joblib\n", "import joblib\nimport sklearn_extra_missing\n")
+    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    assert_clean_block(release_project, result,
+                       "No module named 'sklearn_extra_missing'")
+
+
+def test_artifact_file_missing(release_project: ReleaseProject) -> None:
+    (release_project.release / "models" / "model-scaler.pkl").unlink()
+    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    verdict = assert_clean_block(release_project, result, "artifact file not found", server_log=False)
+    assert verdict["deploy"]["left_behind"] == {}, "nothing may be deployed for a broken release"
+
+
+def test_artifact_sha256_mismatch_loads_no_pickle(release_project: ReleaseProject) -> None:
+    # A pickle that would leave a trace if anything unpickled it.
+    marker = release_project.root / "unpickled"
+    payload = (b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+    (release_project.release / "models" / "model-scaler.pkl").write_bytes(payload)
+    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    assert_clean_block(release_project, result, "the manifest pins c35808ed", server_log=False)
+    assert not marker.exists(), "the pickle was loaded before its sha256 was checked"
+
+
+def test_run_raises_for_some_inputs(release_project: ReleaseProject) -> None:
+    release_project.edit("score.py", "    x = scaler.transform(",
+                         "    if len(data) > 32:\n        raise MemoryError('batch too large')\n"
+                         "    x = scaler.transform(")
+    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    assert_clean_block(release_project, result, "answered 500")
+
+
+def test_run_hangs_past_scoring_timeout(release_project: ReleaseProject) -> None:
+    release_project.edit("AciDeploymentConfig.yml", "authEnabled: False", "authEnabled: False\nscoringTimeoutMs: 500")
+    release_project.edit("score.py", "    x = scaler.transform(",
+                         "    if len(data) > 32:\n        import time; time.sleep(30)\n    x = scaler.transform(")
+    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    assert_clean_block(release_project, result, "Scoring timeout after 500 ms")
+
+
+def test_server_killed_mid_suite_fails_the_rest_fast(release_project: ReleaseProject) -> None:
+    release_project.pytester.makepyfile(test_kill="""
+        import os, signal
+
+        def test_kill_the_server(endpoint):
+            os.killpg(endpoint.info["pid"], signal.SIGKILL)
+    """)
+    result = release_project.run("--release-stage", "devtest", "-p", "no:randomly", "test_kill.py",
+                                 timeout=RUN_TIMEOUT_S)
+    verdict = assert_clean_block(release_project, result, "endpoint died: server process")
+    smoke = verdict["suites"]["smoke"]
+    assert smoke["passed"] == 0 and smoke["failed"] + smoke["errors"] >= 7
+
+
+def test_port_already_taken(release_project: ReleaseProject) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = release_project.run("--release-stage", "devtest", f"--release-port={port}", timeout=RUN_TIMEOUT_S)
+    verdict = assert_clean_block(release_project, result, f"port {port} is already taken on 127.0.0.1",
+                                 server_log=False)
+    assert process_group_gone(verdict["deploy"]["left_behind"]["pid"])
+
+
+def test_run_returns_error_string_with_200(release_project: ReleaseProject) -> None:
+    release_project.edit("score.py", "    x = scaler.transform(", "    return 'error'\n    x = scaler.transform(")
+    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    assert_clean_block(release_project, result, "golden prediction failed")
+
+
+def test_slower_to_start_than_the_readiness_bound(release_project: ReleaseProject) -> None:
+    release_project.edit("score.py", "def init():\n", "def init():\n    import time; time.sleep(60)\n")
+    result = release_project.run("--release-stage", "devtest", "--release-ready-timeout=3", timeout=RUN_TIMEOUT_S)
+    assert_clean_block(release_project, result, "not ready within 3 s")
+
+
+def test_memory_growth_per_request(release_project: ReleaseProject) -> None:
+    release_project.edit("score.py", "    x = scaler.transform(",
+                         "    _LEAK.append(bytearray(1 << 20))\n    x = scaler.transform(")
+    release_project.edit("score.py", "scaler = None\n", "scaler = None\n_LEAK = []\n")
+    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    assert_clean_block(release_project, result, "server memory grew")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_during_a_running_suite(release_project: ReleaseProject, sig: signal.Signals) -> None:
+    """The runner is stopped while a test is sending traffic: teardown and a BLOCK verdict follow."""
+    release_project.pytester.makepyfile(test_busy="""
+        import time
+
+        def test_busy(scoring_client, holdout):
+            rows = holdout.rows[:4].tolist()
+            print("releasetest-test-running", flush=True)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                scoring_client.score(rows)
+    """)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "--release-stage", "devtest", "test_busy.py"],
+        cwd=release_project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # blocks until the test is running; ends if pytest exits first
+            if "releasetest-test-running" in line:
+                proc.send_signal(sig)
+                break
+        output, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    cause = "SIGTERM received" if sig == signal.SIGTERM else "KeyboardInterrupt"
+    assert_clean_block(release_project, proc.returncode, f"run interrupted: {cause}")
