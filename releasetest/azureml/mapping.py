@@ -221,6 +221,7 @@ def plan_for(release: Release, stage: Stage, name: str | None = None, deployment
     deployment_doc: dict[str, Any] = {
         "$schema": SCHEMA.format("managedOnlineDeployment" if kind == "managed" else "kubernetesOnlineDeployment"),
         "name": deployment,
+        "type": kind,
         "endpoint_name": ep_name,
         "model": mounted.ref,
         "code_configuration": {"code": os.path.relpath(code_dir, base) or ".",
