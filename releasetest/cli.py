@@ -54,6 +54,15 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
     return 0 if verdict.get("decision") == "PROMOTE" else 1
 
 
+def _cmd_azureml_plan(args: argparse.Namespace) -> int:
+    """Print the v2 endpoint and deployment a stage maps to, with its drift warnings; deploys nothing."""
+    from .azureml.mapping import plan_for
+
+    release = load_release(args.manifest)
+    print(plan_for(release, release.stage(args.stage), name=args.endpoint_name).to_yaml(), end="")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="releasetest", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,6 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("verdict", nargs="?", default="releasetest-out/verdict.json")
     p.add_argument("--manifest", help="also require the verdict to be for this release as it is now")
     p.set_defaults(func=_cmd_verdict)
+    p = sub.add_parser("azureml-plan", help="print the Azure ML v2 endpoint and deployment YAML a stage maps to")
+    p.add_argument("manifest", nargs="?", default="release.toml")
+    p.add_argument("--stage", default="devtest", help="stage whose v1 deployment config is mapped")
+    p.add_argument("--endpoint-name", help="endpoint name (default: <stage>-<release short id>)")
+    p.set_defaults(func=_cmd_azureml_plan)
     args = parser.parse_args(argv)
     try:
         return args.func(args)
