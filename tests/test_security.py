@@ -1,0 +1,92 @@
+"""Security of the local endpoint and of what a run writes: loopback only, key auth, no secret leaks."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+import requests
+
+from releasetest.data import load_holdout
+from releasetest.errors import ConfigError
+from releasetest.spec import MAX_CONFIG_BYTES, load_release
+from releasetest.targets.local import LocalEndpoint
+
+from .conftest import EXAMPLE, ReleaseProject
+
+KNOWN_KEY = "rt-known-key-6f1c0d2b9a8e4f71b3c5"
+
+
+def _listen_addresses(port: int) -> set[str]:
+    """Local addresses of LISTEN sockets on ``port``, read from the kernel's table."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, hexport = local.split(":")
+            if state == "0A" and int(hexport, 16) == port:
+                found.add(addr if width == 32 else socket.inet_ntoa(bytes.fromhex(addr)[::-1]))
+    return found
+
+
+@pytest.fixture
+def local_endpoint(tmp_path: Path):
+    """A real local endpoint of the example release's devtest stage, stopped by the test."""
+    release = load_release(EXAMPLE / "release.toml")
+    stage = release.stage("devtest")
+    holdout = load_holdout(release.data)
+    endpoint = LocalEndpoint(release, stage, holdout.golden(5), log_path=tmp_path / "server.log",
+                             max_body_bytes=64 * 1024)
+    handle = endpoint.deploy()
+    try:
+        yield handle
+    finally:
+        endpoint.teardown()
+
+
+def test_listens_on_loopback_only(local_endpoint) -> None:
+    assert _listen_addresses(local_endpoint.info["port"]) == {"127.0.0.1"}
+
+
+def test_oversized_body_gets_413_and_server_survives(local_endpoint) -> None:
+    big = {"data": [[1.0] * 7] * 5000}  # ~200 KB > 64 KB cap
+    resp = requests.post(local_endpoint.scoring_uri, json=big, timeout=30)
+    assert resp.status_code == 413
+    assert "exceeds the limit of 65536" in resp.json()["message"]
+    assert requests.get(local_endpoint.liveness_uri, timeout=10).status_code == 200
+
+
+def test_oversized_config_file_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    dest = tmp_path / "release"
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("weather.csv"))
+    (dest / "AciDeploymentConfig.yml").write_text("a: 1\n" + "#" * (MAX_CONFIG_BYTES + 1))
+    with pytest.raises(ConfigError, match="larger than the"):
+        load_release(dest / "release.toml")
+
+
+def test_key_auth_and_no_secret_in_any_output(release_project: ReleaseProject,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """authEnabled: True with a known key: smoke checks 401s, and the key appears in no output."""
+    release_project.edit("AciDeploymentConfig.yml", "authEnabled: False", "authEnabled: True")
+    monkeypatch.setenv("RELEASETEST_ENDPOINT_KEY", KNOWN_KEY)
+    result = release_project.run("--release-stage", "devtest", "--junitxml=junit.xml", "-rA")
+    result.assert_outcomes(passed=9)
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "PROMOTE"
+    assert verdict["endpoint"]["auth"] == "key"
+    outputs = {"stdout": result.stdout.str(), "stderr": result.stderr.str(),
+               "verdict": json.dumps(verdict)}
+    for path in [release_project.root / "junit.xml", *(release_project.root / "releasetest-out").rglob("*")]:
+        if path.is_file():
+            outputs[str(path)] = path.read_text(errors="replace")
+    assert len(outputs) >= 5
+    leaked = [name for name, text in outputs.items() if KNOWN_KEY in text]
+    assert not leaked, f"the endpoint key leaked into {leaked}"
