@@ -266,6 +266,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         tr.write_line("server log (tail):")
         for line in verdict["deploy"]["log_tail"].splitlines()[-15:]:
             tr.write_line(f"  | {line}")
+    for warning in verdict.get("warnings", []):
+        tr.write_line(f"warning: {warning}", yellow=True)
     tr.write_line(f"verdict file: {run.settings.verdict}")
     if run.settings.keep and run.handle is not None:
         pid = run.handle.info.get("pid")

@@ -7,6 +7,7 @@ events into it, and the CLI can reuse deploy and verdict writing.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,8 @@ def builtin_suites() -> tuple[str, ...]:
     return tuple(name for name in SUITES if (here / f"suite_{name}.py").is_file())
 
 
-def build_endpoint(settings: Settings, release: Release, stage: Stage, holdout: Holdout) -> Endpoint:
+def build_endpoint(settings: Settings, release: Release, stage: Stage, holdout: Holdout,
+                   python: str = sys.executable) -> Endpoint:
     """The deploy target the settings ask for, not yet deployed."""
     golden = holdout.golden(release.data.golden_rows if release.data else 5)
     if settings.target == "url":
@@ -47,7 +49,7 @@ def build_endpoint(settings: Settings, release: Release, stage: Stage, holdout: 
     log = settings.verdict.parent / f"server-{stage.name}.log"
     return LocalEndpoint(release, stage, golden, log_path=log, ready_timeout_s=settings.ready_timeout,
                          port=settings.port, key=os.environ.get(settings.key_env) or None,
-                         max_body_bytes=int(settings.max_body_mb * 1024 * 1024))
+                         max_body_bytes=int(settings.max_body_mb * 1024 * 1024), python=python)
 
 
 @dataclass
@@ -66,6 +68,7 @@ class ReleaseRun:
     interrupted: str | None = None
     results: Results = field(default_factory=Results)
     findings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     started_at: str = field(default_factory=now_iso)
 
     @property
@@ -99,15 +102,43 @@ class ReleaseRun:
             raise DeployError(self.deploy_error, self.deploy_log_tail)
         assert self.release and self.stage and self.holdout
         started = time.monotonic()
-        self.endpoint = build_endpoint(self.settings, self.release, self.stage, self.holdout)
         try:
+            python = self._serving_python()
+            self.endpoint = build_endpoint(self.settings, self.release, self.stage, self.holdout, python)
             self.handle = self.endpoint.deploy()
+        except ConfigError as exc:
+            self.deploy_error = f"environment: {exc}"
+            raise DeployError(self.deploy_error) from None
         except DeployError as exc:
             self.deploy_error, self.deploy_log_tail = exc.cause, exc.log_tail
             raise
         finally:
             self.deploy_seconds = round(time.monotonic() - started, 2)
         return self.handle
+
+    def _serving_python(self) -> str:
+        """The interpreter the local endpoint runs in, checked against the release's conda file."""
+        assert self.release is not None
+        conda = self.release.inference.conda_file
+        if self.settings.target != "local" or conda is None:
+            return sys.executable
+        from . import environment
+
+        env = environment.parse_conda_env(conda)
+        python = sys.executable
+        if self.settings.env == "isolated":
+            cache = Path(os.environ.get("RELEASETEST_CACHE_DIR", Path.home() / ".cache" / "releasetest")) / "envs"
+            python = environment.build_isolated(env, cache)
+        found = environment.report(env, python)
+        found["mode"] = self.settings.env
+        self.merge_findings({"environment": found})
+        if found["mismatches"]:
+            if self.settings.env != "warn":
+                raise ConfigError(conda, "dependencies", "the serving environment differs from the conda file: "
+                                  + "; ".join(found["mismatches"]),
+                                  "install the pinned versions, update the pins, or use --release-env isolated")
+            self.warnings.append(f"environment differs from {conda.name}: " + "; ".join(found["mismatches"]))
+        return python
 
     def attach(self, handle: EndpointHandle | None, error: str | None, log_tail: str | None) -> None:
         """On an xdist worker: take the endpoint (or the failure) the controller deployed."""
@@ -132,6 +163,7 @@ class ReleaseRun:
         return build_verdict(
             decision=decision,
             reasons=reasons,
+            warnings=self.warnings,
             stage=self.settings.stage or "",
             promote_to=self.stage.promote_to if self.stage else None,
             target=self.settings.target,

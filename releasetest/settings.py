@@ -36,6 +36,13 @@ def parse_positive_float(value: str) -> float:
     return f
 
 
+def parse_env_mode(value: str) -> str:
+    if value not in ("warn", "strict", "isolated"):
+        raise SettingError(f"unknown environment mode {value!r}: use warn (report drift from the conda file), "
+                           "strict (drift blocks) or isolated (serve from a venv built from the conda file)")
+    return value
+
+
 def parse_port(value: str) -> int:
     try:
         port = int(value)
@@ -105,6 +112,9 @@ OPTIONS: tuple[Option, ...] = (
            "Default: every built-in suite.", None, parse_suites, metavar="SUITES"),
     Option("port", "Port for the local endpoint on 127.0.0.1 (0 picks a free one).", "0", parse_port,
            metavar="PORT"),
+    Option("env", "Serving environment vs the release's conda file: warn (report drift), strict (drift "
+           "blocks), isolated (serve from a venv built from its pip pins, cached).", "warn", parse_env_mode,
+           metavar="warn|strict|isolated"),
     Option("max_body_mb", "Largest request body the local endpoint accepts, in MB; larger gets 413.", "10",
            parse_positive_float, metavar="MB"),
 )
@@ -122,6 +132,7 @@ class Settings:
     ready_timeout: float
     require: tuple[str, ...] | None
     port: int
+    env: str
     max_body_mb: float
     sources: Mapping[str, str]
 

@@ -135,6 +135,12 @@ class LocalEndpoint(Endpoint):
         })
         env.pop("AZUREML_CONFIG_FILE", None)
         env.pop("RELEASETEST_SERVER_KEY", None)
+        if self.python != sys.executable:
+            # An isolated venv has the release's pins but not releasetest: its launcher needs only
+            # the server, so putting releasetest's folder on the path is enough.
+            from ..environment import source_root
+
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root(), env.get("PYTHONPATH")]))
         if self.key:
             env["RELEASETEST_SERVER_KEY"] = self.key
         return env

@@ -1,0 +1,90 @@
+"""Environment fidelity: the serving interpreter against the release's conda file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from releasetest.environment import CondaEnv, build_isolated, compare, parse_conda_env
+
+from .conftest import ReleaseProject
+
+SEED_ENV = """\
+name: project_environment
+dependencies:
+  - python=3.6.2
+  - scikit-learn=0.20.3
+  - pip:
+    - azureml-defaults
+    - numpy==1.19.5
+    - onnxruntime>=1.0
+"""
+
+
+def test_compare_reports_each_unsatisfied_pin(tmp_path: Path) -> None:
+    path = tmp_path / "myenv.yml"
+    path.write_text(SEED_ENV)
+    env = parse_conda_env(path)
+    assert env.python == "=3.6.2"
+    found = compare(env, "3.11.7", {"scikit-learn": "1.9.1", "numpy": "2.4.6", "onnxruntime": "1.32.0"})
+    assert [str(m) for m in found] == [
+        "python: python=3.6.2 pinned, 3.11.7 in the serving environment",
+        "azureml-defaults: azureml-defaults pinned, not installed in the serving environment",
+        "numpy: numpy==1.19.5 pinned, 2.4.6 in the serving environment",
+        "scikit-learn: scikit-learn=0.20.3 pinned, 1.9.1 in the serving environment",
+    ]
+    env311 = CondaEnv(path=path, python="=3.11", pip=("numpy==2.4.6",), conda=())
+    assert compare(env311, "3.11.7", {"numpy": "2.4.6"}) == []
+
+
+def test_drift_is_a_warning_by_default_and_blocks_in_strict(release_project: ReleaseProject) -> None:
+    release_project.edit("myenv.yml", "scikit-learn==", "scikit-learn==0.20.3\n      - unused-placeholder==")
+    result = release_project.run("--release-stage", "devtest")
+    assert result.ret == 0
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "PROMOTE"
+    assert "scikit-learn: scikit-learn==0.20.3 pinned" in verdict["warnings"][0]
+    result.stdout.fnmatch_lines(["warning: environment differs from myenv.yml: scikit-learn: scikit-learn==0.20.3*"])
+
+    result = release_project.run("--release-stage", "devtest", "--release-env", "strict")
+    assert result.ret != 0
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "BLOCK"
+    assert "the serving environment differs from the conda file: scikit-learn" in verdict["reasons"][0]
+    assert verdict["deploy"]["left_behind"] == {}, "strict mode must stop before starting a server"
+
+
+def test_isolated_with_an_unavailable_python_names_the_pin(release_project: ReleaseProject) -> None:
+    release_project.edit("myenv.yml", "python=3.11", "python=3.6.2")
+    result = release_project.run("--release-stage", "devtest", "--release-env", "isolated")
+    assert result.ret != 0
+    reason = release_project.verdict()["reasons"][0]
+    assert "dependencies: python=3.6.2: no python3.6 interpreter on this machine" in reason
+
+
+def test_isolated_builds_the_pinned_env_and_serves_from_it(release_project: ReleaseProject,
+                                                           tmp_path_factory: pytest.TempPathFactory,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The endpoint runs in a fresh venv with exactly the conda file's pip pins (needs PyPI)."""
+    cache = tmp_path_factory.mktemp("envcache")
+    monkeypatch.setenv("RELEASETEST_CACHE_DIR", str(cache))
+    result = release_project.run("--release-stage", "devtest", "--release-env", "isolated", timeout=900)
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "PROMOTE", verdict["reasons"]
+    env = verdict["findings"]["environment"]
+    assert env["mode"] == "isolated" and env["mismatches"] == []
+    assert env["interpreter"].startswith(str(cache)) and env["interpreter"] != sys.executable
+    assert result.ret == 0
+
+
+def test_isolated_unsatisfiable_pin_says_which(tmp_path: Path) -> None:
+    path = tmp_path / "myenv.yml"
+    path.write_text("dependencies:\n  - python=3.11\n  - pip:\n    - azureml-inference-server-http==0.0.0.0\n")
+    from releasetest.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        build_isolated(parse_conda_env(path), tmp_path / "cache")
+    assert "the pinned environment cannot be built" in str(info.value)
+    assert "azureml-inference-server-http==0.0.0.0" in str(info.value)
