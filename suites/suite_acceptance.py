@@ -108,10 +108,11 @@ def test_training_serving_parity(evaluation: Evaluation, holdout: Holdout) -> No
         pytest.skip("the release ships no expected_predictions to compare with")
     if not parity["passed"]:
         first = parity["mismatches"][0]
+        inputs = ", ".join(f"{k}={v:g}" for k, v in first["inputs"].items())
         pytest.fail(f"training-serving parity {parity['agreement']:.4f} is below the required "
                     f"{parity['required']:.4f}: {parity['mismatching_rows']} of {len(holdout)} rows differ from "
-                    f"expected_predictions; first: holdout row {first['row']} {first['inputs']} expected "
-                    f"{first['expected']!r}, got {first['got']!r}", pytrace=False)
+                    f"expected_predictions; first: holdout row {first['row']} expected {first['expected']!r}, "
+                    f"got {first['got']!r} ({inputs})", pytrace=False)
 
 
 def _assert_thresholds(evaluation: Evaluation, references: tuple[str | None, ...]) -> None:
