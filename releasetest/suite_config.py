@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import acceptance
 from .spec import Release, Stage
 
 Parser = Callable[[dict[str, Any], Release, Stage], Any]
@@ -43,6 +44,7 @@ def _parse_smoke(table: dict[str, Any], release: Release, stage: Stage) -> Smoke
 #: suite name -> parser of its manifest table.
 PARSERS: dict[str, Parser] = {
     "smoke": _parse_smoke,
+    "acceptance": acceptance.parse,
 }
 
 

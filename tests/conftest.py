@@ -72,3 +72,18 @@ def kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def assert_clean_pass(result: pytest.RunResult) -> dict[str, int]:
+    """Every collected test passed or skipped (counts change as suites grow; failures must not)."""
+    outcomes = result.parseoutcomes()
+    bad = {k: v for k, v in outcomes.items() if k in ("failed", "error", "errors") and v}
+    assert not bad and outcomes.get("passed", 0) > 0, f"{outcomes}\n{result.stdout.str()[-3000:]}"
+    return outcomes
+
+
+def assert_all_errored(result: pytest.RunResult) -> None:
+    """Deploy failed: every test errors in setup, none passes or fails on its own."""
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("errors", outcomes.get("error", 0)) > 0, outcomes
+    assert not outcomes.get("passed") and not outcomes.get("failed"), outcomes

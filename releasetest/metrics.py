@@ -1,0 +1,131 @@
+"""Classification metrics on the holdout, numpy only.
+
+Written by hand (not scikit-learn) so the definitions the gate enforces are visible in one place
+and cannot shift with a library upgrade: zero-division gives 0, balanced accuracy averages recall
+over the classes that occur in the truth, ROC AUC is the Mann-Whitney statistic with ties counted
+as one half (so a constant score is exactly 0.5), averaged one-vs-rest over classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+#: Metrics a threshold may name, besides the per-class ones (``precision_<class>`` ...).
+SCALAR_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
+PER_CLASS = ("precision", "recall", "f1")
+
+
+def metric_names(classes: Sequence[Any]) -> tuple[str, ...]:
+    """Every metric name a threshold may use for these classes."""
+    return SCALAR_METRICS + tuple(f"{kind}_{c}" for kind in PER_CLASS for c in classes)
+
+
+def confusion_matrix(y_true: Sequence[Any], y_pred: Sequence[Any], classes: Sequence[Any]) -> np.ndarray:
+    """Rows are true classes, columns predicted classes, both in the order of ``classes``.
+
+    A label outside ``classes`` counts in no cell; callers check labels first.
+    """
+    index = {c: i for i, c in enumerate(classes)}
+    m = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for t, p in zip(y_true, y_pred, strict=True):
+        if t in index and p in index:
+            m[index[t], index[p]] += 1
+    return m
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(num, dtype=np.float64)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def binary_auc(positive: np.ndarray, scores: np.ndarray) -> float | None:
+    """P(score of a random positive > score of a random negative), ties count one half.
+
+    ``None`` when only one side is present (AUC is undefined).
+    """
+    pos = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    values, inverse, counts = np.unique(np.asarray(scores, dtype=np.float64), return_inverse=True,
+                                        return_counts=True)
+    # Average 1-based rank of each distinct value: ties share the mean of the ranks they span.
+    first_rank = np.cumsum(counts) - counts + 1
+    avg_rank = first_rank + (counts - 1) / 2.0
+    rank_sum = float(avg_rank[inverse][pos].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def roc_auc(y_true: Sequence[Any], scores: np.ndarray, classes: Sequence[Any]) -> float | None:
+    """One-vs-rest ROC AUC, macro-averaged over classes present in the truth.
+
+    ``scores[:, k]`` is the score of ``classes[k]`` (probabilities in the order of ``classes``).
+    For two classes this equals the AUC of the positive class's probability.
+    """
+    truth = np.asarray(list(y_true), dtype=object)
+    s = np.asarray(scores, dtype=np.float64)
+    if len(classes) == 2:
+        return binary_auc(truth == classes[1], s[:, 1])
+    aucs = [auc for k, c in enumerate(classes) if (auc := binary_auc(truth == c, s[:, k])) is not None]
+    return float(np.mean(aucs)) if aucs else None
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Everything the gate can threshold on, plus the tables the report shows."""
+
+    classes: tuple[Any, ...]
+    values: dict[str, float]
+    confusion: np.ndarray
+    distribution: dict[str, float]
+
+    def confusion_dict(self) -> dict[str, Any]:
+        return {"labels": list(self.classes), "matrix": self.confusion.tolist()}
+
+
+def classification_metrics(
+    y_true: Sequence[Any],
+    y_pred: Sequence[Any],
+    classes: Sequence[Any],
+    scores: np.ndarray | None = None,
+) -> Metrics:
+    """Accuracy, balanced accuracy, per-class precision/recall/F1, macro-F1, ROC AUC (when
+    ``scores`` are given), confusion matrix and the predicted class distribution."""
+    classes = tuple(classes)
+    if len(y_true) != len(y_pred) or not len(y_true):
+        raise ValueError(f"need equally many labels and predictions, got {len(y_true)} and {len(y_pred)}")
+    cm = confusion_matrix(y_true, y_pred, classes)
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1).astype(np.float64)
+    predicted = cm.sum(axis=0).astype(np.float64)
+    precision = _safe_div(tp, predicted)
+    recall = _safe_div(tp, support)
+    f1 = _safe_div(2 * precision * recall, precision + recall)
+    seen = (support > 0) | (predicted > 0)
+    n = len(y_true)
+    values: dict[str, float] = {
+        "accuracy": float(sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / n),
+        "balanced_accuracy": float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
+        "macro_f1": float(f1[seen].mean()) if seen.any() else 0.0,
+    }
+    if scores is not None:
+        auc = roc_auc(y_true, scores, classes)
+        if auc is not None:
+            values["roc_auc"] = float(auc)
+    for k, c in enumerate(classes):
+        values[f"precision_{c}"] = float(precision[k])
+        values[f"recall_{c}"] = float(recall[k])
+        values[f"f1_{c}"] = float(f1[k])
+    distribution = {str(c): float(predicted[k] / n) for k, c in enumerate(classes)}
+    return Metrics(classes=classes, values=values, confusion=cm, distribution=distribution)
+
+
+def class_distribution(labels: Sequence[Any], classes: Sequence[Any]) -> dict[str, float]:
+    """Share of each class among ``labels`` (by ``str(class)``, as JSON keys)."""
+    n = len(labels)
+    return {str(c): sum(1 for x in labels if x == c) / n if n else 0.0 for c in classes}

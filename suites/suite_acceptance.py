@@ -1,0 +1,135 @@
+"""Acceptance: is the candidate model good enough to replace production?
+
+The whole holdout is scored through the live endpoint (not in-process), once per session, and
+compared with naive baselines (majority class, persistence), the champion (the release in
+production, deployed side by side or reached by URL) and the predictions recorded at training
+time. Each test checks one kind of decision so each failure is its own BLOCK reason.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from releasetest.acceptance import (
+    AcceptanceConfig,
+    BatchScores,
+    Evaluation,
+    champion_endpoint,
+    champion_rows,
+    constant_prediction,
+    evaluate,
+    score_rows,
+)
+from releasetest.data import Holdout
+from releasetest.errors import DeployError, EndpointError
+from releasetest.keys import RUN_KEY
+from releasetest.run import ReleaseRun
+from releasetest.spec import Release
+from releasetest.targets.base import EndpointHandle
+
+pytestmark = pytest.mark.acceptance
+
+
+def _run(config: pytest.Config) -> ReleaseRun:
+    run: ReleaseRun = config.stash[RUN_KEY]
+    return run
+
+
+@pytest.fixture(scope="session")
+def acceptance_config(pytestconfig: pytest.Config, release: Release) -> AcceptanceConfig:
+    cfg: AcceptanceConfig = _run(pytestconfig).suite_configs["acceptance"]
+    return cfg
+
+
+def _score_champion(pytestconfig: pytest.Config, cfg: AcceptanceConfig, release: Release) -> BatchScores:
+    """Deploy (or reach) the champion, score the same holdout, and stop it again right away."""
+    assert cfg.champion is not None
+    run = _run(pytestconfig)
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    log = run.settings.verdict.parent / f"server-{run.settings.stage}-champion{'-' + worker if worker else ''}.log"
+    endpoint = champion_endpoint(cfg.champion, str(run.settings.stage), log, run.settings.ready_timeout)
+    try:
+        handle = endpoint.deploy()
+        return score_rows(handle, champion_rows(cfg.champion, release), cfg.batch_size, cfg.concurrency)
+    finally:
+        endpoint.teardown()
+
+
+@pytest.fixture(scope="session")
+def evaluation(pytestconfig: pytest.Config, endpoint: EndpointHandle, holdout: Holdout, release: Release,
+               acceptance_config: AcceptanceConfig) -> Evaluation:
+    """The candidate scored through its endpoint, the references, and every threshold decision."""
+    assert release.data is not None
+    cfg = acceptance_config
+    try:
+        scores = score_rows(endpoint, holdout.rows, cfg.batch_size, cfg.concurrency)
+    except EndpointError as exc:
+        pytest.fail(f"scoring the holdout through the endpoint failed: {exc}", pytrace=False)
+    champion, champion_error = None, None
+    if cfg.champion is not None:
+        try:
+            champion = _score_champion(pytestconfig, cfg, release)
+        except (DeployError, EndpointError) as exc:
+            champion_error = f"champion {cfg.champion.source} could not be scored: {str(exc).splitlines()[0]}"
+    try:
+        return evaluate(cfg, holdout, release.data.classes, scores, champion, champion_error)
+    except EndpointError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _record(evaluation: Evaluation, release_record: Callable[[str, Any], None]) -> None:
+    """Every acceptance test records the evaluation, so any selection of them fills the verdict."""
+    for key, value in evaluation.findings().items():
+        release_record(key, value)
+
+
+def test_holdout_scored_through_endpoint(evaluation: Evaluation, holdout: Holdout) -> None:
+    assert len(evaluation.scores.predictions) == len(holdout)
+    assert not evaluation.notes, "; ".join(evaluation.notes)
+
+
+def test_predictions_are_not_constant(evaluation: Evaluation, holdout: Holdout) -> None:
+    only = constant_prediction(evaluation.scores.predictions)
+    if only is not None:
+        share = evaluation.holdout_distribution.get(str(only), 0.0)
+        pytest.fail(f"the model predicts class {only!r} for every one of the {len(holdout)} holdout rows "
+                    f"(its accuracy {evaluation.candidate.values['accuracy']:.4f} is just that class's share "
+                    f"{share:.4f})", pytrace=False)
+
+
+def test_training_serving_parity(evaluation: Evaluation, holdout: Holdout) -> None:
+    parity = evaluation.parity
+    if parity is None:
+        pytest.skip("the release ships no expected_predictions to compare with")
+    if not parity["passed"]:
+        first = parity["mismatches"][0]
+        inputs = ", ".join(f"{k}={v:g}" for k, v in first["inputs"].items())
+        pytest.fail(f"training-serving parity {parity['agreement']:.4f} is below the required "
+                    f"{parity['required']:.4f}: {parity['mismatching_rows']} of {len(holdout)} rows differ from "
+                    f"expected_predictions; first: holdout row {first['row']} expected {first['expected']!r}, "
+                    f"got {first['got']!r} ({inputs})", pytrace=False)
+
+
+def _assert_thresholds(evaluation: Evaluation, references: tuple[str | None, ...]) -> None:
+    if not any(r.threshold.reference in references for r in evaluation.thresholds):
+        pytest.skip("no threshold of this kind in [acceptance.thresholds]")
+    failed = evaluation.failed(references)
+    if failed:
+        pytest.fail("; ".join(r.message for r in failed), pytrace=False)
+
+
+def test_absolute_minimums(evaluation: Evaluation) -> None:
+    _assert_thresholds(evaluation, (None,))
+
+
+def test_beats_naive_baselines(evaluation: Evaluation) -> None:
+    _assert_thresholds(evaluation, ("majority", "persistence"))
+
+
+def test_no_regression_against_champion(evaluation: Evaluation) -> None:
+    _assert_thresholds(evaluation, ("champion",))
