@@ -111,8 +111,12 @@ def _report(findings: list[Finding], client: CountingClient, policy: str, record
     failures = [f for f in findings if f.severity == FAILURE]
     if failures:
         lines = [failures[0].message]
-        for f in failures:
-            lines += [f"- {f.message}", f"  body: {f.body}", f"  reproduce: {f.curl}"]
+        for i, f in enumerate(failures):
+            if i:
+                lines.append(f"- {f.message}")
+            if f.body and f.body not in f.message:
+                lines.append(f"  body: {f.body}")
+            lines.append(f"  reproduce: {f.curl}")
         pytest.fail("\n".join(lines), pytrace=False)
 
 
@@ -187,7 +191,8 @@ def test_valid_inputs_are_answered_by_contract(
         body = dumps({"data": exc.rows}).decode()
         curl = curl_line("POST", url, body.encode(), key_env=key_env)
         findings.append(Finding(exc.kind, FAILURE, exc.status, body, curl,
-                                f"{exc.message} (minimal failing body {body[:150]})"))
+                                f"{exc.message}; minimal failing body {body}" if len(body) <= 300
+                                else f"{exc.message}; minimal failing body of {len(exc.rows)} rows"))
     findings += _after(schema_client, golden, "the generated valid requests", key_env)
     _report(findings, schema_client, suite_config.policy, release_record)
 

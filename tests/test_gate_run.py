@@ -8,12 +8,17 @@ from releasetest.spec import load_release
 
 from .conftest import ReleaseProject, kill_group, port_closed, process_group_gone
 
+#: Tests the built-in suites run on the example: smoke 7, schema 26 (2 + 24 negative inputs).
+SMOKE_TESTS, SCHEMA_TESTS = 7, 26
+BUILTIN_TESTS = SMOKE_TESTS + SCHEMA_TESTS
+
 
 def test_example_release_promotes(release_project: ReleaseProject) -> None:
     result = release_project.run("--release-stage", "devtest")
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=BUILTIN_TESTS)
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*releasetest: PROMOTE port-weather@* stage=devtest -> production: 7 passed*",
+    result.stdout.fnmatch_lines([f"*releasetest: PROMOTE port-weather@* stage=devtest -> production: {BUILTIN_TESTS} "
+                                 "passed*",
                                  "verdict file: *verdict.json"])
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE"
@@ -21,7 +26,8 @@ def test_example_release_promotes(release_project: ReleaseProject) -> None:
     assert verdict["release"]["id"] == load_release(release_project.release / "release.toml").release_id
     assert {a["name"]: a["version"] for a in verdict["release"]["artifacts"]} == {
         "model-scaler": "1", "support-vector-classifier": "1"}
-    assert verdict["suites"]["smoke"]["passed"] == 7
+    assert verdict["suites"]["smoke"]["passed"] == SMOKE_TESTS
+    assert verdict["suites"]["schema"]["passed"] == SCHEMA_TESTS
     assert verdict["promote_to"] == "production"
     assert verdict["endpoint"]["scoring_uri"].startswith("http://127.0.0.1:")
     assert process_group_gone(verdict["endpoint"]["pid"])
@@ -32,7 +38,7 @@ def test_init_raising_blocks_with_cause_and_log(release_project: ReleaseProject)
     release_project.edit("score.py", "def init():\n", "def init():\n    raise RuntimeError('model store offline')\n")
     result = release_project.run("--release-stage", "devtest")
     assert result.ret == 1
-    result.assert_outcomes(errors=7)
+    result.assert_outcomes(errors=BUILTIN_TESTS)
     result.stdout.fnmatch_lines(["*BLOCK*init() raised RuntimeError: model store offline*"])
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
@@ -125,10 +131,13 @@ def test_xdist_deploys_once_and_counts_every_worker(release_project: ReleaseProj
             release_record("worker", os.environ["PYTEST_XDIST_WORKER"])
     """)
     result = release_project.run("--release-stage", "devtest", "-n", "2", "test_own.py")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=BUILTIN_TESTS + 1)
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE"
-    assert verdict["suites"]["smoke"]["passed"] == 8
+    assert verdict["suites"]["smoke"]["passed"] == SMOKE_TESTS + 1
+    # Schema tests ran on both workers; each finding is in the verdict once.
+    kinds = [f["kind"] for f in verdict["findings"]["schema"]["findings"]]
+    assert "nan-value" in kinds and len(kinds) == len(set(kinds)), kinds
     assert verdict["findings"]["smoke"]["worker"] in ("gw0", "gw1")
     log = (release_project.root / "releasetest-out" / "server-devtest.log").read_text()
     assert log.count("Listening at: http://127.0.0.1:") == 1, "the endpoint was deployed more than once"
@@ -139,7 +148,7 @@ def test_xdist_deploy_failure_fails_every_worker_test(release_project: ReleasePr
     pytest.importorskip("xdist")
     release_project.edit("score.py", "def init():\n", "def init():\n    import not_installed_module\n")
     result = release_project.run("--release-stage", "devtest", "-n", "2")
-    result.assert_outcomes(errors=7)
+    result.assert_outcomes(errors=BUILTIN_TESTS)
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
     assert "No module named 'not_installed_module'" in verdict["reasons"][0]
@@ -195,7 +204,7 @@ def test_keep_leaves_endpoint_up_and_url_target_tests_it(release_project: Releas
         assert not process_group_gone(kept["pid"])
         second = release_project.run("--release-stage", "devtest", "--release-target", "url",
                                      f"--release-url={kept['scoring_uri']}")
-        second.assert_outcomes(passed=7)
+        second.assert_outcomes(passed=BUILTIN_TESTS)
         verdict = release_project.verdict()
         assert verdict["decision"] == "PROMOTE"
         assert verdict["target"] == "url"
