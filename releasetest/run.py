@@ -149,8 +149,20 @@ class ReleaseRun:
             self.endpoint.teardown()
 
     def merge_findings(self, findings: dict[str, Any]) -> None:
+        """Add recorded findings. A list extends (skipping items already there), and a mapping
+        updates, what is already recorded under the same key, so several tests on any xdist
+        worker can add to one list, and a test that records the same evaluation again adds
+        nothing twice; other values replace."""
         for suite, items in findings.items():
-            self.findings.setdefault(suite, {}).update(items)
+            into = self.findings.setdefault(suite, {})
+            for key, value in items.items():
+                old = into.get(key)
+                if isinstance(old, list) and isinstance(value, list):
+                    into[key] = old + [v for v in value if v not in old]
+                elif isinstance(old, dict) and isinstance(value, dict):
+                    into[key] = {**old, **value}
+                else:
+                    into[key] = value
 
     def verdict(self, exit_status: int) -> dict[str, Any]:
         decision, reasons = decide(self.results, self.required, self.deploy_error, self.interrupted,

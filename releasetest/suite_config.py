@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import acceptance
+from .contract import parse_schema_config
 from .spec import Release, Stage
 
 Parser = Callable[[dict[str, Any], Release, Stage], Any]
@@ -45,6 +46,7 @@ def _parse_smoke(table: dict[str, Any], release: Release, stage: Stage) -> Smoke
 PARSERS: dict[str, Parser] = {
     "smoke": _parse_smoke,
     "acceptance": acceptance.parse,
+    "schema": parse_schema_config,
 }
 
 

@@ -8,7 +8,6 @@ time. Each test checks one kind of decision so each failure is its own BLOCK rea
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +48,8 @@ def _score_champion(pytestconfig: pytest.Config, cfg: AcceptanceConfig, release:
     """Deploy (or reach) the champion, score the same holdout, and stop it again right away."""
     assert cfg.champion is not None
     run = _run(pytestconfig)
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    # The xdist worker id, from this run's own workerinput (an inherited env var may be a parent's).
+    worker = getattr(pytestconfig, "workerinput", {}).get("workerid")
     log = run.settings.verdict.parent / f"server-{run.settings.stage}-champion{'-' + worker if worker else ''}.log"
     endpoint = champion_endpoint(cfg.champion, str(run.settings.stage), log, run.settings.ready_timeout)
     try:

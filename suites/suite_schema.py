@@ -1,0 +1,250 @@
+"""Schema: the endpoint honours the contract it publishes for every valid input, and survives the
+inputs a client should not send.
+
+The work (contract reading, generated inputs, negative catalogue, policy, leak detection, curl
+lines) is in :mod:`releasetest.contract`; this module sends the requests and reports. Every
+finding lands in the verdict under ``findings.schema.findings`` with its body and a curl line.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import hypothesis
+import pytest
+from hypothesis import HealthCheck, example, given
+
+from releasetest.client import ScoringClient
+from releasetest.contract import (
+    DEFECT,
+    FAILURE,
+    PROBE_NAMES,
+    Contract,
+    ContractDefectWarning,
+    ContractError,
+    Finding,
+    Probe,
+    SchemaConfig,
+    classify,
+    curl_line,
+    declares_bearer,
+    dumps,
+    find_leak,
+    learn_ranges,
+    negative_probes,
+    output_violation,
+    read_contract,
+    rows_strategy,
+)
+from releasetest.data import Holdout
+from releasetest.errors import EndpointError
+from releasetest.spec import Release
+from releasetest.targets.base import EndpointHandle
+
+pytestmark = pytest.mark.schema
+
+Record = Callable[[str, Any], None]
+
+
+class CountingClient(ScoringClient):
+    """A scoring client that counts what it sends, for the suite's ``requests_sent``."""
+
+    sent = 0
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        self.sent += 1
+        return super().request(method, url, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def schema_client(endpoint: EndpointHandle) -> Iterator[CountingClient]:
+    with CountingClient(endpoint) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def swagger(schema_client: CountingClient) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        return schema_client.swagger(2), schema_client.swagger(3)
+    except (EndpointError, ValueError) as exc:
+        pytest.fail(f"the endpoint publishes no readable swagger.json: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def contract(swagger: tuple[dict[str, Any], dict[str, Any]], release: Release) -> Contract:
+    assert release.data is not None
+    try:
+        return read_contract(swagger[0], swagger[1], release.data.features)
+    except ContractError as exc:
+        pytest.fail(f"published contract: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def golden(holdout: Holdout, release: Release) -> tuple[list[list[float]], list[Any]]:
+    assert release.data is not None
+    return holdout.golden(release.data.golden_rows)
+
+
+@functools.lru_cache(maxsize=4)
+def _probes(example_row: tuple[float, ...], oversized_kib: int) -> dict[str, Probe]:
+    """Built once per module run (the oversized body is a megabyte of JSON)."""
+    return negative_probes(example_row, oversized_kib)
+
+
+def _key_env(endpoint: EndpointHandle) -> str | None:
+    return str(endpoint.info.get("key_env", "RELEASETEST_ENDPOINT_KEY")) if endpoint.key else None
+
+
+def _report(findings: list[Finding], client: CountingClient, policy: str, record: Record) -> None:
+    """Record findings and the request count; warn about defects; fail on failures."""
+    record("findings", [f.as_dict() for f in findings])
+    record("policy", policy)
+    record("requests_sent", client.sent)
+    record("requests_by_process", {os.environ.get("PYTEST_XDIST_WORKER", "main"): client.sent})
+    for f in findings:
+        if f.severity == DEFECT:
+            warnings.warn(ContractDefectWarning(f"{f.message} (reproduce: {f.curl})"), stacklevel=2)
+    failures = [f for f in findings if f.severity == FAILURE]
+    if failures:
+        lines = [failures[0].message]
+        for i, f in enumerate(failures):
+            if i:
+                lines.append(f"- {f.message}")
+            if f.body and f.body not in f.message:
+                lines.append(f"  body: {f.body}")
+            lines.append(f"  reproduce: {f.curl}")
+        pytest.fail("\n".join(lines), pytrace=False)
+
+
+def test_published_contract(contract: Contract, swagger: tuple[dict[str, Any], dict[str, Any]],
+                            schema_client: CountingClient, suite_config: SchemaConfig,
+                            release_record: Record) -> None:
+    """swagger v2 and v3 agree, take rows of the manifest's features; gaps in them are defects."""
+    url = schema_client.handle.swagger_uri + "?version=3"
+    findings = [Finding(kind, DEFECT, 200, "", curl_line("GET", url, content_type=None), message)
+                for kind, message in contract.findings]
+    if not declares_bearer(swagger[0]):
+        findings.append(Finding("schema-no-auth-declared", DEFECT, 200, "", curl_line("GET", url, content_type=None),
+                                "the published spec declares no Bearer security for POST /score"))
+    _report(findings, schema_client, suite_config.policy, release_record)
+
+
+def test_valid_inputs_are_answered_by_contract(
+    schema_client: CountingClient, contract: Contract, holdout: Holdout, release: Release,
+    suite_config: SchemaConfig, golden: tuple[list[list[float]], list[Any]], release_record: Record,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Generated batches of realistic and edge values: each gets a 2xx that keeps the output schema."""
+    assert release.data is not None
+    classes = release.data.classes
+    ranges = learn_ranges(release.data.features, holdout.rows)
+    url = schema_client.handle.scoring_uri
+    key_env = _key_env(schema_client.handle)
+
+    class Broken(Exception):
+        def __init__(self, kind: str, status: int | None, rows: list[list[float]], message: str):
+            super().__init__(message)
+            self.kind, self.status, self.rows, self.message = kind, status, rows, message
+
+    def check(rows: list[list[float]]) -> None:
+        body = dumps({"data": rows})
+        try:
+            resp = schema_client.request("POST", url, data=body, headers={"Content-Type": "application/json"})
+        except EndpointError as exc:
+            raise Broken("no-answer", None, rows, f"no answer to a valid request: {exc}") from None
+        leak = find_leak(resp.text)
+        if leak:
+            raise Broken("leak", resp.status_code, rows, f"the answer to a valid request leaks a {leak}")
+        if not 200 <= resp.status_code < 300:
+            raise Broken("valid-input-refused", resp.status_code, rows,
+                         f"a valid request answered {resp.status_code}: {resp.text[:120]}")
+        try:
+            answer = resp.json()
+        except ValueError:
+            raise Broken("output-schema-violation", resp.status_code, rows,
+                         f"the answer to a valid request is not JSON: {resp.text[:120]!r}") from None
+        problem = output_violation(answer, contract.output_schema, len(rows), classes)
+        if problem:
+            raise Broken("output-schema-violation", resp.status_code, rows, problem)
+
+    seed_option = request.config.getoption("hypothesis_seed", None)
+    seed = int(seed_option) if seed_option is not None else suite_config.seed
+    test = given(rows_strategy(ranges, suite_config.max_rows))(check)
+    # The published example and the all-maximum row always run; the all-minimum row is hypothesis's
+    # simplest example, generated first, so a failure on it still goes through the shrinker.
+    for explicit in (contract.example["data"], [[r.high for r in ranges]]):
+        test = example(rows=explicit)(test)
+    if seed is not None:
+        test = hypothesis.seed(seed)(test)
+    test = hypothesis.settings(
+        max_examples=suite_config.max_examples, derandomize=seed is None, database=None, deadline=None,
+        report_multiple_bugs=False, print_blob=False, suppress_health_check=[HealthCheck.too_slow],
+    )(test)
+    findings: list[Finding] = []
+    try:
+        test()
+    except Broken as exc:
+        body = dumps({"data": exc.rows}).decode()
+        curl = curl_line("POST", url, body.encode(), key_env=key_env)
+        findings.append(Finding(exc.kind, FAILURE, exc.status, body, curl,
+                                f"{exc.message}; minimal failing body {body}" if len(body) <= 300
+                                else f"{exc.message}; minimal failing body of {len(exc.rows)} rows"))
+    findings += _after(schema_client, golden, "the generated valid requests", key_env)
+    _report(findings, schema_client, suite_config.policy, release_record)
+
+
+def _after(client: CountingClient, golden: tuple[list[list[float]], list[Any]], what: str,
+           key_env: str | None) -> list[Finding]:
+    """The server must still be alive and score the golden rows right after ``what``."""
+    rows, labels = golden
+    curl = curl_line("POST", client.handle.scoring_uri, dumps({"data": rows}), key_env=key_env)
+    try:
+        live = client.liveness().status_code
+        if live != 200:
+            return [Finding("liveness-lost", FAILURE, live, "", curl_line("GET", client.handle.liveness_uri,
+                                                                          content_type=None),
+                            f"after {what}: liveness answered {live}")]
+        got = client.score(rows).predictions
+    except EndpointError as exc:
+        return [Finding("endpoint-down", FAILURE, None, "", curl, f"after {what}: {exc}")]
+    if got != labels:
+        return [Finding("golden-changed", FAILURE, 200, dumps({"data": rows}).decode(), curl,
+                        f"after {what}: golden rows scored {got}, expected {labels}")]
+    return []
+
+
+@pytest.mark.parametrize("name", PROBE_NAMES)
+def test_negative_input(name: str, schema_client: CountingClient, contract: Contract,
+                        release: Release, suite_config: SchemaConfig, golden: tuple[list[list[float]], list[Any]],
+                        release_record: Record) -> None:
+    """A bad request gets a client error (or, under ``azure``, a recorded defect), leaks nothing,
+    and leaves the server answering liveness and golden rows."""
+    assert release.data is not None
+    probe = _probes(tuple(contract.example["data"][0]), suite_config.oversized_kib)[name]
+    handle = schema_client.handle
+    key_env = _key_env(handle)
+    curl = probe.curl(handle.scoring_uri, key_env)
+    headers: dict[str, Any] = {"Content-Type": probe.content_type}
+    if probe.unauthenticated:
+        headers["Authorization"] = None
+    findings: list[Finding] = []
+    try:
+        resp = schema_client.request(probe.method, handle.scoring_uri, data=probe.body, headers=headers)
+    except EndpointError as exc:
+        findings.append(Finding("no-answer", FAILURE, None, probe.shown_body(), curl, f"{probe.what}: {exc}"))
+    else:
+        leak = find_leak(resp.text)
+        if leak:
+            findings.append(Finding("leak", FAILURE, resp.status_code, probe.shown_body(), curl,
+                                    f"{probe.what}: the {resp.status_code} answer leaks a {leak}"))
+        judged = classify(probe, resp.status_code, resp.text, suite_config.policy, has_key=handle.key is not None,
+                          output_schema=contract.output_schema, classes=release.data.classes)
+        if judged is not None:
+            severity, message = judged
+            findings.append(Finding(name, severity, resp.status_code, probe.shown_body(), curl, message))
+    findings += _after(schema_client, golden, f"{probe.name} ({probe.what})", key_env)
+    _report(findings, schema_client, suite_config.policy, release_record)
