@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .slo import parse_load
 from .spec import Release, Stage
 
 Parser = Callable[[dict[str, Any], Release, Stage], Any]
@@ -28,6 +29,7 @@ def _no_settings(table: dict[str, Any], release: Release, stage: Stage) -> dict[
 #: suite name -> parser of its manifest table.
 PARSERS: dict[str, Parser] = {
     "smoke": _no_settings,
+    "load": parse_load,
 }
 
 
