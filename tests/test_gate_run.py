@@ -11,9 +11,9 @@ from .conftest import ReleaseProject, kill_group, port_closed, process_group_gon
 
 def test_example_release_promotes(release_project: ReleaseProject) -> None:
     result = release_project.run("--release-stage", "devtest")
-    result.assert_outcomes(passed=7)
+    result.assert_outcomes(passed=8, skipped=1)  # smoke 7, load 1 (+ capacity mode, off)
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*releasetest: PROMOTE port-weather@* stage=devtest -> production: 7 passed*",
+    result.stdout.fnmatch_lines(["*releasetest: PROMOTE port-weather@* stage=devtest -> production: 8 passed*",
                                  "verdict file: *verdict.json"])
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE"
@@ -32,7 +32,7 @@ def test_init_raising_blocks_with_cause_and_log(release_project: ReleaseProject)
     release_project.edit("score.py", "def init():\n", "def init():\n    raise RuntimeError('model store offline')\n")
     result = release_project.run("--release-stage", "devtest")
     assert result.ret == 1
-    result.assert_outcomes(errors=7)
+    result.assert_outcomes(errors=9)
     result.stdout.fnmatch_lines(["*BLOCK*init() raised RuntimeError: model store offline*"])
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
@@ -125,7 +125,7 @@ def test_xdist_deploys_once_and_counts_every_worker(release_project: ReleaseProj
             release_record("worker", os.environ["PYTEST_XDIST_WORKER"])
     """)
     result = release_project.run("--release-stage", "devtest", "-n", "2", "test_own.py")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=9, skipped=1)
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE"
     assert verdict["suites"]["smoke"]["passed"] == 8
@@ -139,7 +139,7 @@ def test_xdist_deploy_failure_fails_every_worker_test(release_project: ReleasePr
     pytest.importorskip("xdist")
     release_project.edit("score.py", "def init():\n", "def init():\n    import not_installed_module\n")
     result = release_project.run("--release-stage", "devtest", "-n", "2")
-    result.assert_outcomes(errors=7)
+    result.assert_outcomes(errors=9)
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
     assert "No module named 'not_installed_module'" in verdict["reasons"][0]
@@ -195,7 +195,7 @@ def test_keep_leaves_endpoint_up_and_url_target_tests_it(release_project: Releas
         assert not process_group_gone(kept["pid"])
         second = release_project.run("--release-stage", "devtest", "--release-target", "url",
                                      f"--release-url={kept['scoring_uri']}")
-        second.assert_outcomes(passed=7)
+        second.assert_outcomes(passed=8, skipped=1)
         verdict = release_project.verdict()
         assert verdict["decision"] == "PROMOTE"
         assert verdict["target"] == "url"

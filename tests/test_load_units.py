@@ -89,7 +89,7 @@ def test_open_schedule_rate_ramp_and_bounds() -> None:
     assert len(flat) == 100 and flat[1] - flat[0] == pytest.approx(0.02)
     ramp = open_schedule(100, 4.0, ramp_s=2.0)
     assert len(ramp) == pytest.approx(100 * 2 / 2 + 100 * 2, abs=1)  # half a ramp, then full rate
-    assert all(b > a for a, b in zip(ramp, ramp[1:]))
+    assert all(b > a for a, b in zip(ramp, ramp[1:], strict=False))
     assert ramp[1] - ramp[0] > ramp[-1] - ramp[-2]  # sparse at first, dense at the end
     assert len(open_schedule(1000, 10.0, max_requests=7)) == 7
     assert open_schedule(0, 10.0) == []
