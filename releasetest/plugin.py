@@ -20,6 +20,7 @@ import pytest
 
 from . import hookspecs
 from .errors import DeployError, ReleaseTestError
+from .exclusive import suite_lock
 from .fixtures import (  # noqa: F401  (fixtures are registered by being module attributes)
     endpoint,
     holdout,
@@ -162,6 +163,17 @@ def pytest_report_header(config: pytest.Config) -> str | None:
         return None
     return (f"releasetest: release {run.release.name}@{run.release.short_id} stage={run.settings.stage} "
             f"target={run.settings.target} manifest={run.release.manifest}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Any:
+    """On an xdist worker, load tests run alone: they hold the run's suite lock exclusively,
+    every other test holds it shared (see :mod:`releasetest.exclusive`)."""
+    run = item.config.stash.get(RUN_KEY, None)
+    if run is None or not run.settings.active or not hasattr(item.config, "workerinput"):
+        return (yield)
+    with suite_lock(run.settings.verdict.parent / ".suite.lock", exclusive=suite_of(item) == "load"):
+        return (yield)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import acceptance
 from .contract import parse_schema_config
+from .slo import parse_load
 from .spec import Release, Stage
 
 Parser = Callable[[dict[str, Any], Release, Stage], Any]
@@ -47,6 +48,7 @@ PARSERS: dict[str, Parser] = {
     "smoke": _parse_smoke,
     "acceptance": acceptance.parse,
     "schema": parse_schema_config,
+    "load": parse_load,
 }
 
 

@@ -1,0 +1,139 @@
+"""Load suite end to end: pytest --release-stage against a real local azmlinfsrv endpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from releasetest.data import load_holdout
+from releasetest.loadgen import Profile, request_bodies, run_load
+from releasetest.locust_engine import available as locust_available
+from releasetest.spec import load_release
+
+from .conftest import ReleaseProject, assert_clean_pass, kill_group
+
+LOAD_ONLY = ("--release-stage", "devtest", "-m", "load", "--release-require", "load")
+
+#: Every 20th request sleeps 50 ms (one sync worker: the whole server stalls for it).
+SLOW_RUN = ("def run(data):\n",
+            "def run(data):\n    import time\n    calls = globals()['_calls'] = globals().get('_calls', 0) + 1\n"
+            "    if calls % 20 == 0:\n        time.sleep(0.05)\n")
+
+INTERVALS = """
+import json, os, time
+import pytest
+
+@pytest.fixture(autouse=True)
+def _interval(request):
+    start = time.monotonic()
+    yield
+    suite = next((m for m in ("smoke", "load") if request.node.get_closest_marker(m)), "other")
+    with open(os.path.join(str(request.config.rootpath), "intervals.jsonl"), "a") as f:
+        f.write(json.dumps([request.node.nodeid, suite, start, time.monotonic()]) + "\\n")
+"""
+
+
+def test_reference_meets_slos_with_capacity_and_runs_alone_under_xdist(release_project: ReleaseProject) -> None:
+    """The example holds its SLOs at its configured rate; capacity mode reports a rate; with -n 2
+    no load test overlaps a test of another suite (each test logs its interval)."""
+    pytest.importorskip("xdist")
+    release_project.edit("release.toml", "max_error_rate = 0.001\n",
+                         "max_error_rate = 0.001\ncapacity = true\ncapacity_step_s = 2\ncapacity_step = 2.0\n"
+                         "capacity_max_rps = 160\n")
+    release_project.pytester.makeconftest(INTERVALS)
+    result = release_project.run("--release-stage", "devtest", "-n", "2")
+    outcomes = assert_clean_pass(result)
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "PROMOTE", verdict["reasons"]
+    load = verdict["findings"]["load"]
+    assert load["target_rps"] == 40 and load["mode"] == "open" and load["engine"] == "builtin"
+    assert set(load["latency_ms"]) == {"p50", "p90", "p95", "p99", "p99_9", "max"}
+    assert load["errors"] == {} and load["timeouts"] == 0 and load["requests"] == 120
+    assert [s["name"] for s in load["slo"]] == ["p99_ms", "max_error_rate", "min_rps"]
+    assert all(s["passed"] for s in load["slo"])
+    assert "p99_ms = 1000: set in [load] of release.toml" in load["slo_derivation"]
+    assert 0 < len(load["timeline"]) <= 2000
+    assert [s["rate"] for s in load["capacity_steps"]][:3] == [40, 80, 160]
+    assert load["capacity_rps"] in (40, 80, 160)
+    rows = [json.loads(line) for line in (release_project.root / "intervals.jsonl").read_text().splitlines()]
+    loads = [r for r in rows if r[1] == "load"]
+    others = [r for r in rows if r[1] != "load"]
+    assert len(loads) == 2 and len(others) >= outcomes["passed"] - 2
+    overlaps = [(a[0], b[0]) for a in loads for b in others if a[2] < b[3] and b[2] < a[3]]
+    assert not overlaps, f"load tests overlapped other suites: {overlaps}"
+
+
+def test_slow_every_20th_request_fails_p99_and_closed_model_under_reports(release_project: ReleaseProject) -> None:
+    release_project.edit("score.py", *SLOW_RUN)
+    release_project.edit("release.toml", "p99_ms = 1000", "p99_ms = 45")
+    result = release_project.run(*LOAD_ONLY, "--release-keep")
+    verdict = release_project.verdict()
+    kept = verdict["endpoint"]
+    try:
+        assert result.ret == 1
+        assert verdict["decision"] == "BLOCK"
+        load = verdict["findings"]["load"]
+        # 5% of requests sleep 50 ms, so p99 cannot be under 50 ms; the SLO bounds it at 45.
+        assert load["latency_ms"]["p99"] >= 50
+        assert "p99_ms" in [s["name"] for s in load["slo"] if not s["passed"]]
+        assert any("load SLO failed at 40 req/s open model" in r and "p99" in r and "exceeds 45 ms" in r
+                   for r in verdict["reasons"])
+
+        # Coordinated omission: at 450 req/s, above what one worker stalling 50 ms every 20 requests
+        # can serve whatever the CPU (<= 400 req/s), the open model sees the queue grow; closed clients
+        # at the same concurrency just slow down and report little more than one stall.
+        release = load_release(release_project.release / "release.toml")
+        assert release.data is not None
+        bodies = request_bodies(load_holdout(release.data).rows.tolist())
+        common = {"duration_s": 3.0, "warmup_s": 0.5, "concurrency": 16, "timeout_s": 2.0}
+        # Closed first: the open run leaves the server a backlog of abandoned (timed-out) requests.
+        closed = run_load(kept["scoring_uri"], {}, bodies, Profile(mode="closed", **common))
+        open_ = run_load(kept["scoring_uri"], {}, bodies, Profile(mode="open", rate=450, **common))
+    finally:
+        kill_group(kept["pid"])
+    assert open_.latency_ms["p99"] > closed.latency_ms["p99"], (open_.latency_ms, closed.latency_ms)
+    assert closed.errors == {} and open_.errors == {}
+
+
+def test_score_raising_on_some_inputs_fails_error_rate_with_counts(release_project: ReleaseProject) -> None:
+    # Visibility under 10 km raises (about a fifth of the rows sent; none of the golden rows).
+    release_project.edit("score.py", "def run(data):\n",
+                         "def run(data):\n    if min(row[4] for row in data) < 10:\n"
+                         "        raise ValueError('visibility sensor out of range')\n")
+    result = release_project.run(*LOAD_ONLY)
+    assert result.ret == 1
+    verdict = release_project.verdict()
+    load = verdict["findings"]["load"]
+    assert set(load["errors"]) == {"500"} and load["errors"]["500"] > 0
+    assert load["error_rate"] == pytest.approx(load["errors"]["500"] / load["requests"], abs=1e-6)
+    assert "max_error_rate" in [s["name"] for s in load["slo"] if not s["passed"]]
+    reason = next(r for r in verdict["reasons"] if "load SLO failed" in r)
+    assert f"(500: {load['errors']['500']} of {load['requests']})" in reason
+
+
+def test_locust_engine_runs_the_same_profile(release_project: ReleaseProject) -> None:
+    # Only look for it: importing Locust would gevent-patch this test process.
+    if not locust_available():
+        pytest.skip("the locust extra is not installed (pip install 'releasetest[locust]')")
+    release_project.edit("release.toml", "p99_ms = 1000\n",
+                         "p99_ms = 1000\nengine = \"locust\"\nlocust_processes = 2\n")
+    result = release_project.run(*LOAD_ONLY)
+    verdict = release_project.verdict()
+    assert result.ret == 0, verdict["reasons"]
+    load = verdict["findings"]["load"]
+    assert load["engine"] == "locust (2 processes)"
+    assert load["requests"] > 0 and load["errors"] == {} and load["latency_ms"]["p50"] > 0
+    assert 60 <= load["requests"] <= 160  # 40 req/s for the 3 s after warm-up, roughly
+    assert all(s["passed"] for s in load["slo"])
+    assert (release_project.root / "releasetest-out" / "load" / "locustfile.py").is_file()
+
+
+def test_bad_load_setting_stops_before_deploy(release_project: ReleaseProject) -> None:
+    release_project.edit("release.toml", "rate = 40", "rate = \"fast\"")
+    result = release_project.run(*LOAD_ONLY)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*release.toml: load.rate: expected a number, got str 'fast'*"])
+    assert "Traceback" not in result.stderr.str()
+    assert not Path(release_project.root / "releasetest-out" / "server-devtest.log").exists()
