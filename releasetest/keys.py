@@ -10,3 +10,5 @@ from .run import ReleaseRun
 
 RUN_KEY = pytest.StashKey[ReleaseRun]()
 VERDICT_KEY = pytest.StashKey[dict[str, Any]]()
+#: Lines to print after the verdict: report path, ``##vso`` logging commands, warnings.
+OUTPUT_LINES_KEY = pytest.StashKey[list[str]]()

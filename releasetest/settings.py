@@ -54,6 +54,21 @@ def parse_suites(value: str) -> tuple[str, ...]:
     return names
 
 
+def parse_artifact_versions(value: str) -> tuple[tuple[str, str], ...]:
+    """``NAME=VERSION[,NAME=VERSION...]``: pick listed artifact versions (e.g. from a trigger payload)."""
+    picks: dict[str, str] = {}
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        name, sep, version = (x.strip() for x in part.partition("="))
+        if not sep or not name or not version:
+            raise SettingError(f"{part!r} is not NAME=VERSION (e.g. support-vector-classifier=2)")
+        if name in picks and picks[name] != version:
+            raise SettingError(f"{name} is given two versions ({picks[name]} and {version})")
+        picks[name] = version
+    return tuple(picks.items())
+
+
 def parse_bool(value: str) -> bool:
     low = value.strip().lower()
     if low in ("1", "true", "yes", "on"):
@@ -105,6 +120,12 @@ OPTIONS: tuple[Option, ...] = (
            "Default: every built-in suite.", None, parse_suites, metavar="SUITES"),
     Option("port", "Port for the local endpoint on 127.0.0.1 (0 picks a free one).", "0", parse_port,
            metavar="PORT"),
+    Option("artifact", "Artifact version to test when the manifest lists several, NAME=VERSION, "
+           "comma-separated. Default: the highest listed version of each.", None, parse_artifact_versions,
+           metavar="NAME=VERSION"),
+    Option("history", "Directory of the local release history (verdicts, approvals, promotions) that "
+           "every run records its verdict in. Default: history/ beside the verdict.", None, is_path=True,
+           metavar="DIR"),
 )
 
 
@@ -120,11 +141,22 @@ class Settings:
     ready_timeout: float
     require: tuple[str, ...] | None
     port: int
+    artifact: tuple[tuple[str, str], ...] | None
+    history: Path | None
     sources: Mapping[str, str]
 
     @property
     def active(self) -> bool:
         return bool(self.stage)
+
+    @property
+    def history_dir(self) -> Path:
+        return self.history or self.verdict.parent / "history"
+
+    @property
+    def report(self) -> Path:
+        """The HTML report goes beside the verdict, so one CI artifact folder holds both."""
+        return self.verdict.parent / "report.html"
 
 
 def resolve(
