@@ -25,12 +25,19 @@ class PromotionRefused(ReleaseTestError):
     """A promotion precondition does not hold; the message says which and what to do."""
 
 
+def _sealed(verdict: dict[str, Any], where: str) -> None:
+    try:
+        check_digest(verdict, where)
+    except ReleaseTestError as exc:
+        raise PromotionRefused(str(exc)) from None
+
+
 def approve(verdict_path: Path, store: Store, by: str, note: str | None = None) -> dict[str, Any]:
     """Record a reviewer's approval of a PROMOTE verdict (continuous delivery)."""
     if not by.strip():
         raise PromotionRefused("an approval needs a name: --by NAME")
     verdict = read_verdict(verdict_path)
-    check_digest(verdict, str(verdict_path))
+    _sealed(verdict, str(verdict_path))
     if verdict.get("decision") != "PROMOTE":
         raise PromotionRefused(f"{verdict_path}: cannot approve a {verdict.get('decision')} verdict "
                                f"({(verdict.get('reasons') or ['no reason'])[0].splitlines()[0]})")
@@ -40,7 +47,7 @@ def approve(verdict_path: Path, store: Store, by: str, note: str | None = None) 
 def verify_for_promotion(verdict: dict[str, Any], where: str, from_stage: str, to_stage: str,
                          manifest: Path | None, store: Store) -> tuple[Release, list[str]]:
     """Every precondition of a promotion; returns the re-verified release and its approvers."""
-    check_digest(verdict, where)
+    _sealed(verdict, where)
     if verdict.get("stage") != from_stage:
         raise PromotionRefused(f"{where}: the verdict is for stage {verdict.get('stage')!r}, not {from_stage!r}")
     if verdict.get("decision") != "PROMOTE":

@@ -70,18 +70,18 @@ def _num(value: Any) -> float | None:
 
 
 def _nice_max(v: float) -> float:
-    """A round axis end at or above ``v`` (1, 2, 2.5, 5 x 10^k)."""
+    """A round axis end at or above ``v`` (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 x 10^k): quarters stay readable."""
     if v <= 0:
         return 1.0
     exp = 10 ** math.floor(math.log10(v))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         if step * exp >= v:
             return step * exp
     return 10 * exp
 
 
 def _svg(width: int, height: int, body: Iterable[str], label: str) -> Markup:
-    return Markup(f'<svg class="plot" viewBox="0 0 {width} {height}" width="100%" role="img" '
+    return Markup(f'<svg class="plot" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
                   f'aria-label="{escape(label)}" xmlns="http://www.w3.org/2000/svg">'
                   f'<title>{escape(label)}</title>{"".join(body)}</svg>')
 
@@ -131,7 +131,8 @@ def bar_chart(bars: list[Bar], label: str, unit: str = "") -> Markup:
         body.append(_text(left - 8, y + 16, b.label, "end"))
         body.append(f'<rect x="{left}" y="{y + 5}" width="{max(1.0, x(b.value) - left):.1f}" height="16" '
                     f'rx="2" fill="{colour}" opacity="0.85"/>')
-        body.append(_text(x(b.value) + 4, y + 17, fmt(b.value) + unit, "start", "val"))
+        label_x = max(x(b.value), x(b.bound) if b.bound is not None else 0.0)
+        body.append(_text(label_x + 5, y + 17, fmt(b.value) + unit, "start", "val"))
         if b.bound is not None:
             body.append(f'<line x1="{x(b.bound):.1f}" x2="{x(b.bound):.1f}" y1="{y + 1}" y2="{y + 25}" '
                         f'stroke="#24292f" stroke-width="2.5"><title>bound {escape(fmt(b.bound))}</title></line>')
