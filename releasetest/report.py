@@ -12,6 +12,7 @@ any other key is shown as a compact table or JSON, so a new finding never breaks
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -332,7 +333,9 @@ def build_view(verdict: Mapping[str, Any], digest_ok: bool | None = None) -> dic
     }
 
 
+@functools.lru_cache(maxsize=1)
 def _env() -> Environment:
+    """Built once per process: compiling the template costs more than rendering it."""
     env = Environment(loader=PackageLoader("releasetest", "templates"), autoescape=select_autoescape(["html", "j2"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = fmt

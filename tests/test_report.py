@@ -177,3 +177,23 @@ def test_parse_artifact_versions() -> None:
     for bad in ("a", "a=", "=1", "a=1,a=2"):
         with pytest.raises(SettingError):
             parse_artifact_versions(bad)
+
+
+def test_approve_and_promote_refuse_before_touching_anything(tmp_path: Path) -> None:
+    from releasetest.promote import PromotionRefused, approve, promote
+
+    store = Store(tmp_path / "h")
+    blocked, passed = tmp_path / "blocked.json", tmp_path / "passed.json"
+    blocked.write_text(json.dumps(synthetic_verdict("BLOCK")))
+    passed.write_text(json.dumps(synthetic_verdict("PROMOTE")))
+    with pytest.raises(PromotionRefused, match="cannot approve a BLOCK verdict"):
+        approve(blocked, store, "alice")
+    with pytest.raises(PromotionRefused, match="the verdict is BLOCK, not PROMOTE"):
+        promote(blocked, "devtest", "production", store)
+    with pytest.raises(PromotionRefused, match="the verdict is for stage 'devtest', not 'qa'"):
+        promote(passed, "qa", "production", store)
+    with pytest.raises(PromotionRefused, match="stage devtest promotes to 'production', not 'staging'"):
+        promote(passed, "devtest", "staging", store)
+    with pytest.raises(PromotionRefused, match="the release no longer matches what was tested: .*release.toml"):
+        promote(passed, "devtest", "production", store)
+    assert store.history() == [] and store.promotions() == []
