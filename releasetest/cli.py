@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ReleaseTestError
-from .gate import summary_line
+from .gate import summary_line, verdict_digest
 from .spec import load_release, sha256_file
+from .store import Store, read_verdict
+
+DEFAULT_VERDICT = "releasetest-out/verdict.json"
+
+
+def _store(args: argparse.Namespace) -> Store:
+    """The history store: --store, else $RELEASETEST_HISTORY, else the pytest run's default."""
+    return Store(Path(args.store or os.environ.get("RELEASETEST_HISTORY") or "releasetest-out/history"))
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -36,12 +44,7 @@ def _cmd_hash(args: argparse.Namespace) -> int:
 def _cmd_verdict(args: argparse.Namespace) -> int:
     """Print the verdict's summary; exit 0 only for a PROMOTE bound to the given release."""
     path = Path(args.verdict)
-    try:
-        verdict = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReleaseTestError(f"{path}: no verdict file (run pytest --release-stage first)") from None
-    except ValueError as exc:
-        raise ReleaseTestError(f"{path}: not a verdict file: {exc}") from None
+    verdict = read_verdict(path)
     print(summary_line(verdict))
     for reason in verdict.get("reasons", []):
         print(f"  - {reason.splitlines()[0]}")
@@ -63,6 +66,68 @@ def _cmd_azureml_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Re-render the HTML report (and Markdown summary) from a verdict file."""
+    from .markdown import summary_markdown
+    from .report import write_report
+
+    path = Path(args.verdict)
+    verdict = read_verdict(path)
+    ok = verdict.get("digest") == verdict_digest(verdict)
+    out = Path(args.output) if args.output else path.parent / "report.html"
+    write_report(verdict, out, digest_ok=ok if verdict.get("digest") else None)
+    print(f"report: {out}")
+    if args.markdown:
+        Path(args.markdown).write_text(summary_markdown(verdict, out.name), encoding="utf-8")
+        print(f"summary: {args.markdown}")
+    if not ok:
+        print("warning: the verdict's digest does not match its content (edited after the run?)", file=sys.stderr)
+    return 0
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    """Past verdicts with approvals and promotions, oldest first."""
+    rows = _store(args).history()
+    if args.release:
+        rows = [r for r in rows if r["release"] == args.release]
+    if not rows:
+        print(f"no verdicts recorded in {_store(args).root}")
+        return 0
+    print(f"{'when':25} {'release':28} {'stage':11} {'decision':8} {'approved by':20} promoted")
+    for r in rows[-args.last:]:
+        name = f"{r['release']}@{r['release_id'].split(':', 1)[-1][:12]}"
+        print(f"{str(r['when']):25} {name:28} {str(r['stage']):11} {str(r['decision']):8} "
+              f"{', '.join(r['approved_by']) or '-':20} {'; '.join(r['promoted']) or '-'}")
+    return 0
+
+
+def _cmd_approve(args: argparse.Namespace) -> int:
+    from .promote import approve
+
+    record = approve(Path(args.verdict), _store(args), args.by, args.note)
+    print(f"approved {record['release_id']} ({record['stage']} -> {record['promote_to']}) by {record['by']} "
+          f"at {record['at']}")
+    return 0
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from .promote import promote
+
+    done = promote(Path(args.verdict), args.from_stage, args.to_stage, _store(args),
+                   manifest=Path(args.manifest) if args.manifest else None, target=args.target, url=args.url,
+                   keep=args.keep, by=args.by, port=args.port, ready_timeout=args.ready_timeout)
+    rec = done.record
+    ep = rec["endpoint"]
+    print(f"promoted {rec['release']}@{rec['release_id'].split(':', 1)[1][:12]} {rec['from']} -> {rec['to']} "
+          f"({rec['target']}, {rec['deployment_config']}): {ep['scoring_uri']}"
+          + (f", approved by {', '.join(rec['approved_by'])}" if rec["approved_by"] else ""))
+    if done.endpoint is not None:
+        print(f"endpoint kept running (stop it with: kill -TERM -{ep.get('pid')})")
+    elif rec["target"] == "local":
+        print("deployed, answered liveness and the golden rows, and stopped (use --keep to leave it running)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="releasetest", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("files", nargs="+")
     p.set_defaults(func=_cmd_hash)
     p = sub.add_parser("verdict", help="print a verdict; exit 0 only if it is PROMOTE")
-    p.add_argument("verdict", nargs="?", default="releasetest-out/verdict.json")
+    p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT)
     p.add_argument("--manifest", help="also require the verdict to be for this release as it is now")
     p.set_defaults(func=_cmd_verdict)
     p = sub.add_parser("azureml-plan", help="print the Azure ML v2 endpoint and deployment YAML a stage maps to")
@@ -82,9 +147,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--stage", default="devtest", help="stage whose v1 deployment config is mapped")
     p.add_argument("--endpoint-name", help="endpoint name (default: <stage>-<release short id>)")
     p.set_defaults(func=_cmd_azureml_plan)
+    store_help = "history directory (default: $RELEASETEST_HISTORY, else releasetest-out/history)"
+    p = sub.add_parser("report", help="re-render the HTML report from a verdict")
+    p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT)
+    p.add_argument("-o", "--output", help="HTML file to write (default: report.html beside the verdict)")
+    p.add_argument("--markdown", help="also write the Markdown summary here")
+    p.set_defaults(func=_cmd_report)
+    p = sub.add_parser("history", help="list past verdicts, approvals and promotions")
+    p.add_argument("--store", help=store_help)
+    p.add_argument("--release", help="only this release name")
+    p.add_argument("--last", type=int, default=50, help="show the last N verdicts (default 50)")
+    p.set_defaults(func=_cmd_history)
+    p = sub.add_parser("approve", help="record a reviewer's approval of a PROMOTE verdict")
+    p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT)
+    p.add_argument("--by", required=True, help="who approves (recorded in the history)")
+    p.add_argument("--note", help="free text kept with the approval")
+    p.add_argument("--store", help=store_help)
+    p.set_defaults(func=_cmd_approve)
+    p = sub.add_parser("promote", help="deploy the tested release to the next stage, if its verdict allows it")
+    p.add_argument("--from", dest="from_stage", required=True, help="stage the verdict is for, e.g. devtest")
+    p.add_argument("--to", dest="to_stage", required=True, help="stage to deploy, e.g. production")
+    p.add_argument("--verdict", default=DEFAULT_VERDICT)
+    p.add_argument("--manifest", help="release manifest (default: the one the verdict names)")
+    p.add_argument("--target", choices=("local", "url"), default="local",
+                   help="local: deploy with azmlinfsrv on 127.0.0.1; url: record an existing endpoint")
+    p.add_argument("--url", help="scoring URI of the target stage's endpoint, for --target url")
+    p.add_argument("--keep", action="store_true", help="leave the local endpoint running")
+    p.add_argument("--port", type=int, default=0, help="port of the local endpoint (0 picks a free one)")
+    p.add_argument("--ready-timeout", type=float, default=120.0, help="seconds the endpoint gets to be ready")
+    p.add_argument("--by", help="who or what promotes (recorded)")
+    p.add_argument("--store", help=store_help)
+    p.set_defaults(func=_cmd_promote)
     args = parser.parse_args(argv)
+    from .promote import PromotionRefused
+
     try:
         return args.func(args)
+    except PromotionRefused as exc:
+        print(f"releasetest: refused: {exc}", file=sys.stderr)
+        return 3
     except (ReleaseTestError, OSError) as exc:
         print(f"releasetest: error: {exc}", file=sys.stderr)
         return 2

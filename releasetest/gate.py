@@ -8,6 +8,7 @@ the run was not interrupted; every other outcome is a BLOCK with the reasons spe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -38,10 +39,13 @@ class SuiteResult:
     failing: list[str] = field(default_factory=list)
     #: First line of each failure's message, by test id: the "why" a reviewer reads.
     messages: dict[str, str] = field(default_factory=dict)
+    #: Every test of the suite: outcome and call duration, for the report's per-test table.
+    tests: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "failed": self.failed, "errors": self.errors,
-                "skipped": self.skipped, "failing": self.failing, "messages": self.messages}
+                "skipped": self.skipped, "failing": self.failing, "messages": self.messages,
+                "tests": self.tests}
 
 
 @dataclass
@@ -50,9 +54,17 @@ class Results:
 
     suites: dict[str, SuiteResult] = field(default_factory=dict)
 
-    def add(self, suite: str, nodeid: str, when: str, outcome: str, message: str | None = None) -> None:
+    def add(self, suite: str, nodeid: str, when: str, outcome: str, message: str | None = None,
+            seconds: float | None = None) -> None:
         """Count one pytest report phase: setup/call/teardown, outcome passed/failed/skipped."""
         res = self.suites.setdefault(suite, SuiteResult())
+        test = res.tests.setdefault(nodeid, {"outcome": "passed", "seconds": 0.0})
+        if seconds is not None:
+            test["seconds"] = round(test["seconds"] + seconds, 3)
+        if outcome == "failed":
+            test["outcome"] = "failed" if when == "call" else "error"
+        elif outcome == "skipped" and test["outcome"] == "passed":
+            test["outcome"] = "skipped"
         if outcome == "failed":
             if when == "call":
                 res.failed += 1
@@ -105,6 +117,26 @@ def decide(
     return "PROMOTE", [f"all {total} tests passed in suites: {', '.join(ran)}"]
 
 
+def verdict_digest(verdict: dict[str, Any]) -> str:
+    """sha256 over the canonical JSON of everything but the digest itself.
+
+    Covers the decision, the reasons and the release id together, so editing any of them (say,
+    BLOCK to PROMOTE) without recomputing the digest is caught by ``releasetest promote``. It
+    detects edits, not a forger who recomputes it: that needs a signing key the CI holds.
+    """
+    content = {k: v for k, v in verdict.items() if k != "digest"}
+    blob = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def seal_verdict(verdict: dict[str, Any]) -> dict[str, Any]:
+    """Normalise to plain JSON and add the ``digest`` field; call last, just before writing."""
+    sealed: dict[str, Any] = json.loads(json.dumps({k: v for k, v in verdict.items() if k != "digest"},
+                                                   default=str))
+    sealed["digest"] = verdict_digest(sealed)
+    return sealed
+
+
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write via a temp file and rename, so a reader never sees half a verdict."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +168,9 @@ def build_verdict(
     exit_status: int,
     started_at: str,
     finished_at: str,
+    deployment: dict[str, Any] | None = None,
+    environment: dict[str, Any] | None = None,
+    git: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "schema": VERDICT_SCHEMA,
@@ -147,6 +182,7 @@ def build_verdict(
         "target": target,
         "release": release,
         "endpoint": endpoint,
+        "deployment": deployment,
         "deploy": deploy,
         "required_suites": required,
         "suites": {name: res.as_dict() for name, res in sorted(results.suites.items())},
@@ -155,6 +191,8 @@ def build_verdict(
         "started_at": started_at,
         "finished_at": finished_at,
         "releasetest_version": __version__,
+        "environment": environment,
+        "git": git,
     }
 
 

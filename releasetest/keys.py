@@ -12,3 +12,5 @@ RUN_KEY = pytest.StashKey[ReleaseRun]()
 VERDICT_KEY = pytest.StashKey[dict[str, Any]]()
 #: The SIGTERM handler that was in place before the run, restored at unconfigure.
 SIGTERM_KEY = pytest.StashKey[Any]()
+#: Lines to print after the verdict: report path, ``##vso`` logging commands, warnings.
+OUTPUT_LINES_KEY = pytest.StashKey[list[str]]()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.junitxml import xml_key  # the key record_testsuite_property uses; no public accessor exists
 
 from . import hookspecs
 from .errors import DeployError, ReleaseTestError
@@ -31,8 +32,9 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by being module 
     suite_config,
     suite_of,
 )
-from .gate import SUITES, summary_line, write_json_atomic
-from .keys import RUN_KEY, SIGTERM_KEY, VERDICT_KEY
+from .gate import SUITES, seal_verdict, summary_line
+from .keys import OUTPUT_LINES_KEY, RUN_KEY, SIGTERM_KEY, VERDICT_KEY
+from .markdown import ci_properties
 from .run import ReleaseRun, suites_dir
 from .settings import OPTIONS, Option, SettingError, resolve
 from .targets.base import EndpointHandle
@@ -97,7 +99,9 @@ def pytest_configure(config: pytest.Config) -> None:
         run.load()
     except ReleaseTestError as exc:
         if workerinput is None:
-            run.write_verdict(exit_status=int(pytest.ExitCode.USAGE_ERROR))
+            _, lines = run.write_verdict(exit_status=int(pytest.ExitCode.USAGE_ERROR))
+            for line in lines:  # no terminal summary after a usage error; CI reads stdout
+                print(line)
         raise pytest.UsageError(f"releasetest: {exc}") from None
     if workerinput is not None:
         data = workerinput.get("releasetest_endpoint")
@@ -232,7 +236,8 @@ class ResultRecorder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         suite = next((s for s in SUITES if s in report.keywords), "other")
-        self.run.results.add(suite, report.nodeid, report.when, report.outcome, _failure_message(report))
+        self.run.results.add(suite, report.nodeid, report.when, report.outcome, _failure_message(report),
+                             report.duration)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -262,8 +267,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
     verdict["exit_status"] = int(session.exitstatus)
-    write_json_atomic(run.settings.verdict, verdict)
+    verdict = seal_verdict(verdict)
+    config.stash[OUTPUT_LINES_KEY] = run.publish(verdict, os.environ)
     config.stash[VERDICT_KEY] = verdict
+    xml = config.stash.get(xml_key, None)  # LogXML writes its file in its own sessionfinish, after this one
+    if xml is not None:
+        for name, value in ci_properties(verdict).items():
+            xml.add_global_property(name, value)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -284,6 +294,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for warning in verdict.get("warnings", []):
         tr.write_line(f"warning: {warning}", yellow=True)
     tr.write_line(f"verdict file: {run.settings.verdict}")
+    for line in config.stash.get(OUTPUT_LINES_KEY, []):
+        tr.write_line(line)
     if run.settings.keep and run.handle is not None:
         pid = run.handle.info.get("pid")
         tr.write_line(f"endpoint kept running: {run.handle.scoring_uri}"

@@ -9,15 +9,20 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import provenance
 from .data import Holdout, load_holdout
 from .errors import ConfigError, DeployError, ReleaseTestError
-from .gate import SUITES, Results, build_verdict, decide, now_iso, write_json_atomic
+from .gate import SUITES, Results, build_verdict, decide, now_iso, seal_verdict, write_json_atomic
+from .markdown import publish_summary, summary_markdown
+from .report import write_report
 from .settings import Settings
 from .spec import Release, Stage, load_release
+from .store import Store
 from .suite_config import parse_all
 from .targets.base import Endpoint, EndpointHandle
 
@@ -82,7 +87,8 @@ class ReleaseRun:
         """Parse and verify the release; a problem is kept as the run's config error and re-raised."""
         assert self.settings.stage is not None
         try:
-            self.release = load_release(self.settings.config)
+            self.release = load_release(self.settings.config,
+                                        artifact_versions=dict(self.settings.artifact or ()))
             self.stage = self.release.stage(self.settings.stage)
             if self.release.data is None:
                 raise ConfigError(self.release.manifest, "data", "missing [data] table",
@@ -172,6 +178,15 @@ class ReleaseRun:
         endpoint = self.handle.describe() if self.handle else None
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True
+        log_tail = self.deploy_log_tail
+        if log_tail is None and decision == "BLOCK" and self.handle is not None:
+            log_tail = self.handle.log_tail()  # the server's side of a failing test
+        deployment = None
+        if self.stage is not None:
+            dc = self.stage.deployment
+            deployment = {"stage": self.stage.name, "config": dc.path.name, "settings": provenance.redact(dc.raw),
+                          "workers": dc.worker_count, "scoring_timeout_ms": dc.scoring_timeout_ms,
+                          "requires_approval_to_promote": self._promote_needs_approval()}
         return build_verdict(
             decision=decision,
             reasons=reasons,
@@ -182,7 +197,7 @@ class ReleaseRun:
             release=self.release.describe() if self.release else None,
             endpoint=endpoint,
             deploy={"ok": self.handle is not None, "error": self.deploy_error,
-                    "log_tail": self.deploy_log_tail, "seconds": self.deploy_seconds,
+                    "log_tail": log_tail, "seconds": self.deploy_seconds,
                     "left_behind": self.endpoint.facts() if self.endpoint else {}},
             results=self.results,
             findings=self.findings,
@@ -190,9 +205,38 @@ class ReleaseRun:
             exit_status=exit_status,
             started_at=self.started_at,
             finished_at=now_iso(),
+            deployment=deployment,
+            environment=provenance.environment(),
+            git=provenance.git_info(self.settings.config.parent),
         )
 
-    def write_verdict(self, exit_status: int) -> dict[str, Any]:
-        verdict = self.verdict(exit_status)
+    def _promote_needs_approval(self) -> bool | None:
+        if self.release is None or self.stage is None or self.stage.promote_to is None:
+            return None
+        return self.release.stages[self.stage.promote_to].requires_approval
+
+    def write_verdict(self, exit_status: int) -> tuple[dict[str, Any], list[str]]:
+        """Seal and write the verdict, then its report, summary and history entry (see :meth:`publish`)."""
+        verdict = seal_verdict(self.verdict(exit_status))
+        return verdict, self.publish(verdict, os.environ)
+
+    def publish(self, verdict: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+        """Write a sealed verdict and everything made from it; return lines for the terminal.
+
+        The verdict goes first and alone decides the gate: a report or history problem becomes
+        a warning line, never a lost verdict.
+        """
         write_json_atomic(self.settings.verdict, verdict)
-        return verdict
+        lines: list[str] = []
+        try:
+            write_report(verdict, self.settings.report, digest_ok=True)
+            lines.append(f"report: {self.settings.report}")
+            summary = self.settings.verdict.parent / "summary.md"
+            lines += publish_summary(summary_markdown(verdict), summary, environ)
+        except Exception as exc:  # noqa: BLE001 - a report bug must not cost the verdict
+            lines.append(f"warning: report not written: {exc!r}")
+        try:
+            Store(self.settings.history_dir).add_verdict(verdict)
+        except (OSError, ReleaseTestError) as exc:
+            lines.append(f"warning: verdict not recorded in history {self.settings.history_dir}: {exc}")
+        return lines

@@ -61,6 +61,21 @@ def parse_suites(value: str) -> tuple[str, ...]:
     return names
 
 
+def parse_artifact_versions(value: str) -> tuple[tuple[str, str], ...]:
+    """``NAME=VERSION[,NAME=VERSION...]``: pick listed artifact versions (e.g. from a trigger payload)."""
+    picks: dict[str, str] = {}
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        name, sep, version = (x.strip() for x in part.partition("="))
+        if not sep or not name or not version:
+            raise SettingError(f"{part!r} is not NAME=VERSION (e.g. support-vector-classifier=2)")
+        if name in picks and picks[name] != version:
+            raise SettingError(f"{name} is given two versions ({picks[name]} and {version})")
+        picks[name] = version
+    return tuple(picks.items())
+
+
 def parse_bool(value: str) -> bool:
     low = value.strip().lower()
     if low in ("1", "true", "yes", "on"):
@@ -117,6 +132,12 @@ OPTIONS: tuple[Option, ...] = (
            metavar="warn|strict|isolated"),
     Option("max_body_mb", "Largest request body the local endpoint accepts, in MB; larger gets 413.", "10",
            parse_positive_float, metavar="MB"),
+    Option("artifact", "Artifact version to test when the manifest lists several, NAME=VERSION, "
+           "comma-separated. Default: the highest listed version of each.", None, parse_artifact_versions,
+           metavar="NAME=VERSION"),
+    Option("history", "Directory of the local release history (verdicts, approvals, promotions) that "
+           "every run records its verdict in. Default: history/ beside the verdict.", None, is_path=True,
+           metavar="DIR"),
 )
 
 
@@ -134,11 +155,22 @@ class Settings:
     port: int
     env: str
     max_body_mb: float
+    artifact: tuple[tuple[str, str], ...] | None
+    history: Path | None
     sources: Mapping[str, str]
 
     @property
     def active(self) -> bool:
         return bool(self.stage)
+
+    @property
+    def history_dir(self) -> Path:
+        return self.history or self.verdict.parent / "history"
+
+    @property
+    def report(self) -> Path:
+        """The HTML report goes beside the verdict, so one CI artifact folder holds both."""
+        return self.verdict.parent / "report.html"
 
 
 def resolve(

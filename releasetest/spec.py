@@ -233,6 +233,9 @@ class Stage:
     name: str
     deployment: DeploymentConfig
     promote_to: str | None
+    #: Promotion *to* this stage needs a recorded human approval (continuous delivery); without it
+    #: a passing gate promotes on its own (continuous deployment).
+    requires_approval: bool = False
 
 
 @dataclass(frozen=True)
@@ -402,12 +405,24 @@ def parse_inference_config(path: Path, referenced_from: Path) -> InferenceConfig
     return InferenceConfig(path=path, entry_script=entry_path, runtime=runtime, conda_file=conda_path, raw=data)
 
 
-def _parse_artifacts(items: Any, manifest: Path, verify: bool) -> tuple[Artifact, ...]:
+def _version_key(version: str) -> tuple[int, int, str]:
+    """Order versions as Azure ML numbers them (integers), strings after and lexically."""
+    return (0, int(version), "") if version.isdigit() else (1, 0, version)
+
+
+def _parse_artifacts(items: Any, manifest: Path, verify: bool,
+                     pick: Mapping[str, str] | None = None) -> tuple[Artifact, ...]:
+    """The artifacts of the release: per name, the version ``pick`` asks for, else the highest listed.
+
+    A manifest may list several versions of one artifact (same name, different version, each with
+    its files and sha256), so a trigger can pick a version by name without editing the manifest.
+    Only the picked version's files must exist and match; the others are only checked for form.
+    """
     fix_list = "add [[artifacts]] tables with name, version and files = [{ path, sha256 }]"
     if not isinstance(items, list) or not items:
         raise ConfigError(manifest, "artifacts", "no artifacts listed", fix_list)
-    artifacts = []
-    seen: set[str] = set()
+    pick = dict(pick or {})
+    entries: dict[str, dict[str, tuple[ArtifactFile, ...]]] = {}
     for i, item in enumerate(items):
         prefix = f"artifacts[{i}]."
         if not isinstance(item, dict):
@@ -415,9 +430,6 @@ def _parse_artifacts(items: Any, manifest: Path, verify: bool) -> tuple[Artifact
         _only(item, {"name", "version", "files"}, manifest, prefix)
         name = _req(item, "name", "str", manifest, prefix, "name the registered model, e.g. 'model-scaler'")
         prefix = f"artifacts[{name}]."
-        if name in seen:
-            raise ConfigError(manifest, prefix + "name", "listed twice", "keep one entry per model name")
-        seen.add(name)
         if "version" not in item:
             raise ConfigError(manifest, prefix + "version", "missing",
                               "pin the model version the release was tested with, e.g. version = 1")
@@ -425,6 +437,9 @@ def _parse_artifacts(items: Any, manifest: Path, verify: bool) -> tuple[Artifact
         if not (_is_int(version) and version > 0) and not (isinstance(version, str) and version.strip()):
             raise ConfigError(manifest, prefix + "version", f"expected a positive integer or a string, got {version!r}",
                               "e.g. version = 1")
+        if str(version) in entries.get(name, {}):
+            raise ConfigError(manifest, prefix + "version", f"version {version} listed twice",
+                              "keep one entry per model name and version")
         files_raw = item.get("files")
         if not isinstance(files_raw, list) or not files_raw:
             raise ConfigError(manifest, prefix + "files", "missing or empty",
@@ -442,20 +457,35 @@ def _parse_artifacts(items: Any, manifest: Path, verify: bool) -> tuple[Artifact
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise ConfigError(manifest, fprefix + "sha256", f"not a sha256 hex digest: {digest!r}",
                                   "64 hex characters, as printed by sha256sum")
-            path = (manifest.parent / rel).resolve()
-            if not path.is_file():
-                raise ConfigError(manifest, fprefix + "path", f"artifact file not found: {path}",
-                                  "fix the path or restore the file")
+            files.append(ArtifactFile(path=(manifest.parent / rel).resolve(), sha256=digest))
+        entries.setdefault(name, {})[str(version)] = tuple(files)
+    unknown = sorted(set(pick) - set(entries))
+    if unknown:
+        raise ConfigError(manifest, "artifacts", f"--release-artifact names {', '.join(unknown)}, "
+                          "which the manifest does not list", "use one of: " + ", ".join(entries))
+    artifacts = []
+    for name, versions in entries.items():
+        if name in pick and pick[name] not in versions:
+            raise ConfigError(manifest, f"artifacts[{name}]",
+                              f"version {pick[name]} was asked for (--release-artifact) but is not listed "
+                              f"(listed: {', '.join(sorted(versions, key=_version_key))})",
+                              f"add an [[artifacts]] entry for {name} version {pick[name]} with its files and "
+                              "sha256, or ask for a listed version")
+        version = pick.get(name) or max(versions, key=_version_key)
+        for j, af in enumerate(versions[version]):
+            rel = _rel(af.path, manifest.parent)
+            if not af.path.is_file():
+                raise ConfigError(manifest, f"artifacts[{name}].files[{j}].path",
+                                  f"artifact file not found: {af.path}", "fix the path or restore the file")
             if verify:
-                actual = sha256_file(path)
-                if actual != digest:
+                actual = sha256_file(af.path)
+                if actual != af.sha256:
                     raise ConfigError(
-                        manifest, fprefix + "sha256",
-                        f"artifact {name} version {version}: {rel} has sha256 {actual}, the manifest pins {digest}",
+                        manifest, f"artifacts[{name}].files[{j}].sha256",
+                        f"artifact {name} version {version}: {rel} has sha256 {actual}, the manifest pins {af.sha256}",
                         "the file changed since it was pinned: restore the tested file, or if this is a new "
                         "model version, bump version and update sha256")
-            files.append(ArtifactFile(path=path, sha256=digest))
-        artifacts.append(Artifact(name=name, version=str(version), files=tuple(files)))
+        artifacts.append(Artifact(name=name, version=version, files=versions[version]))
     return tuple(artifacts)
 
 
@@ -495,11 +525,13 @@ def _parse_data(table: Any, manifest: Path) -> DataSpec | None:
                     expected_predictions=expected_path.resolve() if expected_path else None, golden_rows=golden)
 
 
-def load_release(manifest: Path | str, verify_artifacts: bool = True) -> Release:
+def load_release(manifest: Path | str, verify_artifacts: bool = True,
+                 artifact_versions: Mapping[str, str] | None = None) -> Release:
     """Read and validate a release manifest and everything it names.
 
     ``verify_artifacts`` hashes every artifact file against the manifest; it is on for every
-    deploy, so a pickle is never loaded before its digest matched.
+    deploy, so a pickle is never loaded before its digest matched. ``artifact_versions`` picks
+    one of several listed versions by name (default: the highest listed).
     """
     manifest = Path(manifest).resolve()
     raw = _read_bytes(manifest, "release manifest", None, None)
@@ -530,7 +562,7 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True) -> Release
         prefix = f"stages.{sname}."
         if not isinstance(table, dict):
             raise ConfigError(manifest, f"stages.{sname}", "expected a table", 'deployment_config = "..."')
-        _only(table, {"deployment_config", "promote_to"}, manifest, prefix)
+        _only(table, {"deployment_config", "promote_to", "requires_approval"}, manifest, prefix)
         dc_rel = _req(table, "deployment_config", "str", manifest, prefix, "path of the v1 deployment config YAML")
         dc_path = (manifest.parent / dc_rel).resolve()
         dc = parse_deployment_config(dc_path, manifest, prefix + "deployment_config")
@@ -539,9 +571,13 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True) -> Release
         if promote_to is not None and promote_to not in stages_raw:
             raise ConfigError(manifest, prefix + "promote_to", f"unknown stage {promote_to!r}",
                               "name one of: " + ", ".join(names))
-        stages[sname] = Stage(name=sname, deployment=dc, promote_to=promote_to)
+        approval = table.get("requires_approval", False)
+        if not _is_bool(approval):
+            raise ConfigError(manifest, prefix + "requires_approval", f"expected true or false, got {approval!r}",
+                              "requires_approval = true makes promotion to this stage wait for releasetest approve")
+        stages[sname] = Stage(name=sname, deployment=dc, promote_to=promote_to, requires_approval=approval)
 
-    artifacts = _parse_artifacts(doc.get("artifacts"), manifest, verify_artifacts)
+    artifacts = _parse_artifacts(doc.get("artifacts"), manifest, verify_artifacts, artifact_versions)
     data = _parse_data(doc.get("data"), manifest)
 
     suite_tables: dict[str, dict[str, Any]] = {}

@@ -52,6 +52,8 @@ def test_init_raising_blocks_with_cause_and_log(release_project: ReleaseProject)
     log = (release_project.root / "releasetest-out" / "server-devtest.log").read_text()
     pid = int(log.split("Listening at: ")[1].split("(")[1].split(")")[0])
     assert process_group_gone(pid)
+    report = (release_project.root / "releasetest-out" / "report.html").read_text()
+    assert "BLOCK · port-weather@" in report and 'id="log"' in report and "Worker failed to boot" in report
 
 
 def test_sha256_mismatch_stops_before_deploy(release_project: ReleaseProject) -> None:
@@ -67,6 +69,7 @@ def test_sha256_mismatch_stops_before_deploy(release_project: ReleaseProject) ->
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
     assert verdict["reasons"][0].startswith("configuration error:")
+    assert "configuration error:" in (release_project.root / "releasetest-out" / "report.html").read_text()
     assert not (release_project.root / "releasetest-out" / "server-devtest.log").exists(), "a server was started"
 
 

