@@ -43,11 +43,15 @@ def test_reference_report_in_chromium(release_project: ReleaseProject, tmp_path:
     dom = headless(browser, tmp_path / "profile", "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr.decode(errors="replace")[-2000:]
     doc = parse_sections(dom.stdout.decode())
-    for section in SECTIONS[:5]:  # the reference release runs the smoke suite today
+    for section in SECTIONS:
         assert doc.text.get(section, "").strip(), f"section {section} missing or empty in the rendered DOM"
     assert "PROMOTE · port-weather@" in doc.text["decision"]
-    assert "all 7 tests passed" in doc.text["decision"]
+    passed = sum(s["passed"] for s in release_project.verdict()["suites"].values())
+    assert f"all {passed} tests passed" in doc.text["decision"]
     assert "test_golden_rows" in doc.text["suite-smoke"]
+    assert "balanced_accuracy" in doc.text["suite-acceptance"]
+    assert "curl" in doc.text["suite-schema"]
+    assert "p99" in doc.text["suite-load"]
 
     shot = tmp_path / "report.png"
     done = headless(browser, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,1800", url)
