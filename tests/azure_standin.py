@@ -52,6 +52,9 @@ import trustme
 from azure.core.credentials import AccessToken
 
 WS = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"  # noqa: E501
+#: The workspace the tests' config.json names.
+WS_PATH = ("/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.MachineLearningServices/workspaces/ws-1")
+WORKSPACE_CONFIG = {"subscription_id": "sub-1", "resource_group": "rg-1", "workspace_name": "ws-1"}
 CLOUD = "ReleasetestStandin"
 #: Like core.windows.net: the storage SDK takes the account name from "<account>.blob.core.<...>".
 STORAGE_SUFFIX = "core.standin.invalid"
@@ -152,6 +155,17 @@ class AzureStandin:
             "HTTPS_PROXY": f"http://127.0.0.1:{self.proxy.server_address[1]}",
             "NO_PROXY": "127.0.0.1,localhost",
         }
+
+    def register_model(self, name: str, version: str, tags: dict[str, str], ws: str = WS_PATH) -> None:
+        """A model someone registered before the run (as the workspace would return it)."""
+        rid = f"{ws}/models/{name}/versions/{version}"
+        resource = {"id": rid, "name": version, "type": "models",
+                    "properties": {"flavors": {}, "tags": tags, "modelType": "custom_model",
+                                   "modelUri": "azureml://datastores/workspaceblobstore/paths/elsewhere/",
+                                   "provisioningState": "Succeeded"}}
+        with self.lock:
+            self.state.assets[rid] = resource
+            self.state.models[(name, version)] = resource
 
     def requests(self, method: str | None = None, pattern: str = "") -> list[Recorded]:
         with self.lock:

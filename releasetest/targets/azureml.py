@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -182,7 +183,7 @@ class AzureMLEndpoint(Endpoint):
         try:
             text = self.ml.online_deployments.get_logs(
                 name=self.plan.deployment["name"], endpoint_name=self.endpoint_name, lines=LOG_LINES,
-                container_type="InferenceServer")
+                container_type="inference-server")  # the SDK's name for REST containerType InferenceServer
         except Exception as exc:  # the logs explain a failure; not getting them must not hide it
             return f"(inference server logs unavailable: {exc})"
         return str(text).rstrip() or None
@@ -193,6 +194,12 @@ class AzureMLEndpoint(Endpoint):
         return DeployError(f"Azure ML endpoint {self.endpoint_name} for stage {self.stage.name}: {cause}", logs)
 
     def deploy(self) -> EndpointHandle:
+        # azure-ai-ml's own deprecation warnings (marshmallow 4, ...) are not the user's to fix.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return self._deploy()
+
+    def _deploy(self) -> EndpointHandle:
         from azure.core.exceptions import HttpResponseError
 
         started = time.monotonic()
@@ -243,7 +250,9 @@ class AzureMLEndpoint(Endpoint):
 
             self._progress(f"deleting endpoint {name}")
             try:
-                self.ml.online_endpoints.begin_delete(name).result()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    self.ml.online_endpoints.begin_delete(name).result()
             except ResourceNotFoundError:
                 pass
             self._progress(f"deleted endpoint {name}")
