@@ -165,3 +165,21 @@ def test_sigint_during_the_suites_still_deletes_the_endpoint(release_project: Re
     assert release_project.verdict()["decision"] == "BLOCK"
     assert arm.requests("DELETE", r"/onlineEndpoints/devtest-[^/]+$"), output
     assert not arm.state.endpoints and not arm.state.served
+
+
+def test_missing_workspace_config_blocks_naming_the_file_and_fix(release_project: ReleaseProject) -> None:
+    result = release_project.run("--release-stage", "devtest", "--release-target", "azureml")
+    assert result.ret == 1
+    reason = release_project.verdict()["reasons"][0]
+    assert "aml_config/config.json: Azure ML workspace config not found" in reason
+    assert "--release-workspace-config" in reason
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_workspace_config_keys_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"subscription_id": "s", "resource_group": "rg"}))
+    with pytest.raises(azureml_target.ConfigError, match=r"config.json: workspace_name: missing or empty"):
+        azureml_target.read_workspace_config(path)
+    path.write_text(json.dumps({"subscription_id": "s", "resource_group": "rg", "workspace": "ws"}))
+    assert azureml_target.read_workspace_config(path)["workspace_name"] == "ws"

@@ -197,7 +197,18 @@ class AzureMLEndpoint(Endpoint):
         # azure-ai-ml's own deprecation warnings (marshmallow 4, ...) are not the user's to fix.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return self._deploy()
+            try:
+                return self._deploy()
+            except ConfigError as exc:
+                raise DeployError(str(exc)) from None
+            except DeployError:
+                raise
+            except Exception as exc:
+                # Credential, network and SDK validation errors: one line naming the cause.
+                if type(exc).__module__.startswith(("azure.", "marshmallow")):
+                    message = getattr(exc, "message", None) or str(exc)
+                    raise DeployError(f"Azure ML {type(exc).__name__}: {message}") from None
+                raise
 
     def _deploy(self) -> EndpointHandle:
         from azure.core.exceptions import HttpResponseError
@@ -210,13 +221,10 @@ class AzureMLEndpoint(Endpoint):
         self.ml = self._client()
         endpoint, deployment = self._entities()
         dep_name = self.plan.deployment["name"]
-        try:
-            self._ensure_model(self.plan.deployment_model)
-            self.endpoint_name = endpoint.name
-            self._progress(f"creating {self.plan.kind} online endpoint {endpoint.name}")
-            self.ml.online_endpoints.begin_create_or_update(endpoint).result()
-        except HttpResponseError as exc:
-            raise DeployError(f"Azure ML rejected the endpoint or model: {exc.message}") from None
+        self._ensure_model(self.plan.deployment_model)
+        self.endpoint_name = endpoint.name
+        self._progress(f"creating {self.plan.kind} online endpoint {endpoint.name}")
+        self.ml.online_endpoints.begin_create_or_update(endpoint).result()
         self._progress(f"creating deployment {dep_name} ({self.plan.deployment.get('instance_type', 'kubernetes')}, "
                        f"model {self.plan.deployment['model']}); this takes minutes on Azure")
         try:
