@@ -1,12 +1,19 @@
 #!/bin/bash
-# Fresh venv per variant, pip cache warm (both variants' wheels were already downloaded by the worktree venv).
+# Install time of the `test` extra with and without azure-ai-ml (issue 8: is putting the azureml
+# extra into `test` cheap enough for CI?). Fresh venv per variant; run twice and take the second
+# (warm pip cache) figure. Usage, from the repository root:
+#   rm -rf /tmp/rt-new /tmp/rt-old && mkdir /tmp/rt-new /tmp/rt-old
+#   git archive HEAD | tar -x -C /tmp/rt-new && git archive HEAD | tar -x -C /tmp/rt-old
+#   sed -i 's/, "releasetest\[azureml\]"\]/]/' /tmp/rt-old/pyproject.toml
+#   benchmarks/install_test_extra.sh /tmp/rt-old /tmp/rt-new
 set -e
-for v in old new; do
-  rm -rf /tmp/azml/venv-$v
-  python3.11 -m venv /tmp/azml/venv-$v
-  /tmp/azml/venv-$v/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
+for src in "$@"; do
+  venv=$(mktemp -d /tmp/rt-venv.XXXX)
+  python3.11 -m venv "$venv"
   s=$(date +%s.%N)
-  /tmp/azml/venv-$v/bin/pip install -q "/tmp/azml/src-$v[test]" > /tmp/azml/install-$v.log 2>&1
+  "$venv/bin/pip" install -q "$src[test]" > "$venv.log" 2>&1
   e=$(date +%s.%N)
-  echo "$v install_s=$(echo "$e - $s" | bc) packages=$(/tmp/azml/venv-$v/bin/pip list 2>/dev/null | tail -n +3 | wc -l) size=$(du -sm /tmp/azml/venv-$v | cut -f1)MB check=$(/tmp/azml/venv-$v/bin/pip check 2>&1 | tail -1)"
+  echo "$src install_s=$(echo "$e - $s" | bc) packages=$("$venv/bin/pip" list 2>/dev/null | tail -n +3 | wc -l)" \
+       "size=$(du -sm "$venv" | cut -f1)MB pip_check=\"$("$venv/bin/pip" check 2>&1 | tail -1)\""
+  rm -rf "$venv" "$venv.log"
 done
