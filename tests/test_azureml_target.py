@@ -183,3 +183,13 @@ def test_workspace_config_keys_are_checked(tmp_path: Path) -> None:
         azureml_target.read_workspace_config(path)
     path.write_text(json.dumps({"subscription_id": "s", "resource_group": "rg", "workspace": "ws"}))
     assert azureml_target.read_workspace_config(path)["workspace_name"] == "ws"
+
+
+def test_handle_sends_the_deployment_header_and_survives_workerinput() -> None:
+    from releasetest.targets.base import EndpointHandle
+
+    handle = EndpointHandle("azureml", "https://e/score", "https://e/", "https://e/swagger.json", key="k",
+                            extra_headers={"azureml-model-deployment": "blue"})
+    assert handle.headers() == {"azureml-model-deployment": "blue", "Authorization": "Bearer k"}
+    assert EndpointHandle.from_dict(handle.to_dict()).headers() == handle.headers()
+    assert "k" not in json.dumps(handle.describe())
