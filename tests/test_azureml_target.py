@@ -188,8 +188,8 @@ def test_workspace_config_keys_are_checked(tmp_path: Path) -> None:
 def test_handle_sends_the_deployment_header_and_survives_workerinput() -> None:
     from releasetest.targets.base import EndpointHandle
 
-    handle = EndpointHandle("azureml", "https://e/score", "https://e/", "https://e/swagger.json", key="k",
+    handle = EndpointHandle("azureml", "https://e/score", "https://e/", "https://e/swagger.json", key="secret-key-1",
                             extra_headers={"azureml-model-deployment": "blue"})
-    assert handle.headers() == {"azureml-model-deployment": "blue", "Authorization": "Bearer k"}
+    assert handle.headers() == {"azureml-model-deployment": "blue", "Authorization": "Bearer secret-key-1"}
     assert EndpointHandle.from_dict(handle.to_dict()).headers() == handle.headers()
-    assert "k" not in json.dumps(handle.describe())
+    assert "secret-key-1" not in json.dumps(handle.describe())
