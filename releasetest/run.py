@@ -49,6 +49,12 @@ def build_endpoint(settings: Settings, release: Release, stage: Stage, holdout: 
 
         assert settings.url is not None
         return UrlEndpoint(settings.url, settings.key_env, golden, ready_timeout_s=settings.ready_timeout)
+    if settings.target == "azureml":
+        from .targets.azureml import AzureMLEndpoint
+
+        return AzureMLEndpoint(release, stage, golden, workspace_config=settings.workspace_config,
+                               log_path=settings.verdict.parent / f"azureml-{stage.name}.log",
+                               ready_timeout_s=settings.ready_timeout)
     from .targets.local import LocalEndpoint
 
     log = settings.verdict.parent / f"server-{stage.name}.log"

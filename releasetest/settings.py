@@ -20,9 +20,10 @@ class SettingError(ValueError):
 
 
 def parse_target(value: str) -> str:
-    if value not in ("local", "url"):
-        raise SettingError(f"unknown target {value!r}: use 'local' (azmlinfsrv on 127.0.0.1) "
-                           "or 'url' (an existing endpoint, with --release-url)")
+    if value not in ("local", "url", "azureml"):
+        raise SettingError(f"unknown target {value!r}: use 'local' (azmlinfsrv on 127.0.0.1), "
+                           "'url' (an existing endpoint, with --release-url) "
+                           "or 'azureml' (an Azure ML online endpoint, needs the azureml extra)")
     return value
 
 
@@ -112,8 +113,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("stage", "Stage to deploy and gate (a [stages.NAME] of the manifest, e.g. devtest). "
            "Giving it turns the release run on.", None, metavar="NAME"),
     Option("config", "Release manifest (release.toml).", "release.toml", is_path=True, metavar="PATH"),
-    Option("target", "Where to deploy: local (azmlinfsrv on 127.0.0.1) or url (an existing endpoint).",
-           "local", parse_target, metavar="local|url"),
+    Option("target", "Where to deploy: local (azmlinfsrv on 127.0.0.1), url (an existing endpoint) "
+           "or azureml (an Azure ML online endpoint).", "local", parse_target, metavar="local|url|azureml"),
     Option("url", "Scoring URI of an existing endpoint, for --release-target url.", None, metavar="URL"),
     Option("key_env", "Environment variable holding the endpoint key, for --release-target url.",
            "RELEASETEST_ENDPOINT_KEY", metavar="VAR"),
@@ -138,6 +139,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("history", "Directory of the local release history (verdicts, approvals, promotions) that "
            "every run records its verdict in. Default: history/ beside the verdict.", None, is_path=True,
            metavar="DIR"),
+    Option("workspace_config", "Azure ML workspace config.json (subscription_id, resource_group, workspace_name) "
+           "for --release-target azureml. Default: aml_config/config.json next to the manifest.", None,
+           is_path=True, metavar="PATH"),
 )
 
 
@@ -158,6 +162,7 @@ class Settings:
     artifact: tuple[tuple[str, str], ...] | None
     history: Path | None
     sources: Mapping[str, str]
+    workspace_config: Path | None = None
 
     @property
     def active(self) -> bool:

@@ -1,32 +1,65 @@
-"""A loopback stand-in of the Azure Resource Manager routes azure-ai-ml calls for online endpoints.
+"""A loopback stand-in of the Azure endpoints azure-ai-ml calls to deploy an online endpoint.
 
-HTTPS on 127.0.0.1 with a certificate from a throwaway test CA (trustme); the real ``MLClient``
-reaches it through a custom cloud whose ``resource_manager`` endpoint is this server. Only the
-Microsoft.MachineLearningServices operations the target uses are implemented, shaped after the
-public REST specification; everything else answers 404 naming the route, and every request is
+HTTPS on 127.0.0.1 with a certificate from a throwaway test CA (trustme). Two ways in, both
+public SDK knobs, no patching:
+
+- in-process: ``MLClient(..., **standin.cloud_kwargs)`` (a custom cloud whose
+  ``resource_manager`` is this server);
+- another process (the ``pytest --release-target azureml`` run under test): the environment from
+  :meth:`AzureStandin.client_env` — ``ARM_CLOUD_METADATA_URL`` + ``AZUREML_CURRENT_CLOUD`` (how
+  the SDK finds sovereign clouds) pointing here, ``REQUESTS_CA_BUNDLE`` for the CA,
+  ``AZURE_TOKEN_CREDENTIALS=AzureCliCredential`` with a fake ``az`` first on ``PATH`` (so
+  ``DefaultAzureCredential`` gets a token without a network), and ``HTTPS_PROXY`` to a loopback
+  CONNECT proxy that splices ``<account>.blob.core.standin.invalid`` (the SDK builds blob hostnames
+  from the datastore's account name, which no resolver here maps to 127.0.0.1) to this server.
+
+Only the Microsoft.MachineLearningServices operations the target uses are implemented, shaped
+after the public REST specification (workspace, datastores, models, codes with pending upload,
+environments, online endpoints and deployments with long-running operations, listKeys, getLogs),
+plus the blob calls of an upload. Anything else answers 404 naming the route; every request is
 recorded so tests can assert on what the SDK sent. Long-running operations answer 201/202 with an
 ``Azure-AsyncOperation`` URL that reports ``InProgress`` for ``in_progress_polls`` polls, then
-``Succeeded`` (azure-ai-ml waits a fixed 5 s between polls, so tests keep that at 0 unless they
-test the waiting itself).
+the outcome (azure-ai-ml waits a fixed 5 s between polls, so tests keep that at 0).
+
+When a deployment is created, ``serve(endpoint, deployment_body)`` (given by the test) brings up
+the scoring server — the tests start the real local endpoint — and its scoring URI becomes the
+endpoint's; a failed start makes the deployment ``Failed`` and its log what ``getLogs`` returns.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import re
+import select
+import socket
+import socketserver
 import ssl
+import stat
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
 from azure.core.credentials import AccessToken
 
 WS = r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/Microsoft\.MachineLearningServices/workspaces/(?P<ws>[^/]+)"  # noqa: E501
+#: The workspace the tests' config.json names.
+WS_PATH = ("/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.MachineLearningServices/workspaces/ws-1")
+WORKSPACE_CONFIG = {"subscription_id": "sub-1", "resource_group": "rg-1", "workspace_name": "ws-1"}
+CLOUD = "ReleasetestStandin"
+#: Like core.windows.net: the storage SDK takes the account name from "<account>.blob.core.<...>".
+STORAGE_SUFFIX = "core.standin.invalid"
+ACCOUNT = "standinacct"
+CONTAINER = "azureml-blobstore"
 
 
 class StaticTokenCredential:
@@ -37,36 +70,58 @@ class StaticTokenCredential:
 
 
 @dataclass
+class Served:
+    """What ``serve`` reports: the scoring URI (None when the server did not start), its log, a stop."""
+
+    scoring_uri: str | None
+    logs: str
+    stop: Callable[[], None]
+
+
+ServeFn = Callable[[str, dict[str, Any]], Served]
+
+
+@dataclass
 class Recorded:
     method: str
     path: str
     query: dict[str, list[str]]
     body: Any
+    host: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class State:
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
     deployments: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    operations: dict[str, int] = field(default_factory=dict)
+    served: dict[tuple[str, str], Served] = field(default_factory=dict)
+    models: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    assets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    blobs: dict[str, tuple[bytes, dict[str, str]]] = field(default_factory=dict)
+    operations: dict[str, list[Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
 
 
 class AzureStandin:
-    """Start with ``with AzureStandin() as arm:``; ``arm.cloud_kwargs`` go to ``MLClient``."""
+    """Start with ``with AzureStandin(serve=...) as arm:``; ``arm.cloud_kwargs`` go to ``MLClient``."""
 
-    def __init__(self, in_progress_polls: int = 0) -> None:
+    def __init__(self, in_progress_polls: int = 0, serve: ServeFn | None = None) -> None:
         self.in_progress_polls = in_progress_polls
+        self.serve = serve
         self.ca = trustme.CA()
-        cert = self.ca.issue_cert("127.0.0.1", "localhost")
+        cert = self.ca.issue_cert("127.0.0.1", "localhost", f"*.blob.{STORAGE_SUFFIX}")
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(ctx)
         self.state = State()
         self.lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"standin": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
         self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.proxy = _ConnectProxy(("127.0.0.1", 0), _Splice)
+        self.proxy.upstream = self.server.server_address[:2]
+        self.threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (self.server, self.proxy)]
 
     @property
     def url(self) -> str:
@@ -78,10 +133,39 @@ class AzureStandin:
 
     @property
     def cloud_kwargs(self) -> dict[str, Any]:
-        return {"cloud": "ReleasetestStandin", "cloud_metadata": {
+        return {"cloud": CLOUD, "cloud_metadata": {
             "azure_portal": self.url + "/", "resource_manager": self.url + "/",
             "active_directory": self.url + "/", "aml_resource_id": self.url + "/",
-            "storage_endpoint": "standin.invalid", "registry_discovery_endpoint": self.url + "/"}}
+            "storage_endpoint": STORAGE_SUFFIX, "registry_discovery_endpoint": self.url + "/"}}
+
+    def client_env(self, workdir: Path) -> dict[str, str]:
+        """Environment for a process whose ``MLClient(DefaultAzureCredential(), ...)`` should land here."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        bin_dir = workdir / "fake-az-bin"
+        bin_dir.mkdir(exist_ok=True)
+        az = bin_dir / "az"
+        az.write_text(f"#!{sys.executable}\n" + _FAKE_AZ)
+        az.chmod(az.stat().st_mode | stat.S_IXUSR)
+        return {
+            "REQUESTS_CA_BUNDLE": self.ca_bundle(str(workdir / "standin-ca.pem")),
+            "ARM_CLOUD_METADATA_URL": f"{self.url}/metadata/endpoints?api-version=2019-05-01",
+            "AZUREML_CURRENT_CLOUD": CLOUD,
+            "AZURE_TOKEN_CREDENTIALS": "AzureCliCredential",
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            "HTTPS_PROXY": f"http://127.0.0.1:{self.proxy.server_address[1]}",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+
+    def register_model(self, name: str, version: str, tags: dict[str, str], ws: str = WS_PATH) -> None:
+        """A model someone registered before the run (as the workspace would return it)."""
+        rid = f"{ws}/models/{name}/versions/{version}"
+        resource = {"id": rid, "name": version, "type": "models",
+                    "properties": {"flavors": {}, "tags": tags, "modelType": "custom_model",
+                                   "modelUri": "azureml://datastores/workspaceblobstore/paths/elsewhere/",
+                                   "provisioningState": "Succeeded"}}
+        with self.lock:
+            self.state.assets[rid] = resource
+            self.state.models[(name, version)] = resource
 
     def requests(self, method: str | None = None, pattern: str = "") -> list[Recorded]:
         with self.lock:
@@ -89,13 +173,63 @@ class AzureStandin:
                     if (method is None or r.method == method) and re.search(pattern, r.path)]
 
     def __enter__(self) -> AzureStandin:
-        self.thread.start()
+        for t in self.threads:
+            t.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
+        for served in list(self.state.served.values()):
+            served.stop()
+        self.state.served.clear()
+        for s in (self.proxy, self.server):
+            s.shutdown()
+            s.server_close()
+        for t in self.threads:
+            t.join(timeout=10)
+
+
+_FAKE_AZ = """import json, sys, time
+# Stand-in for 'az account get-access-token --output json': what AzureCliCredential parses.
+if sys.argv[1:3] != ["account", "get-access-token"]:
+    sys.exit("fake az: only 'account get-access-token' is implemented")
+print(json.dumps({"accessToken": "standin-token", "expires_on": int(time.time()) + 3600,
+                  "tokenType": "Bearer", "subscription": "sub-1", "tenant": "tenant-1"}))
+"""
+
+
+class _ConnectProxy(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    upstream: tuple[str, int]
+
+
+class _Splice(socketserver.StreamRequestHandler):
+    """``CONNECT host:443`` for any host: a tunnel to the stand-in, which speaks TLS for ``*.blob``."""
+
+    server: _ConnectProxy
+    rbufsize = 0  # unbuffered: nothing of the tunnelled stream is left in a read buffer
+
+    def handle(self) -> None:
+        request = self.rfile.readline(65536).decode("latin-1")
+        while self.rfile.readline(65536) not in (b"\r\n", b"\n", b""):
+            pass
+        if not request.startswith("CONNECT "):
+            self.wfile.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            return
+        with socket.create_connection(self.server.upstream, timeout=30) as up:
+            self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            self.wfile.flush()
+            down = self.connection
+            for _ in range(100_000):
+                ready, _, _ = select.select([down, up], [], [], 30)
+                if not ready:
+                    return
+                for src, dst in ((down, up), (up, down)):
+                    if src in ready:
+                        data = src.recv(65536)
+                        if not data:
+                            return
+                        dst.sendall(data)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -105,55 +239,80 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the recorded requests are the log."""
 
-    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-        data = b"" if body is None else json.dumps(body).encode()
+    def _send(self, status: int, body: Any = None, headers: dict[str, str] | None = None,
+              content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("x-ms-request-id", str(uuid.uuid4()))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _handle(self) -> None:
         parts = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        body = json.loads(raw) if raw else None
+        host = self.headers.get("Host", "")
         st = self.standin
+        blob = ".blob." in host
+        body: Any = raw if blob else (json.loads(raw) if raw else None)
         with st.lock:
-            st.state.requests.append(Recorded(self.command, parts.path, parse_qs(parts.query), body))
+            st.state.requests.append(Recorded(self.command, parts.path, parse_qs(parts.query),
+                                              None if blob else body, host, dict(self.headers)))
+        if blob:
+            self._send(*_blob(st, self.command, unquote(parts.path), parse_qs(parts.query), raw, self.headers))
+            return
         for method, pattern, func in ROUTES:
             m = re.fullmatch(pattern, parts.path)
             if m and method == self.command:
-                with st.lock:
+                if func is _deployment_put:  # serving starts outside the lock: it takes seconds
                     status, out, headers = func(st, m, body)
+                else:
+                    with st.lock:
+                        status, out, headers = func(st, m, body)
                 self._send(status, out, headers)
                 return
         missing = f"stand-in has no route {self.command} {parts.path}"
         self._send(404, {"error": {"code": "NotFound", "message": missing}})
 
-    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _handle
+    do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = _handle
 
 
 Result = tuple[int, Any, dict[str, str] | None]
 
 
-def _lro(st: AzureStandin, status: int, body: Any) -> Result:
+def _not_found(what: str) -> Result:
+    return 404, {"error": {"code": "UserError", "message": f"{what} not found"}}, None
+
+
+def _lro(st: AzureStandin, status: int, body: Any, error: str | None = None) -> Result:
     op = uuid.uuid4().hex
-    st.state.operations[op] = 0
+    st.state.operations[op] = [0, error]
     url = f"{st.url}/operations/{op}?api-version=2023-10-01"
     return status, body, {"Azure-AsyncOperation": url, "Location": url, "Retry-After": "0"}
 
 
 def _operation(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
-    op = m["op"]
-    polls = st.state.operations.get(op)
-    if polls is None:
-        return 404, {"error": {"code": "NotFound", "message": f"no operation {op}"}}, None
-    st.state.operations[op] = polls + 1
-    return 200, {"status": "InProgress" if polls < st.in_progress_polls else "Succeeded"}, {"Retry-After": "0"}
+    op = st.state.operations.get(m["op"])
+    if op is None:
+        return _not_found(f"operation {m['op']}")
+    op[0] += 1
+    if op[0] <= st.in_progress_polls:
+        return 200, {"status": "InProgress"}, {"Retry-After": "0"}
+    if op[1]:
+        return 200, {"status": "Failed", "error": {"code": "DeploymentFailed", "message": op[1]}}, None
+    return 200, {"status": "Succeeded"}, {"Retry-After": "0"}
+
+
+def _metadata(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    """ARM cloud metadata (what ARM_CLOUD_METADATA_URL names): one cloud whose endpoints are here."""
+    return 200, [{"name": CLOUD, "portal": f"https://portal.{STORAGE_SUFFIX}", "resourceManager": st.url + "/",
+                  "authentication": {"loginEndpoint": st.url + "/", "audiences": [st.url + "/"]},
+                  "suffixes": {"storage": STORAGE_SUFFIX}}], None
 
 
 def _workspace(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
@@ -161,6 +320,55 @@ def _workspace(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
     return 200, {"id": rid, "name": m["ws"], "location": "westeurope", "type":
                  "Microsoft.MachineLearningServices/workspaces",
                  "properties": {"workspaceId": str(uuid.UUID(int=1)), "discoveryUrl": st.url + "/discovery"}}, None
+
+
+def _datastore(m: re.Match[str]) -> dict[str, Any]:
+    ws = re.match(WS, m.group(0))
+    assert ws is not None
+    return {"id": f"{ws.group(0)}/datastores/workspaceblobstore", "name": "workspaceblobstore",
+            "properties": {"datastoreType": "AzureBlob", "accountName": ACCOUNT, "containerName": CONTAINER,
+                           "endpoint": STORAGE_SUFFIX, "protocol": "https", "isDefault": True,
+                           "credentials": {"credentialsType": "AccountKey"}}}
+
+
+def _datastores(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    return 200, {"value": [_datastore(m)]}, None
+
+
+def _datastore_get(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    return 200, _datastore(m), None
+
+
+def _list_secrets(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    return 200, {"secretsType": "AccountKey", "key": base64.b64encode(b"standin-account-key").decode()}, None
+
+
+def _asset_put(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    """Versioned assets (models, codes, environments): stored as sent, with provisioning done."""
+    resource = {"id": m.group(0), "name": m["version"], "type": m["kind"],
+                "properties": {"flavors": {}, **(body or {}).get("properties", {}), "provisioningState": "Succeeded"}}
+    st.state.assets[m.group(0)] = resource
+    if m["kind"] == "models":
+        st.state.models[(m["name"], m["version"])] = resource
+    return 201, resource, None
+
+
+def _asset_get(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    found = st.state.assets.get(m.group(0))
+    return (200, found, None) if found else _not_found(f"{m['kind']} {m['name']}:{m['version']}")
+
+
+def _asset_list(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    """Version list (the SDK asks for codes by content hash to reuse an upload): none to reuse."""
+    return 200, {"value": []}, None
+
+
+def _pending_upload(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    blob_uri = f"https://{ACCOUNT}.blob.{STORAGE_SUFFIX}/{CONTAINER}/LocalUpload/{uuid.uuid4().hex}"
+    return 200, {"pendingUploadId": uuid.uuid4().hex, "pendingUploadType": "TemporaryBlobReference",
+                 "blobReferenceForConsumption": {"blobUri": blob_uri, "storageAccountArmId": "standin",
+                                                 "credential": {"credentialType": "SAS",
+                                                                "sasUri": blob_uri + "?sv=standin&sig=x"}}}, None
 
 
 def _endpoint_put(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
@@ -178,9 +386,7 @@ def _endpoint_put(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
 
 def _endpoint_get(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
     ep = st.state.endpoints.get(m["ep"])
-    if ep is None:
-        return 404, {"error": {"code": "UserError", "message": f"endpoint {m['ep']} not found"}}, None
-    return 200, ep, None
+    return (200, ep, None) if ep else _not_found(f"endpoint {m['ep']}")
 
 
 def _endpoint_delete(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
@@ -188,20 +394,119 @@ def _endpoint_delete(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
         return 204, None, None
     for key in [k for k in st.state.deployments if k[0] == m["ep"]]:
         del st.state.deployments[key]
+        served = st.state.served.pop(key, None)
+        if served is not None:
+            served.stop()
     return _lro(st, 202, None)
 
 
 def _list_keys(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
     if m["ep"] not in st.state.endpoints:
-        return 404, {"error": {"code": "UserError", "message": "endpoint not found"}}, None
+        return _not_found(f"endpoint {m['ep']}")
     return 200, {"primaryKey": f"primary-{m['ep']}", "secondaryKey": f"secondary-{m['ep']}"}, None
 
 
+def _deployment_put(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    """Provision: ``serve`` starts the scoring server; its URI becomes the endpoint's scoring URI."""
+    key = (m["ep"], m["dep"])
+    with st.lock:
+        if m["ep"] not in st.state.endpoints:
+            return _not_found(f"endpoint {m['ep']}")
+    served = st.serve(m["ep"], body) if st.serve else Served(None, "stand-in has no serve function", lambda: None)
+    with st.lock:
+        ok = served.scoring_uri is not None
+        resource = {"id": m.group(0), "name": m["dep"], "location": "westeurope", "sku": body.get("sku"),
+                    "tags": body.get("tags", {}), "kind": body.get("kind"),
+                    "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
+                    "properties": {"scaleSettings": {"scaleType": "Default"}, **body.get("properties", {}),
+                                   "provisioningState": "Succeeded" if ok else "Failed"}}
+        st.state.deployments[key] = {**resource, "logs": served.logs}
+        if ok:
+            st.state.served[key] = served
+            st.state.endpoints[m["ep"]]["properties"]["scoringUri"] = served.scoring_uri
+            st.state.endpoints[m["ep"]]["properties"]["traffic"] = {m["dep"]: 100}
+        error = None if ok else ("Deployment failed: the inference server did not start; "
+                                 "see the InferenceServer container logs")
+        return _lro(st, 201, resource, error)
+
+
+def _deployment_get(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    dep = st.state.deployments.get((m["ep"], m["dep"]))
+    if dep is None:
+        return _not_found(f"deployment {m['dep']}")
+    return 200, {k: v for k, v in dep.items() if k != "logs"}, None
+
+
+def _deployment_list(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    return 200, {"value": [{k: v for k, v in dep.items() if k != "logs"}
+                           for (ep, _), dep in st.state.deployments.items() if ep == m["ep"]]}, None
+
+
+def _get_logs(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    dep = st.state.deployments.get((m["ep"], m["dep"]))
+    if dep is None:
+        return _not_found(f"deployment {m['dep']}")
+    lines = dep["logs"].splitlines()[-int((body or {}).get("tail") or 100):]
+    return 200, {"content": "\n".join(lines)}, None
+
+
+def _blob(st: AzureStandin, method: str, path: str, query: dict[str, list[str]], raw: bytes,
+          headers: Any) -> Result:
+    """The Blob service calls of an upload: properties (HEAD), put blob, set metadata, list."""
+    comp = (query.get("comp") or [""])[0]
+    meta = {k.lower()[len("x-ms-meta-"):]: v for k, v in headers.items() if k.lower().startswith("x-ms-meta-")}
+    with st.lock:
+        if method == "PUT" and comp == "metadata":
+            if path not in st.state.blobs:
+                return 404, None, {"x-ms-error-code": "BlobNotFound"}
+            st.state.blobs[path] = (st.state.blobs[path][0], meta)
+            return 200, None, {"ETag": '"1"', "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT"}
+        if method == "PUT" and not comp:
+            st.state.blobs[path] = (raw, meta)
+            return 201, None, {"ETag": '"1"', "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT",
+                               "x-ms-request-server-encrypted": "true"}
+        if method in ("HEAD", "GET") and (query.get("restype") or [""])[0] == "container" and comp == "list":
+            prefix = (query.get("prefix") or [""])[0]
+            container = "/" + path.strip("/") + "/"
+            names = sorted(p[len(container):] for p in st.state.blobs if p.startswith(container + prefix))
+            xml = ("<?xml version=\"1.0\" encoding=\"utf-8\"?><EnumerationResults><Blobs>"
+                   + "".join(f"<Blob><Name>{n}</Name><Properties><Content-Length>"
+                             f"{len(st.state.blobs[container + n][0])}</Content-Length><BlobType>BlockBlob"
+                             "</BlobType></Properties></Blob>" for n in names)
+                   + "</Blobs><NextMarker /></EnumerationResults>")
+            return 200, xml.encode(), {"Content-Type": "application/xml"}
+        if method in ("HEAD", "GET") and not comp:
+            found = st.state.blobs.get(path)
+            if found is None:
+                return 404, None, {"x-ms-error-code": "BlobNotFound"}
+            data, metadata = found
+            return 200, data if method == "GET" else None, {
+                "x-ms-blob-type": "BlockBlob", "ETag": '"1"', "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT",
+                **({"Content-Length": str(len(data))} if method == "HEAD" else {}),
+                **{f"x-ms-meta-{k}": v for k, v in metadata.items()}}
+    return 400, None, {"x-ms-error-code": "UnsupportedByStandin"}
+
+
+_ASSET = WS + r"/(?P<kind>models|codes|environments)/(?P<name>[^/]+)/versions/(?P<version>[^/]+)"
+_DEP = WS + r"/onlineEndpoints/(?P<ep>[^/]+)/deployments/(?P<dep>[^/]+)"
+
 ROUTES: list[tuple[str, str, Any]] = [
     ("GET", r"/operations/(?P<op>[0-9a-f]+)", _operation),
+    ("GET", r"/metadata/endpoints", _metadata),
     ("GET", WS, _workspace),
+    ("GET", WS + r"/datastores", _datastores),
+    ("GET", WS + r"/datastores/(?P<ds>[^/]+)", _datastore_get),
+    ("POST", WS + r"/datastores/(?P<ds>[^/]+)/listSecrets", _list_secrets),
+    ("PUT", _ASSET, _asset_put),
+    ("GET", _ASSET, _asset_get),
+    ("GET", WS + r"/(?P<kind>models|codes|environments)/(?P<name>[^/]+)/versions", _asset_list),
+    ("POST", _ASSET + r"/startPendingUpload", _pending_upload),
     ("PUT", WS + r"/onlineEndpoints/(?P<ep>[^/]+)", _endpoint_put),
     ("GET", WS + r"/onlineEndpoints/(?P<ep>[^/]+)", _endpoint_get),
     ("DELETE", WS + r"/onlineEndpoints/(?P<ep>[^/]+)", _endpoint_delete),
     ("POST", WS + r"/onlineEndpoints/(?P<ep>[^/]+)/listKeys", _list_keys),
+    ("PUT", _DEP, _deployment_put),
+    ("GET", _DEP, _deployment_get),
+    ("GET", WS + r"/onlineEndpoints/(?P<ep>[^/]+)/deployments", _deployment_list),
+    ("POST", _DEP + r"/getLogs", _get_logs),
 ]

@@ -9,6 +9,7 @@ what gets deployed. The table in ``docs/azureml.md`` documents every row of :fun
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -154,6 +155,13 @@ def _models(release: Release, short_id: str, drift: list[Drift]) -> tuple[tuple[
     return assets, bundle
 
 
+def _env_version(image: str, conda_file: Path | None) -> str:
+    digest = hashlib.sha256(image.encode())
+    if conda_file is not None:
+        digest.update(conda_file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def _conda_has_server(path: Path) -> bool:
     text = path.read_text(encoding="utf-8", errors="replace")
     return "azureml-inference-server-http" in text or "azureml-defaults" in text
@@ -208,6 +216,10 @@ def plan_for(release: Release, stage: Stage, name: str | None = None, deployment
                            "conda file can install into"))
     if release.inference.conda_file is not None:
         env["conda_file"] = os.path.relpath(release.inference.conda_file, base)
+    # Environment versions are immutable: name the version after what builds the image, so an
+    # unchanged environment is reused (no rebuild) and a changed one gets a new version.
+    env["version"] = _env_version(image, release.inference.conda_file)
+    if release.inference.conda_file is not None:
         if not _conda_has_server(release.inference.conda_file):
             drift.append(Drift("condaFile", "v1 added the inference server to the image; v2 needs "
                                "azureml-inference-server-http in the conda file's pip list"))

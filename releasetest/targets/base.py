@@ -25,9 +25,12 @@ class EndpointHandle:
     key: str | None = field(default=None, repr=False)
     log_path: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: Sent with every request, e.g. ``azureml-model-deployment`` to pin an Azure ML deployment.
+    extra_headers: dict[str, str] = field(default_factory=dict)
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        auth = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        return {**self.extra_headers, **auth}
 
     def log_tail(self, lines: int = 40) -> str | None:
         return read_tail(Path(self.log_path), lines) if self.log_path else None

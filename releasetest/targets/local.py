@@ -73,6 +73,7 @@ class LocalEndpoint(Endpoint):
         python: str = sys.executable,
         key: str | None = None,
         max_body_bytes: int = 10 * 1024 * 1024,
+        require_key: bool | None = None,
     ):
         self.release = release
         self.stage = stage
@@ -81,8 +82,10 @@ class LocalEndpoint(Endpoint):
         self.ready_timeout_s = ready_timeout_s
         self.port = port or free_port()
         self.python = python
-        # authEnabled: the endpoint refuses requests without this key (a given one, or one per run).
-        self.key = (key or secrets.token_urlsafe(32)) if stage.deployment.auth_enabled else None
+        # authEnabled (or require_key, for a stand-in of a platform that always has keys): the
+        # endpoint refuses requests without this key (a given one, or one per run).
+        auth = stage.deployment.auth_enabled if require_key is None else require_key
+        self.key = (key or secrets.token_urlsafe(32)) if auth else None
         self.max_body_bytes = max_body_bytes
         self.workdir: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
