@@ -107,8 +107,9 @@ def run_wrk(uri: str, duration: float, connections: int, workdir: Path) -> dict[
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
-            "p50": _ms(re.search(r"50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
-            "p99": _ms(re.search(r"99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
+            # Anchored: a "+/- Stdev" column such as "71.50%" must not pass for the 50% line.
+            "p50": _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
+            "p99": _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),  # type: ignore[union-attr]
             "requests": requests, "cpu_ms_per_req": cpu * 1000 / max(1, requests),
             "errors": int(errors.group(1)) if errors else 0}
 

@@ -80,6 +80,8 @@ class ReleaseRun:
     results: Results = field(default_factory=Results)
     findings: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: The serving interpreter against the release's conda file (see :mod:`releasetest.environment`).
+    conda_check: dict[str, Any] | None = None
     started_at: str = field(default_factory=now_iso)
 
     @property
@@ -143,7 +145,7 @@ class ReleaseRun:
             python = environment.build_isolated(env, cache)
         found = environment.report(env, python)
         found["mode"] = self.settings.env
-        self.merge_findings({"environment": found})
+        self.conda_check = found
         if found["mismatches"]:
             if self.settings.env != "warn":
                 raise ConfigError(conda, "dependencies", "the serving environment differs from the conda file: "
@@ -212,7 +214,7 @@ class ReleaseRun:
             started_at=self.started_at,
             finished_at=now_iso(),
             deployment=deployment,
-            environment=provenance.environment(),
+            environment={**provenance.environment(), "conda_check": self.conda_check},
             git=provenance.git_info(self.settings.config.parent),
         )
 

@@ -73,7 +73,7 @@ def test_isolated_builds_the_pinned_env_and_serves_from_it(release_project: Rele
     result = release_project.run("--release-stage", "devtest", "--release-env", "isolated", timeout=900)
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE", verdict["reasons"]
-    env = verdict["findings"]["environment"]
+    env = verdict["environment"]["conda_check"]
     assert env["mode"] == "isolated" and env["mismatches"] == []
     assert env["interpreter"].startswith(str(cache)) and env["interpreter"] != sys.executable
     assert result.ret == 0
