@@ -115,7 +115,9 @@ def _cmd_promote(args: argparse.Namespace) -> int:
 
     done = promote(Path(args.verdict), args.from_stage, args.to_stage, _store(args),
                    manifest=Path(args.manifest) if args.manifest else None, target=args.target, url=args.url,
-                   keep=args.keep, by=args.by, port=args.port, ready_timeout=args.ready_timeout)
+                   keep=args.keep, by=args.by, port=args.port, ready_timeout=args.ready_timeout,
+                   workspace_config=Path(args.workspace_config) if args.workspace_config else None,
+                   endpoint_name=args.endpoint_name)
     rec = done.record
     ep = rec["endpoint"]
     print(f"promoted {rec['release']}@{rec['release_id'].split(':', 1)[1][:12]} {rec['from']} -> {rec['to']} "
@@ -125,6 +127,11 @@ def _cmd_promote(args: argparse.Namespace) -> int:
         print(f"endpoint kept running (stop it with: kill -TERM -{ep.get('pid')})")
     elif rec["target"] == "local":
         print("deployed, answered liveness and the golden rows, and stopped (use --keep to leave it running)")
+    elif rec["target"] == "azureml":
+        print(f"endpoint {ep['endpoint']}: traffic {ep['traffic']} (was {ep['traffic_before'] or 'none'})")
+        if ep["rollback"]:
+            print(f"previous deployment(s) kept: {', '.join(ep['kept_deployments'])}; roll back with: "
+                  f"{ep['rollback']}")
     return 0
 
 
@@ -169,9 +176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--to", dest="to_stage", required=True, help="stage to deploy, e.g. production")
     p.add_argument("--verdict", default=DEFAULT_VERDICT)
     p.add_argument("--manifest", help="release manifest (default: the one the verdict names)")
-    p.add_argument("--target", choices=("local", "url"), default="local",
-                   help="local: deploy with azmlinfsrv on 127.0.0.1; url: record an existing endpoint")
+    p.add_argument("--target", choices=("local", "azureml", "url"), default="local",
+                   help="local: deploy with azmlinfsrv on 127.0.0.1; azureml: blue/green into the stage's "
+                        "Azure ML endpoint; url: record an existing endpoint")
     p.add_argument("--url", help="scoring URI of the target stage's endpoint, for --target url")
+    p.add_argument("--workspace-config", help="Azure ML config.json for --target azureml "
+                   "(default: aml_config/config.json beside the manifest)")
+    p.add_argument("--endpoint-name", help="Azure ML endpoint of the stage (default: <release>-<stage>)")
     p.add_argument("--keep", action="store_true", help="leave the local endpoint running")
     p.add_argument("--port", type=int, default=0, help="port of the local endpoint (0 picks a free one)")
     p.add_argument("--ready-timeout", type=float, default=120.0, help="seconds the endpoint gets to be ready")

@@ -4,7 +4,8 @@
 run), its decision, stages and release id; the artifacts on disk (hashed again against the
 manifest, and the release id recomputed); and, for a stage that requires it, a recorded human
 approval of that very verdict. Only then does it deploy the same artifacts with the target
-stage's own deployment config.
+stage's own deployment config: locally, or blue/green into the stage's kept Azure ML endpoint
+(:meth:`releasetest.targets.azureml.AzureMLEndpoint.promote`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from .data import load_holdout
 from .errors import ConfigError, DeployError, ReleaseTestError
 from .gate import now_iso
-from .spec import Release, load_release
+from .spec import Release, Stage, load_release
 from .store import Store, check_digest, read_verdict
 from .targets.base import Endpoint
 
@@ -83,20 +84,46 @@ class Promotion:
     endpoint: Endpoint | None = None
 
 
+def _promote_azureml(release: Release, stage: Stage, golden: tuple[list[list[float]], list[Any]], log: Path,
+                     workspace_config: Path | None, endpoint_name: str | None,
+                     ready_timeout: float) -> dict[str, Any]:
+    """Blue/green into the stage's Azure ML endpoint; the endpoint description for the record."""
+    from .azureml.mapping import release_deployment_name, stage_endpoint_name
+    from .targets.azureml import AzureMLEndpoint
+
+    azure = AzureMLEndpoint(release, stage, golden, log_path=log, workspace_config=workspace_config,
+                            ready_timeout_s=ready_timeout,
+                            endpoint_name=endpoint_name or stage_endpoint_name(release.name, stage.name),
+                            deployment_name=release_deployment_name(release.short_id))
+    try:
+        done = azure.promote()
+    except DeployError as exc:
+        raise ReleaseTestError(f"promotion to {stage.name} failed, traffic stays where it was: {exc}") from None
+    finally:
+        azure.teardown()  # closes the progress log; the stage's endpoint is kept
+    return {**done.handle.describe(), "traffic_before": done.traffic_before, "traffic": done.traffic_after,
+            "created_endpoint": done.created_endpoint, "kept_deployments": done.kept, "rollback": done.rollback}
+
+
 def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *, manifest: Path | None = None,
             target: str = "local", url: str | None = None, keep: bool = False, by: str | None = None,
-            out_dir: Path | None = None, port: int = 0, ready_timeout: float = 120.0) -> Promotion:
-    """Check everything, deploy to ``to_stage`` (local) or record the URL (url), record the promotion."""
+            out_dir: Path | None = None, port: int = 0, ready_timeout: float = 120.0,
+            workspace_config: Path | None = None, endpoint_name: str | None = None) -> Promotion:
+    """Check everything, deploy to ``to_stage`` (local, azureml) or record the URL (url), record the promotion."""
     verdict = read_verdict(verdict_path)
     release, approvers = verify_for_promotion(verdict, str(verdict_path), from_stage, to_stage, manifest, store)
     stage = release.stage(to_stage)
     store.add_verdict(verdict)
     kept: Endpoint | None = None
-    if target == "local":
-        from .targets.local import LocalEndpoint
-
+    if target in ("local", "azureml"):
         assert release.data is not None
         golden = load_holdout(release.data).golden(release.data.golden_rows)
+    if target == "azureml":
+        log = (out_dir or verdict_path.parent) / f"azureml-{to_stage}.log"
+        endpoint = _promote_azureml(release, stage, golden, log, workspace_config, endpoint_name, ready_timeout)
+    elif target == "local":
+        from .targets.local import LocalEndpoint
+
         log = (out_dir or verdict_path.parent) / f"server-{to_stage}.log"
         local = LocalEndpoint(release, stage, golden, log_path=log, ready_timeout_s=ready_timeout, port=port)
         try:
@@ -115,7 +142,7 @@ def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *,
 
         endpoint = handle_for_url(url, None).describe()
     else:
-        raise PromotionRefused(f"unknown target {target!r}: use local or url")
+        raise PromotionRefused(f"unknown target {target!r}: use local, azureml or url")
     record = {
         "release": release.name, "release_id": release.release_id,
         "artifacts": [{"name": a.name, "version": a.version} for a in release.artifacts],

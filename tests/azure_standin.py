@@ -24,6 +24,14 @@ the outcome (azure-ai-ml waits a fixed 5 s between polls, so tests keep that at 
 When a deployment is created, ``serve(endpoint, deployment_body)`` (given by the test) brings up
 the scoring server — the tests start the real local endpoint — and its scoring URI becomes the
 endpoint's; a failed start makes the deployment ``Failed`` and its log what ``getLogs`` returns.
+A new deployment takes no traffic (as on Azure without ``--all-traffic``); an endpoint PUT sets
+``traffic`` / ``mirrorTraffic``, checked like Azure does (known, provisioned deployments; live
+traffic sums to 100 or 0).
+
+With ``route=True`` the endpoint's scoring URI is the stand-in itself (``/endpoints/<name>/...``),
+which routes like the Azure ML endpoint front end: to the deployment the
+``azureml-model-deployment`` header names, else by the traffic split. That is what blue/green
+promotion needs: several deployments behind one endpoint.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import re
 import select
 import socket
@@ -48,6 +57,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import requests
 import trustme
 from azure.core.credentials import AccessToken
 
@@ -106,9 +116,10 @@ class State:
 class AzureStandin:
     """Start with ``with AzureStandin(serve=...) as arm:``; ``arm.cloud_kwargs`` go to ``MLClient``."""
 
-    def __init__(self, in_progress_polls: int = 0, serve: ServeFn | None = None) -> None:
+    def __init__(self, in_progress_polls: int = 0, serve: ServeFn | None = None, route: bool = False) -> None:
         self.in_progress_polls = in_progress_polls
         self.serve = serve
+        self.route = route
         self.ca = trustme.CA()
         cert = self.ca.issue_cert("127.0.0.1", "localhost", f"*.blob.{STORAGE_SUFFIX}")
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -244,9 +255,11 @@ class _Handler(BaseHTTPRequestHandler):
         data = body if isinstance(body, bytes) else b"" if body is None else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
+        headers = dict(headers or {})
+        # A HEAD names the length of the body it does not send; one Content-Length header either way.
+        self.send_header("Content-Length", headers.pop("Content-Length", str(len(data))))
         self.send_header("x-ms-request-id", str(uuid.uuid4()))
-        for k, v in (headers or {}).items():
+        for k, v in headers.items():
             self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD":
@@ -265,6 +278,12 @@ class _Handler(BaseHTTPRequestHandler):
                                               None if blob else body, host, dict(self.headers)))
         if blob:
             self._send(*_blob(st, self.command, unquote(parts.path), parse_qs(parts.query), raw, self.headers))
+            return
+        scoring = re.fullmatch(r"/endpoints/(?P<ep>[^/]+)(?P<rest>/.*)", parts.path)
+        if st.route and scoring:
+            status, out, extra = _route(st, self.command, scoring["ep"], scoring["rest"], raw, self.headers)
+            extra = dict(extra or {})
+            self._send(status, out, extra, extra.pop("Content-Type", "application/json"))
             return
         for method, pattern, func in ROUTES:
             m = re.fullmatch(pattern, parts.path)
@@ -371,17 +390,44 @@ def _pending_upload(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
                                                                 "sasUri": blob_uri + "?sv=standin&sig=x"}}}, None
 
 
+def _traffic_error(st: AzureStandin, name: str, props: dict[str, Any]) -> str | None:
+    """What Azure refuses in a traffic update: unknown or unprovisioned deployments, a bad sum."""
+    for field_name in ("traffic", "mirrorTraffic"):
+        for dep in (props.get(field_name) or {}):
+            found = st.state.deployments.get((name, dep))
+            if found is None or found["properties"]["provisioningState"] != "Succeeded":
+                return f"{field_name}: deployment {dep} does not exist or is not provisioned"
+    total = sum((props.get("traffic") or {}).values())
+    if total not in (0, 100):
+        return f"traffic must sum to 100 (or 0), got {total}"
+    if set(props.get("mirrorTraffic") or {}) & {d for d, w in (props.get("traffic") or {}).items() if w}:
+        return "mirrorTraffic: a deployment that takes live traffic cannot also get mirrored traffic"
+    return None
+
+
 def _endpoint_put(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
     name = m["ep"]
     host = st.url.replace("https://", "")
+    props = dict(body.get("properties", {}))
+    old = st.state.endpoints.get(name)
+    if old is None:
+        base = f"https://{host}/endpoints/{name}" if st.route else f"https://{host}/score/{name}"
+        uris = {"scoringUri": f"{base}/score" if st.route else base,
+                "swaggerUri": f"{base}/swagger.json" if st.route else f"https://{host}/swagger/{name}"}
+        props.setdefault("traffic", {})
+    else:  # an update: the URIs stay, traffic changes only when sent
+        uris = {k: old["properties"][k] for k in ("scoringUri", "swaggerUri")}
+        props.setdefault("traffic", old["properties"].get("traffic", {}))
+        error = _traffic_error(st, name, props)
+        if error:
+            return 400, {"error": {"code": "BadArgument", "message": error}}, None
     resource = {"id": m.group(0), "name": name, "location": body.get("location", "westeurope"),
                 "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints",
                 "identity": {"type": "SystemAssigned"},
                 "tags": body.get("tags", {}), "kind": body.get("kind"),
-                "properties": {**body.get("properties", {}), "provisioningState": "Succeeded",
-                               "scoringUri": f"https://{host}/score/{name}", "swaggerUri": f"https://{host}/swagger/{name}"}}
+                "properties": {**props, "provisioningState": "Succeeded", **uris}}
     st.state.endpoints[name] = resource
-    return _lro(st, 201, resource)
+    return _lro(st, 201 if old is None else 200, resource)
 
 
 def _endpoint_get(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
@@ -421,10 +467,13 @@ def _deployment_put(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
                     "properties": {"scaleSettings": {"scaleType": "Default"}, **body.get("properties", {}),
                                    "provisioningState": "Succeeded" if ok else "Failed"}}
         st.state.deployments[key] = {**resource, "logs": served.logs}
+        previous = st.state.served.pop(key, None)  # an update in place replaces the server
+        if previous is not None:
+            previous.stop()
         if ok:
             st.state.served[key] = served
-            st.state.endpoints[m["ep"]]["properties"]["scoringUri"] = served.scoring_uri
-            st.state.endpoints[m["ep"]]["properties"]["traffic"] = {m["dep"]: 100}
+            if not st.route:  # one deployment per endpoint: its server is the endpoint
+                st.state.endpoints[m["ep"]]["properties"]["scoringUri"] = served.scoring_uri
         error = None if ok else ("Deployment failed: the inference server did not start; "
                                  "see the InferenceServer container logs")
         return _lro(st, 201, resource, error)
@@ -440,6 +489,48 @@ def _deployment_get(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
 def _deployment_list(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
     return 200, {"value": [{k: v for k, v in dep.items() if k != "logs"}
                            for (ep, _), dep in st.state.deployments.items() if ep == m["ep"]]}, None
+
+
+def _deployment_delete(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    if (m["ep"], m["dep"]) not in st.state.deployments:
+        return 204, None, None
+    if (st.state.endpoints[m["ep"]]["properties"].get("traffic") or {}).get(m["dep"]):
+        return 400, {"error": {"code": "BadArgument", "message": f"deployment {m['dep']} takes traffic; "
+                               "set its traffic to 0 first"}}, None
+    del st.state.deployments[(m["ep"], m["dep"])]
+    served = st.state.served.pop((m["ep"], m["dep"]), None)
+    if served is not None:
+        served.stop()
+    return _lro(st, 202, None)
+
+
+def _route(st: AzureStandin, method: str, name: str, rest: str, raw: bytes, headers: Any) -> Result:
+    """The endpoint front end: the header's deployment, else one drawn by the traffic weights."""
+    with st.lock:
+        ep = st.state.endpoints.get(name)
+        if ep is None:
+            return _not_found(f"endpoint {name}")
+        pinned = headers.get("azureml-model-deployment")
+        if pinned:
+            dep = pinned
+        else:
+            weights = {d: w for d, w in (ep["properties"].get("traffic") or {}).items() if w}
+            if not weights:
+                return 503, {"message": "no deployment takes traffic on this endpoint"}, None
+            dep = random.choices(list(weights), list(weights.values()))[0]
+        served = st.state.served.get((name, dep))
+    if served is None or served.scoring_uri is None:
+        return 404, {"message": f"deployment {dep} not found or not running on endpoint {name}"}, None
+    upstream = served.scoring_uri.rsplit("/score", 1)[0] + rest
+    forward = {k: v for k, v in headers.items() if k.lower() in ("authorization", "content-type")}
+    try:
+        with requests.Session() as session:
+            session.trust_env = False  # straight to the loopback server, never through HTTPS_PROXY
+            resp = session.request(method, upstream, data=raw or None, headers=forward, timeout=60)
+    except requests.RequestException as exc:
+        return 502, {"message": f"deployment {dep} did not answer: {exc}"}, None
+    return resp.status_code, resp.content, {"Content-Type": resp.headers.get("Content-Type", "application/json"),
+                                            "azureml-model-deployment": dep}
 
 
 def _get_logs(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
@@ -507,6 +598,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", WS + r"/onlineEndpoints/(?P<ep>[^/]+)/listKeys", _list_keys),
     ("PUT", _DEP, _deployment_put),
     ("GET", _DEP, _deployment_get),
+    ("DELETE", _DEP, _deployment_delete),
     ("GET", WS + r"/onlineEndpoints/(?P<ep>[^/]+)/deployments", _deployment_list),
     ("POST", _DEP + r"/getLogs", _get_logs),
 ]

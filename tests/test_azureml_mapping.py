@@ -160,3 +160,24 @@ def test_plan_cli_unknown_stage_is_one_line_error(example: Path, capsys: pytest.
     assert main(["azureml-plan", str(example / "release.toml"), "--stage", "qa"]) == 2
     err = capsys.readouterr().err
     assert "stages.qa: stage 'qa' is not defined" in err and "Traceback" not in err
+
+
+def test_promotion_names_are_valid_azure_names() -> None:
+    from releasetest.azureml.mapping import release_deployment_name, stage_endpoint_name
+
+    assert stage_endpoint_name("port-weather", "production") == "port-weather-production"
+    long = stage_endpoint_name("9 Very_Long release name for the weather port", "production")
+    assert long[0].isalpha() and len(long) <= 32 and not long.endswith("-") and set(long) <= set(
+        "abcdefghijklmnopqrstuvwxyz0123456789-")
+    assert release_deployment_name("f3e14ad970f8abcd") == "r-f3e14ad970f8"
+
+
+def test_rollback_command_names_the_live_split() -> None:
+    from releasetest.targets.azureml import BlueGreen
+    from releasetest.targets.base import EndpointHandle
+
+    handle = EndpointHandle("azureml", "https://e/score", "https://e/", "https://e/swagger.json")
+    first = BlueGreen(handle, "ep", "r-2", True, {}, {"r-2": 100})
+    assert first.rollback is None
+    second = BlueGreen(handle, "ep", "r-2", False, {"r-1": 100, "r-0": 0}, {"r-1": 0, "r-0": 0, "r-2": 100})
+    assert second.rollback == 'az ml online-endpoint update --name ep --traffic "r-1=100 r-2=0"'

@@ -116,6 +116,19 @@ def endpoint_name(stage: str, short_id: str) -> str:
     return f"{slug[: 31 - len(short_id[:12])]}-{short_id[:12]}"
 
 
+def stage_endpoint_name(release_name: str, stage: str) -> str:
+    """``<release>-<stage>``: the endpoint a promotion keeps for a stage, the same for every release."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", f"{release_name}-{stage}".lower()).strip("-")
+    if not slug[:1].isalpha():
+        slug = "r" + slug
+    return slug[:32].rstrip("-")
+
+
+def release_deployment_name(short_id: str) -> str:
+    """``r-<short id>``: the deployment a promotion adds, so the endpoint shows which release serves."""
+    return f"r-{short_id[:12]}"
+
+
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 

@@ -11,6 +11,11 @@ manifest (a tree digest). An existing ``name:version`` is reused only when its t
 manifest's digest; a missing or different tag is a :class:`DeployError` (model versions are
 immutable in Azure ML, so a tag set at registration by this code is bound to the uploaded files;
 a model registered by hand has no tag and is refused rather than trusted).
+
+Promotion (:meth:`AzureMLEndpoint.promote`) reuses the same plan, model check and readiness
+check, blue/green: the new deployment joins the stage's kept endpoint at 0 % traffic, must answer
+the golden rows when pinned with ``azureml-model-deployment``, and only then gets all traffic;
+the previous deployment stays for rollback. A failure leaves the traffic where it was.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import yaml
 
@@ -39,6 +46,30 @@ SHA_TAG = "releasetest_sha256"
 WORKSPACE_KEYS = ("subscription_id", "resource_group", "workspace_name")
 #: Lines of the inference server log attached to a failed deploy.
 LOG_LINES = 100
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BlueGreen:
+    """What a promotion did to the stage's endpoint, for the promotion record and the rollback hint."""
+
+    handle: EndpointHandle
+    endpoint: str
+    deployment: str
+    created_endpoint: bool
+    traffic_before: dict[str, int]
+    traffic_after: dict[str, int]
+    kept: list[str] = field(default_factory=list)
+
+    @property
+    def rollback(self) -> str | None:
+        """The command that puts the traffic back where it was (None when there was none)."""
+        live = {d: w for d, w in self.traffic_before.items() if w}
+        if not live:
+            return None
+        split = " ".join(f"{d}={live.get(d, 0)}" for d in [*live, self.deployment])
+        return f'az ml online-endpoint update --name {self.endpoint} --traffic "{split}"'
 
 
 def tree_digest(files: tuple[tuple[str, Path, str], ...]) -> str:
@@ -82,6 +113,8 @@ class AzureMLEndpoint(Endpoint):
         workspace_config: Path | None = None,
         ready_timeout_s: float = 120.0,
         credential: Any = None,
+        endpoint_name: str | None = None,
+        deployment_name: str = "blue",
     ):
         self.release = release
         self.stage = stage
@@ -90,10 +123,12 @@ class AzureMLEndpoint(Endpoint):
         self.workspace_config = workspace_config or release.root / "aml_config" / "config.json"
         self.ready_timeout_s = ready_timeout_s
         self.credential = credential
-        self.plan: Plan = plan_for(release, stage)
+        self.plan: Plan = plan_for(release, stage, name=endpoint_name, deployment=deployment_name)
         self.ml: Any = None
         #: Set before the endpoint is created, so an interrupted create is still deleted.
         self.endpoint_name: str | None = None
+        #: deploy() owns its endpoint (teardown deletes it); promote() uses the stage's and keeps it.
+        self.owns_endpoint = True
         self._log: TextIO | None = None
         self._handle: EndpointHandle | None = None
 
@@ -194,11 +229,18 @@ class AzureMLEndpoint(Endpoint):
         return DeployError(f"Azure ML endpoint {self.endpoint_name} for stage {self.stage.name}: {cause}", logs)
 
     def deploy(self) -> EndpointHandle:
+        return self._sdk_call(self._deploy)
+
+    def promote(self) -> BlueGreen:
+        """Blue/green into the stage's endpoint, which is kept; see the module docstring."""
+        return self._sdk_call(self._promote)
+
+    def _sdk_call(self, func: Callable[[], T]) -> T:
         # azure-ai-ml's own deprecation warnings (marshmallow 4, ...) are not the user's to fix.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                return self._deploy()
+                return func()
             except ConfigError as exc:
                 raise DeployError(str(exc)) from None
             except DeployError:
@@ -210,37 +252,49 @@ class AzureMLEndpoint(Endpoint):
                     raise DeployError(f"Azure ML {type(exc).__name__}: {message}") from None
                 raise
 
-    def _deploy(self) -> EndpointHandle:
-        from azure.core.exceptions import HttpResponseError
-
-        started = time.monotonic()
+    def _start(self) -> tuple[Any, Any]:
+        """Log, drift, client, entities and the model check: what deploy and promote share."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("w", encoding="utf-8")
         for drift in self.plan.drift:
             self._progress(f"drift {drift}")
         self.ml = self._client()
         endpoint, deployment = self._entities()
-        dep_name = self.plan.deployment["name"]
         self._ensure_model(self.plan.deployment_model)
-        self.endpoint_name = endpoint.name
-        self._progress(f"creating {self.plan.kind} online endpoint {endpoint.name}")
-        self.ml.online_endpoints.begin_create_or_update(endpoint).result()
+        return endpoint, deployment
+
+    def _create_deployment(self, deployment: Any) -> None:
+        from azure.core.exceptions import HttpResponseError
+
+        dep_name = self.plan.deployment["name"]
         self._progress(f"creating deployment {dep_name} ({self.plan.deployment.get('instance_type', 'kubernetes')}, "
                        f"model {self.plan.deployment['model']}); this takes minutes on Azure")
         try:
             self.ml.online_deployments.begin_create_or_update(deployment).result()
         except HttpResponseError as exc:
             raise self._fail(f"deployment {dep_name} failed: {exc.message}") from None
-        keys = self.ml.online_endpoints.get_keys(self.endpoint_name)
+
+    def _pinned_handle(self, name: str) -> EndpointHandle:
+        """The endpoint as the suites see it, every request pinned to this release's deployment."""
+        dep_name = self.plan.deployment["name"]
+        keys = self.ml.online_endpoints.get_keys(name)
         key = getattr(keys, "primary_key", None) or getattr(keys, "access_token", None)
-        ep = self.ml.online_endpoints.get(self.endpoint_name)
+        ep = self.ml.online_endpoints.get(name)
         handle = handle_for_url(
-            ep.scoring_uri, key, target=self.target, endpoint=self.endpoint_name, deployment=dep_name,
+            ep.scoring_uri, key, target=self.target, endpoint=name, deployment=dep_name,
             kind=self.plan.kind, scoring_timeout_ms=self.plan.deployment["request_settings"]["request_timeout_ms"],
             drift=[str(d) for d in self.plan.drift])
-        handle = EndpointHandle(**{**handle.to_dict(), "log_path": str(self.log_path),
-                                   "extra_headers": {"azureml-model-deployment": dep_name}})
-        self._progress(f"deployed: {ep.scoring_uri}; checking liveness and the golden prediction")
+        return replace(handle, log_path=str(self.log_path), extra_headers={"azureml-model-deployment": dep_name})
+
+    def _deploy(self) -> EndpointHandle:
+        started = time.monotonic()
+        endpoint, deployment = self._start()
+        self.endpoint_name = endpoint.name
+        self._progress(f"creating {self.plan.kind} online endpoint {endpoint.name}")
+        self.ml.online_endpoints.begin_create_or_update(endpoint).result()
+        self._create_deployment(deployment)
+        handle = self._pinned_handle(endpoint.name)
+        self._progress(f"deployed: {handle.scoring_uri}; checking liveness and the golden prediction")
         try:
             wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
         except EndpointError as exc:
@@ -250,10 +304,90 @@ class AzureMLEndpoint(Endpoint):
         self._handle = handle
         return handle
 
+    def _promote(self) -> BlueGreen:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        endpoint, deployment = self._start()
+        name, dep = endpoint.name, self.plan.deployment["name"]
+        deployment.tags = {**(deployment.tags or {}), "release": self.release.name,
+                           "release_id": self.release.release_id}
+        try:
+            before = {str(d): int(w) for d, w in (self.ml.online_endpoints.get(name).traffic or {}).items()}
+            created = False
+        except ResourceNotFoundError:
+            before, created = {}, True
+        # The endpoint is the stage's and outlives this call: teardown() must not delete it.
+        self.endpoint_name, self.owns_endpoint = name, False
+        live = before.get(dep) == 100
+        if created:
+            self._progress(f"creating {self.plan.kind} online endpoint {name} (kept: it is the {self.stage.name} "
+                           "endpoint)")
+            self.ml.online_endpoints.begin_create_or_update(endpoint).result()
+        elif live:
+            self._progress(f"deployment {dep} already takes all traffic on {name}: checking it answers")
+        else:
+            split = ", ".join(f"{d} {w}%" for d, w in before.items() if w) or "none"
+            self._progress(f"endpoint {name} exists (traffic: {split}); {dep} joins it at 0%")
+        if not live:
+            self._guarded(name, created, lambda: self._create_deployment(deployment))
+        handle = self._pinned_handle(name)
+        self._progress(f"checking {dep} through {handle.scoring_uri} with azureml-model-deployment: {dep}")
+
+        def pinned_ready() -> None:
+            try:
+                wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
+            except EndpointError as exc:
+                raise self._fail(f"deployment {dep} is not ready: {exc}") from None
+
+        if live:  # already serving: nothing of ours to remove if it fails
+            pinned_ready()
+        else:
+            self._guarded(name, created, pinned_ready)
+        after = {d: 0 for d in before} | {dep: 100}
+        if after != before:
+            self._set_traffic(name, after)
+        unpinned = replace(handle, extra_headers={})
+        try:  # what clients now reach without the header
+            wait_ready(unpinned, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
+        except EndpointError as exc:
+            if any(w for d, w in before.items() if d != dep):
+                self._set_traffic(name, before)
+                raise DeployError(f"Azure ML endpoint {name}: after the shift to {dep} the endpoint did not answer "
+                                  f"the golden rows ({exc}); traffic is back to {before}") from None
+            raise DeployError(f"Azure ML endpoint {name}: after the shift to {dep}: {exc}") from None
+        self._progress(f"{dep} takes all traffic on {name}; kept for rollback: "
+                       f"{', '.join(d for d in before if d != dep) or 'nothing'}")
+        return BlueGreen(handle, name, dep, created, before, after, kept=[d for d in before if d != dep])
+
+    def _guarded(self, name: str, created: bool, step: Callable[[], None]) -> None:
+        """Run a step of a promotion; if it fails, undo what the promotion added, traffic untouched."""
+        try:
+            step()
+        except DeployError:
+            from azure.core.exceptions import HttpResponseError
+
+            dep = self.plan.deployment["name"]
+            try:
+                if created:
+                    self._progress(f"removing endpoint {name}, created by this failed promotion")
+                    self.ml.online_endpoints.begin_delete(name).result()
+                else:
+                    self._progress(f"removing deployment {dep}; traffic stays where it was")
+                    self.ml.online_deployments.begin_delete(name=dep, endpoint_name=name).result()
+            except HttpResponseError as exc:  # the failure itself is what the user must see
+                self._progress(f"could not remove it: {exc.message}")
+            raise
+
+    def _set_traffic(self, name: str, traffic: dict[str, int]) -> None:
+        self._progress(f"traffic on {name}: " + ", ".join(f"{d} {w}%" for d, w in traffic.items()))
+        ep = self.ml.online_endpoints.get(name)
+        ep.traffic = dict(traffic)
+        self.ml.online_endpoints.begin_create_or_update(ep).result()
+
     def teardown(self) -> None:
-        """Delete the endpoint (and with it the deployment); safe to call again."""
+        """Delete the endpoint (and with it the deployment) unless promote() kept it; safe to call again."""
         name, self.endpoint_name = self.endpoint_name, None
-        if name is not None and self.ml is not None:
+        if name is not None and self.ml is not None and self.owns_endpoint:
             from azure.core.exceptions import ResourceNotFoundError
 
             self._progress(f"deleting endpoint {name}")
