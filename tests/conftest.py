@@ -7,6 +7,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,3 +89,38 @@ def assert_all_errored(result: pytest.RunResult) -> None:
     outcomes = result.parseoutcomes()
     assert outcomes.get("errors", outcomes.get("error", 0)) > 0, outcomes
     assert not outcomes.get("passed") and not outcomes.get("failed"), outcomes
+
+
+BUSY_TEST = """
+    import time
+
+    def test_busy(scoring_client, holdout):
+        rows = holdout.rows[:4].tolist()
+        print("releasetest-test-running", flush=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            scoring_client.score(rows)
+"""
+
+
+def signal_while_busy(project: ReleaseProject, sig: int, *args: str, timeout: float = 120) -> tuple[int, str]:
+    """Run a release test that keeps sending traffic, send ``sig`` to pytest once it is running,
+    and return pytest's exit code and output. Synchronised on the test's own output line."""
+    project.pytester.makepyfile(test_busy=BUSY_TEST)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "--release-stage", "devtest", *args,
+         "test_busy.py"],
+        cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # blocks until the test is running; ends if pytest exits first
+            if "releasetest-test-running" in line:
+                proc.send_signal(sig)
+                break
+        output, _ = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, output

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ from releasetest.errors import DeployError
 from releasetest.spec import load_release
 from releasetest.targets.local import LocalEndpoint
 
-from .conftest import ReleaseProject
+from .conftest import ReleaseProject, signal_while_busy
 
 pytest.importorskip("azure.ai.ml", reason="the azureml extra is not installed")
 standin = pytest.importorskip("tests.azure_standin", reason="trustme is not installed")
@@ -137,33 +134,8 @@ def test_failed_deployment_attaches_inference_server_logs_and_deletes(release_pr
 
 
 def test_sigint_during_the_suites_still_deletes_the_endpoint(release_project: ReleaseProject, arm: Any) -> None:
-    release_project.pytester.makepyfile(test_busy="""
-        import time
-
-        def test_busy(scoring_client, holdout):
-            rows = holdout.rows[:4].tolist()
-            print("releasetest-test-running", flush=True)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                scoring_client.score(rows)
-    """)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "--release-stage", "devtest",
-         "--release-target", "azureml", "test_busy.py"],
-        cwd=release_project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:  # blocks until the test is running; ends if pytest exits first
-            if "releasetest-test-running" in line:
-                proc.send_signal(signal.SIGINT)
-                break
-        output, _ = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    returncode, output = signal_while_busy(release_project, signal.SIGINT, "--release-target", "azureml")
+    assert returncode == pytest.ExitCode.INTERRUPTED, output
     assert release_project.verdict()["decision"] == "BLOCK"
     assert arm.requests("DELETE", r"/onlineEndpoints/devtest-[^/]+$"), output
     assert not arm.state.endpoints and not arm.state.served

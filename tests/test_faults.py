@@ -8,17 +8,14 @@ the port closed and the temporary model directory gone.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import ReleaseProject, port_closed, process_group_gone
+from .conftest import ReleaseProject, port_closed, process_group_gone, signal_while_busy
 
 #: Bound on any one faulty run: a case that hangs fails here instead of hanging CI.
 RUN_TIMEOUT_S = 120
@@ -138,31 +135,7 @@ def test_memory_growth_per_request(release_project: ReleaseProject) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_during_a_running_suite(release_project: ReleaseProject, sig: signal.Signals) -> None:
     """The runner is stopped while a test is sending traffic: teardown and a BLOCK verdict follow."""
-    release_project.pytester.makepyfile(test_busy="""
-        import time
-
-        def test_busy(scoring_client, holdout):
-            rows = holdout.rows[:4].tolist()
-            print("releasetest-test-running", flush=True)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                scoring_client.score(rows)
-    """)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "--release-stage", "devtest", "test_busy.py"],
-        cwd=release_project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:  # blocks until the test is running; ends if pytest exits first
-            if "releasetest-test-running" in line:
-                proc.send_signal(sig)
-                break
-        output, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == pytest.ExitCode.INTERRUPTED, output
+    returncode, output = signal_while_busy(release_project, sig, timeout=RUN_TIMEOUT_S)
+    assert returncode == pytest.ExitCode.INTERRUPTED, output
     cause = "SIGTERM received" if sig == signal.SIGTERM else "KeyboardInterrupt"
-    assert_clean_block(release_project, proc.returncode, f"run interrupted: {cause}")
+    assert_clean_block(release_project, returncode, f"run interrupted: {cause}")
