@@ -117,9 +117,12 @@ class ScoringClient:
         resp = self.post_score({"data": [list(map(float, r)) for r in rows]})
         rid = resp.headers.get("x-ms-request-id")
         if not 200 <= resp.status_code < 300:
+            # Azure ML's front end says why it refused (e.g. "model_not_ready") in this header.
+            reason = resp.headers.get("ms-azureml-model-error-reason")
             raise EndpointError(
                 f"POST {self.handle.scoring_uri} answered {resp.status_code} "
-                f"(request id {rid}): {resp.text[:500]}")
+                f"(request id {rid}{', ms-azureml-model-error-reason: ' + reason if reason else ''}): "
+                f"{resp.text[:500]}")
         try:
             body = resp.json()
         except ValueError:

@@ -1,0 +1,63 @@
+"""The scoring client against a real (minimal) HTTP server, and the installed environment."""
+
+from __future__ import annotations
+
+import http.server
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from releasetest.client import ScoringClient
+from releasetest.errors import EndpointError
+from releasetest.targets.base import EndpointHandle
+
+
+class _AzureFrontEndRefusing(http.server.BaseHTTPRequestHandler):
+    """Answers /score the way Azure ML's front end refuses a request to a deployment not ready."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b'{"message": "upstream not ready"}'
+        self.send_response(502)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("x-ms-request-id", "req-123")
+        self.send_header("ms-azureml-model-error-reason", "model_not_ready")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AzureFrontEndRefusing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_error_reason_header_is_in_the_failure(refusing_server: str) -> None:
+    handle = EndpointHandle(target="url", scoring_uri=f"{refusing_server}/score", liveness_uri=f"{refusing_server}/",
+                            swagger_uri=f"{refusing_server}/swagger.json")
+    with ScoringClient(handle, timeout=10) as client, pytest.raises(EndpointError) as info:
+        client.score([[1.0] * 7])
+    text = str(info.value)
+    assert "answered 502 (request id req-123, ms-azureml-model-error-reason: model_not_ready)" in text
+    assert client.last_headers["ms-azureml-model-error-reason"] == "model_not_ready"
+
+
+def test_installed_requirements_are_consistent() -> None:
+    """With the test extra (which includes azureml and locust) pip finds no broken requirement:
+    the opentelemetry pin in the azureml extra keeps azure-ai-ml and the inference server together."""
+    out = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
