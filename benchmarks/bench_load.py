@@ -9,7 +9,7 @@ child process's whole rusage (Locust's includes its ~1 s start-up, stated in the
 
 Run on a quiet machine (other load on the CPU lowers every figure, not always equally):
 
-    python benchmarks/bench_load.py                      # 10 s per run, 3 repeats, 1 and 2 workers
+    python benchmarks/bench_load.py                      # 10 s per run, 5 rounds, 1 and 2 workers
     python benchmarks/bench_load.py --duration 5 --repeats 1 --workers 1
 
 Needs wrk (``apt-get install wrk``) and Locust (``pip install 'releasetest[locust]'``); a
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import resource
 import shutil
@@ -40,6 +41,15 @@ BODIES = 512
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
+
+
+def _steal_s() -> float:
+    """CPU time the hypervisor gave to others (the 'steal' column of /proc/stat), in seconds."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _bodies() -> list[bytes]:
@@ -178,7 +188,7 @@ def endpoint(workers: int, workdir: Path) -> Any:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=10.0)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--workers", default="1,2")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
@@ -196,6 +206,7 @@ def main() -> None:
     except ImportError:
         pass
     rows = []
+    steal0 = _steal_s()
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
         workdir = Path(tmp)
         for workers in (int(w) for w in args.workers.split(",")):
@@ -216,17 +227,22 @@ def main() -> None:
             finally:
                 ep.teardown()
             med = {t: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for t, rs in runs.items()}
-            ref = med.get("wrk")
+            # "vs wrk" is the median of per-round ratios: each tool ran right next to wrk in a round,
+            # so a slow minute of the shared machine moves both sides of a ratio, not one median.
+            ratios = ({t: {k: statistics.median(r[k] / w[k] for r, w in zip(rs, runs["wrk"], strict=True))
+                           for k in ("rps", "p50", "p99")} for t, rs in runs.items()} if "wrk" in runs else {})
             for name, m in med.items():
-                rows.append((workers, name, m, ref))
-    print(f"\n{args.connections} connections, {args.duration:g} s per run, median of {args.repeats} "
-          f"(interleaved); generator CPU per request = the tool's user+sys CPU / requests\n")
+                rows.append((workers, name, m, ratios.get(name)))
+    steal = _steal_s() - steal0
+    print(f"\n{args.connections} connections, {args.duration:g} s per run, median of {args.repeats} rounds "
+          f"(tools interleaved, 'vs wrk' = median of per-round ratios); generator CPU per request = the "
+          f"tool's user+sys CPU / requests; CPU time stolen by the hypervisor during the benchmark: {steal:.1f} s\n")
     print("| server workers | generator | req/s | vs wrk | p50 ms | p99 ms | p50 vs wrk | p99 vs wrk "
           "| CPU ms/req | errors |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for workers, name, m, ref in rows:
-        def rel(key: str, m: dict[str, float] = m, ref: dict[str, float] | None = ref) -> str:
-            return f"{m[key] / ref[key]:.0%}" if ref else "-"
+    for workers, name, m, ratio in rows:
+        def rel(key: str, ratio: dict[str, float] | None = ratio) -> str:
+            return f"{ratio[key]:.0%}" if ratio else "-"
         label = name + (" (incl. start-up)" if name == "locust" else "")
         print(f"| {workers} | {label} | {m['rps']:.0f} | {rel('rps')} | {m['p50']:.2f} | {m['p99']:.2f} | "
               f"{rel('p50')} | {rel('p99')} | {m['cpu_ms_per_req']:.3f} | {m['errors']:.0f} |")

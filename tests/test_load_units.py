@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import socket
+import socketserver
+import threading
 from pathlib import Path
 
 import pytest
@@ -113,6 +115,77 @@ def test_generator_times_out_a_server_that_never_answers() -> None:
                        Profile(rate=40, duration_s=0.5, warmup_s=0.0, concurrency=4, timeout_s=0.2))
     assert res.requests == 20 and res.timeouts == 20 and res.errors == {}
     assert res.latency_ms["p50"] >= 200.0  # recorded at the time waited, never dropped
+
+
+class _FramingServer(socketserver.ThreadingTCPServer):
+    """A raw HTTP/1.1 server on 127.0.0.1 answering every POST with ``{"n": <count>}`` in one framing,
+    each answer written in small pieces (with TCP_NODELAY) so the generator meets answers that span
+    several reads: the head cut in the middle, then the body."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, framing: str) -> None:
+        self.framing = framing
+        self.answered = 0
+        self.lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _FramingHandler)
+
+
+class _FramingHandler(socketserver.StreamRequestHandler):
+    server: _FramingServer
+
+    def handle(self) -> None:
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        framing = self.server.framing
+        while True:
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                line = self.rfile.readline()
+                if not line:
+                    return
+                head += line
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            self.rfile.read(length)
+            with self.server.lock:
+                self.server.answered += 1
+                body = json.dumps({"n": self.server.answered}).encode()
+            version = b"HTTP/1.0" if framing == "http10" else b"HTTP/1.1"
+            if framing == "chunked":
+                fields = b"Transfer-Encoding: chunked\r\n"
+                payload = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+            elif framing == "until-close":
+                fields, payload = b"Connection: close\r\n", body
+            else:
+                fields = b"Content-Length: %d\r\n" % len(body)
+                fields += b"Connection: close\r\n" if framing == "length-close" else b""
+                payload = body
+            answer = version + b" 200 OK\r\nContent-Type: application/json\r\n" + fields + b"\r\n" + payload
+            for piece in (answer[:10], answer[10:30], answer[30:-5], answer[-5:]):
+                self.wfile.write(piece)
+                self.wfile.flush()
+            if framing in ("until-close", "length-close", "http10"):
+                return
+
+
+@pytest.mark.parametrize("framing", ["length-keepalive", "length-close", "chunked", "until-close", "http10"])
+def test_generator_reads_every_framing_across_split_reads(framing: str) -> None:
+    """Answers delimited by Content-Length (kept alive or closed), chunked, or by the server closing;
+    each request must count once, as a 200, whichever way the reads split."""
+    server = _FramingServer(framing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        res = run_load(f"http://127.0.0.1:{port}/score", {}, request_bodies([[1.0, 2.0]] * 3),
+                       Profile(mode="closed", duration_s=30.0, warmup_s=0.0, concurrency=3, timeout_s=10.0,
+                               max_requests=60))
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5.0)
+    assert res.requests == 60 and res.failed == 0 and res.errors == {}
+    assert server.answered == 60
 
 
 def test_generator_refuses_https_with_a_fix() -> None:
