@@ -3,7 +3,9 @@
 - ``authEnabled: True``: every route but the liveness probe needs ``Authorization: Bearer <key>``
   (the key comes from ``RELEASETEST_SERVER_KEY``, generated per run); a missing or wrong key gets
   401, as an Azure ML endpoint answers.
-- Request bodies larger than ``RELEASETEST_MAX_BODY_BYTES`` get 413 before the app reads them.
+- Request bodies larger than ``RELEASETEST_MAX_BODY_BYTES`` get 413: before the app reads them
+  when ``Content-Length`` declares the size, and as soon as the count passes the cap while the
+  app reads a chunked body (which has no length to check up front).
 """
 
 from __future__ import annotations
@@ -11,10 +13,11 @@ from __future__ import annotations
 import hmac
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from azureml_inference_server_http.server.entry import app as aml_app
+from werkzeug.exceptions import RequestEntityTooLarge
 
 StartResponse = Callable[..., Any]
 
@@ -23,6 +26,33 @@ def _reply(start_response: StartResponse, status: str, message: str) -> Iterable
     body = json.dumps({"message": message}).encode()
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+class _CappedInput:
+    """``wsgi.input`` of a chunked request: counts what the app reads and stops at the cap."""
+
+    def __init__(self, stream: Any, cap: int):
+        self.stream, self.cap, self.seen = stream, cap, 0
+
+    def _count(self, data: bytes) -> bytes:
+        self.seen += len(data)
+        if self.seen > self.cap:
+            raise RequestEntityTooLarge(f"request body exceeds the limit of {self.cap}")
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        return self._count(self.stream.read(size))
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._count(self.stream.readline(size))
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+
+def _too_large(exc: RequestEntityTooLarge) -> tuple[dict[str, str], int]:
+    """As JSON, like the 413 for a declared length (Flask's default page is HTML)."""
+    return {"message": str(exc.description)}, 413
 
 
 class Guard:
@@ -45,8 +75,11 @@ class Guard:
         if length > self.max_body:
             return _reply(start_response, "413 Request Entity Too Large",
                           f"request body of {length} bytes exceeds the limit of {self.max_body}")
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            environ["wsgi.input"] = _CappedInput(environ["wsgi.input"], self.max_body)
         return self.app(environ, start_response)
 
 
+aml_app.register_error_handler(RequestEntityTooLarge, _too_large)
 app = Guard(aml_app, os.environ.get("RELEASETEST_SERVER_KEY") or None,
             int(os.environ.get("RELEASETEST_MAX_BODY_BYTES", str(10 * 1024 * 1024))))

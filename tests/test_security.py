@@ -62,6 +62,26 @@ def test_oversized_body_gets_413_and_server_survives(local_endpoint) -> None:
     assert requests.get(local_endpoint.liveness_uri, timeout=10).status_code == 200
 
 
+def test_oversized_chunked_body_gets_413_and_server_survives(local_endpoint) -> None:
+    """No Content-Length to check up front: the cap holds while the body streams in."""
+    def chunks():  # a generator body makes requests send Transfer-Encoding: chunked
+        yield b'{"data": ['
+        for i in range(5000):
+            yield b"[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]" + (b"," if i < 4999 else b"")
+        yield b"]}"
+
+    resp = requests.post(local_endpoint.scoring_uri, data=chunks(), timeout=30,
+                         headers={"Content-Type": "application/json"})
+    assert resp.request.headers.get("Transfer-Encoding") == "chunked"
+    assert resp.status_code == 413
+    assert "exceeds the limit of 65536" in resp.json()["message"]
+    assert requests.get(local_endpoint.liveness_uri, timeout=10).status_code == 200
+    small = requests.post(local_endpoint.scoring_uri, data=iter([b'{"data": [[23.6, 0.76, 12.8, 79.0, ',
+                                                                 b'15.8, 1015.7, 1.0]]}']),
+                          headers={"Content-Type": "application/json"}, timeout=30)
+    assert small.status_code == 200 and len(small.json()["predictions"]) == 1
+
+
 def test_oversized_config_file_is_refused(tmp_path: Path) -> None:
     import shutil
 
