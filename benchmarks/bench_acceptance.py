@@ -2,7 +2,7 @@
 
 In-process: the release's score.py imported here with AZUREML_MODEL_DIR laid out as the local
 target lays it out (<dir>/<name>/<version>/<file>), init() once, then run() on the same batches.
-Through the endpoint: releasetest.acceptance.score_rows, as the acceptance suite scores.
+Through the endpoint: releasetest.checks.acceptance.scoring.score_rows, as the acceptance suite scores.
 
     python benchmarks/bench_acceptance.py [--manifest examples/port-weather/release.toml] [--repeat 7]
 
@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from releasetest.acceptance import score_rows
-from releasetest.data import load_holdout
-from releasetest.spec import Release, load_release
-from releasetest.targets.local import LocalEndpoint
+from releasetest.checks.acceptance.scoring import score_rows
+from releasetest.endpoint.local import LocalEndpoint
+from releasetest.release.data import load_holdout
+from releasetest.release.manifest import Release, load_release
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -53,9 +53,9 @@ def _steal_s() -> float:
 
 
 def _bodies() -> list[bytes]:
-    from releasetest.data import load_holdout
-    from releasetest.loadgen import request_bodies
-    from releasetest.spec import load_release
+    from releasetest.checks.load.loadgen import request_bodies
+    from releasetest.release.data import load_holdout
+    from releasetest.release.manifest import load_release
 
     release = load_release(MANIFEST)
     assert release.data is not None
@@ -65,7 +65,7 @@ def _bodies() -> list[bytes]:
 # -- the built-in generator (in a child process, like the others) ----------------------------------
 
 def child_builtin(uri: str, duration: float, connections: int) -> None:
-    from releasetest.loadgen import Profile, run_load
+    from releasetest.checks.load.loadgen import Profile, run_load
 
     bodies = _bodies()
     r0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -146,7 +146,7 @@ class Bench(FastHttpUser):
 
 
 def run_locust(uri: str, duration: float, connections: int, workdir: Path) -> dict[str, Any]:
-    from releasetest.latency import LatencyRecorder
+    from releasetest.checks.load.latency import LatencyRecorder
 
     base, path = uri.rsplit("/", 1)
     (workdir / "bodies.json").write_text(json.dumps([b.decode() for b in _bodies()]))
@@ -174,9 +174,9 @@ def run_locust(uri: str, duration: float, connections: int, workdir: Path) -> di
 # -- driver ----------------------------------------------------------------------------------------
 
 def endpoint(workers: int, workdir: Path) -> Any:
-    from releasetest.data import load_holdout
-    from releasetest.spec import load_release
-    from releasetest.targets.local import LocalEndpoint
+    from releasetest.endpoint.local import LocalEndpoint
+    from releasetest.release.data import load_holdout
+    from releasetest.release.manifest import load_release
 
     release = load_release(MANIFEST)
     assert release.data is not None

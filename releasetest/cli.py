@@ -8,10 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import ReleaseTestError
-from .gate import summary_line, verdict_digest
-from .spec import load_release, sha256_file
-from .store import Store, read_verdict
+from releasetest.errors import ReleaseTestError
+from releasetest.files import sha256_file
+from releasetest.release.manifest import load_release
+from releasetest.verdict.decision import summary_line
+from releasetest.verdict.history import Store, read_verdict
+from releasetest.verdict.seal import verdict_digest
 
 DEFAULT_VERDICT = "releasetest-out/verdict.json"
 
@@ -59,7 +61,7 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
 
 def _cmd_azureml_plan(args: argparse.Namespace) -> int:
     """Print the v2 endpoint and deployment a stage maps to, with its drift warnings; deploys nothing."""
-    from .azureml.mapping import plan_for
+    from releasetest.azureml.mapping import plan_for
 
     release = load_release(args.manifest)
     print(plan_for(release, release.stage(args.stage), name=args.endpoint_name).to_yaml(), end="")
@@ -68,8 +70,8 @@ def _cmd_azureml_plan(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     """Re-render the HTML report (and Markdown summary) from a verdict file."""
-    from .markdown import summary_markdown
-    from .report import write_report
+    from releasetest.verdict.report import write_report
+    from releasetest.verdict.summary import summary_markdown
 
     path = Path(args.verdict)
     verdict = read_verdict(path)
@@ -102,7 +104,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
-    from .promote import approve
+    from releasetest.verdict.promotion import approve
 
     record = approve(Path(args.verdict), _store(args), args.by, args.note)
     print(f"approved {record['release_id']} ({record['stage']} -> {record['promote_to']}) by {record['by']} "
@@ -111,7 +113,7 @@ def _cmd_approve(args: argparse.Namespace) -> int:
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:
-    from .promote import promote
+    from releasetest.verdict.promotion import promote
 
     done = promote(Path(args.verdict), args.from_stage, args.to_stage, _store(args),
                    manifest=Path(args.manifest) if args.manifest else None, target=args.target, url=args.url,
@@ -190,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=_cmd_promote)
     args = parser.parse_args(argv)
-    from .promote import PromotionRefused
+    from releasetest.verdict.promotion import PromotionRefused
 
     try:
         return args.func(args)

@@ -1,7 +1,7 @@
 """pytest entry point (``pytest11``): options, markers, fixtures and hooks; wiring only.
 
-The work happens in pytest-free modules (:mod:`releasetest.run`, :mod:`releasetest.gate`,
-:mod:`releasetest.targets`); this module moves pytest's events into them. Under pytest-xdist the
+The work happens in pytest-free modules (:mod:`releasetest.run`, :mod:`releasetest.verdict`,
+:mod:`releasetest.endpoint`); this module moves pytest's events into them. Under pytest-xdist the
 controller deploys once, hands the endpoint to workers through ``workerinput``, collects their
 findings from ``workeroutput``, and alone writes the verdict.
 """
@@ -19,10 +19,16 @@ from typing import Any
 import pytest
 from _pytest.junitxml import xml_key  # the key record_testsuite_property uses; no public accessor exists
 
-from . import hookspecs
-from .errors import DeployError, ReleaseTestError
-from .exclusive import suite_lock
-from .fixtures import (  # noqa: F401  (fixtures are registered by being module attributes)
+from releasetest.checks.names import SUITES
+from releasetest.endpoint.handle import EndpointHandle
+from releasetest.errors import DeployError, ReleaseTestError
+from releasetest.run import ReleaseRun, suites_dir
+from releasetest.settings import OPTIONS, Option, SettingError, resolve
+from releasetest.verdict.decision import summary_line
+from releasetest.verdict.seal import seal_verdict
+from releasetest.verdict.summary import ci_properties
+from releasetest.wiring import hookspecs
+from releasetest.wiring.fixtures import (  # noqa: F401  (fixtures are registered by being module attributes)
     endpoint,
     holdout,
     release,
@@ -32,12 +38,8 @@ from .fixtures import (  # noqa: F401  (fixtures are registered by being module 
     suite_config,
     suite_of,
 )
-from .gate import SUITES, seal_verdict, summary_line
-from .keys import OUTPUT_LINES_KEY, RUN_KEY, SIGTERM_KEY, VERDICT_KEY
-from .markdown import ci_properties
-from .run import ReleaseRun, suites_dir
-from .settings import OPTIONS, Option, SettingError, resolve
-from .targets.base import EndpointHandle
+from releasetest.wiring.keys import OUTPUT_LINES_KEY, RUN_KEY, SIGTERM_KEY, VERDICT_KEY
+from releasetest.wiring.suite_lock import suite_lock
 
 MARKERS = {
     "smoke": "smoke: the endpoint is alive and answers its contract (releasetest suite)",
@@ -82,7 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     # Contract defects are findings the verdict records, not errors: keep a project's
     # ``filterwarnings = error`` from turning them into failures (strict policy does that on purpose).
-    config.addinivalue_line("filterwarnings", "default::releasetest.contract.ContractDefectWarning")
+    config.addinivalue_line("filterwarnings", "default::releasetest.checks.contract.judging.ContractDefectWarning")
     cli = {opt.name: config.getoption("release_" + opt.name) for opt in OPTIONS}
     ini = {opt.ini: config.getini(opt.ini) for opt in OPTIONS}
     ini_dir = config.inipath.parent if config.inipath else config.rootpath
@@ -172,7 +174,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Any:
     """On an xdist worker, load tests run alone: they hold the run's suite lock exclusively,
-    every other test holds it shared (see :mod:`releasetest.exclusive`)."""
+    every other test holds it shared (see :mod:`releasetest.wiring.suite_lock`)."""
     run = item.config.stash.get(RUN_KEY, None)
     if run is None or not run.settings.active or not hasattr(item.config, "workerinput"):
         return (yield)

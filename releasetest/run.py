@@ -4,6 +4,7 @@ Holds everything the gate needs and nothing pytest-specific, so the plugin only 
 events into it, and the CLI can reuse deploy and verdict writing.
 """
 
+
 from __future__ import annotations
 
 import os
@@ -14,17 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import provenance
-from .data import Holdout, load_holdout
-from .errors import ConfigError, DeployError, ReleaseTestError
-from .gate import SUITES, Results, build_verdict, decide, now_iso, seal_verdict, write_json_atomic
-from .markdown import publish_summary, summary_markdown
-from .report import write_report
-from .settings import Settings
-from .spec import Release, Stage, load_release
-from .store import Store
-from .suite_config import parse_all
-from .targets.base import Endpoint, EndpointHandle
+from releasetest.checks.names import SUITES
+from releasetest.checks.registry import parse_all
+from releasetest.endpoint.base import Endpoint
+from releasetest.endpoint.factory import build_endpoint
+from releasetest.endpoint.handle import EndpointHandle
+from releasetest.errors import ConfigError, DeployError, ReleaseTestError
+from releasetest.files import now_iso, write_json_atomic
+from releasetest.release import provenance
+from releasetest.release.data import Holdout, load_holdout
+from releasetest.release.manifest import Release, Stage, load_release
+from releasetest.settings import Settings
+from releasetest.verdict.decision import Results, build_verdict, decide
+from releasetest.verdict.history import Store
+from releasetest.verdict.report import write_report
+from releasetest.verdict.seal import seal_verdict
+from releasetest.verdict.summary import publish_summary, summary_markdown
 
 
 def suites_dir() -> Path:
@@ -38,29 +44,6 @@ def builtin_suites() -> tuple[str, ...]:
     """Names of the suites shipped in :mod:`releasetest.suites` (``suite_<name>.py``)."""
     here = suites_dir()
     return tuple(name for name in SUITES if (here / f"suite_{name}.py").is_file())
-
-
-def build_endpoint(settings: Settings, release: Release, stage: Stage, holdout: Holdout,
-                   python: str = sys.executable) -> Endpoint:
-    """The deploy target the settings ask for, not yet deployed."""
-    golden = holdout.golden(release.data.golden_rows if release.data else 5)
-    if settings.target == "url":
-        from .targets.url import UrlEndpoint
-
-        assert settings.url is not None
-        return UrlEndpoint(settings.url, settings.key_env, golden, ready_timeout_s=settings.ready_timeout)
-    if settings.target == "azureml":
-        from .targets.azureml import AzureMLEndpoint
-
-        return AzureMLEndpoint(release, stage, golden, workspace_config=settings.workspace_config,
-                               log_path=settings.verdict.parent / f"azureml-{stage.name}.log",
-                               ready_timeout_s=settings.ready_timeout)
-    from .targets.local import LocalEndpoint
-
-    log = settings.verdict.parent / f"server-{stage.name}.log"
-    return LocalEndpoint(release, stage, golden, log_path=log, ready_timeout_s=settings.ready_timeout,
-                         port=settings.port, key=os.environ.get(settings.key_env) or None,
-                         max_body_bytes=int(settings.max_body_mb * 1024 * 1024), python=python)
 
 
 @dataclass
@@ -80,7 +63,7 @@ class ReleaseRun:
     results: Results = field(default_factory=Results)
     findings: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    #: The serving interpreter against the release's conda file (see :mod:`releasetest.environment`).
+    #: The serving interpreter against the release's conda file (see :mod:`releasetest.release.environment`).
     conda_check: dict[str, Any] | None = None
     started_at: str = field(default_factory=now_iso)
 
@@ -136,7 +119,7 @@ class ReleaseRun:
         conda = self.release.inference.conda_file
         if self.settings.target != "local" or conda is None:
             return sys.executable
-        from . import environment
+        from releasetest.release import environment
 
         env = environment.parse_conda_env(conda)
         python = sys.executable
@@ -248,3 +231,4 @@ class ReleaseRun:
         except (OSError, ReleaseTestError) as exc:
             lines.append(f"warning: verdict not recorded in history {self.settings.history_dir}: {exc}")
         return lines
+

@@ -20,9 +20,9 @@ import sys
 import time
 from pathlib import Path
 
-from releasetest.data import load_holdout
 from releasetest.errors import ReleaseTestError
-from releasetest.spec import load_release
+from releasetest.release.data import load_holdout
+from releasetest.release.manifest import load_release
 
 
 def main() -> int:
@@ -37,8 +37,8 @@ def main() -> int:
 
     from azure.identity import DefaultAzureCredential
 
-    from releasetest.client import ScoringClient
-    from releasetest.targets.azureml import AzureMLEndpoint, read_workspace_config
+    from releasetest.endpoint.azureml import AzureMLEndpoint, read_workspace_config
+    from releasetest.endpoint.client import ScoringClient
 
     def step(name: str, started: float) -> None:
         print(f"[{time.monotonic() - started:7.1f} s] {name}", flush=True)

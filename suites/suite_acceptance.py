@@ -13,22 +13,16 @@ from typing import Any
 
 import pytest
 
-from releasetest.acceptance import (
-    AcceptanceConfig,
-    BatchScores,
-    Evaluation,
-    champion_endpoint,
-    champion_rows,
-    constant_prediction,
-    evaluate,
-    score_rows,
-)
-from releasetest.data import Holdout
+from releasetest.checks.acceptance.config import AcceptanceConfig
+from releasetest.checks.acceptance.evaluation import Evaluation, constant_prediction, evaluate
+from releasetest.checks.acceptance.scoring import BatchScores, champion_rows, score_rows
+from releasetest.endpoint.factory import champion_endpoint
+from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import DeployError, EndpointError
-from releasetest.keys import RUN_KEY
+from releasetest.release.data import Holdout
+from releasetest.release.manifest import Release
 from releasetest.run import ReleaseRun
-from releasetest.spec import Release
-from releasetest.targets.base import EndpointHandle
+from releasetest.wiring.keys import RUN_KEY
 
 pytestmark = pytest.mark.acceptance
 

@@ -2,7 +2,7 @@
 can one instance take?
 
 The profile and SLOs come from ``[load]`` of release.toml, with unstated values derived from the
-stage's deployment config (:mod:`releasetest.slo`); the figures are recorded whether the SLOs
+stage's deployment config (:mod:`releasetest.checks.load.slo`); the figures are recorded whether the SLOs
 hold or not, so the report shows the numbers behind every decision.
 """
 
@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from releasetest.data import Holdout
-from releasetest.keys import RUN_KEY
-from releasetest.latency import LoadResult
-from releasetest.loadgen import Profile, request_bodies, run_load
-from releasetest.slo import LoadSpec, evaluate, failure_message, find_capacity
-from releasetest.spec import Release
-from releasetest.targets.base import EndpointHandle
+from releasetest.checks.load.latency import LoadResult
+from releasetest.checks.load.loadgen import Profile, request_bodies, run_load
+from releasetest.checks.load.slo import LoadSpec, evaluate, failure_message, find_capacity
+from releasetest.endpoint.handle import EndpointHandle
+from releasetest.release.data import Holdout
+from releasetest.release.manifest import Release
+from releasetest.wiring.keys import RUN_KEY
 
 pytestmark = pytest.mark.load
 
@@ -29,7 +29,7 @@ def _run(spec: LoadSpec, endpoint: EndpointHandle, holdout: Holdout, release: Re
          profile: Profile) -> LoadResult:
     bodies = request_bodies(holdout.rows.tolist(), spec.rows_per_request)
     if spec.engine == "locust":
-        from releasetest.locust_engine import run_locust
+        from releasetest.checks.load.locust_engine import run_locust
 
         return run_locust(workdir, endpoint.scoring_uri, endpoint.headers(), bodies, profile,
                           processes=spec.locust_processes, release=release.name)

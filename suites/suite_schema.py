@@ -2,7 +2,7 @@
 inputs a client should not send.
 
 The work (contract reading, generated inputs, negative catalogue, policy, leak detection, curl
-lines) is in :mod:`releasetest.contract`; this module sends the requests and reports. Every
+lines) is in :mod:`releasetest.checks.contract`; this module sends the requests and reports. Every
 finding lands in the verdict under ``findings.schema.findings`` with its body and a curl line.
 """
 
@@ -18,32 +18,25 @@ import hypothesis
 import pytest
 from hypothesis import HealthCheck, example, given
 
-from releasetest.client import ScoringClient
-from releasetest.contract import (
+from releasetest.checks.contract.config import SchemaConfig
+from releasetest.checks.contract.curl import curl_line, dumps
+from releasetest.checks.contract.inputs import learn_ranges, rows_strategy
+from releasetest.checks.contract.judging import (
     DEFECT,
     FAILURE,
-    PROBE_NAMES,
-    Contract,
     ContractDefectWarning,
-    ContractError,
     Finding,
-    Probe,
-    SchemaConfig,
     classify,
-    curl_line,
-    declares_bearer,
-    dumps,
     find_leak,
-    learn_ranges,
-    negative_probes,
     output_violation,
-    read_contract,
-    rows_strategy,
 )
-from releasetest.data import Holdout
+from releasetest.checks.contract.probes import PROBE_NAMES, Probe, negative_probes
+from releasetest.checks.contract.reading import Contract, ContractError, declares_bearer, read_contract
+from releasetest.endpoint.client import ScoringClient
+from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointError
-from releasetest.spec import Release
-from releasetest.targets.base import EndpointHandle
+from releasetest.release.data import Holdout
+from releasetest.release.manifest import Release
 
 pytestmark = pytest.mark.schema
 

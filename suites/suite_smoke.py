@@ -6,11 +6,12 @@ import jsonschema
 import pytest
 import requests
 
-from releasetest.client import ScoringClient, parse_predictions
-from releasetest.data import Holdout
-from releasetest.spec import Release, Stage
-from releasetest.suite_config import SmokeConfig
-from releasetest.targets.base import EndpointHandle, group_rss_bytes
+from releasetest.checks.smoke import SmokeConfig
+from releasetest.endpoint.client import ScoringClient, parse_predictions
+from releasetest.endpoint.handle import EndpointHandle
+from releasetest.endpoint.process import group_rss_bytes
+from releasetest.release.data import Holdout
+from releasetest.release.manifest import Release, Stage
 
 pytestmark = pytest.mark.smoke
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from releasetest.targets.base import group_pids
+from releasetest.endpoint.process import group_pids
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "port-weather"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from releasetest.gate import seal_verdict
+from releasetest.verdict.seal import seal_verdict
 
 
 def synthetic_verdict(decision: str = "BLOCK") -> dict[str, Any]:

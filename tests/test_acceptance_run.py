@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from releasetest.data import load_holdout
-from releasetest.metrics import metric_names
-from releasetest.spec import load_release
-from releasetest.targets.local import LocalEndpoint
+from releasetest.checks.metrics import metric_names
+from releasetest.endpoint.local import LocalEndpoint
+from releasetest.release.data import load_holdout
+from releasetest.release.manifest import load_release
 
 from .conftest import EXAMPLE, ReleaseProject, port_closed, process_group_gone
 

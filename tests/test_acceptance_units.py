@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from releasetest.acceptance import (
-    DEFAULT_THRESHOLDS,
-    BatchScores,
-    Threshold,
+from releasetest.checks.acceptance.config import DEFAULT_THRESHOLDS, Threshold
+from releasetest.checks.acceptance.evaluation import (
     check_threshold,
     constant_prediction,
     evaluate,
@@ -19,11 +17,12 @@ from releasetest.acceptance import (
     parity_check,
     persistence_baseline,
 )
-from releasetest.data import load_holdout
+from releasetest.checks.acceptance.scoring import BatchScores
+from releasetest.checks.metrics import binary_auc, classification_metrics, metric_names, roc_auc
+from releasetest.checks.registry import parse_all
 from releasetest.errors import ConfigError
-from releasetest.metrics import binary_auc, classification_metrics, metric_names, roc_auc
-from releasetest.spec import load_release
-from releasetest.suite_config import parse_all
+from releasetest.release.data import load_holdout
+from releasetest.release.manifest import load_release
 
 from .conftest import EXAMPLE
 

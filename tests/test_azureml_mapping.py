@@ -12,7 +12,7 @@ import yaml
 from releasetest.azureml.mapping import Plan, endpoint_name, pick_sku, plan_for
 from releasetest.cli import main
 from releasetest.errors import ConfigError
-from releasetest.spec import load_release
+from releasetest.release.manifest import load_release
 
 from .conftest import EXAMPLE
 
@@ -173,8 +173,8 @@ def test_promotion_names_are_valid_azure_names() -> None:
 
 
 def test_rollback_command_names_the_live_split() -> None:
-    from releasetest.targets.azureml import BlueGreen
-    from releasetest.targets.base import EndpointHandle
+    from releasetest.endpoint.azureml import BlueGreen
+    from releasetest.endpoint.handle import EndpointHandle
 
     handle = EndpointHandle("azureml", "https://e/score", "https://e/", "https://e/swagger.json")
     first = BlueGreen(handle, "ep", "r-2", True, {}, {"r-2": 100})

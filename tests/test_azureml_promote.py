@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from releasetest.cli import main
+from releasetest.endpoint.local import LocalEndpoint
 from releasetest.errors import DeployError
-from releasetest.spec import load_release
-from releasetest.targets.local import LocalEndpoint
+from releasetest.release.manifest import load_release
 
 from .conftest import ReleaseProject
 
@@ -56,7 +56,7 @@ def arm(release_project: ReleaseProject, tmp_path: Path, monkeypatch: pytest.Mon
                 "def init():\n", "def init():\n    raise RuntimeError('production secret store unreachable')\n", 1))
         release = load_release(source / "release.toml")
         assert release.data is not None
-        from releasetest.data import load_holdout
+        from releasetest.release.data import load_holdout
 
         golden = load_holdout(release.data).golden(release.data.golden_rows)
         local = LocalEndpoint(release, release.stage("devtest"), golden, require_key=True, key=f"primary-{endpoint}",

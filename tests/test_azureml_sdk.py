@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from releasetest.azureml.mapping import Plan, plan_for
-from releasetest.spec import load_release
+from releasetest.release.manifest import load_release
 
 from .conftest import EXAMPLE
 

@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
+from releasetest.endpoint.local import LocalEndpoint
 from releasetest.errors import DeployError
-from releasetest.spec import load_release
-from releasetest.targets.local import LocalEndpoint
+from releasetest.release.manifest import load_release
 
 from .conftest import ReleaseProject, signal_while_busy
 
 pytest.importorskip("azure.ai.ml", reason="the azureml extra is not installed")
 standin = pytest.importorskip("tests.azure_standin", reason="trustme is not installed")
-azureml_target = pytest.importorskip("releasetest.targets.azureml")
+azureml_target = pytest.importorskip("releasetest.endpoint.azureml")
 
 EP = "devtest-"  # endpoint names are devtest-<short id>
 
@@ -40,7 +40,7 @@ def arm(release_project: ReleaseProject, tmp_path: Path, monkeypatch: pytest.Mon
     def serve(endpoint: str, body: dict[str, Any]) -> Any:
         release = load_release(release_dir / "release.toml")
         assert release.data is not None
-        from releasetest.data import load_holdout
+        from releasetest.release.data import load_holdout
 
         golden = load_holdout(release.data).golden(release.data.golden_rows)
         # Azure ML v2 endpoints always have keys: the served endpoint enforces the one listKeys returns.
@@ -160,7 +160,7 @@ def test_workspace_config_keys_are_checked(tmp_path: Path) -> None:
 
 
 def test_handle_sends_the_deployment_header_and_survives_workerinput() -> None:
-    from releasetest.targets.base import EndpointHandle
+    from releasetest.endpoint.handle import EndpointHandle
 
     handle = EndpointHandle("azureml", "https://e/score", "https://e/", "https://e/swagger.json", key="secret-key-1",
                             extra_headers={"azureml-model-deployment": "blue"})

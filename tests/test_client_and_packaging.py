@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from releasetest.client import ScoringClient
+from releasetest.endpoint.client import ScoringClient
+from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointError
-from releasetest.targets.base import EndpointHandle
 
 
 class _AzureFrontEndRefusing(http.server.BaseHTTPRequestHandler):

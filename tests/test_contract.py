@@ -1,4 +1,4 @@
-"""Unit tests of releasetest.contract (no endpoint). The swagger files in tests/data are what
+"""Unit tests of releasetest.checks.contract (no endpoint). The swagger files in tests/data are what
 azmlinfsrv 1.5.1 served for the example release (GET /swagger.json and ?version=3)."""
 
 from __future__ import annotations
@@ -13,28 +13,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from releasetest.contract import (
-    DEFECT,
-    FAILURE,
-    PROBE_NAMES,
-    ContractError,
-    FeatureRange,
-    SchemaConfig,
-    classify,
-    curl_line,
-    declares_bearer,
-    find_leak,
-    learn_ranges,
-    negative_probes,
-    output_violation,
-    parse_schema_config,
-    read_contract,
-    rows_strategy,
-)
+from releasetest.checks.contract.config import SchemaConfig, parse_schema_config
+from releasetest.checks.contract.curl import curl_line
+from releasetest.checks.contract.inputs import FeatureRange, learn_ranges, rows_strategy
+from releasetest.checks.contract.judging import DEFECT, FAILURE, classify, find_leak, output_violation
+from releasetest.checks.contract.probes import PROBE_NAMES, negative_probes
+from releasetest.checks.contract.reading import ContractError, declares_bearer, read_contract
 from releasetest.errors import ConfigError
+from releasetest.release.manifest import load_release
 from releasetest.run import ReleaseRun
 from releasetest.settings import resolve
-from releasetest.spec import load_release
 
 DATA = Path(__file__).parent / "data"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "port-weather" / "release.toml"

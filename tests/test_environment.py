@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from releasetest.environment import CondaEnv, build_isolated, compare, parse_conda_env
+from releasetest.release.environment import CondaEnv, build_isolated, compare, parse_conda_env
 
 from .conftest import ReleaseProject
 

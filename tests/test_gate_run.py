@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from releasetest.spec import load_release
+from releasetest.release.manifest import load_release
 
 from .conftest import (
     ReleaseProject,

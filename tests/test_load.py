@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from releasetest.data import load_holdout
-from releasetest.loadgen import Profile, request_bodies, run_load
-from releasetest.locust_engine import available as locust_available
-from releasetest.spec import load_release
+from releasetest.checks.load.loadgen import Profile, request_bodies, run_load
+from releasetest.checks.load.locust_engine import available as locust_available
+from releasetest.release.data import load_holdout
+from releasetest.release.manifest import load_release
 
 from .conftest import ReleaseProject, assert_clean_pass, kill_group
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from releasetest.checks.load.latency import LoadResult, summarize, timeline
+from releasetest.checks.load.loadgen import Profile, open_schedule, request_bodies, run_load
+from releasetest.checks.load.slo import evaluate, failure_message, find_capacity, parse_load
 from releasetest.errors import ConfigError
-from releasetest.latency import LoadResult, summarize, timeline
-from releasetest.loadgen import Profile, open_schedule, request_bodies, run_load
-from releasetest.slo import evaluate, failure_message, find_capacity, parse_load
-from releasetest.spec import load_release
+from releasetest.release.manifest import load_release
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "port-weather" / "release.toml"
 NAN = math.nan

@@ -79,7 +79,7 @@ def test_gate_outputs_then_approve_and_promote(release_project: ReleaseProject, 
     assert "the release no longer matches what was tested" in err
     assert "models/support-vector-classifier.onnx has sha256" in err
     # ... and re-pinning the new digest in the manifest does not help: the release id moved.
-    from releasetest.spec import sha256_file
+    from releasetest.files import sha256_file
 
     manifest = release_project.release / "release.toml"
     manifest.write_text(manifest.read_text().replace(verdict["release"]["artifacts"][1]["files"][0]["sha256"],

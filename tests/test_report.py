@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from releasetest.errors import ConfigError, ReleaseTestError
-from releasetest.gate import seal_verdict, verdict_digest
-from releasetest.markdown import ci_properties, publish_summary, summary_markdown
-from releasetest.report import render_html
+from releasetest.release.manifest import load_release
 from releasetest.settings import SettingError, parse_artifact_versions
-from releasetest.spec import load_release
-from releasetest.store import Store, check_digest
+from releasetest.verdict.history import Store, check_digest
+from releasetest.verdict.report import render_html
+from releasetest.verdict.seal import seal_verdict, verdict_digest
+from releasetest.verdict.summary import ci_properties, publish_summary, summary_markdown
 
 from .conftest import EXAMPLE
 from .synthetic import synthetic_verdict
@@ -180,7 +180,7 @@ def test_parse_artifact_versions() -> None:
 
 
 def test_approve_and_promote_refuse_before_touching_anything(tmp_path: Path) -> None:
-    from releasetest.promote import PromotionRefused, approve, promote
+    from releasetest.verdict.promotion import PromotionRefused, approve, promote
 
     store = Store(tmp_path / "h")
     blocked, passed = tmp_path / "blocked.json", tmp_path / "passed.json"

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from releasetest.data import load_holdout
+from releasetest.endpoint.local import LocalEndpoint
 from releasetest.errors import ConfigError
-from releasetest.spec import MAX_CONFIG_BYTES, load_release
-from releasetest.targets.local import LocalEndpoint
+from releasetest.files import MAX_CONFIG_BYTES
+from releasetest.release.data import load_holdout
+from releasetest.release.manifest import load_release
 
 from .conftest import EXAMPLE, ReleaseProject, assert_clean_pass
 

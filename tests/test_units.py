@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from releasetest.client import parse_predictions
-from releasetest.data import load_holdout
+from releasetest.endpoint.client import parse_predictions
+from releasetest.endpoint.local import cause_from_log
+from releasetest.endpoint.url import handle_for_url
 from releasetest.errors import ConfigError, EndpointError
-from releasetest.gate import Results, decide, summary_line
+from releasetest.release.data import load_holdout
+from releasetest.release.manifest import load_release
 from releasetest.settings import SettingError, resolve
-from releasetest.spec import load_release
-from releasetest.targets.local import cause_from_log
-from releasetest.targets.url import handle_for_url
+from releasetest.verdict.decision import Results, decide, summary_line
 
 from .conftest import EXAMPLE
 
@@ -229,7 +229,7 @@ def test_required_suites_default_to_the_builtin_ones(tmp_path: Path) -> None:
 
 
 def test_suite_tables_are_checked_before_deploy(example: Path) -> None:
-    from releasetest.suite_config import parse_all
+    from releasetest.checks.registry import parse_all
 
     text = (example / "release.toml").read_text()
     (example / "release.toml").write_text(text + "\n[smoke]\nrows = 3\n")

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import yaml
 
-from ..errors import ConfigError
-from ..spec import Release, Stage
+from releasetest.errors import ConfigError
+from releasetest.release.manifest import Release, Stage
 
 SCHEMA = "https://azuremlschemas.azureedge.net/latest/{}.schema.json"
 

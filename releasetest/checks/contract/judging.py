@@ -1,0 +1,129 @@
+"""Judging the endpoint's answers: output against the published schema, each probe's answer under
+the release's policy (``strict`` or ``azure``), and leaked tracebacks and file paths."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import jsonschema
+
+from releasetest.checks.contract.probes import Probe
+
+#: A finding that warns (recorded, run still passes) or fails the test.
+DEFECT, FAILURE = "defect", "failure"
+
+
+class ContractDefectWarning(UserWarning):
+    """A contract defect the release's policy tolerates: shown in the warnings summary, not failed."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One contract problem, as the verdict records it (``findings.schema.findings``)."""
+
+    kind: str
+    severity: str
+    status: int | None
+    body: str
+    curl: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_EXCEPTION_NAMES = sorted(
+    name for name, obj in vars(builtins).items()
+    if isinstance(obj, type) and issubclass(obj, BaseException) and name.endswith(("Error", "Exception"))
+)
+
+
+_LEAKS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("Python traceback", re.compile(r"Traceback \(most recent call last\)")),
+    ("stack frame", re.compile(r"File \"[^\"]+\", line \d+")),
+    ("file path", re.compile(r"(?<![\w.:/])/(?:home|root|tmp|var|usr|opt|srv|app|mnt|etc|azureml-app|structure)"
+                             r"(?:/[\w.@+-]+)+")),
+    ("file path", re.compile(r"\b[A-Za-z]:\\(?:[\w.@+ -]+\\)+")),
+    ("Python source file", re.compile(r"[\w/\\.-]+\.py\b")),
+    ("exception text", re.compile(r"\b(?:" + "|".join(_EXCEPTION_NAMES) + r"): ")),
+)
+
+
+def find_leak(text: str) -> str | None:
+    """What internal detail a response shows (traceback, frame, path, exception), quoted; None if clean."""
+    for what, pattern in _LEAKS:
+        match = pattern.search(text)
+        if match:
+            return f"{what} {match.group(0)[:80]!r}"
+    return None
+
+
+def output_violation(body: Any, output_schema: Mapping[str, Any], n_rows: int,
+                     classes: Sequence[Any]) -> str | None:
+    """Why an answer to ``n_rows`` valid rows breaks the contract, or None when it keeps it."""
+    try:
+        jsonschema.validate(body, output_schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(map(str, exc.absolute_path)) or "top level"
+        return f"response {json.dumps(body)[:120]} does not match the published output schema: {exc.message} at {where}"
+    preds = body.get("predictions") if isinstance(body, dict) else body
+    if not isinstance(preds, list):
+        return f"response {json.dumps(body)[:120]} carries no list of predictions"
+    if len(preds) != n_rows:
+        return f"sent {n_rows} rows, got {len(preds)} predictions"
+    unknown = sorted({repr(p) for p in preds if p not in classes})
+    if unknown:
+        return f"labels {', '.join(unknown)} are not among the release's classes {list(classes)}"
+    probs = body.get("probabilities") if isinstance(body, dict) else None
+    if probs is not None:
+        if len(probs) != n_rows:
+            return f"sent {n_rows} rows, got {len(probs)} probability rows"
+        for i, p in enumerate(probs):
+            if len(p) != len(classes) or not all(isinstance(v, (int, float)) and 0.0 <= v <= 1.0 for v in p):
+                return f"row {i}: probabilities {p} are not {len(classes)} values in [0, 1]"
+    return None
+
+
+def classify(probe: Probe, status: int, text: str, policy: str, *, has_key: bool,
+             output_schema: Mapping[str, Any] | None = None, classes: Sequence[Any] = ()) -> tuple[str, str] | None:
+    """(severity, message) for an answer to ``probe`` under ``policy``, or None when it is fine.
+
+    A leak is checked separately (a failure under every policy). ``azure`` excuses exactly what
+    azmlinfsrv does for input it cannot score: a 500, and bad values scored with a 200.
+    """
+    lenient = DEFECT if policy == "azure" else FAILURE
+    if probe.unauthenticated:
+        if status in (401, 403):
+            return None
+        if not has_key:
+            return (DEFECT, f"the spec declares Bearer auth but the endpoint answered {status} without a key "
+                            "(no key is configured for this stage)")
+        return (FAILURE, f"the endpoint has a key but answered {status} to a request without it: auth not enforced")
+    if 400 <= status < 500:
+        return None
+    if status >= 500:
+        severity = lenient if status == 500 else FAILURE
+        return (severity, f"{probe.what}: answered {status} (a client error should be 4xx): {text[:120]}")
+    if 200 <= status < 300:
+        problem = _answer_problem(probe, text, output_schema, classes)
+        if probe.expect == "tolerate":
+            return None if problem is None else (FAILURE, f"{probe.what}: answered {status} but {problem}")
+        return (lenient, f"{probe.what}: scored with status {status} instead of refused: {text[:120]}")
+    return (FAILURE, f"{probe.what}: answered {status}: {text[:120]}")
+
+
+def _answer_problem(probe: Probe, text: str, output_schema: Mapping[str, Any] | None,
+                    classes: Sequence[Any]) -> str | None:
+    if output_schema is None or probe.rows is None:
+        return None
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return f"the answer is not JSON: {text[:120]!r}"
+    return output_violation(body, output_schema, probe.rows, classes)
+

@@ -1,0 +1,261 @@
+"""Load SLOs: the ``[load]`` table of release.toml, defaults from the stage, and the checks.
+
+A release team states the traffic production expects and the service level it must hold. What
+the team does not state is derived from the stage's own deployment config, because that is the
+contract Azure ML enforces anyway: ``scoringTimeoutMs`` cuts off slower answers, so it bounds
+p99; ``maxConcurrentRequestsPerContainer`` is how many requests one container takes at once, so
+it caps the generator's concurrency. Every value says where it came from (``derivation``), and
+that text goes into the verdict, so a reviewer sees why the bar sits where it does.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from releasetest.checks.load.latency import LoadResult
+from releasetest.checks.load.loadgen import Profile
+from releasetest.errors import ConfigError
+from releasetest.release.manifest import Release, Stage
+
+DEFAULT_RATE = 20.0
+DEFAULT_DURATION_S = 10.0
+DEFAULT_WARMUP_S = 2.0
+DEFAULT_CONCURRENCY = 16
+DEFAULT_MAX_ERROR_RATE = 0.001
+#: Achieved rate must reach this share of the target unless min_rps is given.
+DEFAULT_MIN_RATE_SHARE = 0.95
+#: Client timeout beyond the server's own scoring timeout, so the server's answer (504) is seen.
+TIMEOUT_GRACE_MS = 1000
+ENGINES = ("builtin", "locust")
+
+#: key -> (kind, meaning) of the [load] table.
+KEYS: dict[str, tuple[str, str]] = {
+    "rate": ("number", "requests per second production expects (open model)"),
+    "duration_s": ("number", "length of a run, warm-up included"),
+    "warmup_s": ("number", "first seconds left out of the figures"),
+    "ramp_s": ("number", "seconds over which the rate rises from 0 to rate"),
+    "concurrency": ("int", "most requests in flight at once"),
+    "timeout_ms": ("number", "client timeout per request, from its intended start"),
+    "rows_per_request": ("int", "holdout rows in each request body"),
+    "p95_ms": ("number", "bound on the 95th percentile latency"),
+    "p99_ms": ("number", "bound on the 99th percentile latency"),
+    "max_error_rate": ("number", "largest share of requests that may fail (non-2xx, no answer, timeout)"),
+    "min_rps": ("number", "smallest achieved rate that passes"),
+    "engine": ("str", "builtin (default) or locust"),
+    "locust_processes": ("int", "Locust worker processes on this machine (engine = locust)"),
+    "capacity": ("bool", "also step the rate up until an SLO breaks"),
+    "capacity_step": ("number", "factor between capacity steps"),
+    "capacity_max_rps": ("number", "highest rate capacity mode tries"),
+    "capacity_step_s": ("number", "length of each capacity step"),
+}
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    rate: float
+    duration_s: float
+    warmup_s: float
+    ramp_s: float
+    concurrency: int
+    timeout_ms: float
+    rows_per_request: int
+    p95_ms: float | None
+    p99_ms: float
+    max_error_rate: float
+    min_rps: float
+    engine: str
+    locust_processes: int
+    capacity: bool
+    capacity_step: float
+    capacity_max_rps: float
+    capacity_step_s: float
+    derivation: tuple[str, ...]
+
+    def profile(self, mode: str = "open", rate: float | None = None, duration_s: float | None = None) -> Profile:
+        duration = duration_s if duration_s is not None else self.duration_s
+        return Profile(mode=mode, rate=rate if rate is not None else self.rate, duration_s=duration,
+                       warmup_s=min(self.warmup_s, duration / 2), ramp_s=min(self.ramp_s, duration / 2),
+                       concurrency=self.concurrency, timeout_s=self.timeout_ms / 1000.0)
+
+    def min_rps_at(self, rate: float) -> float:
+        """The achieved-rate bound at another target rate (capacity steps scale it)."""
+        return self.min_rps * rate / self.rate
+
+
+def _check_kind(manifest: Any, key: str, value: Any, kind: str) -> None:
+    ok = {
+        "number": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+    }[kind]
+    if not ok:
+        raise ConfigError(manifest, f"load.{key}", f"expected {'a ' + kind if kind != 'int' else 'a whole number'}, "
+                          f"got {type(value).__name__} {value!r}", f"set it to {KEYS[key][1]}")
+
+
+def parse_load(table: dict[str, Any], release: Release, stage: Stage) -> LoadSpec:
+    """The ``[load]`` table, checked, with every unstated value derived and explained."""
+    m = release.manifest
+    for key, value in table.items():
+        if key not in KEYS:
+            close = difflib.get_close_matches(key, KEYS, n=1)
+            raise ConfigError(m, f"load.{key}", "unknown key",
+                              f"did you mean '{close[0]}'?" if close else "known keys: " + ", ".join(KEYS))
+        _check_kind(m, key, value, KEYS[key][0])
+    for key in ("rate", "duration_s", "timeout_ms", "p95_ms", "p99_ms", "min_rps", "capacity_max_rps",
+                "capacity_step_s", "concurrency", "rows_per_request", "locust_processes"):
+        if key in table and not table[key] > 0:
+            raise ConfigError(m, f"load.{key}", f"must be greater than 0, got {table[key]}",
+                              f"set it to {KEYS[key][1]}")
+    for key in ("warmup_s", "ramp_s"):
+        if key in table and table[key] < 0:
+            raise ConfigError(m, f"load.{key}", f"must not be negative, got {table[key]}", "use 0 for none")
+    if not 0 <= table.get("max_error_rate", 0) <= 1:
+        raise ConfigError(m, "load.max_error_rate", f"must be a share between 0 and 1, got {table['max_error_rate']}",
+                          "e.g. 0.001 for one failure in a thousand")
+    if "capacity_step" in table and not table["capacity_step"] > 1:
+        raise ConfigError(m, "load.capacity_step", f"must be above 1, got {table['capacity_step']}",
+                          "e.g. 1.5 to raise the rate by half each step")
+    engine = table.get("engine", "builtin")
+    if engine not in ENGINES:
+        raise ConfigError(m, "load.engine", f"unknown engine {engine!r}", "use 'builtin' or 'locust'")
+
+    if engine == "locust":
+        from releasetest.checks.load.locust_engine import require
+
+        require(m)
+    dc = stage.deployment
+    dc_name = dc.path.name
+    why: list[str] = []
+
+    def given(key: str) -> bool:
+        if key in table:
+            why.append(f"{key} = {table[key]}: set in [load] of {m.name}")
+            return True
+        return False
+
+    rate = float(table["rate"]) if given("rate") else DEFAULT_RATE
+    if "rate" not in table:
+        why.append(f"rate = {DEFAULT_RATE:g} req/s: releasetest default; set [load] rate to the traffic "
+                   "production expects")
+    duration = float(table.get("duration_s", DEFAULT_DURATION_S))
+    warmup = float(table.get("warmup_s", min(DEFAULT_WARMUP_S, duration / 5)))
+    if warmup >= duration:
+        raise ConfigError(m, "load.warmup_s", f"warm-up {warmup:g} s leaves nothing of duration_s {duration:g} s",
+                          "make warmup_s shorter than duration_s")
+    given("duration_s")
+    given("warmup_s")
+    cap = dc.max_concurrent_requests_per_container
+    if "concurrency" in table:
+        if cap is not None and table["concurrency"] > cap:
+            raise ConfigError(m, "load.concurrency",
+                              f"{table['concurrency']} exceeds maxConcurrentRequestsPerContainer {cap} of {dc_name}",
+                              f"lower it to {cap} or raise maxConcurrentRequestsPerContainer for stage {stage.name}")
+        given("concurrency")
+        concurrency = int(table["concurrency"])
+    elif cap is not None:
+        concurrency = int(cap)
+        why.append(f"concurrency = {cap}: maxConcurrentRequestsPerContainer of {dc_name} (one container takes "
+                   "no more at once; further requests wait in the generator's queue and that wait counts)")
+    else:
+        concurrency = DEFAULT_CONCURRENCY
+        why.append(f"concurrency = {DEFAULT_CONCURRENCY}: releasetest default ({dc_name} sets no "
+                   "maxConcurrentRequestsPerContainer)")
+    if given("p99_ms"):
+        p99 = float(table["p99_ms"])
+    else:
+        p99 = float(dc.scoring_timeout_ms)
+        src = (f"scoringTimeoutMs of {dc_name}" if dc.scoring_timeout_from_config else
+               f"Azure ML's default scoring timeout ({dc_name} sets no scoringTimeoutMs)")
+        why.append(f"p99_ms = {p99:g}: {src}; an answer slower than that is cut off by the service")
+    if given("timeout_ms"):
+        timeout = float(table["timeout_ms"])
+    else:
+        timeout = float(dc.scoring_timeout_ms + TIMEOUT_GRACE_MS)
+        why.append(f"timeout_ms = {timeout:g}: the scoring timeout plus {TIMEOUT_GRACE_MS} ms, so the "
+                   "service's own timeout answer is seen")
+    p95 = float(table["p95_ms"]) if given("p95_ms") else None
+    max_err = float(table["max_error_rate"]) if given("max_error_rate") else DEFAULT_MAX_ERROR_RATE
+    if "max_error_rate" not in table:
+        why.append(f"max_error_rate = {DEFAULT_MAX_ERROR_RATE:g}: releasetest default")
+    if given("min_rps"):
+        min_rps = float(table["min_rps"])
+    else:
+        min_rps = rate * DEFAULT_MIN_RATE_SHARE
+        why.append(f"min_rps = {min_rps:g}: {DEFAULT_MIN_RATE_SHARE:.0%} of rate")
+    given("engine")
+    return LoadSpec(
+        rate=rate, duration_s=duration, warmup_s=warmup, ramp_s=float(table.get("ramp_s", 0.0)),
+        concurrency=concurrency, timeout_ms=timeout, rows_per_request=int(table.get("rows_per_request", 1)),
+        p95_ms=p95, p99_ms=p99, max_error_rate=max_err, min_rps=min_rps, engine=engine,
+        locust_processes=int(table.get("locust_processes", 1)), capacity=bool(table.get("capacity", False)),
+        capacity_step=float(table.get("capacity_step", 1.5)),
+        capacity_max_rps=float(table.get("capacity_max_rps", rate * 20)),
+        capacity_step_s=float(table.get("capacity_step_s", min(duration, 5.0))),
+        derivation=tuple(why))
+
+
+def evaluate(spec: LoadSpec, result: LoadResult, rate: float | None = None) -> list[dict[str, Any]]:
+    """Each SLO as ``{name, bound, value, passed}`` (the findings' ``slo`` list)."""
+    min_rps = spec.min_rps_at(rate) if rate is not None else spec.min_rps
+    checks: list[tuple[str, float, float, bool]] = []
+    if spec.p95_ms is not None:
+        checks.append(("p95_ms", spec.p95_ms, result.latency_ms["p95"], result.latency_ms["p95"] <= spec.p95_ms))
+    checks.append(("p99_ms", spec.p99_ms, result.latency_ms["p99"], result.latency_ms["p99"] <= spec.p99_ms))
+    checks.append(("max_error_rate", spec.max_error_rate, round(result.error_rate, 6),
+                   result.error_rate <= spec.max_error_rate))
+    checks.append(("min_rps", round(min_rps, 3), round(result.achieved_rps, 2), result.achieved_rps >= min_rps))
+    if result.requests == 0:
+        checks.append(("requests", 1, 0, False))
+    return [{"name": n, "bound": b, "value": v, "passed": ok} for n, b, v, ok in checks]
+
+
+def failure_message(slos: list[dict[str, Any]], result: LoadResult) -> str:
+    """One line a reviewer understands: which SLO broke, by how much, at what load."""
+    parts = []
+    for s in slos:
+        if s["passed"]:
+            continue
+        if s["name"] == "max_error_rate":
+            by_status = ", ".join(f"{k}: {v}" for k, v in result.errors.items())
+            if result.timeouts:
+                by_status += (", " if by_status else "") + f"timeouts: {result.timeouts}"
+            parts.append(f"error rate {s['value']:.2%} exceeds {s['bound']:.2%} ({by_status} of {result.requests})")
+        elif s["name"] == "min_rps":
+            parts.append(f"achieved {s['value']:g} req/s is below {s['bound']:g} req/s")
+        elif s["name"] == "requests":
+            parts.append("no request was measured")
+        else:
+            parts.append(f"{s['name'][:-3]} {s['value']:g} ms exceeds {s['bound']:g} ms")
+    load = (f"{result.target_rps:g} req/s open model" if result.target_rps else f"{result.concurrency} clients closed")
+    return (f"load SLO failed at {load}, {result.concurrency} connections, {result.requests} requests over "
+            f"{result.measured_s:g} s ({result.engine}): " + "; ".join(parts))
+
+
+def find_capacity(
+    spec: LoadSpec, run: Callable[[float], LoadResult], start_rps: float | None = None,
+) -> tuple[float | None, list[dict[str, Any]]]:
+    """Step the rate up by ``capacity_step`` until an SLO breaks; the highest rate that held.
+
+    ``run(rate)`` performs one bounded step. Returns ``(capacity, steps)``; capacity is None
+    when even the first step broke an SLO.
+    """
+    rate = start_rps or spec.rate
+    best: float | None = None
+    steps: list[dict[str, Any]] = []
+    while rate <= spec.capacity_max_rps:
+        result = run(rate)
+        slos = evaluate(spec, result, rate)
+        held = all(s["passed"] for s in slos)
+        steps.append({"rate": round(rate, 2), "achieved_rps": round(result.achieved_rps, 2),
+                      "p99_ms": result.latency_ms["p99"], "error_rate": round(result.error_rate, 6), "held": held})
+        if not held:
+            break
+        best = rate
+        rate *= spec.capacity_step
+    return best, steps

@@ -1,0 +1,44 @@
+"""What every deploy target is: a lifecycle (deploy, teardown) that yields an endpoint handle."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from releasetest.endpoint.handle import EndpointHandle
+
+
+class Endpoint(abc.ABC):
+    """A deployed release with a lifecycle, like pytest-django's ``LiveServer``.
+
+    :meth:`deploy` returns only once the endpoint is ready (liveness answers and a golden
+    prediction matches) or raises :class:`~releasetest.errors.DeployError` naming the cause.
+    :meth:`teardown` is safe to call at any time, any number of times.
+    """
+
+    target: str = ""
+
+    @abc.abstractmethod
+    def deploy(self) -> EndpointHandle: ...
+
+    @abc.abstractmethod
+    def teardown(self) -> None: ...
+
+    @property
+    @abc.abstractmethod
+    def handle(self) -> EndpointHandle | None: ...
+
+    def log_tail(self, lines: int = 40) -> str | None:
+        return self.handle.log_tail(lines) if self.handle else None
+
+    def facts(self) -> dict[str, Any]:
+        """What the deploy left on this machine (process, port, files), kept in the verdict even
+        when the deploy failed, so cleanup can be checked."""
+        return {}
+
+    def __enter__(self) -> EndpointHandle:
+        return self.deploy()
+
+    def __exit__(self, *exc: object) -> None:
+        self.teardown()
+

@@ -1,0 +1,237 @@
+"""Local DEV TEST endpoint: the release's entry script under the real Azure ML inference server.
+
+The model directory is laid out the way Azure ML mounts several registered models
+(``$AZUREML_MODEL_DIR/<name>/<version>/<file>``), from copies whose sha256 is checked again
+after copying, so the server loads exactly the bytes the manifest pins. The server runs in its
+own process group; teardown signals the whole group, so gunicorn workers cannot outlive it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from releasetest.endpoint.base import Endpoint
+from releasetest.endpoint.client import wait_ready
+from releasetest.endpoint.handle import EndpointHandle
+from releasetest.errors import DeployError, EndpointError
+from releasetest.files import read_tail, sha256_file
+from releasetest.release.manifest import Release, Stage
+
+#: Seconds a gunicorn master gets to stop its workers before the group is killed.
+STOP_GRACE_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_CAUSES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"Connection in use|Address already in use"), "port {port} is already taken on 127.0.0.1"),
+    (re.compile(r"(ModuleNotFoundError|ImportError): (.+)"), "entry script import failed: {0}: {1}"),
+    (re.compile(r"Encountered Exception.*?(?:\n.*)*?\n(\w+(?:Error|Exception)): (.+)"),
+     "init() raised {0}: {1}"),
+]
+
+
+def cause_from_log(log: str, port: int) -> str | None:
+    """The most specific reason the log gives for a failed start, in one line."""
+    for pattern, template in _CAUSES:
+        matches = list(pattern.finditer(log))
+        if matches:
+            return template.format(*matches[-1].groups(), port=port)
+    errors = re.findall(r"^(\w+(?:Error|Exception)): (.+)$", log, flags=re.M)
+    if errors:
+        name, msg = errors[-1]
+        return f"{name}: {msg}"
+    return None
+
+
+class LocalEndpoint(Endpoint):
+    """Runs ``azmlinfsrv`` (via :mod:`releasetest.endpoint.server.serve`, bound to 127.0.0.1) for one stage."""
+
+    target = "local"
+
+    def __init__(
+        self,
+        release: Release,
+        stage: Stage,
+        golden: tuple[list[list[float]], list[Any]],
+        log_path: Path,
+        ready_timeout_s: float = 120.0,
+        port: int = 0,
+        python: str = sys.executable,
+        key: str | None = None,
+        max_body_bytes: int = 10 * 1024 * 1024,
+        require_key: bool | None = None,
+    ):
+        self.release = release
+        self.stage = stage
+        self.golden = golden
+        self.log_path = log_path
+        self.ready_timeout_s = ready_timeout_s
+        self.port = port or free_port()
+        self.python = python
+        # authEnabled (or require_key, for a stand-in of a platform that always has keys): the
+        # endpoint refuses requests without this key (a given one, or one per run).
+        auth = stage.deployment.auth_enabled if require_key is None else require_key
+        self.key = (key or secrets.token_urlsafe(32)) if auth else None
+        self.max_body_bytes = max_body_bytes
+        self.workdir: Path | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: TextIO | None = None
+        self._handle: EndpointHandle | None = None
+        self._pid: int | None = None
+        self._model_dir: str | None = None
+
+    @property
+    def handle(self) -> EndpointHandle | None:
+        return self._handle
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def log_tail(self, lines: int = 40) -> str | None:
+        return read_tail(self.log_path, lines)
+
+    def facts(self) -> dict[str, Any]:
+        return {"pid": self._pid, "port": self.port, "model_dir": self._model_dir, "log": str(self.log_path)}
+
+    def _layout_models(self, root: Path) -> Path:
+        model_dir = root / "azureml-models"
+        for art in self.release.artifacts:
+            dest = model_dir / art.name / art.version
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in art.files:
+                target = dest / f.path.name
+                shutil.copyfile(f.path, target)
+                if sha256_file(target) != f.sha256:
+                    raise DeployError(
+                        f"artifact {art.name} version {art.version}: {f.path.name} changed while being copied "
+                        "for deployment (sha256 no longer matches the manifest)")
+        return model_dir
+
+    def _env(self, model_dir: Path) -> dict[str, str]:
+        dc = self.stage.deployment
+        env = dict(os.environ)
+        env.update({
+            "AZUREML_MODEL_DIR": str(model_dir),
+            "AML_APP_ROOT": str(self.release.inference.entry_script.parent),
+            "SCORING_TIMEOUT_MS": str(dc.scoring_timeout_ms),
+            # gunicorn kills a worker silent for this long; keep it above the scoring timeout.
+            "WORKER_TIMEOUT": str(max(30, dc.scoring_timeout_ms // 1000 + 30)),
+            "SERVICE_NAME": f"{self.release.name}-{self.stage.name}",
+            "SERVICE_VERSION": self.release.short_id,
+            "PYTHONUNBUFFERED": "1",
+            "RELEASETEST_MAX_BODY_BYTES": str(self.max_body_bytes),
+        })
+        env.pop("AZUREML_CONFIG_FILE", None)
+        env.pop("RELEASETEST_SERVER_KEY", None)
+        if self.python != sys.executable:
+            # An isolated venv has the release's pins but not releasetest: its launcher needs only
+            # the server, so putting releasetest's folder on the path is enough.
+            from releasetest.release.environment import source_root
+
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root(), env.get("PYTHONPATH")]))
+        if self.key:
+            env["RELEASETEST_SERVER_KEY"] = self.key
+        return env
+
+    def deploy(self) -> EndpointHandle:
+        dc = self.stage.deployment
+        self.workdir = Path(tempfile.mkdtemp(prefix="releasetest-"))
+        self._model_dir = str(self.workdir)
+        try:
+            model_dir = self._layout_models(self.workdir)
+        except BaseException:
+            self.teardown()
+            raise
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("w", encoding="utf-8")
+        cmd = [
+            self.python, "-m", "releasetest.endpoint.server.serve",
+            "--entry_script", str(self.release.inference.entry_script),
+            "--model_dir", str(model_dir),
+            "--port", str(self.port),
+            "--worker_count", str(dc.worker_count),
+        ]
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            cmd, cwd=str(self.release.inference.entry_script.parent), env=self._env(model_dir),
+            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._pid = self.proc.pid
+        base = f"http://127.0.0.1:{self.port}"
+        handle = EndpointHandle(
+            target=self.target,
+            scoring_uri=f"{base}/score",
+            liveness_uri=f"{base}/",
+            swagger_uri=f"{base}/swagger.json",
+            key=self.key,
+            log_path=str(self.log_path),
+            info={"pid": self.proc.pid, "port": self.port, "workers": dc.worker_count,
+                  "scoring_timeout_ms": dc.scoring_timeout_ms, "server": "azmlinfsrv",
+                  "deployment_config": str(dc.path), "model_dir": str(model_dir),
+                  "max_body_bytes": self.max_body_bytes},
+        )
+
+        def still_starting(wait_s: float) -> bool:
+            assert self.proc is not None
+            try:
+                self.proc.wait(timeout=wait_s)
+            except subprocess.TimeoutExpired:
+                return True
+            return False
+
+        try:
+            wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=still_starting)
+        except EndpointError as exc:
+            self._log.flush()
+            tail = self.log_tail()
+            cause = str(exc)
+            if self.proc.poll() is not None:
+                found = cause_from_log(tail or "", self.port)
+                cause = f"server exited with code {self.proc.returncode} while starting: {found or cause}"
+            self.teardown()
+            raise DeployError(f"local endpoint for stage {self.stage.name} did not become ready: {cause}",
+                              tail) from None
+        handle.info["ready_s"] = round(time.monotonic() - started, 2)
+        self._handle = handle
+        return handle
+
+    def teardown(self) -> None:
+        """Stop the whole process group (master and workers) and remove the model copies."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=STOP_GRACE_S)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=STOP_GRACE_S)
+        if proc is not None:
+            # Workers of a master that died on its own may linger in the group.
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None

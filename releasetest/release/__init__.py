@@ -1,0 +1,1 @@
+"""The release: manifest, holdout data, serving environment and provenance, validated before deploy."""

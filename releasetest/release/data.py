@@ -1,0 +1,98 @@
+"""The release's holdout rows and the predictions recorded for them at training time."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from releasetest.errors import ConfigError
+from releasetest.release.manifest import DataSpec
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Feature rows in model order, true labels, and (if shipped) the training-time predictions."""
+
+    features: tuple[str, ...]
+    rows: np.ndarray
+    labels: list[Any]
+    expected: list[Any] | None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def golden(self, n: int) -> tuple[list[list[float]], list[Any]]:
+        """First ``n`` rows, plus the first row of any class they miss, with the labels the model
+        gave them at training time: a readiness check that every class still comes out."""
+        if self.expected is None:
+            raise ConfigError(None, "data.expected_predictions", "no expected predictions shipped",
+                              "record the model's predictions on the holdout at training time")
+        idx = list(range(min(n, len(self.expected))))
+        for cls in dict.fromkeys(self.expected):
+            if all(self.expected[i] != cls for i in idx):
+                idx.append(self.expected.index(cls))
+        return self.rows[idx].tolist(), [self.expected[i] for i in idx]
+
+
+def _coerce_label(value: str, classes: tuple[Any, ...]) -> Any:
+    """Labels in CSV are text; match them to the manifest's class values (ints stay ints)."""
+    for c in classes:
+        if str(c) == value:
+            return c
+    try:
+        as_float = float(value)
+    except ValueError:
+        return value
+    for c in classes:
+        if isinstance(c, (int, float)) and not isinstance(c, bool) and float(c) == as_float:
+            return c
+    return value
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise ConfigError(path, None, "empty CSV file", "write a header row and data rows") from None
+        return header, [row for row in reader if row]
+
+
+def load_holdout(spec: DataSpec) -> Holdout:
+    header, body = _read_csv(spec.holdout)
+    missing = [c for c in (*spec.features, spec.label) if c not in header]
+    if missing:
+        raise ConfigError(spec.holdout, ", ".join(missing), "column(s) named in the manifest's [data] are missing",
+                          "columns present: " + ", ".join(header))
+    idx = [header.index(c) for c in spec.features]
+    li = header.index(spec.label)
+    rows = np.empty((len(body), len(idx)), dtype=np.float64)
+    for r, line in enumerate(body):
+        try:
+            rows[r] = [float(line[i]) for i in idx]
+        except (ValueError, IndexError):
+            raise ConfigError(spec.holdout, f"row {r + 2}", f"non-numeric or missing feature value in {line!r}",
+                              "clean the row or drop it from the holdout") from None
+    labels = [_coerce_label(line[li], spec.classes) for line in body]
+    unknown = sorted({str(v) for v in labels if v not in spec.classes})
+    if unknown:
+        raise ConfigError(spec.holdout, spec.label, f"labels {unknown} are not in data.classes {list(spec.classes)}",
+                          "add them to classes in the manifest or fix the CSV")
+    expected = None
+    if spec.expected_predictions is not None:
+        eh, eb = _read_csv(spec.expected_predictions)
+        if "label" not in eh:
+            raise ConfigError(spec.expected_predictions, "label", "no 'label' column",
+                              "write one prediction per holdout row in a 'label' column")
+        if len(eb) != len(body):
+            raise ConfigError(spec.expected_predictions, None,
+                              f"{len(eb)} predictions for {len(body)} holdout rows",
+                              "regenerate both files with the training script")
+        ei = eh.index("label")
+        expected = [_coerce_label(line[ei], spec.classes) for line in eb]
+    return Holdout(features=spec.features, rows=rows, labels=labels, expected=expected)

@@ -1,0 +1,195 @@
+"""Environment fidelity: does the endpoint run in the environment the release's conda file asks for?
+
+A release that pins ``scikit-learn==0.20.3`` and ``python=3.6.2`` but is tested under 1.9 and
+3.11 has not been tested at all as it will run in production. ``compare`` lists each pin the
+serving interpreter does not satisfy; ``build_isolated`` makes a virtual environment from the
+conda file's pip section (cached by the file's digest), so drift shows up in DEV TEST.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from releasetest.errors import ConfigError
+from releasetest.files import load_yaml
+
+_CONDA_DEP = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:(==|=|>=|<=|>|<|!=)\s*([^\s=]+))?")
+_PROBE = ("import json, sys, importlib.metadata as m; print(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3],"
+          " 'packages': {d.metadata['Name']: d.version for d in m.distributions() if d.metadata['Name']}}))")
+
+
+@dataclass(frozen=True)
+class CondaEnv:
+    path: Path
+    python: str | None  # the conda spec after "python", e.g. "=3.11" or "=3.6.2"
+    pip: tuple[str, ...]
+    conda: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    package: str
+    pinned: str
+    installed: str | None
+
+    def __str__(self) -> str:
+        return f"{self.package}: {self.pinned} pinned, {self.installed or 'not installed'} in the serving environment"
+
+
+def parse_conda_env(path: Path) -> CondaEnv:
+    doc = load_yaml(path)
+    deps = doc.get("dependencies") if isinstance(doc, dict) else None
+    if not isinstance(deps, list):
+        raise ConfigError(path, "dependencies", "a conda environment file needs a 'dependencies' list",
+                          "list python=3.x and a pip section")
+    python: str | None = None
+    pip: list[str] = []
+    conda: list[str] = []
+    for dep in deps:
+        if isinstance(dep, dict) and "pip" in dep:
+            if not isinstance(dep["pip"], list):
+                raise ConfigError(path, "dependencies.pip", "expected a list of requirements", "e.g. - numpy==2.1.0")
+            pip.extend(str(x) for x in dep["pip"])
+        elif isinstance(dep, str):
+            name = re.split(r"[=<>!\s]", dep, maxsplit=1)[0]
+            if name == "python":
+                python = dep[len("python"):].strip() or None
+            elif name != "pip":
+                conda.append(dep)
+        else:
+            raise ConfigError(path, "dependencies", f"unexpected entry {dep!r}", "write 'name=version' or a pip list")
+    return CondaEnv(path=path, python=python, pip=tuple(pip), conda=tuple(conda))
+
+
+def _conda_satisfied(op: str, wanted: str, have: str) -> bool:
+    """conda's ``name=1.2`` means 1.2.*; ``==`` is exact; comparisons compare version tuples."""
+    from packaging.version import InvalidVersion, Version
+
+    if op == "=":
+        return have == wanted or have.startswith(wanted + ".")
+    try:
+        h, w = Version(have), Version(wanted)
+    except InvalidVersion:
+        return have == wanted
+    return {"==": h == w, ">=": h >= w, "<=": h <= w, ">": h > w, "<": h < w, "!=": h != w}[op]
+
+
+def compare(env: CondaEnv, python_version: str, installed: dict[str, str]) -> list[Mismatch]:
+    """Every pin of the conda file that the serving environment does not satisfy."""
+    have = {canonicalize_name(k): v for k, v in installed.items()}
+    out: list[Mismatch] = []
+    if env.python:
+        m = _CONDA_DEP.match("python" + env.python)
+        if m and m.group(2) and not _conda_satisfied(m.group(2), m.group(3), python_version):
+            out.append(Mismatch("python", "python" + env.python, python_version))
+    for line in env.pip:
+        if line.startswith(("-", "git+", "http")):
+            continue  # options and URLs: nothing to compare by name
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            raise ConfigError(env.path, "dependencies.pip", f"not a pip requirement: {line!r}",
+                              "write it as name==version") from None
+        version = have.get(canonicalize_name(req.name))
+        if version is None or (req.specifier and not req.specifier.contains(version, prereleases=True)):
+            out.append(Mismatch(req.name, str(req), version))
+    for dep in env.conda:
+        m = _CONDA_DEP.match(dep)
+        if not m:
+            continue
+        version = have.get(canonicalize_name(m.group(1)))
+        if m.group(2) and (version is None or not _conda_satisfied(m.group(2), m.group(3), version)):
+            out.append(Mismatch(m.group(1), dep, version))
+    return out
+
+
+def probe(python: str) -> tuple[str, dict[str, str]]:
+    """Python version and installed distributions of an interpreter (the one that will serve)."""
+    out = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, check=True, timeout=60)
+    data = json.loads(out.stdout)
+    return data["python"], data["packages"]
+
+
+def _interpreter_for(env: CondaEnv) -> str:
+    """This interpreter if it satisfies the python pin, else ``pythonX.Y`` from PATH, else an error."""
+    here = ".".join(map(str, sys.version_info[:3]))
+    if not env.python:
+        return sys.executable
+    m = _CONDA_DEP.match("python" + env.python)
+    if not m or not m.group(2) or _conda_satisfied(m.group(2), m.group(3), here):
+        return sys.executable
+    wanted = m.group(3)
+    major_minor = ".".join(wanted.split(".")[:2])
+    found = shutil.which(f"python{major_minor}")
+    if found:
+        # A launcher shim (pyenv, py) may exist without the interpreter behind it: ask it.
+        try:
+            version, _ = probe(found)
+        except (OSError, subprocess.SubprocessError, ValueError):
+            version = None
+        if version and _conda_satisfied(m.group(2), wanted, version):
+            return found
+    raise ConfigError(env.path, "dependencies: python" + env.python,
+                      f"no python{major_minor} interpreter on this machine (releasetest runs on {here})",
+                      f"install python{major_minor} here, or update the pin to the Python production will run")
+
+
+def build_isolated(env: CondaEnv, cache_dir: Path) -> str:
+    """A venv with exactly the conda file's pip pins (uv if present, else pip), cached by digest.
+
+    Returns its interpreter. Unsatisfiable pins raise :class:`ConfigError` quoting the installer.
+    """
+    names = {canonicalize_name(Requirement(x).name) for x in env.pip if not x.startswith(("-", "git+", "http"))}
+    if not names & {"azureml-inference-server-http", "azureml-defaults"}:
+        raise ConfigError(env.path, "dependencies.pip", "the inference server is not in the pip section",
+                          "add azureml-inference-server-http (azureml-defaults in older images)")
+    python = _interpreter_for(env)
+    digest = hashlib.sha256(env.path.read_bytes() + python.encode()).hexdigest()[:16]
+    target = cache_dir / digest
+    venv_python = target / "bin" / "python"
+    if (target / ".complete").is_file():
+        return str(venv_python)
+    shutil.rmtree(target, ignore_errors=True)
+    uv = shutil.which("uv")
+    if uv:
+        steps = [[uv, "venv", "--python", python, str(target)],
+                 [uv, "pip", "install", "--python", str(venv_python), *env.pip]]
+    else:
+        steps = [[python, "-m", "venv", str(target)],
+                 [str(venv_python), "-m", "pip", "install", "--disable-pip-version-check", *env.pip]]
+    for cmd in steps:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0:
+            shutil.rmtree(target, ignore_errors=True)
+            lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+            errors = [ln for ln in lines if "error" in ln.lower()] or lines
+            raise ConfigError(env.path, "dependencies.pip",
+                              "the pinned environment cannot be built: " + " | ".join(errors[-4:])[:800],
+                              "pin versions that exist for this Python and platform")
+    (target / ".complete").write_text("ok\n")
+    return str(venv_python)
+
+
+def report(env: CondaEnv, python: str) -> dict[str, Any]:
+    """The verdict's view of the serving environment against the conda file."""
+    version, installed = probe(python)
+    mismatches = compare(env, version, installed)
+    return {"conda_file": str(env.path), "python": version, "interpreter": python,
+            "mismatches": [str(m) for m in mismatches]}
+
+
+def source_root() -> str:
+    """Folder holding the ``releasetest`` package, for PYTHONPATH of an isolated server (it imports
+    only :mod:`releasetest.endpoint.server`, which needs nothing but the server)."""
+    return str(Path(__file__).resolve().parents[2])

@@ -1,0 +1,166 @@
+"""The promotion gate: per-suite outcomes in, a PROMOTE/BLOCK verdict out.
+
+The verdict is bound to the release id (a digest over artifacts, entry script and configs), so
+a later promote can check it is moving exactly what was tested. A run PROMOTEs only when the
+endpoint came up, every required suite ran with at least one passing test, nothing failed, and
+the run was not interrupted; every other outcome is a BLOCK with the reasons spelled out.
+"""
+
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from releasetest import __version__
+
+VERDICT_SCHEMA = "releasetest/verdict/1"
+
+
+@dataclass
+class SuiteResult:
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    failing: list[str] = field(default_factory=list)
+    #: First line of each failure's message, by test id: the "why" a reviewer reads.
+    messages: dict[str, str] = field(default_factory=dict)
+    #: Every test of the suite: outcome and call duration, for the report's per-test table.
+    tests: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "failed": self.failed, "errors": self.errors,
+                "skipped": self.skipped, "failing": self.failing, "messages": self.messages,
+                "tests": self.tests}
+
+
+@dataclass
+class Results:
+    """Test outcomes by suite, fed one report at a time (from any xdist worker)."""
+
+    suites: dict[str, SuiteResult] = field(default_factory=dict)
+
+    def add(self, suite: str, nodeid: str, when: str, outcome: str, message: str | None = None,
+            seconds: float | None = None) -> None:
+        """Count one pytest report phase: setup/call/teardown, outcome passed/failed/skipped."""
+        res = self.suites.setdefault(suite, SuiteResult())
+        test = res.tests.setdefault(nodeid, {"outcome": "passed", "seconds": 0.0})
+        if seconds is not None:
+            test["seconds"] = round(test["seconds"] + seconds, 3)
+        if outcome == "failed":
+            test["outcome"] = "failed" if when == "call" else "error"
+        elif outcome == "skipped" and test["outcome"] == "passed":
+            test["outcome"] = "skipped"
+        if outcome == "failed":
+            if when == "call":
+                res.failed += 1
+            else:
+                res.errors += 1
+            if nodeid not in res.failing:
+                res.failing.append(nodeid)
+                if message:
+                    res.messages[nodeid] = message
+        elif outcome == "skipped" and when in ("setup", "call"):
+            res.skipped += 1
+        elif outcome == "passed" and when == "call":
+            res.passed += 1
+
+
+def decide(
+    results: Results,
+    required: Iterable[str],
+    deploy_error: str | None,
+    interrupted: str | None,
+    config_error: str | None = None,
+) -> tuple[str, list[str]]:
+    """PROMOTE or BLOCK, and the reasons a reviewer reads first."""
+    reasons: list[str] = []
+    if config_error:
+        reasons.append(f"configuration error: {config_error}")
+    if deploy_error:
+        reasons.append(f"deploy failed: {deploy_error}")
+    if interrupted:
+        reasons.append(f"run interrupted: {interrupted}")
+    for name, res in results.suites.items():
+        if res.failed or res.errors:
+            shown = ", ".join(res.failing[:5]) + (" ..." if len(res.failing) > 5 else "")
+            reasons.append(f"{name}: {res.failed} failed, {res.errors} errors ({shown})")
+            if not deploy_error:
+                for nodeid in res.failing[:5]:
+                    if nodeid in res.messages:
+                        reasons.append(f"{nodeid.rsplit('::', 1)[-1]}: {res.messages[nodeid]}")
+    for name in required:
+        got = results.suites.get(name)
+        if got is None or got.passed == 0:
+            if not deploy_error and not config_error:
+                reasons.append(f"required suite '{name}' did not run (no passing test)")
+    if not reasons and not results.suites:
+        reasons.append("no tests ran")
+    if reasons:
+        return "BLOCK", reasons
+    ran = sorted(n for n, r in results.suites.items() if r.passed)
+    total = sum(r.passed for r in results.suites.values())
+    return "PROMOTE", [f"all {total} tests passed in suites: {', '.join(ran)}"]
+
+
+def build_verdict(
+    *,
+    decision: str,
+    reasons: list[str],
+    warnings: list[str],
+    stage: str,
+    promote_to: str | None,
+    target: str,
+    release: dict[str, Any] | None,
+    endpoint: dict[str, Any] | None,
+    deploy: dict[str, Any],
+    results: Results,
+    findings: dict[str, Any],
+    required: list[str],
+    exit_status: int,
+    started_at: str,
+    finished_at: str,
+    deployment: dict[str, Any] | None = None,
+    environment: dict[str, Any] | None = None,
+    git: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "schema": VERDICT_SCHEMA,
+        "decision": decision,
+        "reasons": reasons,
+        "warnings": warnings,
+        "stage": stage,
+        "promote_to": promote_to,
+        "target": target,
+        "release": release,
+        "endpoint": endpoint,
+        "deployment": deployment,
+        "deploy": deploy,
+        "required_suites": required,
+        "suites": {name: res.as_dict() for name, res in sorted(results.suites.items())},
+        "findings": findings,
+        "exit_status": exit_status,
+        "started_at": started_at,
+        "finished_at": finished_at,
+        "releasetest_version": __version__,
+        "environment": environment,
+        "git": git,
+    }
+
+
+def summary_line(verdict: dict[str, Any]) -> str:
+    """The one line a CI log shows: decision, release, stage and counts."""
+    rel = verdict.get("release") or {}
+    rid = (rel.get("id") or "sha256:unknown").split(":", 1)[1][:12]
+    counts = {k: 0 for k in ("passed", "failed", "errors", "skipped")}
+    for res in verdict.get("suites", {}).values():
+        for k in counts:
+            counts[k] += res[k]
+    text = (f"releasetest: {verdict['decision']} {rel.get('name', '?')}@{rid} stage={verdict['stage']}"
+            f" -> {verdict.get('promote_to')}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    if verdict["decision"] != "PROMOTE":
+        text += " | " + verdict["reasons"][0].splitlines()[0]
+    return text
+

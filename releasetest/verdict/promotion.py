@@ -1,0 +1,154 @@
+"""Approval and promotion: move exactly the tested release to the next stage, or refuse and say why.
+
+``promote`` trusts nothing it did not check again: the verdict's digest (not edited since the
+run), its decision, stages and release id; the artifacts on disk (hashed again against the
+manifest, and the release id recomputed); and, for a stage that requires it, a recorded human
+approval of that very verdict. Only then does it deploy the same artifacts with the target
+stage's own deployment config: locally, or blue/green into the stage's kept Azure ML endpoint
+(:meth:`releasetest.endpoint.azureml.AzureMLEndpoint.promote`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from releasetest.endpoint.base import Endpoint
+from releasetest.errors import ConfigError, DeployError, ReleaseTestError
+from releasetest.files import now_iso
+from releasetest.release.data import load_holdout
+from releasetest.release.manifest import Release, Stage, load_release
+from releasetest.verdict.history import Store, check_digest, read_verdict
+
+
+class PromotionRefused(ReleaseTestError):
+    """A promotion precondition does not hold; the message says which and what to do."""
+
+
+def _sealed(verdict: dict[str, Any], where: str) -> None:
+    try:
+        check_digest(verdict, where)
+    except ReleaseTestError as exc:
+        raise PromotionRefused(str(exc)) from None
+
+
+def approve(verdict_path: Path, store: Store, by: str, note: str | None = None) -> dict[str, Any]:
+    """Record a reviewer's approval of a PROMOTE verdict (continuous delivery)."""
+    if not by.strip():
+        raise PromotionRefused("an approval needs a name: --by NAME")
+    verdict = read_verdict(verdict_path)
+    _sealed(verdict, str(verdict_path))
+    if verdict.get("decision") != "PROMOTE":
+        raise PromotionRefused(f"{verdict_path}: cannot approve a {verdict.get('decision')} verdict "
+                               f"({(verdict.get('reasons') or ['no reason'])[0].splitlines()[0]})")
+    return store.approve(verdict, by.strip(), note)
+
+
+def verify_for_promotion(verdict: dict[str, Any], where: str, from_stage: str, to_stage: str,
+                         manifest: Path | None, store: Store) -> tuple[Release, list[str]]:
+    """Every precondition of a promotion; returns the re-verified release and its approvers."""
+    _sealed(verdict, where)
+    if verdict.get("stage") != from_stage:
+        raise PromotionRefused(f"{where}: the verdict is for stage {verdict.get('stage')!r}, not {from_stage!r}")
+    if verdict.get("decision") != "PROMOTE":
+        reason = (verdict.get("reasons") or ["no reason given"])[0].splitlines()[0]
+        raise PromotionRefused(f"{where}: the verdict is {verdict.get('decision')}, not PROMOTE ({reason})")
+    if verdict.get("promote_to") != to_stage:
+        raise PromotionRefused(f"{where}: stage {from_stage} promotes to {verdict.get('promote_to')!r}, "
+                               f"not {to_stage!r} (see promote_to in the manifest)")
+    tested = verdict.get("release") or {}
+    manifest = manifest or Path(str(tested.get("manifest", "release.toml")))
+    versions = {a["name"]: str(a["version"]) for a in tested.get("artifacts", [])}
+    try:
+        release = load_release(manifest, artifact_versions=versions)
+    except ConfigError as exc:
+        raise PromotionRefused(f"the release no longer matches what was tested: {exc}") from None
+    if release.release_id != tested.get("id"):
+        raise PromotionRefused(
+            f"release changed since the test: the verdict is for {tested.get('id')}, the manifest and files now "
+            f"give {release.release_id} (an artifact, the entry script or a config differs): re-run the gate")
+    target_stage = release.stage(to_stage)
+    approvers = [str(a.get("by")) for a in store.approvals(str(verdict["digest"]))]
+    if target_stage.requires_approval and not approvers:
+        raise PromotionRefused(
+            f"stage {to_stage} requires an approval of this verdict and none is recorded in {store.root}: "
+            f"a reviewer runs: releasetest approve {where} --by NAME")
+    return release, approvers
+
+
+@dataclass
+class Promotion:
+    record: dict[str, Any]
+    #: The deployed endpoint when ``keep`` left it running; the caller owns its teardown.
+    endpoint: Endpoint | None = None
+
+
+def _promote_azureml(release: Release, stage: Stage, golden: tuple[list[list[float]], list[Any]], log: Path,
+                     workspace_config: Path | None, endpoint_name: str | None,
+                     ready_timeout: float) -> dict[str, Any]:
+    """Blue/green into the stage's Azure ML endpoint; the endpoint description for the record."""
+    from releasetest.azureml.mapping import release_deployment_name, stage_endpoint_name
+    from releasetest.endpoint.azureml import AzureMLEndpoint
+
+    azure = AzureMLEndpoint(release, stage, golden, log_path=log, workspace_config=workspace_config,
+                            ready_timeout_s=ready_timeout,
+                            endpoint_name=endpoint_name or stage_endpoint_name(release.name, stage.name),
+                            deployment_name=release_deployment_name(release.short_id))
+    try:
+        done = azure.promote()
+    except DeployError as exc:
+        raise ReleaseTestError(f"promotion to {stage.name} failed, traffic stays where it was: {exc}") from None
+    finally:
+        azure.teardown()  # closes the progress log; the stage's endpoint is kept
+    return {**done.handle.describe(), "traffic_before": done.traffic_before, "traffic": done.traffic_after,
+            "created_endpoint": done.created_endpoint, "kept_deployments": done.kept, "rollback": done.rollback}
+
+
+def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *, manifest: Path | None = None,
+            target: str = "local", url: str | None = None, keep: bool = False, by: str | None = None,
+            out_dir: Path | None = None, port: int = 0, ready_timeout: float = 120.0,
+            workspace_config: Path | None = None, endpoint_name: str | None = None) -> Promotion:
+    """Check everything, deploy to ``to_stage`` (local, azureml) or record the URL (url), record the promotion."""
+    verdict = read_verdict(verdict_path)
+    release, approvers = verify_for_promotion(verdict, str(verdict_path), from_stage, to_stage, manifest, store)
+    stage = release.stage(to_stage)
+    store.add_verdict(verdict)
+    kept: Endpoint | None = None
+    if target in ("local", "azureml"):
+        assert release.data is not None
+        golden = load_holdout(release.data).golden(release.data.golden_rows)
+    if target == "azureml":
+        log = (out_dir or verdict_path.parent) / f"azureml-{to_stage}.log"
+        endpoint = _promote_azureml(release, stage, golden, log, workspace_config, endpoint_name, ready_timeout)
+    elif target == "local":
+        from releasetest.endpoint.local import LocalEndpoint
+
+        log = (out_dir or verdict_path.parent) / f"server-{to_stage}.log"
+        local = LocalEndpoint(release, stage, golden, log_path=log, ready_timeout_s=ready_timeout, port=port)
+        try:
+            handle = local.deploy()  # ready = liveness answers and the golden rows score as at training
+        except DeployError as exc:
+            raise ReleaseTestError(f"deploy to {to_stage} failed: {exc.cause}") from None
+        endpoint = handle.describe()
+        if keep:
+            kept = local
+        else:
+            local.teardown()
+    elif target == "url":
+        if not url:
+            raise PromotionRefused("--target url needs --url (the production scoring URI to record)")
+        from releasetest.endpoint.url import handle_for_url
+
+        endpoint = handle_for_url(url, None).describe()
+    else:
+        raise PromotionRefused(f"unknown target {target!r}: use local, azureml or url")
+    record = {
+        "release": release.name, "release_id": release.release_id,
+        "artifacts": [{"name": a.name, "version": a.version} for a in release.artifacts],
+        "from": from_stage, "to": to_stage, "target": target, "deployment_config": stage.deployment.path.name,
+        "endpoint": endpoint, "kept": bool(kept), "verdict_digest": verdict["digest"],
+        "approved_by": approvers, "requires_approval": stage.requires_approval, "by": by, "at": now_iso(),
+    }
+    store.record_promotion(record)
+    return Promotion(record, kept)

@@ -1,0 +1,111 @@
+"""The CI job summary: a short Markdown digest of the verdict, and where CI systems want it.
+
+GitHub Actions shows ``$GITHUB_STEP_SUMMARY`` on the run page; Azure DevOps shows a file
+announced with ``##vso[task.uploadsummary]`` on the build summary. Both get the same text: the
+decision, its reasons, the release, and one line per suite with its key numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from releasetest.verdict.report import fmt
+
+
+def _key_numbers(suite: str, findings: Mapping[str, Any]) -> str:
+    """The one or two numbers a reviewer looks for first in each suite's findings."""
+    parts: list[str] = []
+    if suite == "acceptance":
+        for t in findings.get("thresholds") or []:
+            if isinstance(t, dict):
+                mark = "✅" if t.get("passed") else "❌"
+                parts.append(f"{t.get('metric')} {fmt(t.get('value'))} ({t.get('kind', 'bound')} {fmt(t.get('bound'))})"
+                             f" {mark}")
+        if not parts:
+            parts += [f"{k} {fmt(v)}" for k, v in (findings.get("metrics") or {}).items()]
+    elif suite == "load":
+        lat = findings.get("latency_ms") or {}
+        parts += [f"{p} {fmt(lat[p])} ms" for p in ("p50", "p95", "p99") if p in lat]
+        if findings.get("achieved_rps") is not None:
+            parts.append(f"{fmt(findings['achieved_rps'])} req/s")
+    elif suite == "schema":
+        items = [f for f in findings.get("findings") or [] if isinstance(f, dict)]
+        if items or "findings" in findings:
+            defects = sum(1 for f in items if f.get("severity") == "defect")
+            parts.append(f"{defects} defects, {len(items) - defects} failures")
+    return "; ".join(parts)
+
+
+def summary_markdown(verdict: Mapping[str, Any], report_name: str | None = "report.html") -> str:
+    rel = verdict.get("release") or {}
+    rid = str(rel.get("id") or "sha256:unknown").split(":", 1)[-1][:12]
+    icon = "✅" if verdict.get("decision") == "PROMOTE" else "⛔"
+    lines = [f"## {icon} releasetest: {verdict.get('decision')} {rel.get('name', '?')}@{rid}", "",
+             f"Stage **{verdict.get('stage')}** → {verdict.get('promote_to') or '–'} · target "
+             f"{verdict.get('target')} · {verdict.get('finished_at', '')}", ""]
+    lines += [f"- {str(r).splitlines()[0]}" for r in verdict.get("reasons") or []]
+    lines += ["", "| suite | passed | failed | errors | skipped | key numbers |",
+              "| --- | --: | --: | --: | --: | --- |"]
+    findings = verdict.get("findings") or {}
+    for name, res in (verdict.get("suites") or {}).items():
+        key = _key_numbers(name, findings.get(name) or {}).replace("|", "\\|")
+        lines.append(f"| {name} | {res.get('passed', 0)} | {res.get('failed', 0)} | {res.get('errors', 0)} | "
+                     f"{res.get('skipped', 0)} | {key} |")
+    if rel.get("artifacts"):
+        lines += ["", "Artifacts: " + ", ".join(f"`{a['name']}:{a['version']}`" for a in rel["artifacts"])
+                  + f" · release id `{rel.get('id')}`"]
+    if report_name:
+        lines += ["", f"Full report: `{report_name}` (in the job's artifacts)."]
+    return "\n".join(lines) + "\n"
+
+
+def publish_summary(markdown: str, out: Path, environ: Mapping[str, str]) -> list[str]:
+    """Write ``out``, append to the GitHub step summary when set; return lines to print on stdout.
+
+    The Azure DevOps agent reads logging commands from the job's stdout, so the caller prints the
+    returned ``##vso`` line (pytest's terminal summary does).
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markdown, encoding="utf-8")
+    gh = environ.get("GITHUB_STEP_SUMMARY")
+    if gh:
+        with open(gh, "a", encoding="utf-8") as f:
+            f.write(markdown)
+    if environ.get("TF_BUILD"):
+        return [f"##vso[task.uploadsummary]{out.resolve()}"]
+    return []
+
+
+def ci_properties(verdict: Mapping[str, Any]) -> dict[str, str]:
+    """Name/value pairs for the JUnit XML ``<properties>``: the decision and the key metrics.
+
+    CI dashboards that read JUnit (Azure DevOps test tab, GitHub test reporters) then carry
+    the release decision next to the test results, without parsing the verdict.
+    """
+    rel = verdict.get("release") or {}
+    props = {
+        "releasetest.decision": str(verdict.get("decision")),
+        "releasetest.release": str(rel.get("name", "")),
+        "releasetest.release_id": str(rel.get("id", "")),
+        "releasetest.stage": str(verdict.get("stage", "")),
+        "releasetest.promote_to": str(verdict.get("promote_to") or ""),
+        "releasetest.verdict_digest": str(verdict.get("digest", "")),
+        "releasetest.reason": next(iter(str((verdict.get("reasons") or [""])[0]).splitlines()), ""),
+    }
+    for a in rel.get("artifacts") or []:
+        props[f"releasetest.artifact.{a['name']}"] = str(a["version"])
+    findings = verdict.get("findings") or {}
+    for name, value in ((findings.get("acceptance") or {}).get("metrics") or {}).items():
+        props[f"releasetest.acceptance.{name}"] = fmt(value)
+    load = findings.get("load") or {}
+    for p, value in (load.get("latency_ms") or {}).items():
+        props[f"releasetest.load.latency_ms.{p}"] = fmt(value)
+    for key in ("achieved_rps", "capacity_rps"):
+        if load.get(key) is not None:
+            props[f"releasetest.load.{key}"] = fmt(load[key])
+    schema = [f for f in (findings.get("schema") or {}).get("findings") or [] if isinstance(f, dict)]
+    if "schema" in findings:
+        props["releasetest.schema.defects"] = str(sum(1 for f in schema if f.get("severity") == "defect"))
+    return props

@@ -1,0 +1,104 @@
+"""Fixtures the suites (and a team's own release tests) use. Session scope: one deploy per run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from releasetest.checks.names import OTHER, SUITES
+from releasetest.endpoint.client import ScoringClient
+from releasetest.endpoint.handle import EndpointHandle
+from releasetest.errors import DeployError
+from releasetest.release.data import Holdout
+from releasetest.release.manifest import Release, Stage
+from releasetest.run import ReleaseRun
+from releasetest.wiring.keys import RUN_KEY
+
+
+def _active_run(config: pytest.Config) -> ReleaseRun:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or not run.settings.active:
+        pytest.skip("release fixtures need --release-stage (e.g. pytest --release-stage devtest)")
+    return run
+
+
+def suite_of(node: pytest.Item) -> str:
+    for name in SUITES:
+        if node.get_closest_marker(name) is not None:
+            return name
+    return OTHER
+
+
+@pytest.fixture(scope="session")
+def release(pytestconfig: pytest.Config) -> Release:
+    """The validated release (manifest, configs, artifacts whose sha256 matched)."""
+    run = _active_run(pytestconfig)
+    assert run.release is not None
+    return run.release
+
+
+@pytest.fixture(scope="session")
+def release_stage(pytestconfig: pytest.Config) -> Stage:
+    """The stage under test, with its v1 deployment config."""
+    run = _active_run(pytestconfig)
+    assert run.stage is not None
+    return run.stage
+
+
+@pytest.fixture(scope="session")
+def holdout(pytestconfig: pytest.Config) -> Holdout:
+    """The release's holdout rows, labels and training-time predictions."""
+    run = _active_run(pytestconfig)
+    assert run.holdout is not None
+    return run.holdout
+
+
+@pytest.fixture(scope="session")
+def endpoint(pytestconfig: pytest.Config) -> Iterator[EndpointHandle]:
+    """The live endpoint, deployed once per run (by the xdist controller when there is one)."""
+    run = _active_run(pytestconfig)
+    deployed_here = run.endpoint is None and run.handle is None and run.deploy_error is None
+    try:
+        handle = run.deploy()
+    except DeployError as exc:
+        pytest.fail(f"deploy failed: {exc}", pytrace=False)
+    if deployed_here:
+        pytestconfig.hook.pytest_releasetest_endpoint_ready(config=pytestconfig, handle=handle)
+    yield handle
+    if deployed_here:
+        run.teardown()
+
+
+@pytest.fixture
+def scoring_client(endpoint: EndpointHandle) -> Iterator[ScoringClient]:
+    """A requests session to the endpoint, with timeouts and the server's request-id headers kept.
+
+    Fails at once, without a request, when the endpoint's server process has died, so the rest of
+    a run costs no time-outs.
+    """
+    if endpoint.alive() is False:
+        pytest.fail(f"endpoint died: server process {endpoint.info['pid']} is gone "
+                    f"(see {endpoint.log_path})", pytrace=False)
+    with ScoringClient(endpoint, timeout=endpoint.timeout_s) as client:
+        yield client
+
+
+@pytest.fixture
+def suite_config(request: pytest.FixtureRequest) -> Any:
+    """This test's suite settings from the manifest (``[acceptance]``, ...), parsed before deploy."""
+    run = _active_run(request.config)
+    return run.suite_configs.get(suite_of(request.node))
+
+
+@pytest.fixture
+def release_record(request: pytest.FixtureRequest) -> Callable[[str, Any], None]:
+    """Record a finding (metric, measurement) into the verdict under this test's suite."""
+    run = _active_run(request.config)
+    suite = suite_of(request.node)
+
+    def record(key: str, value: Any) -> None:
+        run.merge_findings({suite: {key: value}})
+
+    return record
