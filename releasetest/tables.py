@@ -1,88 +1,184 @@
-"""Checking manifest and config tables: known keys, value kinds and did-you-mean, with one error shape."""
+"""One checker for every manifest and config table: declared keys, value kinds, bounds, did-you-mean.
+
+A table's schema is a :class:`Table` of :class:`Key` entries (nested tables are ``Table`` values),
+so adding a setting is one line: ``"task": Key("str", "what the model predicts",
+default="classification", choices=("classification", "regression"))``. :func:`check` refuses
+what the schema does not allow with the one :class:`~releasetest.errors.ConfigError` shape
+(``file: key: problem (fix: ...)``) and returns the values with defaults filled in. ``None`` (an
+empty YAML value) means "not set".
+"""
 
 from __future__ import annotations
 
 import difflib
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from releasetest.errors import ConfigError
+
+Syntax = Literal["toml", "yaml"]
 
 
 def typename(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def is_bool(v: Any) -> bool:
-    return isinstance(v, bool)
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def is_number(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
-
-
-def is_str(v: Any) -> bool:
-    return isinstance(v, str)
-
-
-def is_mapping(v: Any) -> bool:
-    return isinstance(v, dict)
-
-
+#: kind -> (accepts, description in an error message).
 KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "bool": (is_bool, "True or False"),
-    "int": (is_int, "a whole number"),
-    "number": (is_number, "a number"),
-    "str": (is_str, "a string"),
-    "mapping": (is_mapping, "a mapping of keys to values"),
+    "any": (lambda v: True, "a value"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "int": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+    "number": (_is_number, "a number"),
+    "str": (lambda v: isinstance(v, str), "a string"),
+    "list": (lambda v: isinstance(v, list), "a list"),
+    "mapping": (lambda v: isinstance(v, dict), "a table"),
 }
 
 
-def check_mapping(data: Mapping[str, Any], schema: Mapping[str, Any], file: Path, prefix: str = "") -> None:
-    """Refuse unknown keys and wrong types; ``None`` (an empty YAML value) means "not set"."""
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if key not in schema:
-            close = difflib.get_close_matches(str(key), list(schema), n=1)
-            hint = f"did you mean '{prefix}{close[0]}'?" if close else (
-                "remove it; known keys: " + ", ".join(sorted(schema)))
-            raise ConfigError(file, dotted, "unknown key", hint)
-        expected = schema[key]
-        if value is None:
-            continue
-        if isinstance(expected, dict):
-            if not isinstance(value, dict):
-                raise ConfigError(file, dotted, f"expected a mapping, got {typename(value)} {value!r}",
-                                  "indent its keys under it: " + ", ".join(expected))
-            check_mapping(value, expected, file, prefix=f"{dotted}.")
-            continue
-        check, desc = KINDS[expected]
-        if not check(value):
-            raise ConfigError(file, dotted, f"expected {desc}, got {typename(value)} {value!r}",
-                              f"write {desc}" + (" (YAML booleans: True/False)" if expected == "bool" else ""))
+_TABLE_WORD = {"toml": "a table", "yaml": "a mapping of keys to values"}
 
 
-def require(table: Mapping[str, Any], key: str, kind: str, file: Path, prefix: str, fix: str) -> Any:
-    if key not in table:
-        raise ConfigError(file, prefix + key, "missing", fix)
-    value = table[key]
-    check, desc = KINDS[kind]
-    if not check(value):
-        raise ConfigError(file, prefix + key, f"expected {desc}, got {typename(value)} {value!r}", fix)
+def _literal(value: Any, syntax: Syntax) -> str:
+    """``value`` as the user would write it in that file."""
+    if isinstance(value, bool):
+        return ("true" if value else "false") if syntax == "toml" else str(value)
+    if isinstance(value, str) and syntax == "toml":
+        return f'"{value}"'
+    return str(value)
+
+
+def _kind_desc(kind: str, syntax: Syntax) -> str:
+    if kind == "bool" and syntax == "yaml":
+        return "True or False"
+    if kind == "mapping":
+        return _TABLE_WORD[syntax]
+    return KINDS[kind][1]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: its kind, what it means (the fix text), default and allowed values.
+
+    ``ge``/``gt``/``le`` bound a number, or the length of a string, list or table.
+    """
+
+    kind: str
+    help: str = ""
+    default: Any = None
+    required: bool = False
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    choices: tuple[Any, ...] = ()
+    #: Shown in the fix as ``e.g. key = example``; the default when not given.
+    example: Any = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown kind {self.kind!r}; use one of {', '.join(KINDS)}")
+
+    def expectation(self, syntax: Syntax) -> str:
+        desc = _kind_desc(self.kind, syntax)
+        bounds = [f"{op} {limit:g}" for op, limit in ((">=", self.ge), (">", self.gt), ("<=", self.le))
+                  if limit is not None]
+        if not bounds:
+            return desc
+        if self.kind in ("str", "list", "mapping"):
+            return f"{desc} of length " + " and ".join(bounds)
+        return f"{desc} " + " and ".join(bounds)
+
+    def fix(self, name: str, syntax: Syntax) -> str:
+        example = self.example if self.example is not None else self.default
+        parts = [self.help] if self.help else [f"write {self.expectation(syntax)}"]
+        if self.choices:
+            parts.append("use one of: " + ", ".join(_literal(c, syntax) for c in self.choices))
+        elif example is not None:
+            parts.append(f"e.g. {name}{' = ' if syntax == 'toml' else ': '}{_literal(example, syntax)}")
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of known keys; ``noun`` names what its keys are when they are names (e.g. metrics)."""
+
+    keys: Mapping[str, Key | Table]
+    help: str = ""
+    noun: str = "key"
+    #: Present, it must hold at least one entry.
+    nonempty: bool = False
+    required: bool = False
+
+
+def unknown(name: str, known: list[str], file: Path | str, dotted: str, noun: str = "key") -> ConfigError:
+    """The error for a name that is not one of ``known``, with did-you-mean."""
+    close = difflib.get_close_matches(str(name), known, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else "remove it or use one of: " + ", ".join(known)
+    return ConfigError(file, dotted, "unknown key" if noun == "key" else f"unknown {noun} '{name}'", hint)
+
+
+def _size(value: Any) -> float:
+    return len(value) if isinstance(value, (str, list, dict)) else value
+
+
+def check_value(value: Any, key: Key, file: Path | str, dotted: str, syntax: Syntax = "toml") -> Any:
+    """One value against its :class:`Key`: kind, bounds and choices. Returns it unchanged."""
+    name = dotted.rsplit(".", 1)[-1]
+    accepts = KINDS[key.kind][0]
+    if not accepts(value):
+        raise ConfigError(file, dotted, f"expected {_kind_desc(key.kind, syntax)}, got {typename(value)} {value!r}",
+                          key.fix(name, syntax))
+    if key.choices and value not in key.choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in key.choices], n=1)
+        raise ConfigError(file, dotted, f"unknown {name} {value!r}",
+                          f"did you mean '{close[0]}'?" if close else key.fix(name, syntax))
+    size = _size(value)
+    if ((key.ge is not None and not size >= key.ge) or (key.gt is not None and not size > key.gt)
+            or (key.le is not None and not size <= key.le)):
+        raise ConfigError(file, dotted, f"expected {key.expectation(syntax)}, got {value!r}", key.fix(name, syntax))
     return value
 
 
-def only_keys(table: Mapping[str, Any], allowed: set[str], file: Path, prefix: str) -> None:
-    for key in table:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=1)
-            raise ConfigError(file, prefix + key, "unknown key",
-                              f"did you mean '{prefix}{close[0]}'?" if close else
-                              "remove it; known keys: " + ", ".join(sorted(allowed)))
+def check(data: Mapping[str, Any] | None, schema: Table, file: Path | str, prefix: str = "",
+          syntax: Syntax = "toml") -> dict[str, Any]:
+    """Check ``data`` against ``schema``; every key of the schema in the result, defaults filled in.
 
+    ``prefix`` is the dotted path of ``data`` itself (``"load."``), so errors name the full key.
+    A nested table that is not given comes back with its own defaults.
+    """
+    data = data or {}
+    known = list(schema.keys)
+    for name in data:
+        if name not in schema.keys:
+            raise unknown(name, known, file, f"{prefix}{name}", schema.noun)
+    out: dict[str, Any] = {}
+    for name, spec in schema.keys.items():
+        dotted = f"{prefix}{name}"
+        value = data.get(name)
+        if value is None:
+            if spec.required:
+                help_text = spec.help if isinstance(spec, Table) else spec.fix(name, syntax)
+                raise ConfigError(file, dotted, "missing", help_text or "add it")
+            out[name] = check({}, spec, file, f"{dotted}.", syntax) if isinstance(spec, Table) else spec.default
+        elif isinstance(spec, Table):
+            out[name] = check_table(value, spec, file, dotted, syntax)
+        else:
+            out[name] = check_value(value, spec, file, dotted, syntax)
+    return out
+
+
+def check_table(value: Any, schema: Table, file: Path | str, dotted: str, syntax: Syntax = "toml") -> dict[str, Any]:
+    """A value that must be a table (named ``dotted``), checked against ``schema``."""
+    what = _TABLE_WORD[syntax]
+    fix = schema.help or "give it keys: " + ", ".join(schema.keys)
+    if not isinstance(value, dict):
+        raise ConfigError(file, dotted, f"expected {what}, got {typename(value)} {value!r}", fix)
+    if schema.nonempty and not value:
+        raise ConfigError(file, dotted, f"expected {what} with at least one entry, got an empty one", fix)
+    return check(value, schema, file, f"{dotted}.", syntax)

@@ -78,7 +78,7 @@ def test_sha256_mismatch_stops_before_deploy(release_project: ReleaseProject) ->
     [
         ("  cpu: 1\n", "  cpuu: 1\n",
          "*AciDeploymentConfig.yml: containerResourceRequirements.cpuu: unknown key "
-         "(fix: did you mean 'containerResourceRequirements.cpu'?)"),
+         "(fix: did you mean 'cpu'?)"),
         ("authEnabled: False", "authEnabled: maybe",
          "*AciDeploymentConfig.yml: authEnabled: expected True or False, got str 'maybe'*"),
         ("  cpu: 1\n", "  cpu: [1\n", "*AciDeploymentConfig.yml: line * column *: invalid YAML*"),

@@ -219,10 +219,12 @@ def test_defaults_derive_from_the_deployment_config(release) -> None:  # type: i
     ({"concurrency": 5}, "load.concurrency: 5 exceeds maxConcurrentRequestsPerContainer 2 of AksDeploymentConfig.yml"),
     ({"p99ms": 5}, "load.p99ms: unknown key (fix: did you mean 'p99_ms'?)"),
     ({"rate": "fast"}, "load.rate: expected a number, got str 'fast'"),
-    ({"rate": 0}, "load.rate: must be greater than 0"),
+    ({"rate": 0}, "load.rate: expected a number > 0, got 0 (fix: requests per second production expects"),
     ({"duration_s": 2, "warmup_s": 2}, "load.warmup_s: warm-up 2 s leaves nothing"),
     ({"engine": "jmeter"}, "load.engine: unknown engine 'jmeter'"),
-    ({"max_error_rate": 2}, "load.max_error_rate: must be a share between 0 and 1"),
+    ({"max_error_rate": 2}, "load.max_error_rate: expected a number >= 0 and <= 1, got 2"),
+    ({"warmup_s": -1}, "load.warmup_s: expected a number >= 0, got -1"),
+    ({"engine": "locus"}, "load.engine: unknown engine 'locus' (fix: did you mean 'locust'?)"),
 ])
 def test_bad_load_table_names_key_and_fix(release, table, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError) as exc:

@@ -119,7 +119,7 @@ def _run(data):
 
 @pytest.mark.parametrize(("table", "expected"), [
     ('policy = "lenient"', "*release.toml: schema.policy: unknown policy 'lenient'*"),
-    ("max_examples = 0", "*release.toml: schema.max_examples: expected an integer >= 1, got 0*"),
+    ("max_examples = 0", "*release.toml: schema.max_examples: expected a whole number >= 1, got 0*"),
     ("examples = 5", "*release.toml: schema.examples: unknown key*"),
 ], ids=["policy", "max-examples", "unknown-key"])
 def test_bad_schema_table_stops_before_deploy(release_project: ReleaseProject, table: str, expected: str) -> None:

@@ -67,7 +67,7 @@ def test_release_id_covers_entry_script_and_configs(example: Path) -> None:
         (("[stages.devtest]", "[stages.devtest]\nflavour = 1"), "stages.devtest.flavour", "unknown key"),
         (('inference_config = "InferenceConfig.yml"', 'inference_config = "Nope.yml"'), "release.inference_config",
          "YAML file not found"),
-        (("golden_rows = 5", "golden_rows = 0"), "data.golden_rows", "positive integer"),
+        (("golden_rows = 5", "golden_rows = 0"), "data.golden_rows", "expected a whole number >= 1, got 0"),
         (("[release]", "[release\n"), None, "invalid TOML"),
     ],
     ids=["no-version", "missing-file", "unknown-stage-key", "missing-inference-config", "golden-zero", "toml"],

@@ -11,75 +11,83 @@ from typing import Any
 
 from releasetest.errors import ConfigError
 from releasetest.files import load_yaml
-from releasetest.tables import check_mapping, typename
+from releasetest.tables import Key, Table, check, typename
 
 #: v1 default scoring timeout (ACI and AKS web services) when the deployment config sets none.
 V1_DEFAULT_SCORING_TIMEOUT_MS = 60_000
 
 
-_RESOURCES = {"cpu": "number", "memoryInGB": "number", "gpu": "int", "cpuLimit": "number",
-              "memoryInGBLimit": "number"}
+_POSITIVE = "remove it or set a positive value"
 
 
-_AUTOSCALER = {"autoscaleEnabled": "bool", "minReplicas": "int", "maxReplicas": "int",
-               "refreshPeriodInSeconds": "int", "targetUtilization": "int"}
+_RESOURCES = Table({
+    "cpu": Key("number", "the cores the container gets", default=0.1, gt=0, example=1),
+    "memoryInGB": Key("number"),
+    "gpu": Key("int"),
+    "cpuLimit": Key("number"),
+    "memoryInGBLimit": Key("number"),
+})
 
 
-_PROBE = {"periodSeconds": "int", "initialDelaySeconds": "int", "timeoutSeconds": "int",
-          "successThreshold": "int", "failureThreshold": "int"}
+_AUTOSCALER = Table({"autoscaleEnabled": Key("bool"), "minReplicas": Key("int"), "maxReplicas": Key("int"),
+                     "refreshPeriodInSeconds": Key("int"), "targetUtilization": Key("int")})
+
+
+_PROBE = Table({"periodSeconds": Key("int"), "initialDelaySeconds": Key("int"), "timeoutSeconds": Key("int"),
+                "successThreshold": Key("int"), "failureThreshold": Key("int")})
 
 
 #: Keys of the Azure ML v1 deployment configuration files (ACI, AKS, local web service).
-DEPLOYMENT_SCHEMA: dict[str, Any] = {
-    "computeType": "str",
+DEPLOYMENT_SCHEMA = Table({
+    "computeType": Key("str"),
     "containerResourceRequirements": _RESOURCES,
-    "authEnabled": "bool",
-    "tokenAuthEnabled": "bool",
-    "sslEnabled": "bool",
-    "sslCertificate": "str",
-    "sslKey": "str",
-    "sslCname": "str",
-    "cname": "str",
-    "appInsightsEnabled": "bool",
-    "collectModelData": "bool",
-    "location": "str",
-    "dnsNameLabel": "str",
-    "description": "str",
-    "tags": "mapping",
-    "properties": "mapping",
-    "primaryKey": "str",
-    "secondaryKey": "str",
+    "authEnabled": Key("bool", default=False),
+    "tokenAuthEnabled": Key("bool"),
+    "sslEnabled": Key("bool", default=False),
+    "sslCertificate": Key("str"),
+    "sslKey": Key("str"),
+    "sslCname": Key("str"),
+    "cname": Key("str"),
+    "appInsightsEnabled": Key("bool", default=False),
+    "collectModelData": Key("bool"),
+    "location": Key("str"),
+    "dnsNameLabel": Key("str"),
+    "description": Key("str"),
+    "tags": Key("mapping"),
+    "properties": Key("mapping"),
+    "primaryKey": Key("str"),
+    "secondaryKey": Key("str"),
     "autoScaler": _AUTOSCALER,
-    "numReplicas": "int",
-    "scoringTimeoutMs": "int",
-    "replicaMaxConcurrentRequests": "int",
-    "maxConcurrentRequestsPerContainer": "int",
-    "maxQueueWaitMs": "int",
-    "namespace": "str",
-    "computeTargetName": "str",
-    "gpuCores": "int",
+    "numReplicas": Key("int"),
+    "scoringTimeoutMs": Key("int", _POSITIVE, gt=0),
+    "replicaMaxConcurrentRequests": Key("int"),
+    "maxConcurrentRequestsPerContainer": Key("int", _POSITIVE, gt=0),
+    "maxQueueWaitMs": Key("int", _POSITIVE, gt=0),
+    "namespace": Key("str"),
+    "computeTargetName": Key("str"),
+    "gpuCores": Key("int"),
     "livenessProbeRequirements": _PROBE,
-    "environmentVariables": "mapping",
-    "vnetName": "str",
-    "subnetName": "str",
-    "port": "int",
-}
+    "environmentVariables": Key("mapping"),
+    "vnetName": Key("str"),
+    "subnetName": Key("str"),
+    "port": Key("int"),
+})
 
 
-INFERENCE_SCHEMA: dict[str, Any] = {
-    "entryScript": "str",
-    "runtime": "str",
-    "condaFile": "str",
-    "sourceDirectory": "str",
-    "extraDockerfileSteps": "str",
-    "schemaFile": "str",
-    "enableGpu": "bool",
-    "baseImage": "str",
-    "baseImageRegistry": {"address": "str", "username": "str", "password": "str"},
-    "cudaVersion": "str",
-    "description": "str",
-    "dependencies": "str",
-}
+INFERENCE_SCHEMA = Table({
+    "entryScript": Key("str", "name the scoring script", required=True, ge=1, example="score.py"),
+    "runtime": Key("str", "the harness serves Python scoring scripts", default="python"),
+    "condaFile": Key("str"),
+    "sourceDirectory": Key("str", default="."),
+    "extraDockerfileSteps": Key("str"),
+    "schemaFile": Key("str"),
+    "enableGpu": Key("bool"),
+    "baseImage": Key("str"),
+    "baseImageRegistry": Table({"address": Key("str"), "username": Key("str"), "password": Key("str")}),
+    "cudaVersion": Key("str"),
+    "description": Key("str"),
+    "dependencies": Key("str"),
+})
 
 
 @dataclass(frozen=True)
@@ -122,28 +130,21 @@ def parse_deployment_config(path: Path, referenced_from: Path, key: str) -> Depl
     if not isinstance(data, dict):
         raise ConfigError(path, None, f"expected a mapping of settings, got {typename(data)}",
                           "write it as 'key: value' lines, e.g. 'authEnabled: False'")
-    check_mapping(data, DEPLOYMENT_SCHEMA, path)
-    res = data.get("containerResourceRequirements") or {}
-    cpu = res.get("cpu", 0.1)
-    if cpu is not None and cpu <= 0:
-        raise ConfigError(path, "containerResourceRequirements.cpu", f"must be positive, got {cpu}",
-                          "set the cores the container gets, e.g. 1")
-    for k in ("scoringTimeoutMs", "maxConcurrentRequestsPerContainer", "maxQueueWaitMs"):
-        if data.get(k) is not None and data[k] <= 0:
-            raise ConfigError(path, k, f"must be positive, got {data[k]}", "remove it or set a positive value")
-    timeout = data.get("scoringTimeoutMs")
+    values = check(data, DEPLOYMENT_SCHEMA, path, syntax="yaml")
+    res = values["containerResourceRequirements"]
+    timeout = values["scoringTimeoutMs"]
     return DeploymentConfig(
         path=path,
-        compute_type=data.get("computeType"),
-        cpu=float(cpu if cpu is not None else 0.1),
-        memory_gb=res.get("memoryInGB"),
-        auth_enabled=bool(data.get("authEnabled", False)),
-        ssl_enabled=bool(data.get("sslEnabled", False)),
-        app_insights_enabled=bool(data.get("appInsightsEnabled", False)),
+        compute_type=values["computeType"],
+        cpu=float(res["cpu"]),
+        memory_gb=res["memoryInGB"],
+        auth_enabled=values["authEnabled"],
+        ssl_enabled=values["sslEnabled"],
+        app_insights_enabled=values["appInsightsEnabled"],
         scoring_timeout_ms=int(timeout) if timeout is not None else V1_DEFAULT_SCORING_TIMEOUT_MS,
         scoring_timeout_from_config=timeout is not None,
-        max_concurrent_requests_per_container=data.get("maxConcurrentRequestsPerContainer"),
-        max_queue_wait_ms=data.get("maxQueueWaitMs"),
+        max_concurrent_requests_per_container=values["maxConcurrentRequestsPerContainer"],
+        max_queue_wait_ms=values["maxQueueWaitMs"],
         autoscaler=data.get("autoScaler"),
         raw=data,
     )
@@ -154,19 +155,15 @@ def parse_inference_config(path: Path, referenced_from: Path) -> InferenceConfig
     if not isinstance(data, dict):
         raise ConfigError(path, None, f"expected a mapping, got {typename(data)}",
                           "write 'entryScript: score.py', 'runtime: python', 'condaFile: myenv.yml'")
-    check_mapping(data, INFERENCE_SCHEMA, path)
-    entry = data.get("entryScript")
-    if not entry:
-        raise ConfigError(path, "entryScript", "missing", "name the scoring script, e.g. 'entryScript: score.py'")
-    base = path.parent / (data.get("sourceDirectory") or ".")
-    entry_path = (base / entry).resolve()
+    values = check(data, INFERENCE_SCHEMA, path, syntax="yaml")
+    entry_path = (path.parent / values["sourceDirectory"] / values["entryScript"]).resolve()
     if not entry_path.is_file():
         raise ConfigError(path, "entryScript", f"entry script not found at {entry_path}",
                           "fix the path (relative to sourceDirectory, or to this file)")
-    runtime = data.get("runtime") or "python"
+    runtime = values["runtime"]
     if runtime.lower() != "python":
         raise ConfigError(path, "runtime", f"unsupported runtime {runtime!r}", "use 'runtime: python'")
-    conda = data.get("condaFile")
+    conda = values["condaFile"]
     conda_path = None
     if conda:
         conda_path = (path.parent / conda).resolve()

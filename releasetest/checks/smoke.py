@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from releasetest.release.manifest import Release, Stage
+from releasetest.tables import Key, Table, check
 
 
 @dataclass(frozen=True)
@@ -16,17 +17,16 @@ class SmokeConfig:
     max_rss_growth_mb: float = 64.0
 
 
+SMOKE = Table({
+    "memory_requests": Key("int", "requests in the memory check's burst", default=SmokeConfig.memory_requests,
+                           gt=0),
+    "max_rss_growth_mb": Key("number", "most the server's memory may grow over that burst, in MB",
+                             default=SmokeConfig.max_rss_growth_mb, gt=0),
+})
+
+
 def parse_smoke(table: dict[str, Any], release: Release, stage: Stage) -> SmokeConfig:
-    from releasetest.errors import ConfigError
-
-    allowed = {"memory_requests", "max_rss_growth_mb"}
-    for key, value in table.items():
-        if key not in allowed:
-            raise ConfigError(release.manifest, f"smoke.{key}", "unknown key",
-                              "known keys: " + ", ".join(sorted(allowed)))
-        whole = key == "memory_requests"
-        if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)) or value <= 0:
-            raise ConfigError(release.manifest, f"smoke.{key}", f"expected a positive number, got {value!r}",
-                              f"e.g. {key} = {getattr(SmokeConfig, key)}")
-    return SmokeConfig(**table)
-
+    """Check ``[smoke]``; a bad value is a ConfigError naming the key and the fix."""
+    values = check(table, SMOKE, release.manifest, "smoke.")
+    return SmokeConfig(memory_requests=values["memory_requests"],
+                       max_rss_growth_mb=float(values["max_rss_growth_mb"]))

@@ -22,11 +22,59 @@ import tomllib
 from releasetest.azureml.v1 import DeploymentConfig, InferenceConfig, parse_deployment_config, parse_inference_config
 from releasetest.errors import ConfigError
 from releasetest.files import read_bytes, sha256_file
-from releasetest.tables import is_bool, is_int, only_keys, require
+from releasetest.tables import Key, Table, check, check_table
 
 #: Manifest tables that configure one suite each; their contents are checked by the suite's own
 #: module (see :mod:`releasetest.checks.registry`), before deploy.
 SUITE_TABLES = ("smoke", "acceptance", "schema", "load")
+
+
+MANIFEST = Table({
+    "release": Table({
+        "name": Key("str", "name the release", required=True, ge=1, example="port-weather"),
+        "inference_config": Key("str", "path of the v1 inference config YAML", required=True,
+                                example="InferenceConfig.yml"),
+    }, 'add [release] with name = "..." and inference_config = "InferenceConfig.yml"', required=True),
+    "stages": Key("mapping", 'add [stages.devtest] deployment_config = "AciDeploymentConfig.yml"', required=True,
+                  ge=1),
+    "artifacts": Key("list", "add [[artifacts]] tables with name, version and files = [{ path, sha256 }]",
+                     required=True, ge=1),
+    "data": Key("mapping", "see the example release.toml"),
+    **{suite: Key("mapping", f"write it as [{suite}] with key = value lines", default={}) for suite in SUITE_TABLES},
+})
+
+
+STAGE = Table({
+    "deployment_config": Key("str", "path of the v1 deployment config YAML", required=True),
+    "promote_to": Key("str", "the stage a passing gate promotes to (default: the next one listed)"),
+    "requires_approval": Key("bool", "requires_approval = true makes promotion to this stage wait for "
+                             "releasetest approve", default=False),
+}, 'deployment_config = "..."')
+
+
+ARTIFACT = Table({
+    "name": Key("str", "name the registered model", required=True, ge=1, example="model-scaler"),
+    "version": Key("any", "pin the model version the release was tested with", required=True, example=1),
+    "files": Key("list", 'list the files: files = [{ path = "models/x.onnx", sha256 = "..." }]', required=True,
+                 ge=1),
+}, "write name, version and files = [{ path, sha256 }]")
+
+
+ARTIFACT_FILE = Table({
+    "path": Key("str", "the file's path relative to the manifest", required=True),
+    "sha256": Key("str", "64 hex characters; compute them with: releasetest hash PATH", required=True),
+}, 'write { path = "...", sha256 = "..." }')
+
+
+DATA = Table({
+    "holdout": Key("str", "path of the holdout CSV", required=True),
+    "features": Key("list", "the feature columns in the order the model takes them", required=True, ge=1,
+                    example=["Temperature_C", "..."]),
+    "label": Key("str", "name the label column", required=True),
+    "classes": Key("list", "the class labels", required=True, ge=2, example=[0, 1]),
+    "expected_predictions": Key("str", "path of the CSV of the predictions the trained model gives"),
+    "golden_rows": Key("int", "holdout rows compared one by one", default=5, ge=1),
+}, "see the example release.toml")
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -131,7 +179,7 @@ def _version_key(version: str) -> tuple[int, int, str]:
     return (0, int(version), "") if version.isdigit() else (1, 0, version)
 
 
-def _parse_artifacts(items: Any, manifest: Path, verify: bool,
+def _parse_artifacts(items: list[Any], manifest: Path, verify: bool,
                      pick: Mapping[str, str] | None = None) -> tuple[Artifact, ...]:
     """The artifacts of the release: per name, the version ``pick`` asks for, else the highest listed.
 
@@ -139,46 +187,28 @@ def _parse_artifacts(items: Any, manifest: Path, verify: bool,
     its files and sha256), so a trigger can pick a version by name without editing the manifest.
     Only the picked version's files must exist and match; the others are only checked for form.
     """
-    fix_list = "add [[artifacts]] tables with name, version and files = [{ path, sha256 }]"
-    if not isinstance(items, list) or not items:
-        raise ConfigError(manifest, "artifacts", "no artifacts listed", fix_list)
     pick = dict(pick or {})
     entries: dict[str, dict[str, tuple[ArtifactFile, ...]]] = {}
     for i, item in enumerate(items):
-        prefix = f"artifacts[{i}]."
-        if not isinstance(item, dict):
-            raise ConfigError(manifest, f"artifacts[{i}]", "expected a table", fix_list)
-        only_keys(item, {"name", "version", "files"}, manifest, prefix)
-        name = require(item, "name", "str", manifest, prefix, "name the registered model, e.g. 'model-scaler'")
-        prefix = f"artifacts[{name}]."
-        if "version" not in item:
-            raise ConfigError(manifest, prefix + "version", "missing",
-                              "pin the model version the release was tested with, e.g. version = 1")
-        version = item["version"]
-        if not (is_int(version) and version > 0) and not (isinstance(version, str) and version.strip()):
-            raise ConfigError(manifest, prefix + "version", f"expected a positive integer or a string, got {version!r}",
+        named = item.get("name") if isinstance(item, dict) else None
+        where = f"artifacts[{named}]" if isinstance(named, str) and named else f"artifacts[{i}]"
+        values = check_table(item, ARTIFACT, manifest, where)
+        name, version = values["name"], values["version"]
+        if not (isinstance(version, int) and not isinstance(version, bool) and version > 0) \
+                and not (isinstance(version, str) and version.strip()):
+            raise ConfigError(manifest, f"{where}.version", f"expected a positive integer or a string, got {version!r}",
                               "e.g. version = 1")
         if str(version) in entries.get(name, {}):
-            raise ConfigError(manifest, prefix + "version", f"version {version} listed twice",
+            raise ConfigError(manifest, f"{where}.version", f"version {version} listed twice",
                               "keep one entry per model name and version")
-        files_raw = item.get("files")
-        if not isinstance(files_raw, list) or not files_raw:
-            raise ConfigError(manifest, prefix + "files", "missing or empty",
-                              'list the files: files = [{ path = "models/x.onnx", sha256 = "..." }]')
         files = []
-        for j, f in enumerate(files_raw):
-            fprefix = f"{prefix}files[{j}]."
-            if not isinstance(f, dict):
-                raise ConfigError(manifest, f"{prefix}files[{j}]", "expected { path, sha256 }",
-                                  'write { path = "...", sha256 = "..." }')
-            only_keys(f, {"path", "sha256"}, manifest, fprefix)
-            rel = require(f, "path", "str", manifest, fprefix, "the file's path relative to the manifest")
-            digest = require(f, "sha256", "str", manifest, fprefix,
-                          f"add sha256 = \"...\" (compute it with: releasetest hash {rel})").lower()
+        for j, f in enumerate(values["files"]):
+            fvalues = check_table(f, ARTIFACT_FILE, manifest, f"{where}.files[{j}]")
+            digest = fvalues["sha256"].lower()
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-                raise ConfigError(manifest, fprefix + "sha256", f"not a sha256 hex digest: {digest!r}",
+                raise ConfigError(manifest, f"{where}.files[{j}].sha256", f"not a sha256 hex digest: {digest!r}",
                                   "64 hex characters, as printed by sha256sum")
-            files.append(ArtifactFile(path=(manifest.parent / rel).resolve(), sha256=digest))
+            files.append(ArtifactFile(path=(manifest.parent / fvalues["path"]).resolve(), sha256=digest))
         entries.setdefault(name, {})[str(version)] = tuple(files)
     unknown = sorted(set(pick) - set(entries))
     if unknown:
@@ -210,40 +240,27 @@ def _parse_artifacts(items: Any, manifest: Path, verify: bool,
     return tuple(artifacts)
 
 
-def _parse_data(table: Any, manifest: Path) -> DataSpec | None:
+def _parse_data(table: dict[str, Any] | None, manifest: Path) -> DataSpec | None:
     if table is None:
         return None
-    if not isinstance(table, dict):
-        raise ConfigError(manifest, "data", "expected a table", "see the example release.toml")
-    allowed = {"holdout", "features", "label", "classes", "expected_predictions", "golden_rows"}
-    only_keys(table, allowed, manifest, "data.")
-    holdout = manifest.parent / require(table, "holdout", "str", manifest, "data.", "path of the holdout CSV")
+    values = check_table(table, DATA, manifest, "data")
+    holdout = manifest.parent / values["holdout"]
     if not holdout.is_file():
         raise ConfigError(manifest, "data.holdout", f"holdout file not found: {holdout}", "fix the path")
-    features = table.get("features")
-    if not isinstance(features, list) or not features or not all(isinstance(x, str) for x in features):
-        raise ConfigError(manifest, "data.features", "expected a non-empty list of column names",
+    features = values["features"]
+    if not all(isinstance(x, str) for x in features):
+        raise ConfigError(manifest, "data.features", "expected a list of column names",
                           'e.g. features = ["Temperature_C", ...] in the order the model takes them')
-    label = require(table, "label", "str", manifest, "data.", "name the label column")
-    classes = table.get("classes")
-    if not isinstance(classes, list) or len(classes) < 2:
-        raise ConfigError(manifest, "data.classes", "expected a list of at least two class labels",
-                          "e.g. classes = [0, 1]")
-    expected = table.get("expected_predictions")
     expected_path = None
-    if expected is not None:
-        if not isinstance(expected, str):
-            raise ConfigError(manifest, "data.expected_predictions", "expected a path", "path of the CSV")
-        expected_path = manifest.parent / expected
+    if values["expected_predictions"] is not None:
+        expected_path = manifest.parent / values["expected_predictions"]
         if not expected_path.is_file():
             raise ConfigError(manifest, "data.expected_predictions", f"file not found: {expected_path}",
                               "fix the path, or regenerate it with the training script")
-    golden = table.get("golden_rows", 5)
-    if not is_int(golden) or golden < 1:
-        raise ConfigError(manifest, "data.golden_rows", f"expected a positive integer, got {golden!r}",
-                          "e.g. golden_rows = 5")
-    return DataSpec(holdout=holdout.resolve(), features=tuple(features), label=label, classes=tuple(classes),
-                    expected_predictions=expected_path.resolve() if expected_path else None, golden_rows=golden)
+    return DataSpec(holdout=holdout.resolve(), features=tuple(features), label=values["label"],
+                    classes=tuple(values["classes"]),
+                    expected_predictions=expected_path.resolve() if expected_path else None,
+                    golden_rows=values["golden_rows"])
 
 
 def load_release(manifest: Path | str, verify_artifacts: bool = True,
@@ -260,60 +277,38 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True,
         doc = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(manifest, None, f"invalid TOML: {exc}", "fix the syntax at that line") from None
-    only_keys(doc, {"release", "stages", "artifacts", "data", *SUITE_TABLES}, manifest, "")
-    rel = doc.get("release")
-    if not isinstance(rel, dict):
-        raise ConfigError(manifest, "release", "missing [release] table",
-                          'add [release] with name = "..." and inference_config = "InferenceConfig.yml"')
-    only_keys(rel, {"name", "inference_config"}, manifest, "release.")
-    name = require(rel, "name", "str", manifest, "release.", 'e.g. name = "port-weather"')
-    inf_rel = require(rel, "inference_config", "str", manifest, "release.",
-                   'e.g. inference_config = "InferenceConfig.yml"')
-    inference = parse_inference_config(manifest.parent / inf_rel, manifest)
+    values = check(doc, MANIFEST, manifest)
+    rel = values["release"]
+    inference = parse_inference_config(manifest.parent / rel["inference_config"], manifest)
 
-    stages_raw = doc.get("stages")
-    if not isinstance(stages_raw, dict) or not stages_raw:
-        raise ConfigError(manifest, "stages", "no stages defined",
-                          'add [stages.devtest] deployment_config = "AciDeploymentConfig.yml"')
+    stages_raw = values["stages"]
     names = list(stages_raw)
     stages: dict[str, Stage] = {}
     config_digests: dict[str, str] = {}
     for idx, sname in enumerate(names):
-        table = stages_raw[sname]
         prefix = f"stages.{sname}."
-        if not isinstance(table, dict):
-            raise ConfigError(manifest, f"stages.{sname}", "expected a table", 'deployment_config = "..."')
-        only_keys(table, {"deployment_config", "promote_to", "requires_approval"}, manifest, prefix)
-        dc_rel = require(table, "deployment_config", "str", manifest, prefix, "path of the v1 deployment config YAML")
-        dc_path = (manifest.parent / dc_rel).resolve()
+        table = check_table(stages_raw[sname], STAGE, manifest, f"stages.{sname}")
+        dc_path = (manifest.parent / table["deployment_config"]).resolve()
         dc = parse_deployment_config(dc_path, manifest, prefix + "deployment_config")
         config_digests[_rel(dc_path, manifest.parent)] = sha256_file(dc_path)
-        promote_to = table.get("promote_to", names[idx + 1] if idx + 1 < len(names) else None)
+        promote_to = table["promote_to"] if "promote_to" in stages_raw[sname] else (
+            names[idx + 1] if idx + 1 < len(names) else None)
         if promote_to is not None and promote_to not in stages_raw:
             raise ConfigError(manifest, prefix + "promote_to", f"unknown stage {promote_to!r}",
                               "name one of: " + ", ".join(names))
-        approval = table.get("requires_approval", False)
-        if not is_bool(approval):
-            raise ConfigError(manifest, prefix + "requires_approval", f"expected true or false, got {approval!r}",
-                              "requires_approval = true makes promotion to this stage wait for releasetest approve")
-        stages[sname] = Stage(name=sname, deployment=dc, promote_to=promote_to, requires_approval=approval)
+        stages[sname] = Stage(name=sname, deployment=dc, promote_to=promote_to,
+                              requires_approval=table["requires_approval"])
 
-    artifacts = _parse_artifacts(doc.get("artifacts"), manifest, verify_artifacts, artifact_versions)
-    data = _parse_data(doc.get("data"), manifest)
-
-    suite_tables: dict[str, dict[str, Any]] = {}
-    for suite in SUITE_TABLES:
-        table = doc.get(suite, {})
-        if not isinstance(table, dict):
-            raise ConfigError(manifest, suite, "expected a table", f"write it as [{suite}] with key = value lines")
-        suite_tables[suite] = table
+    artifacts = _parse_artifacts(values["artifacts"], manifest, verify_artifacts, artifact_versions)
+    data = _parse_data(values["data"], manifest)
+    suite_tables = {suite: dict(values[suite]) for suite in SUITE_TABLES}
 
     for p in (inference.path, inference.conda_file):
         if p is not None:
             config_digests[_rel(p, manifest.parent)] = sha256_file(p)
     return Release(
         manifest=manifest,
-        name=name,
+        name=rel["name"],
         inference=inference,
         stages=stages,
         artifacts=artifacts,

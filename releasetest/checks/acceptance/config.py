@@ -7,18 +7,16 @@ much); a positive one is a margin the candidate must win by."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from releasetest.checks.metrics import metric_names
 from releasetest.endpoint.url import handle_for_url
 from releasetest.errors import ConfigError
 from releasetest.release.manifest import Release, Stage, load_release
+from releasetest.tables import Key, Table, check, check_table
 
 REFERENCES = ("majority", "persistence", "champion")
 
@@ -40,8 +38,31 @@ DEFAULT_PARITY = 0.999
 DEFAULT_CHAMPION_KEY_ENV = "RELEASETEST_CHAMPION_KEY"
 
 
-_KEYS = {"batch_size", "concurrency", "parity", "persistence_feature", "champion", "champion_key_env",
-         "thresholds"}
+ACCEPTANCE = Table({
+    "batch_size": Key("int", "holdout rows per scoring request", default=DEFAULT_BATCH_SIZE, ge=1),
+    "concurrency": Key("int", "scoring requests in flight at once", default=DEFAULT_CONCURRENCY, ge=1),
+    "parity": Key("number", "share of holdout answers that must equal data.expected_predictions",
+                  default=DEFAULT_PARITY, gt=0, le=1),
+    "persistence_feature": Key("str", "the feature holding the current value of the label"),
+    "champion": Key("str", "the production release's manifest path, or its scoring URL", ge=1),
+    "champion_key_env": Key("str", "the environment variable holding the champion's key",
+                            default=DEFAULT_CHAMPION_KEY_ENV, ge=1),
+    "thresholds": Key("mapping", "metric = { min = ..., min_absolute_change = { reference = change } } lines"),
+})
+
+
+_EXAMPLE = "balanced_accuracy = { min = 0.8, min_absolute_change = { majority = 0.2 } }"
+
+
+def _thresholds_schema(metrics: Sequence[str]) -> Table:
+    """``[acceptance.thresholds]``: metric -> kind -> (a minimum, or reference -> change)."""
+    change = Table({ref: Key("number", "a number; negative means a tolerance") for ref in REFERENCES},
+                   "reference = change, e.g. { majority = 0.05, champion = -0.01 }", noun="reference", nonempty=True)
+    spec = Table({"min": Key("number", "the lowest value that passes", example=0.8),
+                  "min_absolute_change": change, "min_relative_change": change},
+                 f"e.g. {_EXAMPLE}", noun="threshold kind", nonempty=True)
+    return Table({metric: spec for metric in metrics}, f"write [acceptance.thresholds] with lines like {_EXAMPLE}",
+                 noun="metric", nonempty=True)
 
 
 @dataclass(frozen=True)
@@ -81,68 +102,22 @@ class AcceptanceConfig:
                 "champion": self.champion.source if self.champion else None}
 
 
-def _number(value: Any, file: Path, key: str, fix: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-        raise ConfigError(file, key, f"expected a number, got {type(value).__name__} {value!r}", fix)
-    return float(value)
-
-
-def _positive_int(table: dict[str, Any], key: str, default: int, file: Path) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(file, f"acceptance.{key}", f"expected a whole number >= 1, got {value!r}",
-                          f"e.g. {key} = {default}")
-    return value
-
-
-def _unknown(key: str, known: Sequence[str], file: Path, where: str, what: str) -> ConfigError:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    fix = f"did you mean '{close[0]}'?" if close else f"use one of: {', '.join(known)}"
-    return ConfigError(file, where, f"unknown {what} '{key}'", fix)
-
-
-def _parse_thresholds(raw: Any, release: Release, file: Path) -> tuple[Threshold, ...]:
+def _parse_thresholds(raw: dict[str, Any], release: Release, file: Path) -> tuple[Threshold, ...]:
     assert release.data is not None
-    example = "balanced_accuracy = { min = 0.8, min_absolute_change = { majority = 0.2 } }"
-    if not isinstance(raw, dict) or not raw:
-        raise ConfigError(file, "acceptance.thresholds", "expected a table of metric = { ... }",
-                          f"write [acceptance.thresholds] with lines like {example}")
-    known = metric_names(release.data.classes)
+    check_table(raw, _thresholds_schema(metric_names(release.data.classes)), file, "acceptance.thresholds")
     out: list[Threshold] = []
     for metric, spec in raw.items():
-        where = f"acceptance.thresholds.{metric}"
-        if metric not in known:
-            raise _unknown(metric, known, file, where, "metric")
-        if not isinstance(spec, dict) or not spec:
-            raise ConfigError(file, where, f"expected a table, got {spec!r}", f"e.g. {example}")
         for kind, value in spec.items():
-            if kind not in KINDS:
-                raise _unknown(kind, KINDS, file, f"{where}.{kind}", "threshold kind")
             if kind == "min":
-                out.append(Threshold(metric, kind, _number(value, file, f"{where}.min", "e.g. min = 0.8")))
-                continue
-            if not isinstance(value, dict) or not value:
-                raise ConfigError(file, f"{where}.{kind}", f"expected a table of reference = change, got {value!r}",
-                                  f"e.g. {kind} = {{ majority = 0.05, champion = -0.01 }}")
-            for ref, change in value.items():
-                if ref not in REFERENCES:
-                    raise _unknown(ref, REFERENCES, file, f"{where}.{kind}.{ref}", "reference")
-                out.append(Threshold(metric, kind, _number(change, file, f"{where}.{kind}.{ref}",
-                                                           "a number; negative means a tolerance"), ref))
+                out.append(Threshold(metric, kind, float(value)))
+            else:
+                out.extend(Threshold(metric, kind, float(change), ref) for ref, change in value.items())
     return tuple(out)
 
 
-def _parse_champion(table: dict[str, Any], release: Release, stage: Stage, file: Path) -> Champion | None:
-    source = table.get("champion")
-    key_env = table.get("champion_key_env", DEFAULT_CHAMPION_KEY_ENV)
-    if not isinstance(key_env, str) or not key_env:
-        raise ConfigError(file, "acceptance.champion_key_env", f"expected a variable name, got {key_env!r}",
-                          f"e.g. champion_key_env = \"{DEFAULT_CHAMPION_KEY_ENV}\"")
+def _parse_champion(source: str | None, key_env: str, release: Release, stage: Stage, file: Path) -> Champion | None:
     if source is None:
         return None
-    if not isinstance(source, str) or not source:
-        raise ConfigError(file, "acceptance.champion", f"expected a string, got {source!r}",
-                          "the production release's manifest path, or its scoring URL")
     if source.startswith(("http://", "https://")):
         handle_for_url(source, None)  # refuses a malformed URL now, before deploy
         return Champion(source, url=source, key_env=key_env)
@@ -170,21 +145,16 @@ def _parse_champion(table: dict[str, Any], release: Release, stage: Stage, file:
 def parse(table: dict[str, Any], release: Release, stage: Stage) -> AcceptanceConfig:
     """Check the ``[acceptance]`` table; a bad value is a ConfigError naming the key and the fix."""
     file = release.manifest
-    for key in table:
-        if key not in _KEYS:
-            raise _unknown(key, sorted(_KEYS), file, f"acceptance.{key}", "key")
+    values = check(table, ACCEPTANCE, file, "acceptance.")
     assert release.data is not None
-    parity = _number(table.get("parity", DEFAULT_PARITY), file, "acceptance.parity", "e.g. parity = 0.999")
-    if not 0 < parity <= 1:
-        raise ConfigError(file, "acceptance.parity", f"{parity} is not a share in (0, 1]", "e.g. parity = 0.999")
-    feature = table.get("persistence_feature")
+    feature = values["persistence_feature"]
     if feature is not None and feature not in release.data.features:
         raise ConfigError(file, "acceptance.persistence_feature", f"{feature!r} is not one of data.features",
                           "name the feature holding the current value of the label, e.g. "
                           + ", ".join(release.data.features))
-    thresholds = (_parse_thresholds(table["thresholds"], release, file) if "thresholds" in table
+    thresholds = (_parse_thresholds(values["thresholds"], release, file) if values["thresholds"] is not None
                   else DEFAULT_THRESHOLDS)
-    champion = _parse_champion(table, release, stage, file)
+    champion = _parse_champion(values["champion"], values["champion_key_env"], release, stage, file)
     used = {t.reference for t in thresholds}
     if "persistence" in used and feature is None:
         raise ConfigError(file, "acceptance.thresholds", "a threshold compares against 'persistence' but "
@@ -195,8 +165,7 @@ def parse(table: dict[str, Any], release: Release, stage: Stage) -> AcceptanceCo
     if champion is not None and "champion" not in used:
         raise ConfigError(file, "acceptance.champion", "is set, but no threshold compares against it",
                           "add e.g. min_absolute_change = { champion = -0.01 } to a metric's threshold")
-    return AcceptanceConfig(
-        batch_size=_positive_int(table, "batch_size", DEFAULT_BATCH_SIZE, file),
-        concurrency=_positive_int(table, "concurrency", DEFAULT_CONCURRENCY, file),
-        parity=parity, persistence_feature=feature, champion=champion, thresholds=thresholds)
+    return AcceptanceConfig(batch_size=values["batch_size"], concurrency=values["concurrency"],
+                            parity=float(values["parity"]), persistence_feature=feature, champion=champion,
+                            thresholds=thresholds)
 

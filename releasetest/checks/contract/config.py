@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from releasetest.errors import ConfigError
 from releasetest.release.manifest import Release, Stage
+from releasetest.tables import Key, Table, check
 
 POLICIES = ("strict", "azure")
 
@@ -28,34 +28,17 @@ class SchemaConfig:
     oversized_kib: int = 1024
 
 
-_SCHEMA_KEYS = {
-    "policy": "policy = \"azure\" or \"strict\"",
-    "max_examples": "max_examples = 40",
-    "max_rows": "max_rows = 16",
-    "seed": "seed = 12345 (or remove it for the derandomized default)",
-    "oversized_kib": "oversized_kib = 1024",
-}
+SCHEMA = Table({
+    "policy": Key("str", "azure: a 500 for bad input warns; strict: bad input must be answered 4xx",
+                  default=SchemaConfig.policy, choices=POLICIES),
+    "max_examples": Key("int", "generated valid requests per run", default=SchemaConfig.max_examples, ge=1),
+    "max_rows": Key("int", "largest batch a generated request carries", default=SchemaConfig.max_rows, ge=1),
+    "seed": Key("int", "seeds a random run (remove it for the derandomized default)", ge=0, example=12345),
+    "oversized_kib": Key("int", "size of the oversized-body probe, in KiB of valid rows",
+                         default=SchemaConfig.oversized_kib, ge=1),
+})
 
 
 def parse_schema_config(table: dict[str, Any], release: Release, stage: Stage) -> SchemaConfig:
     """Parse ``[schema]``; bad values stop the run before deploy with file, key and fix."""
-    for key in table:
-        if key not in _SCHEMA_KEYS:
-            raise ConfigError(release.manifest, f"schema.{key}", "unknown key",
-                              "known keys: " + ", ".join(_SCHEMA_KEYS))
-    policy = table.get("policy", SchemaConfig.policy)
-    if policy not in POLICIES:
-        raise ConfigError(release.manifest, "schema.policy", f"unknown policy {policy!r}",
-                          _SCHEMA_KEYS["policy"])
-    ints: dict[str, int | None] = {}
-    for key, low in (("max_examples", 1), ("max_rows", 1), ("oversized_kib", 1), ("seed", 0)):
-        value = table.get(key, getattr(SchemaConfig, key))
-        if value is None:
-            ints[key] = None
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConfigError(release.manifest, f"schema.{key}", f"expected an integer >= {low}, got {value!r}",
-                              _SCHEMA_KEYS[key])
-        ints[key] = value
-    return SchemaConfig(policy=policy, **ints)  # type: ignore[arg-type]
-
+    return SchemaConfig(**check(table, SCHEMA, release.manifest, "schema."))

@@ -10,8 +10,6 @@ that text goes into the verdict, so a reviewer sees why the bar sits where it do
 
 from __future__ import annotations
 
-import difflib
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +18,7 @@ from releasetest.checks.load.latency import LoadResult
 from releasetest.checks.load.loadgen import Profile
 from releasetest.errors import ConfigError
 from releasetest.release.manifest import Release, Stage
+from releasetest.tables import Key, Table, check
 
 DEFAULT_RATE = 20.0
 DEFAULT_DURATION_S = 10.0
@@ -32,26 +31,28 @@ DEFAULT_MIN_RATE_SHARE = 0.95
 TIMEOUT_GRACE_MS = 1000
 ENGINES = ("builtin", "locust")
 
-#: key -> (kind, meaning) of the [load] table.
-KEYS: dict[str, tuple[str, str]] = {
-    "rate": ("number", "requests per second production expects (open model)"),
-    "duration_s": ("number", "length of a run, warm-up included"),
-    "warmup_s": ("number", "first seconds left out of the figures"),
-    "ramp_s": ("number", "seconds over which the rate rises from 0 to rate"),
-    "concurrency": ("int", "most requests in flight at once"),
-    "timeout_ms": ("number", "client timeout per request, from its intended start"),
-    "rows_per_request": ("int", "holdout rows in each request body"),
-    "p95_ms": ("number", "bound on the 95th percentile latency"),
-    "p99_ms": ("number", "bound on the 99th percentile latency"),
-    "max_error_rate": ("number", "largest share of requests that may fail (non-2xx, no answer, timeout)"),
-    "min_rps": ("number", "smallest achieved rate that passes"),
-    "engine": ("str", "builtin (default) or locust"),
-    "locust_processes": ("int", "Locust worker processes on this machine (engine = locust)"),
-    "capacity": ("bool", "also step the rate up until an SLO breaks"),
-    "capacity_step": ("number", "factor between capacity steps"),
-    "capacity_max_rps": ("number", "highest rate capacity mode tries"),
-    "capacity_step_s": ("number", "length of each capacity step"),
-}
+#: The [load] table. Keys without a default are derived from the stage in :func:`parse_load`.
+LOAD = Table({
+    "rate": Key("number", "requests per second production expects (open model)", default=DEFAULT_RATE, gt=0),
+    "duration_s": Key("number", "length of a run, warm-up included", default=DEFAULT_DURATION_S, gt=0),
+    "warmup_s": Key("number", "first seconds left out of the figures; 0 for none", ge=0, example=DEFAULT_WARMUP_S),
+    "ramp_s": Key("number", "seconds over which the rate rises from 0 to rate; 0 for none", default=0.0, ge=0),
+    "concurrency": Key("int", "most requests in flight at once", gt=0, example=DEFAULT_CONCURRENCY),
+    "timeout_ms": Key("number", "client timeout per request, from its intended start", gt=0, example=2000),
+    "rows_per_request": Key("int", "holdout rows in each request body", default=1, gt=0),
+    "p95_ms": Key("number", "bound on the 95th percentile latency", gt=0, example=200),
+    "p99_ms": Key("number", "bound on the 99th percentile latency", gt=0, example=500),
+    "max_error_rate": Key("number", "largest share of requests that may fail (non-2xx, no answer, timeout)",
+                          default=DEFAULT_MAX_ERROR_RATE, ge=0, le=1),
+    "min_rps": Key("number", "smallest achieved rate that passes", gt=0, example=19),
+    "engine": Key("str", "the load generator", default="builtin", choices=ENGINES),
+    "locust_processes": Key("int", "Locust worker processes on this machine (engine = locust)", default=1, gt=0),
+    "capacity": Key("bool", "also step the rate up until an SLO breaks", default=False),
+    "capacity_step": Key("number", "factor between capacity steps, e.g. 1.5 to raise the rate by half each step",
+                         default=1.5, gt=1),
+    "capacity_max_rps": Key("number", "highest rate capacity mode tries (default: 20 times rate)", gt=0),
+    "capacity_step_s": Key("number", "length of each capacity step (default: 5 s or duration_s)", gt=0),
+})
 
 
 @dataclass(frozen=True)
@@ -86,45 +87,11 @@ class LoadSpec:
         return self.min_rps * rate / self.rate
 
 
-def _check_kind(manifest: Any, key: str, value: Any, kind: str) -> None:
-    ok = {
-        "number": isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "str": isinstance(value, str),
-        "bool": isinstance(value, bool),
-    }[kind]
-    if not ok:
-        raise ConfigError(manifest, f"load.{key}", f"expected {'a ' + kind if kind != 'int' else 'a whole number'}, "
-                          f"got {type(value).__name__} {value!r}", f"set it to {KEYS[key][1]}")
-
-
 def parse_load(table: dict[str, Any], release: Release, stage: Stage) -> LoadSpec:
     """The ``[load]`` table, checked, with every unstated value derived and explained."""
     m = release.manifest
-    for key, value in table.items():
-        if key not in KEYS:
-            close = difflib.get_close_matches(key, KEYS, n=1)
-            raise ConfigError(m, f"load.{key}", "unknown key",
-                              f"did you mean '{close[0]}'?" if close else "known keys: " + ", ".join(KEYS))
-        _check_kind(m, key, value, KEYS[key][0])
-    for key in ("rate", "duration_s", "timeout_ms", "p95_ms", "p99_ms", "min_rps", "capacity_max_rps",
-                "capacity_step_s", "concurrency", "rows_per_request", "locust_processes"):
-        if key in table and not table[key] > 0:
-            raise ConfigError(m, f"load.{key}", f"must be greater than 0, got {table[key]}",
-                              f"set it to {KEYS[key][1]}")
-    for key in ("warmup_s", "ramp_s"):
-        if key in table and table[key] < 0:
-            raise ConfigError(m, f"load.{key}", f"must not be negative, got {table[key]}", "use 0 for none")
-    if not 0 <= table.get("max_error_rate", 0) <= 1:
-        raise ConfigError(m, "load.max_error_rate", f"must be a share between 0 and 1, got {table['max_error_rate']}",
-                          "e.g. 0.001 for one failure in a thousand")
-    if "capacity_step" in table and not table["capacity_step"] > 1:
-        raise ConfigError(m, "load.capacity_step", f"must be above 1, got {table['capacity_step']}",
-                          "e.g. 1.5 to raise the rate by half each step")
-    engine = table.get("engine", "builtin")
-    if engine not in ENGINES:
-        raise ConfigError(m, "load.engine", f"unknown engine {engine!r}", "use 'builtin' or 'locust'")
-
+    v = check(table, LOAD, m, "load.")
+    engine = v["engine"]
     if engine == "locust":
         from releasetest.checks.load.locust_engine import require
 
@@ -139,12 +106,12 @@ def parse_load(table: dict[str, Any], release: Release, stage: Stage) -> LoadSpe
             return True
         return False
 
-    rate = float(table["rate"]) if given("rate") else DEFAULT_RATE
-    if "rate" not in table:
+    rate = float(v["rate"])
+    if not given("rate"):
         why.append(f"rate = {DEFAULT_RATE:g} req/s: releasetest default; set [load] rate to the traffic "
                    "production expects")
-    duration = float(table.get("duration_s", DEFAULT_DURATION_S))
-    warmup = float(table.get("warmup_s", min(DEFAULT_WARMUP_S, duration / 5)))
+    duration = float(v["duration_s"])
+    warmup = float(v["warmup_s"] if v["warmup_s"] is not None else min(DEFAULT_WARMUP_S, duration / 5))
     if warmup >= duration:
         raise ConfigError(m, "load.warmup_s", f"warm-up {warmup:g} s leaves nothing of duration_s {duration:g} s",
                           "make warmup_s shorter than duration_s")
@@ -180,8 +147,8 @@ def parse_load(table: dict[str, Any], release: Release, stage: Stage) -> LoadSpe
         why.append(f"timeout_ms = {timeout:g}: the scoring timeout plus {TIMEOUT_GRACE_MS} ms, so the "
                    "service's own timeout answer is seen")
     p95 = float(table["p95_ms"]) if given("p95_ms") else None
-    max_err = float(table["max_error_rate"]) if given("max_error_rate") else DEFAULT_MAX_ERROR_RATE
-    if "max_error_rate" not in table:
+    max_err = float(v["max_error_rate"])
+    if not given("max_error_rate"):
         why.append(f"max_error_rate = {DEFAULT_MAX_ERROR_RATE:g}: releasetest default")
     if given("min_rps"):
         min_rps = float(table["min_rps"])
@@ -190,13 +157,13 @@ def parse_load(table: dict[str, Any], release: Release, stage: Stage) -> LoadSpe
         why.append(f"min_rps = {min_rps:g}: {DEFAULT_MIN_RATE_SHARE:.0%} of rate")
     given("engine")
     return LoadSpec(
-        rate=rate, duration_s=duration, warmup_s=warmup, ramp_s=float(table.get("ramp_s", 0.0)),
-        concurrency=concurrency, timeout_ms=timeout, rows_per_request=int(table.get("rows_per_request", 1)),
+        rate=rate, duration_s=duration, warmup_s=warmup, ramp_s=float(v["ramp_s"]),
+        concurrency=concurrency, timeout_ms=timeout, rows_per_request=v["rows_per_request"],
         p95_ms=p95, p99_ms=p99, max_error_rate=max_err, min_rps=min_rps, engine=engine,
-        locust_processes=int(table.get("locust_processes", 1)), capacity=bool(table.get("capacity", False)),
-        capacity_step=float(table.get("capacity_step", 1.5)),
-        capacity_max_rps=float(table.get("capacity_max_rps", rate * 20)),
-        capacity_step_s=float(table.get("capacity_step_s", min(duration, 5.0))),
+        locust_processes=v["locust_processes"], capacity=v["capacity"],
+        capacity_step=float(v["capacity_step"]),
+        capacity_max_rps=float(v["capacity_max_rps"] if v["capacity_max_rps"] is not None else rate * 20),
+        capacity_step_s=float(v["capacity_step_s"] if v["capacity_step_s"] is not None else min(duration, 5.0)),
         derivation=tuple(why))
 
 
