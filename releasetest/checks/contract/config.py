@@ -24,8 +24,9 @@ class SchemaConfig:
     max_rows: int = 16
     #: None: derandomized (the same examples on every run); an int: a seeded random run.
     seed: int | None = None
-    #: Size of the oversized-body probe, in KiB of valid rows.
-    oversized_kib: int = 1024
+    #: Size of the oversized-body probe, in KiB of valid rows: by default just over the local
+    #: endpoint's 10 MB cap (``--release-max-body-mb``), so it is refused from its declared length.
+    oversized_kib: int = 10241
 
 
 _SCHEMA_KEYS = {
@@ -33,7 +34,7 @@ _SCHEMA_KEYS = {
     "max_examples": "max_examples = 40",
     "max_rows": "max_rows = 16",
     "seed": "seed = 12345 (or remove it for the derandomized default)",
-    "oversized_kib": "oversized_kib = 1024",
+    "oversized_kib": "oversized_kib = 10241",
 }
 
 
