@@ -17,7 +17,9 @@ import pytest
 from releasetest.checks.load.latency import LoadResult
 from releasetest.checks.load.loadgen import Profile, request_bodies, run_load
 from releasetest.checks.load.slo import LoadSpec, evaluate, failure_message, find_capacity
+from releasetest.checks.smoke import SmokeConfig, memory_growth_failure, memory_in_load_window
 from releasetest.endpoint.handle import EndpointHandle
+from releasetest.endpoint.process import group_rss_bytes
 from releasetest.release.data import Holdout
 from releasetest.release.manifest import Release
 from releasetest.wiring.keys import RUN_KEY
@@ -26,14 +28,14 @@ pytestmark = pytest.mark.load
 
 
 def _run(spec: LoadSpec, endpoint: EndpointHandle, holdout: Holdout, release: Release, workdir: Path,
-         profile: Profile) -> LoadResult:
+         profile: Profile, on_warm: Callable[[], None] | None = None) -> LoadResult:
     bodies = request_bodies(holdout.rows.tolist(), spec.rows_per_request)
     if spec.engine == "locust":
         from releasetest.checks.load.locust_engine import run_locust
 
         return run_locust(workdir, endpoint.scoring_uri, endpoint.headers(), bodies, profile,
                           processes=spec.locust_processes, release=release.name)
-    return run_load(endpoint.scoring_uri, endpoint.headers(), bodies, profile)
+    return run_load(endpoint.scoring_uri, endpoint.headers(), bodies, profile, on_warm)
 
 
 def _workdir(request: pytest.FixtureRequest) -> Path:
@@ -44,14 +46,32 @@ def _workdir(request: pytest.FixtureRequest) -> Path:
 def test_slo_at_expected_rate(suite_config: LoadSpec, endpoint: EndpointHandle, holdout: Holdout,
                               release: Release, release_record: Callable[[str, Any], None],
                               request: pytest.FixtureRequest) -> None:
+    """The SLOs at the expected rate; the same window also measures the server's memory growth
+    (resident memory of its process group after warm-up and at the end), which replaces the smoke
+    suite's request burst when the window is at least as long (:func:`memory_in_load_window`)."""
     spec = suite_config
-    result = _run(spec, endpoint, holdout, release, _workdir(request), spec.profile())
+    smoke: SmokeConfig = request.config.stash[RUN_KEY].suite_configs["smoke"]
+    pid = endpoint.info.get("pid")
+    watch = spec.engine == "builtin" and pid is not None and group_rss_bytes(pid) is not None
+    warm: list[int] = []
+    result = _run(spec, endpoint, holdout, release, _workdir(request), spec.profile(),
+                  on_warm=(lambda: warm.append(group_rss_bytes(pid) or 0)) if watch else None)
+    problems = []
+    if warm:
+        end = group_rss_bytes(pid) or 0
+        release_record("memory", {"requests": result.requests, "rss_growth_mb": round((end - warm[0]) / 2**20, 1),
+                                  "max_rss_growth_mb": smoke.max_rss_growth_mb})
+        if memory_in_load_window(smoke, spec):
+            problems.append(memory_growth_failure(warm[0], end, result.requests, smoke))
     slos = evaluate(spec, result)
     for key, value in result.findings().items():
         release_record(key, value)
     release_record("slo", slos)
     release_record("slo_derivation", "\n".join(spec.derivation))
-    assert all(s["passed"] for s in slos), failure_message(slos, result)
+    if not all(s["passed"] for s in slos):
+        problems.insert(0, failure_message(slos, result))
+    failures = [p for p in problems if p]
+    assert not failures, "\n".join(failures)
 
 
 def test_capacity(suite_config: LoadSpec, endpoint: EndpointHandle, holdout: Holdout, release: Release,

@@ -8,7 +8,6 @@ finding lands in the verdict under ``findings.schema.findings`` with its body an
 
 from __future__ import annotations
 
-import functools
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -30,7 +29,7 @@ from releasetest.checks.contract.judging import (
     find_leak,
     output_violation,
 )
-from releasetest.checks.contract.probes import PROBE_NAMES, Probe, negative_probes
+from releasetest.checks.contract.probes import PROBE_NAMES, negative_probes
 from releasetest.checks.contract.reading import Contract, ContractError, declares_bearer, read_contract
 from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.handle import EndpointHandle
@@ -80,12 +79,6 @@ def contract(swagger: tuple[dict[str, Any], dict[str, Any]], release: Release) -
 def golden(holdout: Holdout, release: Release) -> tuple[list[list[float]], list[Any]]:
     assert release.data is not None
     return holdout.golden(release.data.golden_rows)
-
-
-@functools.lru_cache(maxsize=4)
-def _probes(example_row: tuple[float, ...], oversized_kib: int) -> dict[str, Probe]:
-    """Built once per module run (the oversized body is a megabyte of JSON)."""
-    return negative_probes(example_row, oversized_kib)
 
 
 def _key_env(endpoint: EndpointHandle) -> str | None:
@@ -217,7 +210,7 @@ def test_negative_input(name: str, schema_client: CountingClient, contract: Cont
     """A bad request gets a client error (or, under ``azure``, a recorded defect), leaks nothing,
     and leaves the server answering liveness and golden rows."""
     assert release.data is not None
-    probe = _probes(tuple(contract.example["data"][0]), suite_config.oversized_kib)[name]
+    probe = negative_probes(contract.example["data"][0], suite_config.oversized_kib)[name]
     handle = schema_client.handle
     key_env = _key_env(handle)
     curl = probe.curl(handle.scoring_uri, key_env)

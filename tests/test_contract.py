@@ -17,7 +17,7 @@ from releasetest.checks.contract.config import SchemaConfig, parse_schema_config
 from releasetest.checks.contract.curl import curl_line
 from releasetest.checks.contract.inputs import FeatureRange, learn_ranges, rows_strategy
 from releasetest.checks.contract.judging import DEFECT, FAILURE, classify, find_leak, output_violation
-from releasetest.checks.contract.probes import PROBE_NAMES, negative_probes
+from releasetest.checks.contract.probes import PROBE_NAMES, RepeatedRows, negative_probes
 from releasetest.checks.contract.reading import ContractError, declares_bearer, read_contract
 from releasetest.errors import ConfigError
 from releasetest.release.manifest import load_release
@@ -114,8 +114,11 @@ def test_probe_catalogue() -> None:
     assert tuple(probes) == PROBE_NAMES
     assert json.loads(probes["too-few-features"].body or b"") == {"data": [ROW[:6]]}
     assert b"NaN" in (probes["nan-value"].body or b"")
-    assert 60 * 1024 < len(probes["oversized-body"].body or b"") <= 64 * 1024
-    assert probes["oversized-body"].rows == len(json.loads(probes["oversized-body"].body or b"")["data"])
+    oversized = probes["oversized-body"].body
+    assert isinstance(oversized, RepeatedRows)
+    whole = b"".join(oversized)
+    assert len(whole) == len(oversized) and 60 * 1024 < len(whole) <= 64 * 1024
+    assert json.loads(whole)["data"] == [ROW] * oversized.copies == [ROW] * probes["oversized-body"].rows
     assert "python3 -c" in probes["oversized-body"].curl("http://h/score", None)
     assert probes["non-json-body"].rows is None
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from releasetest.checks.contract.probes import RepeatedRows, negative_probes
+from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.local import LocalEndpoint
 from releasetest.errors import ConfigError
 from releasetest.files import MAX_CONFIG_BYTES
@@ -81,6 +83,29 @@ def test_oversized_chunked_body_gets_413_and_server_survives(local_endpoint) -> 
                                                                  b'15.8, 1015.7, 1.0]]}']),
                           headers={"Content-Type": "application/json"}, timeout=30)
     assert small.status_code == 200 and len(small.json()["predictions"]) == 1
+
+
+def test_oversized_probe_stops_at_the_413(local_endpoint) -> None:
+    """The schema suite's oversized body is streamed with its declared length: the server refuses it
+    from the headers, and the client stops producing it instead of sending all of it."""
+    probe = negative_probes([23.6, 0.76, 12.8, 79.0, 15.8, 1015.7, 1.0], oversized_kib=100 * 1024)["oversized-body"]
+    produced = []
+
+    class Counted(RepeatedRows):
+        def __iter__(self):
+            for chunk in super().__iter__():
+                produced.append(len(chunk))
+                yield chunk
+
+    assert isinstance(probe.body, RepeatedRows)
+    body = Counted([23.6, 0.76, 12.8, 79.0, 15.8, 1015.7, 1.0], probe.body.copies)
+    with ScoringClient(local_endpoint) as client:
+        resp = client.request("POST", local_endpoint.scoring_uri, data=body,
+                              headers={"Content-Type": probe.content_type})
+        assert resp.status_code == 413
+        assert f"request body of {len(body)} bytes exceeds the limit of 65536" in resp.json()["message"]
+        assert sum(produced) < len(body) // 10
+        assert client.liveness().status_code == 200
 
 
 def test_oversized_config_file_is_refused(tmp_path: Path) -> None:

@@ -5,11 +5,37 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from releasetest.checks.contract.curl import curl_line, dumps
+
+
+class RepeatedRows:
+    """``{"data": [row, row, ...]}`` produced as it is sent, with its length known up front.
+
+    requests sends it with a declared ``Content-Length``, so a server with a body cap answers 413
+    from the headers alone; the body is never built in memory, and sending stops when the server
+    answers and closes (urllib3 then reads the answer).
+    """
+
+    def __init__(self, row: Sequence[float], copies: int, chunk_rows: int = 2048):
+        self.item, self.copies, self.chunk_rows = dumps(list(row)), copies, chunk_rows
+
+    def __len__(self) -> int:
+        return len(b'{"data":[]}') + self.copies * (len(self.item) + 1) - 1
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b'{"data":['
+        left = self.copies
+        while left:
+            n = min(left, self.chunk_rows)
+            left -= n
+            yield b",".join([self.item] * n) + (b"," if left else b"]}")
+
+    def shown(self) -> str:
+        return f'{{"data":[{self.item.decode()},...]}} ({self.copies} rows, {len(self)} bytes)'
 
 
 @dataclass(frozen=True)
@@ -19,7 +45,7 @@ class Probe:
     name: str
     what: str
     method: str = "POST"
-    body: bytes | None = None
+    body: bytes | RepeatedRows | None = None
     content_type: str | None = "application/json"
     #: ``reject``: a client error, must not be scored; ``tolerate``: 2xx (valid answer) or 4xx both fine.
     expect: str = "reject"
@@ -31,6 +57,8 @@ class Probe:
     @property
     def rows(self) -> int | None:
         """Rows in a well-formed body (for checking a 2xx answer), None otherwise."""
+        if isinstance(self.body, RepeatedRows):
+            return self.body.copies
         try:
             data = json.loads(self.body or b"").get("data")
         except (ValueError, AttributeError):
@@ -38,10 +66,13 @@ class Probe:
         return len(data) if isinstance(data, list) else None
 
     def curl(self, url: str, key_env: str | None) -> str:
-        return curl_line(self.method, url, self.body if self.body_command is None else None, self.content_type,
+        inline = self.body if self.body_command is None and not isinstance(self.body, RepeatedRows) else None
+        return curl_line(self.method, url, inline, self.content_type,
                          None if self.unauthenticated else key_env, self.body_command)
 
     def shown_body(self) -> str:
+        if isinstance(self.body, RepeatedRows):
+            return self.body.shown()
         text = (self.body or b"").decode("utf-8", errors="replace")
         return text if len(text) <= 300 else f"{text[:200]}... ({len(text)} bytes)"
 
@@ -71,13 +102,13 @@ def _with(row: Sequence[float], i: int, value: Any) -> list[Any]:
     return out
 
 
-def negative_probes(example_row: Sequence[float], oversized_kib: int = 1024) -> dict[str, Probe]:
+def negative_probes(example_row: Sequence[float], oversized_kib: int = 10241) -> dict[str, Probe]:
     """Every probe in :data:`PROBE_NAMES`, built around one valid row (the published example)."""
     row = [float(v) for v in example_row]
     n = len(row)
     nested = "[" * NESTING_DEPTH + "1" + "]" * NESTING_DEPTH
     copies = max(1, oversized_kib * 1024 // (len(dumps(row)) + 1))
-    big = dumps({"data": [row] * copies})
+    big = RepeatedRows(row, copies)
     probes = [
         Probe("too-few-features", f"a row of {n - 1} values instead of {n}", body=dumps({"data": [row[:-1]]})),
         Probe("too-many-features", f"a row of {n + 1} values instead of {n}", body=dumps({"data": [row + [0.0]]})),

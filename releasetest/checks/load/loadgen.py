@@ -33,7 +33,7 @@ import threading
 import time
 from array import array
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -387,11 +387,13 @@ class Generator:
             target_rps=p.rate if p.mode == "open" else None, timeout_status=TIMEOUT, conn_error_status=CONN_ERROR)
 
 
-def run_load(uri: str, headers: Mapping[str, str], bodies: Sequence[bytes], profile: Profile) -> LoadResult:
+def run_load(uri: str, headers: Mapping[str, str], bodies: Sequence[bytes], profile: Profile,
+             on_warm: Callable[[], None] | None = None) -> LoadResult:
     """Run one profile in a worker thread and return its figures.
 
     The calling thread only waits (in short joins, so Ctrl-C still interrupts, and stops the
-    generator cleanly).
+    generator cleanly). ``on_warm`` is called from it once, as the warm-up ends, so a caller can
+    take a reading (e.g. the server's memory) that covers exactly the measured requests.
     """
     address, reqs = build_requests(uri, headers, bodies)
     gen = Generator(address, reqs, profile)
@@ -410,7 +412,15 @@ def run_load(uri: str, headers: Mapping[str, str], bodies: Sequence[bytes], prof
     worker.start()
     try:
         while worker.is_alive():
-            worker.join(0.25)
+            wait = 0.25
+            if on_warm is not None:
+                # t0 is 0.0 until the generator thread has started its clock.
+                wait = min(wait, gen.t0 + profile.warmup_s - time.perf_counter()) if gen.t0 else 0.01
+                if wait <= 0:
+                    on_warm()
+                    on_warm = None
+                    continue
+            worker.join(wait)
     except BaseException:
         gen.stop.set()
         worker.join(5.0)

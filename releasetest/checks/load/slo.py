@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from releasetest.checks.load.latency import LoadResult
-from releasetest.checks.load.loadgen import Profile
+from releasetest.checks.load.loadgen import Profile, open_schedule
 from releasetest.errors import ConfigError
 from releasetest.release.manifest import Release, Stage
 from releasetest.tables import Key, Table, check
@@ -81,6 +81,11 @@ class LoadSpec:
         return Profile(mode=mode, rate=rate if rate is not None else self.rate, duration_s=duration,
                        warmup_s=min(self.warmup_s, duration / 2), ramp_s=min(self.ramp_s, duration / 2),
                        concurrency=self.concurrency, timeout_s=self.timeout_ms / 1000.0)
+
+    def measured_requests(self) -> int:
+        """Requests the window schedules after warm-up: what its figures (and memory growth) cover."""
+        p = self.profile()
+        return sum(t >= p.warmup_s for t in open_schedule(p.rate, p.duration_s, p.ramp_s, p.max_requests))
 
     def min_rps_at(self, rate: float) -> float:
         """The achieved-rate bound at another target rate (capacity steps scale it)."""
