@@ -12,8 +12,9 @@ from releasetest.errors import ReleaseTestError
 from releasetest.files import sha256_file
 from releasetest.release.manifest import load_release
 from releasetest.verdict.decision import summary_line
-from releasetest.verdict.history import Store, read_verdict
+from releasetest.verdict.history import Store, check_verdict, read_verdict
 from releasetest.verdict.seal import verdict_digest
+from releasetest.verdict.signing import SealRefused
 
 DEFAULT_VERDICT = "releasetest-out/verdict.json"
 
@@ -44,9 +45,11 @@ def _cmd_hash(args: argparse.Namespace) -> int:
 
 
 def _cmd_verdict(args: argparse.Namespace) -> int:
-    """Print the verdict's summary; exit 0 only for a PROMOTE bound to the given release."""
+    """Print the verdict's summary; exit 0 only for an unedited (and, with a key, signed) PROMOTE
+    bound to the given release."""
     path = Path(args.verdict)
     verdict = read_verdict(path)
+    check_verdict(verdict, str(path))
     print(summary_line(verdict))
     for reason in verdict.get("reasons", []):
         print(f"  - {reason.splitlines()[0]}")
@@ -57,6 +60,21 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
             print(f"release changed since the test: verdict is for {tested}, the manifest now gives {current}")
             return 1
     return 0 if verdict.get("decision") == "PROMOTE" else 1
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    """Make an Ed25519 key pair for signing verdicts; prints where it is and its id, never the key."""
+    from releasetest.verdict.signing import keygen
+
+    out = Path(args.out)
+    if out.exists():
+        raise ReleaseTestError(f"{out} exists; choose another --out (an existing key is never overwritten)")
+    key = keygen(out)
+    print(f"private key: {out} (mode 0600; store it as a CI secret: RELEASETEST_SIGNING_KEY or "
+          "RELEASETEST_SIGNING_KEY_FILE)")
+    print(f"public key:  {out}.pub (for the promotion job: RELEASETEST_VERIFY_KEY or RELEASETEST_VERIFY_KEY_FILE)")
+    print(f"key id:      {key.key_id}")
+    return 0
 
 
 def _cmd_azureml_plan(args: argparse.Namespace) -> int:
@@ -151,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT)
     p.add_argument("--manifest", help="also require the verdict to be for this release as it is now")
     p.set_defaults(func=_cmd_verdict)
+    p = sub.add_parser("keygen", help="make an Ed25519 key pair to sign verdicts and approvals")
+    p.add_argument("--out", default="releasetest-signing.pem", help="private key file; the public key goes to "
+                   "<out>.pub (default: releasetest-signing.pem)")
+    p.set_defaults(func=_cmd_keygen)
     p = sub.add_parser("azureml-plan", help="print the Azure ML v2 endpoint and deployment YAML a stage maps to")
     p.add_argument("manifest", nargs="?", default="release.toml")
     p.add_argument("--stage", default="devtest", help="stage whose v1 deployment config is mapped")
@@ -196,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except PromotionRefused as exc:
+    except (PromotionRefused, SealRefused) as exc:
         print(f"releasetest: refused: {exc}", file=sys.stderr)
         return 3
     except (ReleaseTestError, OSError) as exc:

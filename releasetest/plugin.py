@@ -38,7 +38,8 @@ from releasetest.wiring.fixtures import (  # noqa: F401  (fixtures are registere
     suite_config,
     suite_of,
 )
-from releasetest.wiring.keys import OUTPUT_LINES_KEY, RUN_KEY, SIGTERM_KEY, VERDICT_KEY
+from releasetest.wiring.gate_lock import acquire_gate_lock, release_gate_lock
+from releasetest.wiring.keys import GATE_LOCK_KEY, OUTPUT_LINES_KEY, RUN_KEY, SIGTERM_KEY, VERDICT_KEY
 from releasetest.wiring.suite_lock import suite_lock
 
 MARKERS = {
@@ -97,6 +98,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not settings.active:
         return
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is None:
+        config.stash[GATE_LOCK_KEY] = acquire_gate_lock(settings.verdict.parent, lambda line: _say(config, line))
     try:
         run.load()
     except ReleaseTestError as exc:
@@ -115,6 +118,16 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistController(run), "releasetest-xdist")
     _add_suites_to_args(config)
+
+
+def _say(config: pytest.Config, line: str) -> None:
+    """A line the user sees at once, even while pytest captures output."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is None:
+        print(line, flush=True)
+        return
+    with capman.global_and_fixture_disabled():
+        print(line, flush=True)
 
 
 def _interrupt_on_sigterm(config: pytest.Config, run: ReleaseRun) -> None:
@@ -309,6 +322,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.teardown()
+    lock = config.stash.get(GATE_LOCK_KEY, None)
+    if lock is not None:
+        del config.stash[GATE_LOCK_KEY]
+        release_gate_lock(lock)
     previous = config.stash.get(SIGTERM_KEY, None)
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)

@@ -111,6 +111,8 @@ class ReleaseRun:
             raise
         finally:
             self.deploy_seconds = round(time.monotonic() - started, 2)
+            if self.endpoint is not None:
+                self.warnings.extend(self.endpoint.notes())
         return self.handle
 
     def _serving_python(self) -> str:

@@ -8,14 +8,19 @@ the port closed and the temporary model directory gone.
 
 from __future__ import annotations
 
+import os
+import select
 import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import ReleaseProject, port_closed, process_group_gone, signal_while_busy
+from .conftest import BUSY_TEST, ReleaseProject, port_closed, process_group_gone, signal_while_busy
 
 #: Bound on any one faulty run: a case that hangs fails here instead of hanging CI.
 RUN_TIMEOUT_S = 120
@@ -145,3 +150,93 @@ def test_signal_during_a_running_suite(release_project: ReleaseProject, sig: sig
     assert returncode == pytest.ExitCode.INTERRUPTED, output
     cause = "SIGTERM received" if sig == signal.SIGTERM else "KeyboardInterrupt"
     assert_clean_block(release_project, returncode, f"run interrupted: {cause}")
+
+
+def _descendants(root: int) -> list[int]:
+    """Every live process below ``root`` (server, gunicorn workers), from the parent links in /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", encoding="ascii") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _wait_all_exit(pids: list[int], timeout_s: float) -> list[int]:
+    """Wait (on pidfds, no polling) until every pid has exited; return those still running."""
+    fds = {}
+    for pid in pids:
+        try:
+            fds[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:
+            continue
+    try:
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        pending = set(fds)
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            for fd, _ in poller.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+                pending.discard(fd)
+                poller.unregister(fd)
+        return [fds[fd] for fd in pending]
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs Linux pidfds to wait for foreign processes")
+def test_sigkill_leaves_nothing_behind(release_project: ReleaseProject, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL of pytest mid-run (a CI timeout, the OOM killer): the server and its workers die with it,
+    and the next run removes the work folder and says so."""
+    tmp = release_project.root / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    release_project.pytester.makepyfile(test_busy=BUSY_TEST)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "--release-stage", "devtest", "test_busy.py"],
+        cwd=release_project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    tree: list[int] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the endpoint is up and serving once the test says so
+            if "releasetest-test-running" in line:
+                tree = _descendants(proc.pid)
+                proc.kill()
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=RUN_TIMEOUT_S)
+    assert proc.returncode == -signal.SIGKILL, "pytest ended before the endpoint served"
+    assert tree, "no server process was started"
+    survivors = _wait_all_exit(tree, timeout_s=30)
+    for pid in survivors:  # leave the machine clean even when the assertion below fails
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not survivors, f"processes of the killed run still alive after 30 s: {survivors}"
+    left = list(tmp.glob("releasetest-*"))
+    assert len(left) == 1, f"expected the killed run's work folder, found {left}"
+
+    release_project.pytester.makepyfile(test_once="""
+        def test_once(scoring_client, holdout):
+            scoring_client.score(holdout.rows[:2].tolist())
+    """)
+    release_project.run("--release-stage", "devtest", "test_once.py", timeout=RUN_TIMEOUT_S)
+    assert not left[0].exists(), "the next run did not remove the killed run's work folder"
+    warnings = release_project.verdict()["warnings"]
+    assert any(f"removed 1 work folder(s) left by killed runs in {tmp}" in w and left[0].name in w
+               for w in warnings), warnings

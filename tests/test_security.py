@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from releasetest.checks.contract.probes import RepeatedRows, negative_probes
 from releasetest.endpoint.client import ScoringClient
@@ -123,6 +125,9 @@ def test_key_auth_and_no_secret_in_any_output(release_project: ReleaseProject,
     """authEnabled: True with a known key: smoke checks 401s, and the key appears in no output."""
     release_project.edit("AciDeploymentConfig.yml", "authEnabled: False", "authEnabled: True")
     monkeypatch.setenv("RELEASETEST_ENDPOINT_KEY", KNOWN_KEY)
+    signing_pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    monkeypatch.setenv("RELEASETEST_SIGNING_KEY", signing_pem)
     result = release_project.run("--release-stage", "devtest", "--junitxml=junit.xml", "-rA")
     assert_clean_pass(result)
     verdict = release_project.verdict()
@@ -136,3 +141,7 @@ def test_key_auth_and_no_secret_in_any_output(release_project: ReleaseProject,
     assert len(outputs) >= 5
     leaked = [name for name, text in outputs.items() if KNOWN_KEY in text]
     assert not leaked, f"the endpoint key leaked into {leaked}"
+    assert verdict["signature"]["alg"] == "ed25519"
+    key_lines = [ln for ln in signing_pem.splitlines() if "-----" not in ln]
+    leaked = [name for name, text in outputs.items() if any(ln in text for ln in key_lines)]
+    assert not leaked, f"the signing key leaked into {leaked}"

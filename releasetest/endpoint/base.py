@@ -36,6 +36,11 @@ class Endpoint(abc.ABC):
         when the deploy failed, so cleanup can be checked."""
         return {}
 
+    def notes(self) -> list[str]:
+        """What the deploy found and fixed on this machine (e.g. a killed run's leftovers), one line
+        each, for the verdict's warnings."""
+        return []
+
     def __enter__(self) -> EndpointHandle:
         return self.deploy()
 

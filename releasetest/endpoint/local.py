@@ -4,6 +4,9 @@ The model directory is laid out the way Azure ML mounts several registered model
 (``$AZUREML_MODEL_DIR/<name>/<version>/<file>``), from copies whose sha256 is checked again
 after copying, so the server loads exactly the bytes the manifest pins. The server runs in its
 own process group; teardown signals the whole group, so gunicorn workers cannot outlive it.
+A gate that is killed outright (SIGKILL, the OOM killer) gets no teardown: the server dies with
+it through its lifeline (:mod:`releasetest.lifeline`), and the work folder, which records its
+owner's pid, is removed by the next run (:func:`sweep_orphans`).
 """
 
 from __future__ import annotations
@@ -21,15 +24,41 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from releasetest import lifeline
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.handle import EndpointHandle
+from releasetest.endpoint.process import process_alive
 from releasetest.errors import DeployError, EndpointError
 from releasetest.files import read_tail, sha256_file
 from releasetest.release.manifest import Release, Stage
 
 #: Seconds a gunicorn master gets to stop its workers before the group is killed.
 STOP_GRACE_S = 10.0
+#: Work folders are ``<temp dir>/releasetest-*``; this file in each holds the owning gate's pid.
+WORKDIR_PREFIX = "releasetest-"
+OWNER_FILE = "owner.pid"
+
+
+def sweep_orphans(temp_dir: Path | None = None) -> str | None:
+    """Remove the work folders of gates that died without teardown (their owner pid is gone).
+
+    Returns one line for the verdict's warnings when something was removed. A folder without
+    an owner file is left alone: it may be one being created right now.
+    """
+    root = Path(temp_dir or tempfile.gettempdir())
+    removed = []
+    for folder in root.glob(f"{WORKDIR_PREFIX}*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            continue
+        if owner != os.getpid() and not process_alive(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(f"{folder.name} (pid {owner})")
+    if not removed:
+        return None
+    return f"removed {len(removed)} work folder(s) left by killed runs in {root}: {', '.join(removed)}"
 
 
 def free_port() -> int:
@@ -95,6 +124,8 @@ class LocalEndpoint(Endpoint):
         self._handle: EndpointHandle | None = None
         self._pid: int | None = None
         self._model_dir: str | None = None
+        self._lifeline: lifeline.Lifeline | None = None
+        self._notes: list[str] = []
 
     @property
     def handle(self) -> EndpointHandle | None:
@@ -106,6 +137,9 @@ class LocalEndpoint(Endpoint):
 
     def log_tail(self, lines: int = 40) -> str | None:
         return read_tail(self.log_path, lines)
+
+    def notes(self) -> list[str]:
+        return list(self._notes)
 
     def facts(self) -> dict[str, Any]:
         return {"pid": self._pid, "port": self.port, "model_dir": self._model_dir, "log": str(self.log_path)}
@@ -152,9 +186,13 @@ class LocalEndpoint(Endpoint):
 
     def deploy(self) -> EndpointHandle:
         dc = self.stage.deployment
-        self.workdir = Path(tempfile.mkdtemp(prefix="releasetest-"))
+        swept = sweep_orphans()
+        if swept:
+            self._notes.append(swept)
+        self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         self._model_dir = str(self.workdir)
         try:
+            (self.workdir / OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="ascii")
             model_dir = self._layout_models(self.workdir)
         except BaseException:
             self.teardown()
@@ -169,9 +207,13 @@ class LocalEndpoint(Endpoint):
             "--worker_count", str(dc.worker_count),
         ]
         started = time.monotonic()
-        self.proc = subprocess.Popen(
-            cmd, cwd=str(self.release.inference.entry_script.parent), env=self._env(model_dir),
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._lifeline = lifeline.Lifeline()
+        try:
+            self.proc = subprocess.Popen(cmd, **self._lifeline.popen_kwargs(
+                self._env(model_dir), cwd=str(self.release.inference.entry_script.parent),
+                stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+        finally:
+            self._lifeline.started()
         self._pid = self.proc.pid
         base = f"http://127.0.0.1:{self.port}"
         handle = EndpointHandle(
@@ -229,6 +271,9 @@ class LocalEndpoint(Endpoint):
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        if self._lifeline is not None:
+            self._lifeline.close()
+            self._lifeline = None
         if self._log is not None:
             self._log.close()
             self._log = None

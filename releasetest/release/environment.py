@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 
 from releasetest.errors import ConfigError
 from releasetest.files import load_yaml
+from releasetest.lifeline import child_kwargs
 
 _CONDA_DEP = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:(==|=|>=|<=|>|<|!=)\s*([^\s=]+))?")
 _PROBE = ("import json, sys, importlib.metadata as m; print(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3],"
@@ -169,7 +170,7 @@ def build_isolated(env: CondaEnv, cache_dir: Path) -> str:
         steps = [[python, "-m", "venv", str(target)],
                  [str(venv_python), "-m", "pip", "install", "--disable-pip-version-check", *env.pip]]
     for cmd in steps:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        proc = subprocess.run(cmd, **child_kwargs(capture_output=True, text=True, timeout=1800))
         if proc.returncode != 0:
             shutil.rmtree(target, ignore_errors=True)
             lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]

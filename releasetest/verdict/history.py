@@ -1,25 +1,30 @@
 """Local release history: verdicts, approvals and promotions as JSON files in one directory.
 
-A directory of small JSON files (one per record, written atomically, named by content) needs no
-server, survives concurrent writers that never write the same file, diffs well, and can be
-synced to shared storage or kept as a CI artifact. Layout::
+A directory of small JSON files (one per record, written atomically) needs no server, diffs
+well, and can be synced to shared storage or kept as a CI artifact. Writers hold an exclusive
+``flock`` on ``<dir>/.lock`` while they pick a free name and write, so concurrent gates and
+reviewers on one machine never overwrite each other's records. Layout::
 
     <dir>/verdicts/<verdict digest>.json     a sealed verdict, as the run wrote it
-    <dir>/approvals/<verdict digest>--<when>.json
-    <dir>/promotions/<when>--<release id>.json
+    <dir>/approvals/<verdict digest>--<when>[-N].json     signed like the verdict when a key is set
+    <dir>/promotions/<when>--<release id>[-N].json
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from releasetest.errors import ReleaseTestError
 from releasetest.files import now_iso, write_json_atomic
+from releasetest.verdict import signing
 from releasetest.verdict.seal import verdict_digest
 
 
@@ -47,13 +52,30 @@ def check_digest(verdict: Mapping[str, Any], where: str) -> None:
     """Refuse a verdict that was edited after the run sealed it."""
     stated = verdict.get("digest")
     if not stated:
-        raise ReleaseTestError(f"{where}: the verdict carries no digest, so it cannot be trusted "
+        raise signing.SealRefused(f"{where}: the verdict carries no digest, so it cannot be trusted "
                                "(re-run the gate with this releasetest version)")
     actual = verdict_digest(dict(verdict))
     if actual != stated:
-        raise ReleaseTestError(
+        raise signing.SealRefused(
             f"{where}: verdict digest mismatch: the file says {stated} but its content hashes to {actual}; "
             "it was edited after the run (re-run the gate instead of editing the verdict)")
+
+
+def check_verdict(verdict: Mapping[str, Any], where: str) -> None:
+    """Refuse a verdict that was edited, or, when a verification key is configured, that is not
+    signed by it (:mod:`releasetest.verdict.signing`)."""
+    check_digest(verdict, where)
+    signing.verify(verdict, where)
+
+
+def _free(path: Path) -> Path:
+    """``path``, or ``<stem>-N.json`` when a record of the same second already took it."""
+    n = 1
+    candidate = path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 @dataclass
@@ -62,6 +84,17 @@ class Store:
 
     def _dir(self, kind: str) -> Path:
         return self.root / kind
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive across processes: picking a free name and writing it is one step."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
 
     def _records(self, kind: str) -> Iterator[dict[str, Any]]:
         folder = self._dir(kind)
@@ -75,10 +108,11 @@ class Store:
 
     def add_verdict(self, verdict: Mapping[str, Any]) -> Path:
         """Keep a sealed verdict (idempotent: the file is named by its digest)."""
-        check_digest(verdict, "verdict")
+        check_verdict(verdict, "verdict")
         path = self._dir("verdicts") / f"{_hex(str(verdict['digest']))}.json"
-        if not path.exists():
-            write_json_atomic(path, dict(verdict))
+        with self._locked():
+            if not path.exists():
+                write_json_atomic(path, dict(verdict))
         return path
 
     def verdicts(self) -> list[dict[str, Any]]:
@@ -89,16 +123,22 @@ class Store:
         record = {"verdict_digest": verdict["digest"], "release_id": (verdict.get("release") or {}).get("id"),
                   "stage": verdict.get("stage"), "promote_to": verdict.get("promote_to"), "by": by,
                   "note": note, "at": now_iso()}
-        write_json_atomic(self._dir("approvals") / f"{_hex(str(verdict['digest']))}--{_stamp(record['at'])}.json",
-                          record)
+        key = signing.signing_key()
+        if key is not None:
+            record["signature"] = key.sign(record)
+        with self._locked():
+            write_json_atomic(_free(self._dir("approvals") / f"{_hex(str(verdict['digest']))}--"
+                                    f"{_stamp(record['at'])}.json"), record)
         return record
 
     def approvals(self, verdict_digest: str | None = None) -> list[dict[str, Any]]:
         return [a for a in self._records("approvals") if verdict_digest in (None, a.get("verdict_digest"))]
 
     def record_promotion(self, record: dict[str, Any]) -> Path:
-        path = self._dir("promotions") / f"{_stamp(record['at'])}--{_hex(str(record['release_id']))[:12]}.json"
-        write_json_atomic(path, record)
+        name = f"{_stamp(record['at'])}--{_hex(str(record['release_id']))[:12]}.json"
+        with self._locked():
+            path = _free(self._dir("promotions") / name)
+            write_json_atomic(path, record)
         return path
 
     def promotions(self) -> list[dict[str, Any]]:

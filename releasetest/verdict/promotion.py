@@ -19,7 +19,8 @@ from releasetest.errors import ConfigError, DeployError, ReleaseTestError
 from releasetest.files import now_iso
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import Release, Stage, load_release
-from releasetest.verdict.history import Store, check_digest, read_verdict
+from releasetest.verdict import signing
+from releasetest.verdict.history import Store, check_verdict, read_verdict
 
 
 class PromotionRefused(ReleaseTestError):
@@ -28,9 +29,23 @@ class PromotionRefused(ReleaseTestError):
 
 def _sealed(verdict: dict[str, Any], where: str) -> None:
     try:
-        check_digest(verdict, where)
+        check_verdict(verdict, where)
     except ReleaseTestError as exc:
         raise PromotionRefused(str(exc)) from None
+
+
+def _signed_approvers(approvals: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Approvers whose record verifies under the configured key (all, when none is configured),
+    and one reason per approval that does not."""
+    good, bad = [], []
+    for a in approvals:
+        try:
+            signing.verify(a, f"approval by {a.get('by')} at {a.get('at')}")
+        except signing.SealRefused as exc:
+            bad.append(str(exc))
+            continue
+        good.append(str(a.get("by")))
+    return good, bad
 
 
 def approve(verdict_path: Path, store: Store, by: str, note: str | None = None) -> dict[str, Any]:
@@ -69,7 +84,10 @@ def verify_for_promotion(verdict: dict[str, Any], where: str, from_stage: str, t
             f"release changed since the test: the verdict is for {tested.get('id')}, the manifest and files now "
             f"give {release.release_id} (an artifact, the entry script or a config differs): re-run the gate")
     target_stage = release.stage(to_stage)
-    approvers = [str(a.get("by")) for a in store.approvals(str(verdict["digest"]))]
+    approvers, refused = _signed_approvers(store.approvals(str(verdict["digest"])))
+    if target_stage.requires_approval and not approvers and refused:
+        raise PromotionRefused(f"stage {to_stage} requires an approval of this verdict; none recorded in "
+                               f"{store.root} is valid: {refused[0]}")
     if target_stage.requires_approval and not approvers:
         raise PromotionRefused(
             f"stage {to_stage} requires an approval of this verdict and none is recorded in {store.root}: "

@@ -14,3 +14,5 @@ VERDICT_KEY = pytest.StashKey[dict[str, Any]]()
 SIGTERM_KEY = pytest.StashKey[Any]()
 #: Lines to print after the verdict: report path, ``##vso`` logging commands, warnings.
 OUTPUT_LINES_KEY = pytest.StashKey[list[str]]()
+#: The file descriptor holding the output folder's gate lock (see :mod:`releasetest.wiring.gate_lock`).
+GATE_LOCK_KEY = pytest.StashKey[int]()

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from releasetest.checks.load.latency import CONNECTION_ERROR, LatencyRecorder, LoadResult, timeline
 from releasetest.checks.load.loadgen import Profile
 from releasetest.errors import ConfigError, EndpointError
+from releasetest.lifeline import child_kwargs
 
 #: Seconds Locust gets beyond the run time to start, stop its users and write its files.
 OVERHEAD_S = 60.0
@@ -183,8 +184,8 @@ def run_locust(workdir: Path, uri: str, headers: Mapping[str, str], bodies: Sequ
     if processes > 1:
         cmd += ["--processes", str(processes)]
     try:
-        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True,
-                              timeout=profile.duration_s + profile.timeout_s + OVERHEAD_S)
+        proc = subprocess.run(cmd, **child_kwargs(cwd=workdir, capture_output=True, text=True,
+                                                  timeout=profile.duration_s + profile.timeout_s + OVERHEAD_S))
     except subprocess.TimeoutExpired:
         raise EndpointError(f"Locust did not finish within {profile.duration_s + OVERHEAD_S:g} s") from None
     if proc.returncode != 0 or not json_file.is_file():

@@ -19,6 +19,8 @@ from typing import Any
 from azureml_inference_server_http.server.entry import app as aml_app
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from releasetest.lifeline import die_with_parent
+
 StartResponse = Callable[..., Any]
 
 
@@ -80,6 +82,8 @@ class Guard:
         return self.app(environ, start_response)
 
 
+# Loaded in each gunicorn worker after the fork: a worker dies with its master, even a SIGKILLed one.
+die_with_parent()
 aml_app.register_error_handler(RequestEntityTooLarge, _too_large)
 app = Guard(aml_app, os.environ.get("RELEASETEST_SERVER_KEY") or None,
             int(os.environ.get("RELEASETEST_MAX_BODY_BYTES", str(10 * 1024 * 1024))))

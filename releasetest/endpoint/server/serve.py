@@ -19,6 +19,8 @@ from azureml_inference_server_http import amlserver
 from azureml_inference_server_http.constants import ENV_PORT, ENV_WORKER_COUNT, PACKAGE_ROOT
 from azureml_inference_server_http.log_config import load_logging_config
 
+from releasetest import lifeline
+
 HOST = "127.0.0.1"
 
 
@@ -37,6 +39,7 @@ def gunicorn_argv(port: int, workers: int, timeout_s: str) -> list[str]:
 
 
 def main() -> None:
+    lifeline.watch()  # the gate may be SIGKILLed: this server and its workers must not outlive it
     args = amlserver.parse_arguments()
     load_logging_config(PACKAGE_ROOT)
     amlserver.merge_configuration(args)
