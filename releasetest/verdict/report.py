@@ -33,8 +33,9 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "load": frozenset({"latency_ms", "achieved_rps", "target_rps", "errors", "timeouts", "slo", "timeline",
                        "capacity_rps", "slo_derivation", "requests", "service_ms"}),
 }
-#: Schema finding severities that do not block, and why (judging.py: ``azure`` tolerates defects).
-NON_BLOCKING = {"defect": "does not block: the azure policy tolerates what Azure ML's own server does"}
+#: Schema finding severities that do not block, and why: a ``defect`` is what the release's policy
+#: tolerates (under ``azure``, what Azure ML's own server does), recorded as a warning, never failed.
+NON_BLOCKING = {"defect": "does not block: the {policy} policy tolerates it"}
 #: Key figures of the history strip: (label, suite, finding path, unit).
 KEY_FIGURES = (("accuracy", "acceptance", ("metrics", "accuracy"), ""),
                ("RMSE", "acceptance", ("metrics", "rmse"), ""),
@@ -460,10 +461,10 @@ def distribution_table(dist: Any) -> dict[str, Any] | None:
             "more": 0}
 
 
-def schema_findings(findings: Any) -> list[dict[str, Any]]:
+def schema_findings(findings: Any, policy: Any) -> list[dict[str, Any]]:
     """Schema findings with whether each blocks: red when it does, amber with the reason when not."""
-    return [{**x, "blocks": str(x.get("severity")) not in NON_BLOCKING,
-             "why": NON_BLOCKING.get(str(x.get("severity")))}
+    why = {k: v.format(policy=policy or "release's") for k, v in NON_BLOCKING.items()}
+    return [{**x, "blocks": str(x.get("severity")) not in why, "why": why.get(str(x.get("severity")))}
             for x in findings if isinstance(x, dict)] if isinstance(findings, list) else []
 
 
@@ -537,7 +538,7 @@ def suite_view(name: str, result: Mapping[str, Any] | None, findings: Mapping[st
                      for r, v in refs.items()]
             view["references"] = {"columns": ["", *metric_names], "rows": rows, "more": 0}
     if name == "schema":
-        view["schema_findings"] = schema_findings(f.get("findings"))
+        view["schema_findings"] = schema_findings(f.get("findings"), f.get("policy"))
     if name == "load":
         bound = _timeline_bound(f.get("slo"))
         view["plots"]["percentiles"] = percentile_curve(f.get("latency_ms"), "latency by percentile", bound)
