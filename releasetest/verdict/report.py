@@ -42,6 +42,8 @@ KEY_FIGURES = (("accuracy", "acceptance", ("metrics", "accuracy"), ""),
                ("p99", "load", ("latency_ms", "p99"), " ms"),
                ("req/s", "load", ("achieved_rps",), ""))
 SUITE_ORDER = ("smoke", "acceptance", "schema", "load")
+#: Characters of a bar label drawn in full (7 px each at most); a longer one is cut, whole in its tooltip.
+MAX_LABEL = 40
 #: Points drawn in the latency timeline; longer series are thinned evenly.
 MAX_TIMELINE_POINTS = 2000
 
@@ -124,7 +126,7 @@ def bar_chart(bars: list[Bar], label: str, unit: str = "") -> Markup:
     if not bars:
         return Markup("")
     width, row, top, right = 720, 30, 24, 64
-    left = min(300, 16 + 7 * max(len(b.label) for b in bars))
+    left = 16 + 7 * max(min(len(b.label), MAX_LABEL) for b in bars)
     height = top + row * len(bars) + 24
     values = [b.value for b in bars] + [b.bound for b in bars if b.bound is not None] \
         + [v for b in bars for _, v in b.markers]
@@ -144,7 +146,9 @@ def bar_chart(bars: list[Bar], label: str, unit: str = "") -> Markup:
     for i, b in enumerate(bars):
         y = top + i * row
         colour = ACCENT if b.passed is None else (PASS if b.passed else FAIL)
-        body.append(_text(left - 8, y + 16, b.label, "end"))
+        short = b.label if len(b.label) <= MAX_LABEL else b.label[:MAX_LABEL - 1] + "…"
+        body.append(f'<text x="{left - 8}" y="{y + 16}" text-anchor="end"><title>{escape(b.label)}</title>'
+                    f'{escape(short)}</text>')
         body.append(f'<rect x="{left}" y="{y + 5}" width="{max(1.0, x(b.value) - left):.1f}" height="16" '
                     f'rx="2" fill="{colour}" opacity="0.85"/>')
         body.append(_text(x(b.value) + 5, y + 17, fmt(b.value) + unit, "start", "val"))
