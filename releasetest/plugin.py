@@ -229,7 +229,10 @@ class XdistController:
 
 
 def _failure_message(report: pytest.TestReport) -> str | None:
-    """The one-line cause pytest shows for a failure (assertion text, ``pytest.fail`` message)."""
+    """The one-line cause pytest shows for a failure (assertion text, ``pytest.fail`` message)
+    or a skip (its reason), for the report's test tables."""
+    if report.skipped and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")[:300]
     if not report.failed:
         return None
     crash = getattr(report.longrepr, "reprcrash", None)

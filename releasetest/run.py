@@ -222,7 +222,8 @@ class ReleaseRun:
         write_json_atomic(self.settings.verdict, verdict)
         lines: list[str] = []
         try:
-            write_report(verdict, self.settings.report, digest_ok=True)
+            write_report(verdict, self.settings.report, digest_ok=True,
+                         history=Store(self.settings.history_dir).earlier(verdict))
             lines.append(f"report: {self.settings.report}")
             summary = self.settings.verdict.parent / "summary.md"
             lines += publish_summary(summary_markdown(verdict), summary, environ)

@@ -8,11 +8,15 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from releasetest.checks.metrics import binary_auc, binary_curves, classification_metrics
 from releasetest.errors import ConfigError, ReleaseTestError
+from releasetest.plugin import _failure_message
 from releasetest.release.manifest import load_release
 from releasetest.settings import SettingError, parse_artifact_versions
+from releasetest.verdict.decision import Results, build_verdict
 from releasetest.verdict.history import Store, check_digest
 from releasetest.verdict.report import render_html
 from releasetest.verdict.seal import seal_verdict, verdict_digest
@@ -66,13 +70,14 @@ def test_report_renders_every_conventional_finding() -> None:
     for section in (*SECTIONS, "log"):
         assert doc.text.get(section, "").strip(), f"section {section} missing or empty"
     assert doc.scripts == 0, "the report must not load anything"
-    assert doc.svgs == 5  # thresholds, metrics vs references, confusion matrix, latency, timeline
+    assert doc.svgs == 6  # thresholds, metrics vs references, confusion matrix, percentile curve, histogram, timeline
     assert "http://" not in html.replace("http://127.0.0.1:5001", "").replace("http://www.w3.org/2000/svg", "")
     acceptance, schema, load = (doc.text[f"suite-{s}"] for s in ("acceptance", "schema", "load"))
     assert "balanced_accuracy" in acceptance and "majority" in acceptance and "0.998" in acceptance
     assert "curl -sS -X POST http://127.0.0.1:5001/score" in schema and "defect" in schema
     assert "p99_ms" in load and "48.7" in load and "scoringTimeoutMs / 10" in load
     assert html.count("<circle") == 2000, "the timeline is thinned to at most 2000 points"
+    assert "defectdoes not block: the reject-invalid policy tolerates it" in schema
     assert "&lt;script&gt;alert" in html and "<script>alert" not in html
     assert "&lt;b&gt;not bold&lt;/b&gt;" in html, "unknown findings are shown, escaped"
     assert "suite-custom" in html
@@ -197,3 +202,144 @@ def test_approve_and_promote_refuse_before_touching_anything(tmp_path: Path) -> 
     with pytest.raises(PromotionRefused, match="the release no longer matches what was tested: .*release.toml"):
         promote(passed, "devtest", "production", store)
     assert store.history() == [] and store.promotions() == []
+
+
+def _svgs(html: str) -> dict[str, str]:
+    """Each inline SVG by its aria-label."""
+    return dict(re.findall(r'<svg class="plot"[^>]*aria-label="([^"]*)"[^>]*>(.*?)</svg>', html, re.S))
+
+
+def _y_ticks(svg: str) -> list[float]:
+    return [float(t) for t in re.findall(r'text-anchor="end" class="axis">([0-9.]+)</text>', svg)]
+
+
+def test_roc_and_pr_curves_are_recorded_and_agree_with_the_auc() -> None:
+    rng = np.random.default_rng(7)
+    truth = rng.random(500) < 0.3
+    scores = truth * 0.4 + rng.random(500)
+    curves = binary_curves(truth, scores, max_points=40)
+    assert curves is not None
+    roc, pr = np.asarray(curves[0]), np.asarray(curves[1])
+    assert len(roc) <= 40 and len(pr) <= 40
+    assert roc[0].tolist() == [0.0, 0.0] and roc[-1].tolist() == [1.0, 1.0]
+    assert (np.diff(roc, axis=0) >= 0).all(), "ROC is monotone in both rates"
+    assert np.trapezoid(roc[:, 1], roc[:, 0]) == pytest.approx(binary_auc(truth, scores), abs=0.01)
+    assert pr[-1].tolist() == [1.0, pytest.approx(0.3, abs=0.05)], "full recall: precision is the base rate"
+    assert binary_curves(np.zeros(4, dtype=bool), np.arange(4.0)) is None
+    labels = [0, 1, 1, 0, 1]
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.6, 0.4], [0.7, 0.3]])
+    m = classification_metrics(labels, [0, 1, 1, 0, 0], (0, 1), probs)
+    assert m.curves is not None and set(m.curves["roc"]) == set(m.curves["pr"]) == {"0", "1"}
+    assert classification_metrics(labels, labels, (0, 1)).curves is None
+
+
+def test_report_of_a_classification_run_shows_curves_rates_and_baselines() -> None:
+    verdict = synthetic_verdict("PROMOTE")
+    acc = verdict["findings"]["acceptance"]
+    acc["thresholds"] = [{"metric": "accuracy", "kind": "min_absolute_change", "bound": 0.93, "value": 0.95,
+                          "reference": "majority", "reference_value": 0.91, "passed": True},
+                         {"metric": "accuracy", "kind": "min", "bound": 0.9, "value": 0.95, "reference": None,
+                          "passed": True}]
+    acc["reference_errors"] = {"champion": "champion url could not be scored: refused"}
+    acc["curves"] = {"roc": {"0": [[0, 0], [0.2, 0.7], [1, 1]], "1": [[0, 0], [0.1, 0.8], [1, 1]]},
+                     "pr": {"0": [[0.5, 0.9], [1, 0.6]], "1": [[0.5, 0.95], [1, 0.7]]}}
+    acc["class_distribution"] = {"holdout": {"0": 0.08786936236391912, "1": 0.9121306376360808}}
+    html = render_html(verdict)
+    svgs = _svgs(html)
+    assert {"ROC curves, one vs rest", "precision-recall curves, one vs rest"} <= set(svgs)
+    assert svgs["ROC curves, one vs rest"].count("<path") == 2, "one curve per class"
+    thresholds = svgs["metrics against thresholds"]
+    assert "accuracy vs majority baseline" in thresholds and "accuracy vs minimum" in thresholds
+    assert max(float(t) for t in re.findall(r'class="axis">([0-9.]+)</text>', thresholds)) == 1.0
+    doc = parse_sections(html).text["suite-acceptance"]
+    assert "majority baseline" in doc and "0.91" in doc
+    assert "not compared: champion: champion url could not be scored" in doc
+    assert "reference_errors" not in doc and "{" not in doc
+    assert "8.8%" in doc and "91.2%" in doc and "0.0878" not in doc
+    assert "420" in svgs["confusion matrix"] and "91.7%" in svgs["confusion matrix"]  # 420 of 458 true 0s
+    assert "Predicted vs actual" not in html and "Residuals" not in html
+
+
+def test_report_of_a_regression_verdict_built_by_build_verdict() -> None:
+    """The findings shape a regression task records (docs/report.md), through the real verdict builder."""
+    pva = [[float(a), float(a) + (0.5 if a % 3 else -0.7)] for a in range(40)]
+    findings = {"acceptance": {
+        "task": "regression", "metrics": {"rmse": 0.58, "mae": 0.57},
+        "thresholds": [{"metric": "rmse", "kind": "max", "bound": 1.0, "value": 0.58, "reference": None,
+                        "passed": True}],
+        "predicted_vs_actual": pva, "residuals": [[p, a - p] for a, p in pva]}}
+    results = Results()
+    results.add("acceptance", "suite_acceptance.py::test_absolute_minimums", "call", "passed", seconds=0.1)
+    verdict = seal_verdict(build_verdict(
+        decision="PROMOTE", reasons=["all 1 tests passed"], warnings=[], stage="devtest", promote_to="production",
+        target="local", release=None, endpoint=None, deploy={"ok": True}, results=results, findings=findings,
+        required=["acceptance"], exit_status=0, started_at="t0", finished_at="t1"))
+    html = render_html(verdict)
+    svgs = _svgs(html)
+    assert svgs["predicted vs actual"].count("<circle") == 40
+    assert svgs["residuals"].count("<circle") == 40
+    assert {"ROC curves, one vs rest", "confusion matrix"}.isdisjoint(svgs)
+    doc = parse_sections(html).text["suite-acceptance"]
+    assert "rmse" in doc and "Other findings" not in doc, "the regression points are plotted, not dumped"
+
+
+def test_load_charts_are_scaled_to_the_data_and_state_an_slo_off_the_chart() -> None:
+    verdict = synthetic_verdict("PROMOTE")
+    load = verdict["findings"]["load"]
+    load["slo"] = [{"name": "p99_ms", "bound": 1000.0, "value": 8.3, "passed": True}]
+    load["latency_ms"] = {"p50": 3.3, "p90": 6.1, "p95": 6.7, "p99": 8.3, "p99_9": 30.3, "max": 30.3}
+    load["timeline"] = [[i / 40, 3.0 + (27.3 if i == 7 else i % 5)] for i in range(120)]
+    load["requests"] = 120
+    svgs = _svgs(render_html(verdict))
+    for name in ("latency by percentile", "latency over time"):
+        assert max(_y_ticks(svgs[name])) <= 40, f"{name}: scaled to the data (max 30.3 ms), not to the 1000 ms SLO"
+        assert "p99_ms 1000 ms: above the chart" in svgs[name]
+    assert "99.9%" in svgs["latency by percentile"] and "50%" in svgs["latency by percentile"]
+    assert svgs["latency histogram"].count("<rect") == 24
+    load["slo"] = [{"name": "p99_ms", "bound": 20.0, "value": 8.3, "passed": True}]
+    svgs = _svgs(render_html(verdict))
+    over_time = svgs["latency over time"]
+    assert 'stroke-dasharray="6 4"' in over_time and "above the chart" not in over_time
+
+
+def test_severity_matches_the_decision_and_internal_keys_stay_hidden() -> None:
+    verdict = synthetic_verdict("PROMOTE")
+    verdict["findings"]["schema"] |= {"policy": "azure", "requests_by_process": {"main": 118}}
+    verdict["findings"]["schema"]["findings"] = verdict["findings"]["schema"]["findings"][:1]
+    verdict["findings"]["load"]["slo_derivation"] = "rate = 40: set in [load]\np99_ms = 1000: set in [load]"
+    html = render_html(verdict)
+    schema = html[html.index('id="suite-schema"'):html.index('id="suite-load"')]
+    assert 'class="badge nonblocking">defect' in schema and "does not block: the azure policy tolerates it" in schema
+    assert 'badge failed' not in schema
+    assert "requests_by_process" not in schema
+    assert '<p class="prewrap">rate = 40: set in [load]\np99_ms' in html
+
+
+def test_history_strip_compares_with_earlier_runs_on_the_stage(tmp_path: Path) -> None:
+    store = Store(tmp_path / "h")
+    earlier = synthetic_verdict("BLOCK")
+    other_stage = seal_verdict(dict(synthetic_verdict("PROMOTE"), stage="qa", finished_at="2026-01-01T09:00:00"))
+    store.add_verdict(earlier)
+    store.add_verdict(other_stage)
+    now = synthetic_verdict("PROMOTE")
+    now["findings"]["acceptance"]["metrics"]["accuracy"] = 0.95
+    now = seal_verdict({k: v for k, v in now.items() if k != "digest"})
+    assert store.earlier(now) == [earlier]
+    doc = parse_sections(render_html(now, history=store.earlier(now)))
+    strip = doc.text["history"]
+    assert "this run" in strip and "0.95" in strip and "0.873" in strip and "118 ms" in strip
+    assert "BLOCK" in strip and "48.7" in strip
+    assert "history" not in parse_sections(render_html(now)).text, "no strip without earlier runs"
+
+
+def test_skip_reasons_reach_the_verdict_and_the_report() -> None:
+    report = pytest.TestReport("suite_load.py::test_capacity", ("suite_load.py", 1, "test_capacity"), {},
+                               "skipped", ("suite_load.py", 2, "Skipped: no capacity search configured"), "setup")
+    message = _failure_message(report)
+    assert message == "no capacity search configured"
+    results = Results()
+    results.add("load", report.nodeid, "setup", "skipped", message, 0.0)
+    assert results.suites["load"].messages == {report.nodeid: "no capacity search configured"}
+    verdict = synthetic_verdict("PROMOTE")
+    verdict["suites"]["load"] = results.suites["load"].as_dict()
+    assert "no capacity search configured" in parse_sections(render_html(verdict)).text["suite-load"]

@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+#: Points kept per curve in the verdict: enough for a smooth plot, small enough for the verdict.
+CURVE_POINTS = 60
+
 #: Metrics a threshold may name, besides the per-class ones (``precision_<class>`` ...).
 SCALAR_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
 PER_CLASS = ("precision", "recall", "f1")
@@ -61,6 +64,46 @@ def binary_auc(positive: np.ndarray, scores: np.ndarray) -> float | None:
     return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
 
 
+def _thin(points: np.ndarray, max_points: int) -> list[list[float]]:
+    """Evenly spaced rows of an (n, 2) curve, always keeping both ends, rounded for the verdict."""
+    if len(points) > max_points:
+        points = points[np.unique(np.linspace(0, len(points) - 1, max_points).round().astype(int))]
+    return [[round(float(x), 4), round(float(y), 4)] for x, y in points]
+
+
+def binary_curves(positive: np.ndarray, scores: np.ndarray,
+                  max_points: int = CURVE_POINTS) -> tuple[list[list[float]], list[list[float]]] | None:
+    """ROC ``[[fpr, tpr]]`` and precision-recall ``[[recall, precision]]``, one point per distinct
+    score threshold (highest first), downsampled; ``None`` when only one side is present."""
+    pos = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    s = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-s, kind="stable")
+    s, pos = s[order], pos[order]
+    last_of_tie = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]
+    tp = np.cumsum(pos)[last_of_tie].astype(np.float64)
+    fp = (last_of_tie + 1 - tp).astype(np.float64)
+    roc = np.column_stack([np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]])
+    pr = np.column_stack([tp / n_pos, tp / (tp + fp)])
+    return _thin(roc, max_points), _thin(pr, max_points)
+
+
+def roc_pr_curves(y_true: Sequence[Any], scores: np.ndarray, classes: Sequence[Any],
+                  max_points: int = CURVE_POINTS) -> dict[str, dict[str, list[list[float]]]]:
+    """One-vs-rest ROC and precision-recall curves per class present in the truth, keyed by
+    ``str(class)``: what the report plots beside the ROC AUC the gate thresholds on."""
+    truth = np.asarray(list(y_true), dtype=object)
+    s = np.asarray(scores, dtype=np.float64)
+    out: dict[str, dict[str, list[list[float]]]] = {"roc": {}, "pr": {}}
+    for k, c in enumerate(classes):
+        curves = binary_curves(truth == c, s[:, k], max_points)
+        if curves is not None:
+            out["roc"][str(c)], out["pr"][str(c)] = curves
+    return out
+
+
 def roc_auc(y_true: Sequence[Any], scores: np.ndarray, classes: Sequence[Any]) -> float | None:
     """One-vs-rest ROC AUC, macro-averaged over classes present in the truth.
 
@@ -83,6 +126,7 @@ class Metrics:
     values: dict[str, float]
     confusion: np.ndarray
     distribution: dict[str, float]
+    curves: dict[str, dict[str, list[list[float]]]] | None = None
 
     def confusion_dict(self) -> dict[str, Any]:
         return {"labels": list(self.classes), "matrix": self.confusion.tolist()}
@@ -94,8 +138,9 @@ def classification_metrics(
     classes: Sequence[Any],
     scores: np.ndarray | None = None,
 ) -> Metrics:
-    """Accuracy, balanced accuracy, per-class precision/recall/F1, macro-F1, ROC AUC (when
-    ``scores`` are given), confusion matrix and the predicted class distribution."""
+    """Accuracy, balanced accuracy, per-class precision/recall/F1, macro-F1, ROC AUC and the ROC
+    and precision-recall curves (when ``scores`` are given), confusion matrix and the predicted
+    class distribution."""
     classes = tuple(classes)
     if len(y_true) != len(y_pred) or not len(y_true):
         raise ValueError(f"need equally many labels and predictions, got {len(y_true)} and {len(y_pred)}")
@@ -113,16 +158,18 @@ def classification_metrics(
         "balanced_accuracy": float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
         "macro_f1": float(f1[seen].mean()) if seen.any() else 0.0,
     }
+    curves = None
     if scores is not None:
         auc = roc_auc(y_true, scores, classes)
         if auc is not None:
             values["roc_auc"] = float(auc)
+        curves = roc_pr_curves(y_true, scores, classes)
     for k, c in enumerate(classes):
         values[f"precision_{c}"] = float(precision[k])
         values[f"recall_{c}"] = float(recall[k])
         values[f"f1_{c}"] = float(f1[k])
     distribution = {str(c): float(predicted[k] / n) for k, c in enumerate(classes)}
-    return Metrics(classes=classes, values=values, confusion=cm, distribution=distribution)
+    return Metrics(classes=classes, values=values, confusion=cm, distribution=distribution, curves=curves)
 
 
 def class_distribution(labels: Sequence[Any], classes: Sequence[Any]) -> dict[str, float]:

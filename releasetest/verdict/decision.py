@@ -64,6 +64,8 @@ class Results:
                     res.messages[nodeid] = message
         elif outcome == "skipped" and when in ("setup", "call"):
             res.skipped += 1
+            if message:
+                res.messages.setdefault(nodeid, message)
         elif outcome == "passed" and when == "call":
             res.passed += 1
 

@@ -118,6 +118,12 @@ class Store:
     def verdicts(self) -> list[dict[str, Any]]:
         return sorted(self._records("verdicts"), key=lambda v: str(v.get("finished_at", "")))
 
+    def earlier(self, verdict: Mapping[str, Any], limit: int = 5) -> list[dict[str, Any]]:
+        """The last ``limit`` other verdicts on the same stage, oldest first: the report's history strip."""
+        same = [v for v in self.verdicts()
+                if v.get("stage") == verdict.get("stage") and v.get("digest") != verdict.get("digest")]
+        return same[-limit:]
+
     def approve(self, verdict: Mapping[str, Any], by: str, note: str | None = None) -> dict[str, Any]:
         self.add_verdict(verdict)
         record = {"verdict_digest": verdict["digest"], "release_id": (verdict.get("release") or {}).get("id"),

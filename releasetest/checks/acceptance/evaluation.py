@@ -134,7 +134,8 @@ class Evaluation:
             "scoring": {"rows": len(self.scores.predictions), "requests": self.scores.requests,
                         "seconds": round(self.scores.seconds, 3), "rows_per_s": round(self.scores.rows_per_s, 1),
                         **self.config.describe()},
-        } | ({"parity": self.parity} if self.parity is not None else {})
+        } | ({"parity": self.parity} if self.parity is not None else {}) \
+          | ({"curves": self.candidate.curves} if self.candidate.curves else {})
 
 
 def evaluate(config: AcceptanceConfig, holdout: Holdout, classes: Sequence[Any], candidate: BatchScores,
