@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from releasetest.errors import DeployError, ReleaseTestError
 from releasetest.run import ReleaseRun, suites_dir
 from releasetest.settings import OPTIONS, Option, SettingError, resolve
 from releasetest.verdict.decision import summary_line
-from releasetest.verdict.seal import seal_verdict
 from releasetest.verdict.summary import ci_properties
 from releasetest.wiring import hookspecs
 from releasetest.wiring.fixtures import (  # noqa: F401  (fixtures are registered by being module attributes)
@@ -101,8 +99,8 @@ def pytest_configure(config: pytest.Config) -> None:
         run.load()
     except ReleaseTestError as exc:
         if workerinput is None:
-            _, lines = run.write_verdict(exit_status=int(pytest.ExitCode.USAGE_ERROR))
-            for line in lines:  # no terminal summary after a usage error; CI reads stdout
+            finished = run.finish(int(pytest.ExitCode.USAGE_ERROR))
+            for line in finished.lines:  # no terminal summary after a usage error; CI reads stdout
                 print(line)
         raise pytest.UsageError(f"releasetest: {exc}") from None
     if workerinput is not None:
@@ -258,20 +256,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if exitstatus == pytest.ExitCode.INTERRUPTED and not run.interrupted:
         run.interrupted = "KeyboardInterrupt (Ctrl-C or SIGINT)"
-    try:
-        run.teardown()
-    except Exception as exc:  # a teardown problem must not hide the verdict
-        warnings.warn(pytest.PytestWarning(f"releasetest: endpoint teardown failed: {exc!r}"), stacklevel=1)
-    verdict = run.verdict(int(exitstatus))
-    config.hook.pytest_releasetest_verdict(config=config, verdict=verdict)
-    if verdict["decision"] != "PROMOTE":
-        verdict["decision"] = "BLOCK"
-        if session.exitstatus == 0:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    verdict["exit_status"] = int(session.exitstatus)
-    verdict = seal_verdict(verdict)
-    config.stash[OUTPUT_LINES_KEY] = run.publish(verdict, os.environ)
-    config.stash[VERDICT_KEY] = verdict
+    finished = run.finish(int(exitstatus),
+                          lambda verdict: config.hook.pytest_releasetest_verdict(config=config, verdict=verdict))
+    session.exitstatus = finished.exit_status
+    verdict = config.stash[VERDICT_KEY] = finished.verdict
+    config.stash[OUTPUT_LINES_KEY] = finished.lines
     xml = config.stash.get(xml_key, None)  # LogXML writes its file in its own sessionfinish, after this one
     if xml is not None:
         for name, value in ci_properties(verdict).items():

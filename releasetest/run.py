@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from releasetest.release import provenance
 from releasetest.release.data import Holdout, load_holdout
 from releasetest.release.manifest import Release, Stage, load_release
 from releasetest.settings import Settings
-from releasetest.verdict.decision import Results, build_verdict, decide
+from releasetest.verdict.decision import Results, build_verdict, decide, gate_exit_status, settle
 from releasetest.verdict.history import Store
 from releasetest.verdict.report import write_report
 from releasetest.verdict.seal import seal_verdict
@@ -44,6 +44,20 @@ def builtin_suites() -> tuple[str, ...]:
     """Names of the suites shipped in :mod:`releasetest.suites` (``suite_<name>.py``)."""
     here = suites_dir()
     return tuple(name for name in SUITES if (here / f"suite_{name}.py").is_file())
+
+
+#: Called with the unsealed verdict before it is settled and written (the ``pytest_releasetest_verdict`` hook).
+VerdictHook = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What the end of a run leaves: the sealed verdict as written, the process's exit status,
+    and the lines to print after it (report path, CI logging commands, warnings)."""
+
+    verdict: dict[str, Any]
+    exit_status: int
+    lines: list[str]
 
 
 @dataclass
@@ -142,8 +156,14 @@ class ReleaseRun:
         self.handle, self.deploy_error, self.deploy_log_tail = handle, error, log_tail
 
     def teardown(self) -> None:
-        if self.endpoint is not None and not self.settings.keep:
+        """Stop the endpoint unless it is to be kept; a failure becomes a verdict warning, so it
+        can neither hide the verdict nor turn into a test error."""
+        if self.endpoint is None or self.settings.keep:
+            return
+        try:
             self.endpoint.teardown()
+        except Exception as exc:  # noqa: BLE001 - whatever the target raised, the verdict is still due
+            self.warnings.append(f"endpoint teardown failed: {exc!r}")
 
     def merge_findings(self, findings: dict[str, Any]) -> None:
         """Add recorded findings. A list extends (skipping items already there), and a mapping
@@ -164,8 +184,6 @@ class ReleaseRun:
     def verdict(self, exit_status: int) -> dict[str, Any]:
         decision, reasons = decide(self.results, self.required, self.deploy_error, self.interrupted,
                                    self.config_error)
-        if decision == "BLOCK" and exit_status == 0:
-            exit_status = 1
         endpoint = self.handle.describe() if self.handle else None
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True
@@ -193,7 +211,7 @@ class ReleaseRun:
             results=self.results,
             findings=self.findings,
             required=list(self.required),
-            exit_status=exit_status,
+            exit_status=gate_exit_status(decision, exit_status),
             started_at=self.started_at,
             finished_at=now_iso(),
             deployment=deployment,
@@ -206,10 +224,23 @@ class ReleaseRun:
             return None
         return self.release.stages[self.stage.promote_to].requires_approval
 
-    def write_verdict(self, exit_status: int) -> tuple[dict[str, Any], list[str]]:
-        """Seal and write the verdict, then its report, summary and history entry (see :meth:`publish`)."""
-        verdict = seal_verdict(self.verdict(exit_status))
-        return verdict, self.publish(verdict, os.environ)
+    def finish(self, exit_status: int, hook: VerdictHook | None = None) -> Finished:
+        """End the run: tear down, decide, let ``hook`` add to the verdict, settle, seal and publish.
+
+        The one path to a written verdict (after the tests, and after a configuration error).
+        A hook may add findings and reasons or turn PROMOTE into BLOCK; :func:`settle` keeps it
+        from promoting a blocked run.
+        """
+        self.teardown()
+        verdict = self.verdict(exit_status)
+        if hook is not None:
+            decided = (verdict["decision"], list(verdict["reasons"]))
+            hook(verdict)
+            verdict["decision"], verdict["reasons"] = settle(decided, verdict.get("decision"),
+                                                             verdict.get("reasons"))
+            verdict["exit_status"] = gate_exit_status(verdict["decision"], exit_status)
+        sealed = seal_verdict(verdict)
+        return Finished(sealed, int(sealed["exit_status"]), self.publish(sealed, os.environ))
 
     def publish(self, verdict: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
         """Write a sealed verdict and everything made from it; return lines for the terminal.

@@ -337,7 +337,8 @@ def build_view(verdict: Mapping[str, Any], digest_ok: bool | None = None) -> dic
 def _env() -> Environment:
     """Built once per process: compiling the template costs more than rendering it."""
     env = Environment(loader=PackageLoader("releasetest.verdict", "templates"),
-                      autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+                      autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = fmt
     env.filters["compact_json"] = compact_json
     return env
