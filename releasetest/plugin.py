@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 from _pytest.junitxml import xml_key  # the key record_testsuite_property uses; no public accessor exists
 
-from releasetest.checks.names import SUITES
+from releasetest.checks.names import OTHER
+from releasetest.checks.registry import REGISTRY, SUITES
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import DeployError, ReleaseTestError
 from releasetest.run import ReleaseRun, suites_dir
@@ -27,25 +28,23 @@ from releasetest.verdict.decision import summary_line
 from releasetest.verdict.summary import ci_properties
 from releasetest.wiring import hookspecs
 from releasetest.wiring.fixtures import (  # noqa: F401  (fixtures are registered by being module attributes)
+    champion_endpoint,
     endpoint,
     holdout,
     release,
     release_record,
+    release_run,
     release_stage,
+    release_workdir,
+    release_worker,
     scoring_client,
     suite_config,
     suite_of,
+    worker_id,
 )
 from releasetest.wiring.keys import OUTPUT_LINES_KEY, RUN_KEY, SIGTERM_KEY, VERDICT_KEY
 from releasetest.wiring.suite_lock import suite_lock
 
-MARKERS = {
-    "smoke": "smoke: the endpoint is alive and answers its contract (releasetest suite)",
-    "acceptance": "acceptance: model quality through the endpoint against thresholds and baselines "
-                  "(releasetest suite)",
-    "schema": "schema: the endpoint honours its published input/output schema (releasetest suite)",
-    "load": "load: latency and throughput at the expected traffic (releasetest suite)",
-}
 
 def _cli_type(opt: Option) -> Callable[[str], str]:
     def convert(value: str) -> str:
@@ -78,8 +77,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for line in MARKERS.values():
-        config.addinivalue_line("markers", line)
+    for suite in REGISTRY:
+        config.addinivalue_line("markers", suite.marker_line)
     # Contract defects are findings the verdict records, not errors: keep a project's
     # ``filterwarnings = error`` from turning them into failures (strict policy does that on purpose).
     config.addinivalue_line("filterwarnings", "default::releasetest.checks.contract.judging.ContractDefectWarning")
@@ -105,8 +104,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"releasetest: {exc}") from None
     if workerinput is not None:
         data = workerinput.get("releasetest_endpoint")
+        scratch = workerinput.get("releasetest_scratch")
         run.attach(EndpointHandle.from_dict(data) if data else None,
-                   workerinput.get("releasetest_deploy_error"), workerinput.get("releasetest_deploy_log_tail"))
+                   workerinput.get("releasetest_deploy_error"), workerinput.get("releasetest_deploy_log_tail"),
+                   worker_id(config) or "", Path(scratch) if scratch else None)
     else:
         config.pluginmanager.register(ResultRecorder(run), "releasetest-results")
         _interrupt_on_sigterm(config, run)
@@ -174,10 +175,18 @@ def pytest_runtest_protocol(item: pytest.Item) -> Any:
     """On an xdist worker, load tests run alone: they hold the run's suite lock exclusively,
     every other test holds it shared (see :mod:`releasetest.wiring.suite_lock`)."""
     run = item.config.stash.get(RUN_KEY, None)
-    if run is None or not run.settings.active or not hasattr(item.config, "workerinput"):
+    if run is None or not run.settings.active or run.scratch is None or worker_id(item.config) is None:
         return (yield)
-    with suite_lock(run.settings.verdict.parent / ".suite.lock", exclusive=suite_of(item) == "load"):
+    with suite_lock(run.scratch / "suite.lock", exclusive=suite_of(item) == "load"):
         return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Any:
+    """Each report carries its test's suite, so the recorder (on the xdist controller too) needs no item."""
+    report = yield
+    report.releasetest_suite = suite_of(item)
+    return report
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -203,14 +212,18 @@ class XdistController:
         self.run = run
 
     def pytest_configure_node(self, node: Any) -> None:
+        if self.run.scratch is None:
+            self.run.make_scratch()
+        node.workerinput["releasetest_scratch"] = str(self.run.scratch)
         node.workerinput["releasetest_endpoint"] = self.run.handle.to_dict() if self.run.handle else None
         node.workerinput["releasetest_deploy_error"] = self.run.deploy_error
         node.workerinput["releasetest_deploy_log_tail"] = self.run.deploy_log_tail
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        findings = getattr(node, "workeroutput", {}).get("releasetest_findings")
-        if findings:
-            self.run.merge_findings(findings)
+        output = getattr(node, "workeroutput", {})
+        if output.get("releasetest_findings"):
+            self.run.merge_findings(output["releasetest_findings"])
+        self.run.keep_worker_logs(output.get("releasetest_logs") or {})
 
 
 def _failure_message(report: pytest.TestReport) -> str | None:
@@ -235,7 +248,7 @@ class ResultRecorder:
         self.run = run
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        suite = next((s for s in SUITES if s in report.keywords), "other")
+        suite = getattr(report, "releasetest_suite", OTHER)
         self.run.results.add(suite, report.nodeid, report.when, report.outcome, _failure_message(report),
                              report.duration)
 
@@ -253,6 +266,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["releasetest_findings"] = run.findings
+        workeroutput["releasetest_logs"] = run.worker_logs()
         return
     if exitstatus == pytest.ExitCode.INTERRUPTED and not run.interrupted:
         run.interrupted = "KeyboardInterrupt (Ctrl-C or SIGINT)"
@@ -298,6 +312,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.teardown()
+        run.remove_scratch()
     previous = config.stash.get(SIGTERM_KEY, None)
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)

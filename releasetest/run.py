@@ -8,7 +8,9 @@ events into it, and the CLI can reuse deploy and verdict writing.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from typing import Any
 from releasetest.checks.names import SUITES
 from releasetest.checks.registry import parse_all
 from releasetest.endpoint.base import Endpoint
-from releasetest.endpoint.factory import build_endpoint
+from releasetest.endpoint.factory import TargetOptions, build_endpoint
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import ConfigError, DeployError, ReleaseTestError
 from releasetest.files import now_iso, write_json_atomic
@@ -80,6 +82,42 @@ class ReleaseRun:
     #: The serving interpreter against the release's conda file (see :mod:`releasetest.release.environment`).
     conda_check: dict[str, Any] | None = None
     started_at: str = field(default_factory=now_iso)
+    #: Under xdist: a private folder the controller makes and removes, for the workers' suite lock
+    #: and the logs of servers they start (handed back with :meth:`worker_logs`).
+    scratch: Path | None = None
+    #: This process's xdist worker id (``gw0``...), None on the controller or without xdist.
+    worker: str | None = None
+
+    @property
+    def log_dir(self) -> Path:
+        """Where this process's endpoints write their logs: next to the verdict, or, on a worker,
+        its own folder in the scratch space (the controller copies them next to the verdict)."""
+        if self.worker is None or self.scratch is None:
+            return self.settings.verdict.parent
+        return self.scratch / self.worker
+
+    def make_scratch(self) -> Path:
+        """On the controller, before the workers start."""
+        self.scratch = Path(tempfile.mkdtemp(prefix="releasetest-run-"))
+        return self.scratch
+
+    def worker_logs(self) -> dict[str, str]:
+        """On a worker, at its end: the logs its endpoints wrote, by file name."""
+        if self.worker is None or not self.log_dir.is_dir():
+            return {}
+        return {p.name: p.read_text(encoding="utf-8", errors="replace") for p in sorted(self.log_dir.glob("*.log"))}
+
+    def keep_worker_logs(self, logs: dict[str, str]) -> None:
+        """On the controller: write a worker's logs next to the verdict."""
+        for name, text in logs.items():
+            path = self.settings.verdict.parent / Path(name).name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+
+    def remove_scratch(self) -> None:
+        if self.scratch is not None and self.worker is None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -115,7 +153,10 @@ class ReleaseRun:
         started = time.monotonic()
         try:
             python = self._serving_python()
-            self.endpoint = build_endpoint(self.settings, self.release, self.stage, self.holdout, python)
+            golden = self.holdout.golden(self.release.data.golden_rows if self.release.data else 5)
+            options = TargetOptions.from_settings(self.settings, os.environ.get(self.settings.key_env) or None,
+                                                  python)
+            self.endpoint = build_endpoint(self.settings.target, self.release, self.stage, options, golden)
             self.handle = self.endpoint.deploy()
         except ConfigError as exc:
             self.deploy_error = f"environment: {exc}"
@@ -151,9 +192,11 @@ class ReleaseRun:
             self.warnings.append(f"environment differs from {conda.name}: " + "; ".join(found["mismatches"]))
         return python
 
-    def attach(self, handle: EndpointHandle | None, error: str | None, log_tail: str | None) -> None:
-        """On an xdist worker: take the endpoint (or the failure) the controller deployed."""
+    def attach(self, handle: EndpointHandle | None, error: str | None, log_tail: str | None,
+               worker: str, scratch: Path | None) -> None:
+        """On an xdist worker: take the endpoint (or the failure) the controller deployed, and its scratch space."""
         self.handle, self.deploy_error, self.deploy_log_tail = handle, error, log_tail
+        self.worker, self.scratch = worker, scratch
 
     def teardown(self) -> None:
         """Stop the endpoint unless it is to be kept; a failure becomes a verdict warning, so it

@@ -20,7 +20,6 @@ from releasetest.checks.load.slo import LoadSpec, evaluate, failure_message, fin
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.release.data import Holdout
 from releasetest.release.manifest import Release
-from releasetest.wiring.keys import RUN_KEY
 
 pytestmark = pytest.mark.load
 
@@ -36,16 +35,11 @@ def _run(spec: LoadSpec, endpoint: EndpointHandle, holdout: Holdout, release: Re
     return run_load(endpoint.scoring_uri, endpoint.headers(), bodies, profile)
 
 
-def _workdir(request: pytest.FixtureRequest) -> Path:
-    """Engine files (the generated locustfile, Locust's CSVs) go next to the verdict."""
-    return request.config.stash[RUN_KEY].settings.verdict.parent / "load"
-
-
 def test_slo_at_expected_rate(suite_config: LoadSpec, endpoint: EndpointHandle, holdout: Holdout,
                               release: Release, release_record: Callable[[str, Any], None],
-                              request: pytest.FixtureRequest) -> None:
+                              release_workdir: Path) -> None:
     spec = suite_config
-    result = _run(spec, endpoint, holdout, release, _workdir(request), spec.profile())
+    result = _run(spec, endpoint, holdout, release, release_workdir / "load", spec.profile())
     slos = evaluate(spec, result)
     for key, value in result.findings().items():
         release_record(key, value)
@@ -55,11 +49,11 @@ def test_slo_at_expected_rate(suite_config: LoadSpec, endpoint: EndpointHandle, 
 
 
 def test_capacity(suite_config: LoadSpec, endpoint: EndpointHandle, holdout: Holdout, release: Release,
-                  release_record: Callable[[str, Any], None], request: pytest.FixtureRequest) -> None:
+                  release_record: Callable[[str, Any], None], release_workdir: Path) -> None:
     spec = suite_config
     if not spec.capacity:
         pytest.skip("capacity mode is off (set capacity = true in [load] to find the highest rate that holds)")
-    workdir = _workdir(request)
+    workdir = release_workdir / "load"
     capacity, steps = find_capacity(
         spec, lambda rate: _run(spec, endpoint, holdout, release, workdir,
                                 spec.profile(rate=rate, duration_s=spec.capacity_step_s)))

@@ -32,7 +32,6 @@ KNOWN_KEYS: dict[str, frozenset[str]] = {
     "load": frozenset({"latency_ms", "achieved_rps", "target_rps", "errors", "timeouts", "slo", "timeline",
                        "capacity_rps", "slo_derivation"}),
 }
-SUITE_ORDER = ("smoke", "acceptance", "schema", "load")
 PERCENTILES = ("p50", "p90", "p95", "p99", "p99_9", "max")
 #: Points drawn in the latency timeline; longer series are thinned evenly.
 MAX_TIMELINE_POINTS = 2000
@@ -307,8 +306,7 @@ def suite_view(name: str, result: Mapping[str, Any] | None, findings: Mapping[st
 
 def _suite_names(verdict: Mapping[str, Any]) -> list[str]:
     seen = list(verdict.get("suites") or {}) + list(verdict.get("findings") or {})
-    names = [s for s in SUITE_ORDER if s in seen or s in (verdict.get("required_suites") or [])]
-    return names + sorted({s for s in seen if s not in names})
+    return list(dict.fromkeys([*(verdict.get("required_suites") or []), *seen]))
 
 
 def build_view(verdict: Mapping[str, Any], digest_ok: bool | None = None) -> dict[str, Any]:
