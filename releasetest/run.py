@@ -102,10 +102,11 @@ class ReleaseRun:
         return self.scratch
 
     def worker_logs(self) -> dict[str, str]:
-        """On a worker, at its end: the logs its endpoints wrote, by file name."""
+        """On a worker, at its end: the logs its endpoints wrote, by file name with a ``-gwN`` suffix."""
         if self.worker is None or not self.log_dir.is_dir():
             return {}
-        return {p.name: p.read_text(encoding="utf-8", errors="replace") for p in sorted(self.log_dir.glob("*.log"))}
+        return {f"{p.stem}-{self.worker}{p.suffix}": p.read_text(encoding="utf-8", errors="replace")
+                for p in sorted(self.log_dir.glob("*.log"))}
 
     def keep_worker_logs(self, logs: dict[str, str]) -> None:
         """On the controller: write a worker's logs next to the verdict."""
