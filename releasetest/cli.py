@@ -11,6 +11,7 @@ from pathlib import Path
 from releasetest.errors import ReleaseTestError
 from releasetest.files import sha256_file
 from releasetest.release.manifest import load_release
+from releasetest.settings import TARGETS
 from releasetest.verdict.decision import summary_line
 from releasetest.verdict.history import Store, check_verdict, read_verdict
 from releasetest.verdict.seal import verdict_digest
@@ -200,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--to", dest="to_stage", required=True, help="stage to deploy, e.g. production")
     p.add_argument("--verdict", default=DEFAULT_VERDICT)
     p.add_argument("--manifest", help="release manifest (default: the one the verdict names)")
-    p.add_argument("--target", choices=("local", "azureml", "url"), default="local",
+    p.add_argument("--target", choices=TARGETS, default="local",
                    help="local: deploy with azmlinfsrv on 127.0.0.1; azureml: blue/green into the stage's "
                         "Azure ML endpoint; url: record an existing endpoint")
     p.add_argument("--url", help="scoring URI of the target stage's endpoint, for --target url")

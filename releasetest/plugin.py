@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,36 +18,34 @@ from typing import Any
 import pytest
 from _pytest.junitxml import xml_key  # the key record_testsuite_property uses; no public accessor exists
 
-from releasetest.checks.names import SUITES
+from releasetest.checks.names import OTHER
+from releasetest.checks.registry import REGISTRY, SUITES
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import DeployError, ReleaseTestError
 from releasetest.run import ReleaseRun, suites_dir
 from releasetest.settings import OPTIONS, Option, SettingError, resolve
 from releasetest.verdict.decision import summary_line
-from releasetest.verdict.seal import seal_verdict
 from releasetest.verdict.summary import ci_properties
 from releasetest.wiring import hookspecs
 from releasetest.wiring.fixtures import (  # noqa: F401  (fixtures are registered by being module attributes)
+    champion_endpoint,
     endpoint,
     holdout,
     release,
     release_record,
+    release_run,
     release_stage,
+    release_workdir,
+    release_worker,
     scoring_client,
     suite_config,
     suite_of,
+    worker_id,
 )
 from releasetest.wiring.gate_lock import acquire_gate_lock, release_gate_lock
 from releasetest.wiring.keys import GATE_LOCK_KEY, OUTPUT_LINES_KEY, RUN_KEY, SIGTERM_KEY, VERDICT_KEY
 from releasetest.wiring.suite_lock import suite_lock
 
-MARKERS = {
-    "smoke": "smoke: the endpoint is alive and answers its contract (releasetest suite)",
-    "acceptance": "acceptance: model quality through the endpoint against thresholds and baselines "
-                  "(releasetest suite)",
-    "schema": "schema: the endpoint honours its published input/output schema (releasetest suite)",
-    "load": "load: latency and throughput at the expected traffic (releasetest suite)",
-}
 
 def _cli_type(opt: Option) -> Callable[[str], str]:
     def convert(value: str) -> str:
@@ -81,8 +78,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for line in MARKERS.values():
-        config.addinivalue_line("markers", line)
+    for suite in REGISTRY:
+        config.addinivalue_line("markers", suite.marker_line)
     # Contract defects are findings the verdict records, not errors: keep a project's
     # ``filterwarnings = error`` from turning them into failures (strict policy does that on purpose).
     config.addinivalue_line("filterwarnings", "default::releasetest.checks.contract.judging.ContractDefectWarning")
@@ -104,14 +101,16 @@ def pytest_configure(config: pytest.Config) -> None:
         run.load()
     except ReleaseTestError as exc:
         if workerinput is None:
-            _, lines = run.write_verdict(exit_status=int(pytest.ExitCode.USAGE_ERROR))
-            for line in lines:  # no terminal summary after a usage error; CI reads stdout
+            finished = run.finish(int(pytest.ExitCode.USAGE_ERROR))
+            for line in finished.lines:  # no terminal summary after a usage error; CI reads stdout
                 print(line)
         raise pytest.UsageError(f"releasetest: {exc}") from None
     if workerinput is not None:
         data = workerinput.get("releasetest_endpoint")
+        scratch = workerinput.get("releasetest_scratch")
         run.attach(EndpointHandle.from_dict(data) if data else None,
-                   workerinput.get("releasetest_deploy_error"), workerinput.get("releasetest_deploy_log_tail"))
+                   workerinput.get("releasetest_deploy_error"), workerinput.get("releasetest_deploy_log_tail"),
+                   worker_id(config) or "", Path(scratch) if scratch else None)
     else:
         config.pluginmanager.register(ResultRecorder(run), "releasetest-results")
         _interrupt_on_sigterm(config, run)
@@ -189,10 +188,18 @@ def pytest_runtest_protocol(item: pytest.Item) -> Any:
     """On an xdist worker, load tests run alone: they hold the run's suite lock exclusively,
     every other test holds it shared (see :mod:`releasetest.wiring.suite_lock`)."""
     run = item.config.stash.get(RUN_KEY, None)
-    if run is None or not run.settings.active or not hasattr(item.config, "workerinput"):
+    if run is None or not run.settings.active or run.scratch is None or worker_id(item.config) is None:
         return (yield)
-    with suite_lock(run.settings.verdict.parent / ".suite.lock", exclusive=suite_of(item) == "load"):
+    with suite_lock(run.scratch / "suite.lock", exclusive=suite_of(item) == "load"):
         return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Any:
+    """Each report carries its test's suite, so the recorder (on the xdist controller too) needs no item."""
+    report = yield
+    report.releasetest_suite = suite_of(item)
+    return report
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -218,14 +225,18 @@ class XdistController:
         self.run = run
 
     def pytest_configure_node(self, node: Any) -> None:
+        if self.run.scratch is None:
+            self.run.make_scratch()
+        node.workerinput["releasetest_scratch"] = str(self.run.scratch)
         node.workerinput["releasetest_endpoint"] = self.run.handle.to_dict() if self.run.handle else None
         node.workerinput["releasetest_deploy_error"] = self.run.deploy_error
         node.workerinput["releasetest_deploy_log_tail"] = self.run.deploy_log_tail
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        findings = getattr(node, "workeroutput", {}).get("releasetest_findings")
-        if findings:
-            self.run.merge_findings(findings)
+        output = getattr(node, "workeroutput", {})
+        if output.get("releasetest_findings"):
+            self.run.merge_findings(output["releasetest_findings"])
+        self.run.keep_worker_logs(output.get("releasetest_logs") or {})
 
 
 def _failure_message(report: pytest.TestReport) -> str | None:
@@ -253,7 +264,7 @@ class ResultRecorder:
         self.run = run
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        suite = next((s for s in SUITES if s in report.keywords), "other")
+        suite = getattr(report, "releasetest_suite", OTHER)
         self.run.results.add(suite, report.nodeid, report.when, report.outcome, _failure_message(report),
                              report.duration)
 
@@ -271,23 +282,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["releasetest_findings"] = run.findings
+        workeroutput["releasetest_logs"] = run.worker_logs()
         return
     if exitstatus == pytest.ExitCode.INTERRUPTED and not run.interrupted:
         run.interrupted = "KeyboardInterrupt (Ctrl-C or SIGINT)"
-    try:
-        run.teardown()
-    except Exception as exc:  # a teardown problem must not hide the verdict
-        warnings.warn(pytest.PytestWarning(f"releasetest: endpoint teardown failed: {exc!r}"), stacklevel=1)
-    verdict = run.verdict(int(exitstatus))
-    config.hook.pytest_releasetest_verdict(config=config, verdict=verdict)
-    if verdict["decision"] != "PROMOTE":
-        verdict["decision"] = "BLOCK"
-        if session.exitstatus == 0:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    verdict["exit_status"] = int(session.exitstatus)
-    verdict = seal_verdict(verdict)
-    config.stash[OUTPUT_LINES_KEY] = run.publish(verdict, os.environ)
-    config.stash[VERDICT_KEY] = verdict
+    finished = run.finish(int(exitstatus),
+                          lambda verdict: config.hook.pytest_releasetest_verdict(config=config, verdict=verdict))
+    session.exitstatus = finished.exit_status
+    verdict = config.stash[VERDICT_KEY] = finished.verdict
+    config.stash[OUTPUT_LINES_KEY] = finished.lines
     xml = config.stash.get(xml_key, None)  # LogXML writes its file in its own sessionfinish, after this one
     if xml is not None:
         for name, value in ci_properties(verdict).items():
@@ -325,6 +328,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.teardown()
+        run.remove_scratch()
     lock = config.stash.get(GATE_LOCK_KEY, None)
     if lock is not None:
         del config.stash[GATE_LOCK_KEY]

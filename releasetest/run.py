@@ -8,9 +8,11 @@ events into it, and the CLI can reuse deploy and verdict writing.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 from releasetest.checks.names import SUITES
 from releasetest.checks.registry import parse_all
 from releasetest.endpoint.base import Endpoint
-from releasetest.endpoint.factory import build_endpoint
+from releasetest.endpoint.factory import TargetOptions, build_endpoint
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import ConfigError, DeployError, ReleaseTestError
 from releasetest.files import now_iso, write_json_atomic
@@ -26,7 +28,7 @@ from releasetest.release import provenance
 from releasetest.release.data import Holdout, load_holdout
 from releasetest.release.manifest import Release, Stage, load_release
 from releasetest.settings import Settings
-from releasetest.verdict.decision import Results, build_verdict, decide
+from releasetest.verdict.decision import Results, build_verdict, decide, gate_exit_status, settle
 from releasetest.verdict.history import Store
 from releasetest.verdict.report import write_report
 from releasetest.verdict.seal import seal_verdict
@@ -44,6 +46,20 @@ def builtin_suites() -> tuple[str, ...]:
     """Names of the suites shipped in :mod:`releasetest.suites` (``suite_<name>.py``)."""
     here = suites_dir()
     return tuple(name for name in SUITES if (here / f"suite_{name}.py").is_file())
+
+
+#: Called with the unsealed verdict before it is settled and written (the ``pytest_releasetest_verdict`` hook).
+VerdictHook = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What the end of a run leaves: the sealed verdict as written, the process's exit status,
+    and the lines to print after it (report path, CI logging commands, warnings)."""
+
+    verdict: dict[str, Any]
+    exit_status: int
+    lines: list[str]
 
 
 @dataclass
@@ -66,6 +82,43 @@ class ReleaseRun:
     #: The serving interpreter against the release's conda file (see :mod:`releasetest.release.environment`).
     conda_check: dict[str, Any] | None = None
     started_at: str = field(default_factory=now_iso)
+    #: Under xdist: a private folder the controller makes and removes, for the workers' suite lock
+    #: and the logs of servers they start (handed back with :meth:`worker_logs`).
+    scratch: Path | None = None
+    #: This process's xdist worker id (``gw0``...), None on the controller or without xdist.
+    worker: str | None = None
+
+    @property
+    def log_dir(self) -> Path:
+        """Where this process's endpoints write their logs: next to the verdict, or, on a worker,
+        its own folder in the scratch space (the controller copies them next to the verdict)."""
+        if self.worker is None or self.scratch is None:
+            return self.settings.verdict.parent
+        return self.scratch / self.worker
+
+    def make_scratch(self) -> Path:
+        """On the controller, before the workers start."""
+        self.scratch = Path(tempfile.mkdtemp(prefix="releasetest-run-"))
+        return self.scratch
+
+    def worker_logs(self) -> dict[str, str]:
+        """On a worker, at its end: the logs its endpoints wrote, by file name with a ``-gwN`` suffix."""
+        if self.worker is None or not self.log_dir.is_dir():
+            return {}
+        return {f"{p.stem}-{self.worker}{p.suffix}": p.read_text(encoding="utf-8", errors="replace")
+                for p in sorted(self.log_dir.glob("*.log"))}
+
+    def keep_worker_logs(self, logs: dict[str, str]) -> None:
+        """On the controller: write a worker's logs next to the verdict."""
+        for name, text in logs.items():
+            path = self.settings.verdict.parent / Path(name).name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+
+    def remove_scratch(self) -> None:
+        if self.scratch is not None and self.worker is None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -101,7 +154,10 @@ class ReleaseRun:
         started = time.monotonic()
         try:
             python = self._serving_python()
-            self.endpoint = build_endpoint(self.settings, self.release, self.stage, self.holdout, python)
+            golden = self.holdout.golden(self.release.data.golden_rows if self.release.data else 5)
+            options = TargetOptions.from_settings(self.settings, os.environ.get(self.settings.key_env) or None,
+                                                  python)
+            self.endpoint = build_endpoint(self.settings.target, self.release, self.stage, options, golden)
             self.handle = self.endpoint.deploy()
         except ConfigError as exc:
             self.deploy_error = f"environment: {exc}"
@@ -139,13 +195,21 @@ class ReleaseRun:
             self.warnings.append(f"environment differs from {conda.name}: " + "; ".join(found["mismatches"]))
         return python
 
-    def attach(self, handle: EndpointHandle | None, error: str | None, log_tail: str | None) -> None:
-        """On an xdist worker: take the endpoint (or the failure) the controller deployed."""
+    def attach(self, handle: EndpointHandle | None, error: str | None, log_tail: str | None,
+               worker: str, scratch: Path | None) -> None:
+        """On an xdist worker: take the endpoint (or the failure) the controller deployed, and its scratch space."""
         self.handle, self.deploy_error, self.deploy_log_tail = handle, error, log_tail
+        self.worker, self.scratch = worker, scratch
 
     def teardown(self) -> None:
-        if self.endpoint is not None and not self.settings.keep:
+        """Stop the endpoint unless it is to be kept; a failure becomes a verdict warning, so it
+        can neither hide the verdict nor turn into a test error."""
+        if self.endpoint is None or self.settings.keep:
+            return
+        try:
             self.endpoint.teardown()
+        except Exception as exc:  # noqa: BLE001 - whatever the target raised, the verdict is still due
+            self.warnings.append(f"endpoint teardown failed: {exc!r}")
 
     def merge_findings(self, findings: dict[str, Any]) -> None:
         """Add recorded findings. A list extends (skipping items already there), and a mapping
@@ -166,8 +230,6 @@ class ReleaseRun:
     def verdict(self, exit_status: int) -> dict[str, Any]:
         decision, reasons = decide(self.results, self.required, self.deploy_error, self.interrupted,
                                    self.config_error)
-        if decision == "BLOCK" and exit_status == 0:
-            exit_status = 1
         endpoint = self.handle.describe() if self.handle else None
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True
@@ -195,7 +257,7 @@ class ReleaseRun:
             results=self.results,
             findings=self.findings,
             required=list(self.required),
-            exit_status=exit_status,
+            exit_status=gate_exit_status(decision, exit_status),
             started_at=self.started_at,
             finished_at=now_iso(),
             deployment=deployment,
@@ -208,10 +270,23 @@ class ReleaseRun:
             return None
         return self.release.stages[self.stage.promote_to].requires_approval
 
-    def write_verdict(self, exit_status: int) -> tuple[dict[str, Any], list[str]]:
-        """Seal and write the verdict, then its report, summary and history entry (see :meth:`publish`)."""
-        verdict = seal_verdict(self.verdict(exit_status))
-        return verdict, self.publish(verdict, os.environ)
+    def finish(self, exit_status: int, hook: VerdictHook | None = None) -> Finished:
+        """End the run: tear down, decide, let ``hook`` add to the verdict, settle, seal and publish.
+
+        The one path to a written verdict (after the tests, and after a configuration error).
+        A hook may add findings and reasons or turn PROMOTE into BLOCK; :func:`settle` keeps it
+        from promoting a blocked run.
+        """
+        self.teardown()
+        verdict = self.verdict(exit_status)
+        if hook is not None:
+            decided = (verdict["decision"], list(verdict["reasons"]))
+            hook(verdict)
+            verdict["decision"], verdict["reasons"] = settle(decided, verdict.get("decision"),
+                                                             verdict.get("reasons"))
+            verdict["exit_status"] = gate_exit_status(verdict["decision"], exit_status)
+        sealed = seal_verdict(verdict)
+        return Finished(sealed, int(sealed["exit_status"]), self.publish(sealed, os.environ))
 
     def publish(self, verdict: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
         """Write a sealed verdict and everything made from it; return lines for the terminal.

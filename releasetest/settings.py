@@ -19,8 +19,12 @@ class SettingError(ValueError):
     """A setting has a value the run cannot use; the message says which and why."""
 
 
+#: Where a release can be deployed; the CLI's ``--target`` and :mod:`releasetest.endpoint.factory` use these.
+TARGETS = ("local", "url", "azureml")
+
+
 def parse_target(value: str) -> str:
-    if value not in ("local", "url", "azureml"):
+    if value not in TARGETS:
         raise SettingError(f"unknown target {value!r}: use 'local' (azmlinfsrv on 127.0.0.1), "
                            "'url' (an existing endpoint, with --release-url) "
                            "or 'azureml' (an Azure ML online endpoint, needs the azureml extra)")

@@ -16,36 +16,25 @@ import pytest
 from releasetest.checks.acceptance.config import AcceptanceConfig
 from releasetest.checks.acceptance.evaluation import Evaluation, constant_prediction, evaluate
 from releasetest.checks.acceptance.scoring import BatchScores, champion_rows, score_rows
-from releasetest.endpoint.factory import champion_endpoint
+from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import DeployError, EndpointError
 from releasetest.release.data import Holdout
 from releasetest.release.manifest import Release
 from releasetest.run import ReleaseRun
-from releasetest.wiring.keys import RUN_KEY
 
 pytestmark = pytest.mark.acceptance
 
 
-def _run(config: pytest.Config) -> ReleaseRun:
-    run: ReleaseRun = config.stash[RUN_KEY]
-    return run
-
-
 @pytest.fixture(scope="session")
-def acceptance_config(pytestconfig: pytest.Config, release: Release) -> AcceptanceConfig:
-    cfg: AcceptanceConfig = _run(pytestconfig).suite_configs["acceptance"]
+def acceptance_config(release_run: ReleaseRun, release: Release) -> AcceptanceConfig:
+    cfg: AcceptanceConfig = release_run.suite_configs["acceptance"]
     return cfg
 
 
-def _score_champion(pytestconfig: pytest.Config, cfg: AcceptanceConfig, release: Release) -> BatchScores:
+def _score_champion(endpoint: Endpoint, cfg: AcceptanceConfig, release: Release) -> BatchScores:
     """Deploy (or reach) the champion, score the same holdout, and stop it again right away."""
     assert cfg.champion is not None
-    run = _run(pytestconfig)
-    # The xdist worker id, from this run's own workerinput (an inherited env var may be a parent's).
-    worker = getattr(pytestconfig, "workerinput", {}).get("workerid")
-    log = run.settings.verdict.parent / f"server-{run.settings.stage}-champion{'-' + worker if worker else ''}.log"
-    endpoint = champion_endpoint(cfg.champion, str(run.settings.stage), log, run.settings.ready_timeout)
     try:
         handle = endpoint.deploy()
         return score_rows(handle, champion_rows(cfg.champion, release), cfg.batch_size, cfg.concurrency)
@@ -54,8 +43,8 @@ def _score_champion(pytestconfig: pytest.Config, cfg: AcceptanceConfig, release:
 
 
 @pytest.fixture(scope="session")
-def evaluation(pytestconfig: pytest.Config, endpoint: EndpointHandle, holdout: Holdout, release: Release,
-               acceptance_config: AcceptanceConfig) -> Evaluation:
+def evaluation(endpoint: EndpointHandle, holdout: Holdout, release: Release, acceptance_config: AcceptanceConfig,
+               champion_endpoint: Endpoint | None) -> Evaluation:
     """The candidate scored through its endpoint, the references, and every threshold decision."""
     assert release.data is not None
     cfg = acceptance_config
@@ -64,9 +53,9 @@ def evaluation(pytestconfig: pytest.Config, endpoint: EndpointHandle, holdout: H
     except EndpointError as exc:
         pytest.fail(f"scoring the holdout through the endpoint failed: {exc}", pytrace=False)
     champion, champion_error = None, None
-    if cfg.champion is not None:
+    if cfg.champion is not None and champion_endpoint is not None:
         try:
-            champion = _score_champion(pytestconfig, cfg, release)
+            champion = _score_champion(champion_endpoint, cfg, release)
         except (DeployError, EndpointError) as exc:
             champion_error = f"champion {cfg.champion.source} could not be scored: {str(exc).splitlines()[0]}"
     try:

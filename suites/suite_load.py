@@ -22,7 +22,7 @@ from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.process import group_rss_bytes
 from releasetest.release.data import Holdout
 from releasetest.release.manifest import Release
-from releasetest.wiring.keys import RUN_KEY
+from releasetest.run import ReleaseRun
 
 pytestmark = pytest.mark.load
 
@@ -38,23 +38,18 @@ def _run(spec: LoadSpec, endpoint: EndpointHandle, holdout: Holdout, release: Re
     return run_load(endpoint.scoring_uri, endpoint.headers(), bodies, profile, on_warm)
 
 
-def _workdir(request: pytest.FixtureRequest) -> Path:
-    """Engine files (the generated locustfile, Locust's CSVs) go next to the verdict."""
-    return request.config.stash[RUN_KEY].settings.verdict.parent / "load"
-
-
 def test_slo_at_expected_rate(suite_config: LoadSpec, endpoint: EndpointHandle, holdout: Holdout,
                               release: Release, release_record: Callable[[str, Any], None],
-                              request: pytest.FixtureRequest) -> None:
+                              release_workdir: Path, release_run: ReleaseRun) -> None:
     """The SLOs at the expected rate; the same window also measures the server's memory growth
     (resident memory of its process group after warm-up and at the end), which replaces the smoke
     suite's request burst when the window is at least as long (:func:`memory_in_load_window`)."""
     spec = suite_config
-    smoke: SmokeConfig = request.config.stash[RUN_KEY].suite_configs["smoke"]
+    smoke: SmokeConfig = release_run.suite_configs["smoke"]
     pid = endpoint.info.get("pid")
     watch = spec.engine == "builtin" and pid is not None and group_rss_bytes(pid) is not None
     warm: list[int] = []
-    result = _run(spec, endpoint, holdout, release, _workdir(request), spec.profile(),
+    result = _run(spec, endpoint, holdout, release, release_workdir / "load", spec.profile(),
                   on_warm=(lambda: warm.append(group_rss_bytes(pid) or 0)) if watch else None)
     problems = []
     if warm:
@@ -75,11 +70,11 @@ def test_slo_at_expected_rate(suite_config: LoadSpec, endpoint: EndpointHandle, 
 
 
 def test_capacity(suite_config: LoadSpec, endpoint: EndpointHandle, holdout: Holdout, release: Release,
-                  release_record: Callable[[str, Any], None], request: pytest.FixtureRequest) -> None:
+                  release_record: Callable[[str, Any], None], release_workdir: Path) -> None:
     spec = suite_config
     if not spec.capacity:
         pytest.skip("capacity mode is off (set capacity = true in [load] to find the highest rate that holds)")
-    workdir = _workdir(request)
+    workdir = release_workdir / "load"
     capacity, steps = find_capacity(
         spec, lambda rate: _run(spec, endpoint, holdout, release, workdir,
                                 spec.profile(rate=rate, duration_s=spec.capacity_step_s)))

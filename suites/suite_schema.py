@@ -8,7 +8,6 @@ finding lands in the verdict under ``findings.schema.findings`` with its body an
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -85,12 +84,12 @@ def _key_env(endpoint: EndpointHandle) -> str | None:
     return str(endpoint.info.get("key_env", "RELEASETEST_ENDPOINT_KEY")) if endpoint.key else None
 
 
-def _report(findings: list[Finding], client: CountingClient, policy: str, record: Record) -> None:
+def _report(findings: list[Finding], client: CountingClient, policy: str, record: Record, worker: str) -> None:
     """Record findings and the request count; warn about defects; fail on failures."""
     record("findings", [f.as_dict() for f in findings])
     record("policy", policy)
     record("requests_sent", client.sent)
-    record("requests_by_process", {os.environ.get("PYTEST_XDIST_WORKER", "main"): client.sent})
+    record("requests_by_process", {worker: client.sent})
     for f in findings:
         if f.severity == DEFECT:
             warnings.warn(ContractDefectWarning(f"{f.message} (reproduce: {f.curl})"), stacklevel=2)
@@ -108,7 +107,7 @@ def _report(findings: list[Finding], client: CountingClient, policy: str, record
 
 def test_published_contract(contract: Contract, swagger: tuple[dict[str, Any], dict[str, Any]],
                             schema_client: CountingClient, suite_config: SchemaConfig,
-                            release_record: Record) -> None:
+                            release_record: Record, release_worker: str) -> None:
     """swagger v2 and v3 agree, take rows of the manifest's features; gaps in them are defects."""
     url = schema_client.handle.swagger_uri + "?version=3"
     findings = [Finding(kind, DEFECT, 200, "", curl_line("GET", url, content_type=None), message)
@@ -116,13 +115,13 @@ def test_published_contract(contract: Contract, swagger: tuple[dict[str, Any], d
     if not declares_bearer(swagger[0]):
         findings.append(Finding("schema-no-auth-declared", DEFECT, 200, "", curl_line("GET", url, content_type=None),
                                 "the published spec declares no Bearer security for POST /score"))
-    _report(findings, schema_client, suite_config.policy, release_record)
+    _report(findings, schema_client, suite_config.policy, release_record, release_worker)
 
 
 def test_valid_inputs_are_answered_by_contract(
     schema_client: CountingClient, contract: Contract, holdout: Holdout, release: Release,
     suite_config: SchemaConfig, golden: tuple[list[list[float]], list[Any]], release_record: Record,
-    request: pytest.FixtureRequest,
+    request: pytest.FixtureRequest, release_worker: str,
 ) -> None:
     """Generated batches of realistic and edge values: each gets a 2xx that keeps the output schema."""
     assert release.data is not None
@@ -180,7 +179,7 @@ def test_valid_inputs_are_answered_by_contract(
                                 f"{exc.message}; minimal failing body {body}" if len(body) <= 300
                                 else f"{exc.message}; minimal failing body of {len(exc.rows)} rows"))
     findings += _after(schema_client, golden, "the generated valid requests", key_env)
-    _report(findings, schema_client, suite_config.policy, release_record)
+    _report(findings, schema_client, suite_config.policy, release_record, release_worker)
 
 
 def _after(client: CountingClient, golden: tuple[list[list[float]], list[Any]], what: str,
@@ -206,7 +205,7 @@ def _after(client: CountingClient, golden: tuple[list[list[float]], list[Any]], 
 @pytest.mark.parametrize("name", PROBE_NAMES)
 def test_negative_input(name: str, schema_client: CountingClient, contract: Contract,
                         release: Release, suite_config: SchemaConfig, golden: tuple[list[list[float]], list[Any]],
-                        release_record: Record) -> None:
+                        release_record: Record, release_worker: str) -> None:
     """A bad request gets a client error (or, under ``azure``, a recorded defect), leaks nothing,
     and leaves the server answering liveness and golden rows."""
     assert release.data is not None
@@ -233,4 +232,4 @@ def test_negative_input(name: str, schema_client: CountingClient, contract: Cont
             severity, message = judged
             findings.append(Finding(name, severity, resp.status_code, probe.shown_body(), curl, message))
     findings += _after(schema_client, golden, f"{probe.name} ({probe.what})", key_env)
-    _report(findings, schema_client, suite_config.policy, release_record)
+    _report(findings, schema_client, suite_config.policy, release_record, release_worker)

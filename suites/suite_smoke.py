@@ -13,8 +13,8 @@ from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.process import group_rss_bytes
 from releasetest.release.data import Holdout
 from releasetest.release.manifest import Release, Stage
+from releasetest.run import ReleaseRun
 from releasetest.wiring.fixtures import suite_of
-from releasetest.wiring.keys import RUN_KEY
 
 pytestmark = pytest.mark.smoke
 
@@ -106,7 +106,7 @@ def _load_window_selected(session: pytest.Session) -> bool:
 
 def test_memory_stable_under_repeated_requests(scoring_client: ScoringClient, endpoint: EndpointHandle,
                                                holdout: Holdout, suite_config: SmokeConfig,
-                                               request: pytest.FixtureRequest) -> None:
+                                               release_run: ReleaseRun, request: pytest.FixtureRequest) -> None:
     """A leak per request shows in DEV TEST, not as an OOM-killed container in production.
 
     When the load window runs in this session and sends at least ``memory_requests`` after its
@@ -114,7 +114,7 @@ def test_memory_stable_under_repeated_requests(scoring_client: ScoringClient, en
     pid = endpoint.info.get("pid")
     if pid is None or group_rss_bytes(pid) is None:
         pytest.skip("memory is only watched for a local endpoint (its process group)")
-    load: LoadSpec = request.config.stash[RUN_KEY].suite_configs["load"]
+    load: LoadSpec = release_run.suite_configs["load"]
     if _load_window_selected(request.session) and memory_in_load_window(suite_config, load):
         pytest.skip(f"memory growth is measured over the load window's {load.measured_requests()} requests "
                     "after warm-up (suite_load.py::test_slo_at_expected_rate, findings.load.memory)")

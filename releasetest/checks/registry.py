@@ -1,35 +1,48 @@
-"""Per-suite manifest tables, parsed and checked before anything is deployed.
+"""The registry of suites: each built-in suite's name, marker help and manifest-table parser.
 
-Each suite module owns its table's schema and exposes ``parse(table, release, stage) -> config``
-that raises :class:`~releasetest.errors.ConfigError` naming the manifest, key and fix. The run
-calls every parser in :data:`PARSERS` at load time; suites read their parsed config from
-``ReleaseRun.suite_configs`` (the ``suite_config`` fixture).
+Each parser has the shape ``parse(table, release, stage) -> config`` and raises
+:class:`~releasetest.errors.ConfigError` naming the manifest, key and fix. The run calls every
+parser at load time; suites read their parsed config through the ``suite_config`` fixture.
 """
-
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from releasetest.checks.acceptance import config as acceptance
 from releasetest.checks.contract.config import parse_schema_config
 from releasetest.checks.load.slo import parse_load
+from releasetest.checks.names import SUITE_MARKERS, SUITES
 from releasetest.checks.smoke import parse_smoke
 from releasetest.release.manifest import Release, Stage
 
 Parser = Callable[[dict[str, Any], Release, Stage], Any]
 
 
-#: suite name -> parser of its manifest table.
-PARSERS: dict[str, Parser] = {
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    marker_help: str
+    parse: Parser
+
+    @property
+    def marker_line(self) -> str:
+        """The ``markers`` ini line pytest shows in ``--markers``."""
+        return f"{self.name}: {self.marker_help}"
+
+
+_PARSERS: dict[str, Parser] = {
     "smoke": parse_smoke,
     "acceptance": acceptance.parse,
     "schema": parse_schema_config,
     "load": parse_load,
 }
 
+#: Every built-in suite, in report order.
+REGISTRY: tuple[Suite, ...] = tuple(Suite(name, SUITE_MARKERS[name], _PARSERS[name]) for name in SUITES)
+
 
 def parse_all(release: Release, stage: Stage) -> dict[str, Any]:
-    return {name: parse(release.suite_tables.get(name, {}), release, stage) for name, parse in PARSERS.items()}
-
+    return {s.name: s.parse(release.suite_tables.get(s.name, {}), release, stage) for s in REGISTRY}

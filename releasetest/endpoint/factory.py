@@ -1,50 +1,87 @@
-"""Building endpoints: the deploy target the settings ask for, and the champion's."""
+"""The one place endpoints are built: the run's target, the champion, and promotion's deploys.
+
+Every caller names a target from :data:`releasetest.settings.TARGETS` (or ``champion-url``) and
+passes the values that target needs; nothing else constructs an endpoint class.
+"""
 
 from __future__ import annotations
 
-import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from releasetest.checks.acceptance.config import Champion
 from releasetest.endpoint.base import Endpoint
-from releasetest.endpoint.champion import ChampionUrlEndpoint
-from releasetest.release.data import Holdout, load_holdout
+from releasetest.release.data import load_holdout
 from releasetest.release.manifest import Release, Stage
-from releasetest.settings import Settings
+from releasetest.settings import TARGETS, Settings
+
+Golden = tuple[list[list[float]], list[Any]]
 
 
-def champion_endpoint(champion: Champion, stage: str, log_path: Path, ready_timeout_s: float) -> Endpoint:
-    """The champion's endpoint, not yet deployed: a second local server, or its URL."""
-    if champion.url is not None:
-        return ChampionUrlEndpoint(champion.url, champion.key_env, ready_timeout_s)
-    from releasetest.endpoint.local import LocalEndpoint
+@dataclass(frozen=True)
+class TargetOptions:
+    """What a target needs beyond the release and stage; each target reads only its own fields."""
 
-    rel = champion.release
-    assert rel is not None and rel.data is not None
-    golden = load_holdout(rel.data).golden(rel.data.golden_rows)
-    return LocalEndpoint(rel, rel.stage(stage), golden, log_path=log_path, ready_timeout_s=ready_timeout_s)
+    log_dir: Path
+    ready_timeout: float = 120.0
+    url: str | None = None
+    key_env: str = "RELEASETEST_ENDPOINT_KEY"
+    port: int = 0
+    key: str | None = None
+    max_body_bytes: int = 10 * 1024 * 1024
+    python: str = sys.executable
+    workspace_config: Path | None = None
+    endpoint_name: str | None = None
+    deployment_name: str = "blue"
+    #: Added to the log file's name, e.g. ``-champion``: several endpoints of one stage, one folder.
+    log_suffix: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings, key: str | None, python: str = sys.executable) -> TargetOptions:
+        return cls(log_dir=settings.verdict.parent, ready_timeout=settings.ready_timeout, url=settings.url,
+                   key_env=settings.key_env, port=settings.port, key=key,
+                   max_body_bytes=int(settings.max_body_mb * 1024 * 1024), python=python,
+                   workspace_config=settings.workspace_config)
 
 
-def build_endpoint(settings: Settings, release: Release, stage: Stage, holdout: Holdout,
-                   python: str = sys.executable) -> Endpoint:
-    """The deploy target the settings ask for, not yet deployed."""
-    golden = holdout.golden(release.data.golden_rows if release.data else 5)
-    if settings.target == "url":
+def golden_of(release: Release) -> Golden:
+    """The release's golden rows and labels: what a deployed endpoint must answer to be ready."""
+    assert release.data is not None
+    return load_holdout(release.data).golden(release.data.golden_rows)
+
+
+def build_endpoint(target: str, release: Release | None, stage: Stage | None, options: TargetOptions,
+                   golden: Golden | None = None) -> Endpoint:
+    """An endpoint of ``target``, not yet deployed.
+
+    ``champion-url`` is production reached at ``options.url``: ready when liveness answers, since
+    the candidate's golden labels are no test for another model.
+    """
+    if target == "champion-url":
+        from releasetest.endpoint.champion import ChampionUrlEndpoint
+
+        assert options.url is not None
+        return ChampionUrlEndpoint(options.url, options.key_env, options.ready_timeout)
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
+    assert release is not None and stage is not None
+    golden = golden if golden is not None else golden_of(release)
+    if target == "url":
         from releasetest.endpoint.url import UrlEndpoint
 
-        assert settings.url is not None
-        return UrlEndpoint(settings.url, settings.key_env, golden, ready_timeout_s=settings.ready_timeout)
-    if settings.target == "azureml":
+        assert options.url is not None
+        return UrlEndpoint(options.url, options.key_env, golden, ready_timeout_s=options.ready_timeout)
+    if target == "azureml":
         from releasetest.endpoint.azureml import AzureMLEndpoint
 
-        return AzureMLEndpoint(release, stage, golden, workspace_config=settings.workspace_config,
-                               log_path=settings.verdict.parent / f"azureml-{stage.name}.log",
-                               ready_timeout_s=settings.ready_timeout)
+        return AzureMLEndpoint(release, stage, golden, workspace_config=options.workspace_config,
+                               log_path=options.log_dir / f"azureml-{stage.name}{options.log_suffix}.log",
+                               ready_timeout_s=options.ready_timeout, endpoint_name=options.endpoint_name,
+                               deployment_name=options.deployment_name)
     from releasetest.endpoint.local import LocalEndpoint
 
-    log = settings.verdict.parent / f"server-{stage.name}.log"
-    return LocalEndpoint(release, stage, golden, log_path=log, ready_timeout_s=settings.ready_timeout,
-                         port=settings.port, key=os.environ.get(settings.key_env) or None,
-                         max_body_bytes=int(settings.max_body_mb * 1024 * 1024), python=python)
-
+    return LocalEndpoint(release, stage, golden,
+                         log_path=options.log_dir / f"server-{stage.name}{options.log_suffix}.log",
+                         ready_timeout_s=options.ready_timeout, port=options.port, key=options.key,
+                         python=options.python, max_body_bytes=options.max_body_bytes)

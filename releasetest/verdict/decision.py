@@ -107,6 +107,27 @@ def decide(
     return "PROMOTE", [f"all {total} tests passed in suites: {', '.join(ran)}"]
 
 
+def gate_exit_status(decision: str, exit_status: int) -> int:
+    """The process's exit status: a BLOCK never exits 0 (it exits 1, pytest's "tests failed")."""
+    return 1 if decision != "PROMOTE" and exit_status == 0 else exit_status
+
+
+def settle(decided: tuple[str, list[str]], hook_decision: Any, hook_reasons: Any) -> tuple[str, list[str]]:
+    """The decision after a verdict hook: it may add reasons or turn PROMOTE into BLOCK, never the reverse.
+
+    ``decided`` is the gate's own decision and reasons; its reasons are always kept. When the hook
+    blocks a run the gate would promote, the hook's own reasons come first (the gate's "all passed"
+    line would say nothing about why).
+    """
+    decision, reasons = decided
+    added = [str(r) for r in (hook_reasons if isinstance(hook_reasons, list) else []) if r not in reasons]
+    if decision == "PROMOTE" and hook_decision == "PROMOTE":
+        return decision, reasons + added
+    if decision == "PROMOTE":
+        return "BLOCK", added or [f"blocked by a pytest_releasetest_verdict hook (it set decision {hook_decision!r})"]
+    return "BLOCK", reasons + added
+
+
 def build_verdict(
     *,
     decision: str,

@@ -10,15 +10,16 @@ stage's own deployment config: locally, or blue/green into the stage's kept Azur
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from releasetest.endpoint.base import Endpoint
+from releasetest.endpoint.factory import TargetOptions, build_endpoint
 from releasetest.errors import ConfigError, DeployError, ReleaseTestError
 from releasetest.files import now_iso
-from releasetest.release.data import load_holdout
 from releasetest.release.manifest import Release, Stage, load_release
+from releasetest.settings import TARGETS
 from releasetest.verdict import signing
 from releasetest.verdict.history import Store, check_verdict, read_verdict
 
@@ -102,17 +103,15 @@ class Promotion:
     endpoint: Endpoint | None = None
 
 
-def _promote_azureml(release: Release, stage: Stage, golden: tuple[list[list[float]], list[Any]], log: Path,
-                     workspace_config: Path | None, endpoint_name: str | None,
-                     ready_timeout: float) -> dict[str, Any]:
+def _promote_azureml(release: Release, stage: Stage, options: TargetOptions) -> dict[str, Any]:
     """Blue/green into the stage's Azure ML endpoint; the endpoint description for the record."""
     from releasetest.azureml.mapping import release_deployment_name, stage_endpoint_name
     from releasetest.endpoint.azureml import AzureMLEndpoint
 
-    azure = AzureMLEndpoint(release, stage, golden, log_path=log, workspace_config=workspace_config,
-                            ready_timeout_s=ready_timeout,
-                            endpoint_name=endpoint_name or stage_endpoint_name(release.name, stage.name),
-                            deployment_name=release_deployment_name(release.short_id))
+    options = replace(options, endpoint_name=options.endpoint_name or stage_endpoint_name(release.name, stage.name),
+                      deployment_name=release_deployment_name(release.short_id))
+    azure = build_endpoint("azureml", release, stage, options)
+    assert isinstance(azure, AzureMLEndpoint)
     try:
         done = azure.promote()
     except DeployError as exc:
@@ -133,17 +132,12 @@ def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *,
     stage = release.stage(to_stage)
     store.add_verdict(verdict)
     kept: Endpoint | None = None
-    if target in ("local", "azureml"):
-        assert release.data is not None
-        golden = load_holdout(release.data).golden(release.data.golden_rows)
+    options = TargetOptions(log_dir=out_dir or verdict_path.parent, ready_timeout=ready_timeout, port=port,
+                            workspace_config=workspace_config, endpoint_name=endpoint_name)
     if target == "azureml":
-        log = (out_dir or verdict_path.parent) / f"azureml-{to_stage}.log"
-        endpoint = _promote_azureml(release, stage, golden, log, workspace_config, endpoint_name, ready_timeout)
+        endpoint = _promote_azureml(release, stage, options)
     elif target == "local":
-        from releasetest.endpoint.local import LocalEndpoint
-
-        log = (out_dir or verdict_path.parent) / f"server-{to_stage}.log"
-        local = LocalEndpoint(release, stage, golden, log_path=log, ready_timeout_s=ready_timeout, port=port)
+        local = build_endpoint("local", release, stage, options)
         try:
             handle = local.deploy()  # ready = liveness answers and the golden rows score as at training
         except DeployError as exc:
@@ -160,7 +154,7 @@ def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *,
 
         endpoint = handle_for_url(url, None).describe()
     else:
-        raise PromotionRefused(f"unknown target {target!r}: use local, azureml or url")
+        raise PromotionRefused(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
     record = {
         "release": release.name, "release_id": release.release_id,
         "artifacts": [{"name": a.name, "version": a.version} for a in release.artifacts],

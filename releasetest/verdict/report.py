@@ -41,7 +41,6 @@ KEY_FIGURES = (("accuracy", "acceptance", ("metrics", "accuracy"), ""),
                ("RMSE", "acceptance", ("metrics", "rmse"), ""),
                ("p99", "load", ("latency_ms", "p99"), " ms"),
                ("req/s", "load", ("achieved_rps",), ""))
-SUITE_ORDER = ("smoke", "acceptance", "schema", "load")
 #: Characters of a bar label drawn in full (7 px each at most); a longer one is cut, whole in its tooltip.
 MAX_LABEL = 40
 #: Points drawn in the latency timeline; longer series are thinned evenly.
@@ -559,8 +558,7 @@ def suite_view(name: str, result: Mapping[str, Any] | None, findings: Mapping[st
 
 def _suite_names(verdict: Mapping[str, Any]) -> list[str]:
     seen = list(verdict.get("suites") or {}) + list(verdict.get("findings") or {})
-    names = [s for s in SUITE_ORDER if s in seen or s in (verdict.get("required_suites") or [])]
-    return names + sorted({s for s in seen if s not in names})
+    return list(dict.fromkeys([*(verdict.get("required_suites") or []), *seen]))
 
 
 def build_view(verdict: Mapping[str, Any], digest_ok: bool | None = None,
@@ -591,8 +589,8 @@ def build_view(verdict: Mapping[str, Any], digest_ok: bool | None = None,
 def _env() -> Environment:
     """Built once per process: compiling the template costs more than rendering it."""
     env = Environment(loader=PackageLoader("releasetest.verdict", "templates"),
-                      autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined, trim_blocks=True,
-                      lstrip_blocks=True)
+                      autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = fmt
     env.filters["compact_json"] = compact_json
     return env

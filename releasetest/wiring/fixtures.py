@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from releasetest.checks.acceptance.config import AcceptanceConfig
 from releasetest.checks.names import OTHER, SUITES
+from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import ScoringClient
+from releasetest.endpoint.factory import TargetOptions, build_endpoint
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import DeployError
 from releasetest.release.data import Holdout
@@ -25,10 +29,57 @@ def _active_run(config: pytest.Config) -> ReleaseRun:
 
 
 def suite_of(node: pytest.Item) -> str:
+    """The suite a test belongs to, by its marker (its own, its class's or its module's)."""
     for name in SUITES:
         if node.get_closest_marker(name) is not None:
             return name
     return OTHER
+
+
+def worker_id(config: pytest.Config) -> str | None:
+    """This process's xdist worker id, from its own workerinput (an inherited
+    ``PYTEST_XDIST_WORKER`` may be a parent pytest's); None on the controller or without xdist."""
+    workerinput: dict[str, Any] = getattr(config, "workerinput", {})
+    return workerinput.get("workerid")
+
+
+@pytest.fixture(scope="session")
+def release_run(pytestconfig: pytest.Config) -> ReleaseRun:
+    """The run itself: settings, the release, its parsed suite configs."""
+    return _active_run(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def release_workdir(release_run: ReleaseRun) -> Path:
+    """A folder for a suite's working files (generated locustfile, engine CSVs), next to the verdict."""
+    return release_run.settings.verdict.parent
+
+
+@pytest.fixture(scope="session")
+def release_worker(pytestconfig: pytest.Config) -> str:
+    """Which process runs this test: the xdist worker id, or ``main``."""
+    return worker_id(pytestconfig) or "main"
+
+
+@pytest.fixture(scope="session")
+def champion_endpoint(release_run: ReleaseRun) -> Endpoint | None:
+    """The champion of ``[acceptance]``, built but not deployed (the suite deploys it only as
+    long as it scores); None when the manifest names no champion.
+
+    On an xdist worker its log goes to the run's scratch space and reaches the verdict's folder
+    through the controller.
+    """
+    cfg: AcceptanceConfig | None = release_run.suite_configs.get("acceptance")
+    if cfg is None or cfg.champion is None:
+        return None
+    stage = str(release_run.settings.stage)
+    options = TargetOptions(log_dir=release_run.log_dir, ready_timeout=release_run.settings.ready_timeout,
+                            url=cfg.champion.url, key_env=cfg.champion.key_env, log_suffix="-champion")
+    if cfg.champion.url is not None:
+        return build_endpoint("champion-url", None, None, options)
+    champion = cfg.champion.release
+    assert champion is not None
+    return build_endpoint("local", champion, champion.stage(stage), options)
 
 
 @pytest.fixture(scope="session")

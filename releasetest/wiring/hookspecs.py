@@ -20,8 +20,10 @@ def pytest_releasetest_endpoint_ready(config: pytest.Config, handle: EndpointHan
 
 @pytest.hookspec
 def pytest_releasetest_verdict(config: pytest.Config, verdict: dict[str, Any]) -> None:
-    """The verdict is complete and about to be written; only ever called once, by the controller.
+    """The verdict is complete and about to be sealed and written; called once, by the controller.
 
     Implementations may add entries under ``verdict["findings"]`` or append to
-    ``verdict["reasons"]``; to block, set ``verdict["decision"] = "BLOCK"`` with a reason.
+    ``verdict["reasons"]``; to block, set ``verdict["decision"] = "BLOCK"`` and append a reason.
+    A hook can only make the gate stricter: setting ``"PROMOTE"`` on a blocked run is ignored,
+    and the gate's own reasons are kept (see :func:`releasetest.verdict.decision.settle`).
     """

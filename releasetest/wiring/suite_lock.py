@@ -3,7 +3,8 @@
 Load figures are only true when nothing else runs against the endpoint or the CPU; and the other
 suites' timeouts are only fair when no load test is saturating the server. Each xdist worker holds
 the lock around every test it runs: shared for ordinary tests, exclusive for load tests. It is
-``flock`` on a file next to the verdict, so it covers exactly the processes of one run.
+``flock`` on a file in the run's scratch folder, which the controller makes before the workers
+start and removes at the end, so it covers exactly the processes of one run and leaves nothing behind.
 
 Plain ``flock`` lets a stream of shared holders starve an exclusive waiter, so a second lock, the
 turnstile, orders arrivals: everyone passes it on the way in, and a writer keeps it until it owns
