@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from _pytest.junitxml import xml_key  # the key record_testsuite_property uses; no public accessor exists
 
-from releasetest.checks.names import OTHER
 from releasetest.checks.registry import REGISTRY, SUITES
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import DeployError, ReleaseTestError
 from releasetest.run import ReleaseRun, suites_dir
 from releasetest.settings import OPTIONS, Option, SettingError, resolve
+from releasetest.suite_names import OTHER
 from releasetest.verdict.decision import summary_line
 from releasetest.verdict.summary import ci_properties
 from releasetest.wiring import hookspecs

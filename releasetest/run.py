@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from releasetest.checks.names import SUITES
 from releasetest.checks.registry import parse_all
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.factory import TargetOptions, build_endpoint
@@ -28,6 +27,7 @@ from releasetest.release import provenance
 from releasetest.release.data import Holdout, load_holdout
 from releasetest.release.manifest import Release, Stage, load_release
 from releasetest.settings import Settings
+from releasetest.suite_names import SUITES
 from releasetest.verdict.decision import Results, build_verdict, decide, gate_exit_status, settle
 from releasetest.verdict.history import Store
 from releasetest.verdict.report import write_report

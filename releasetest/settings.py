@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from releasetest.checks.names import SUITES
+from releasetest.suite_names import SUITES
 
 
 class SettingError(ValueError):

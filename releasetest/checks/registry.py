@@ -14,9 +14,9 @@ from typing import Any
 from releasetest.checks.acceptance import config as acceptance
 from releasetest.checks.contract.config import parse_schema_config
 from releasetest.checks.load.slo import parse_load
-from releasetest.checks.names import SUITE_MARKERS, SUITES
 from releasetest.checks.smoke import parse_smoke
 from releasetest.release.manifest import Release, Stage
+from releasetest.suite_names import SUITE_MARKERS, SUITES
 
 Parser = Callable[[dict[str, Any], Release, Stage], Any]
 

@@ -20,9 +20,9 @@ from typing import Any
 import tomllib
 
 from releasetest.azureml.v1 import DeploymentConfig, InferenceConfig, parse_deployment_config, parse_inference_config
-from releasetest.checks.names import SUITES
 from releasetest.errors import ConfigError
 from releasetest.files import read_bytes, sha256_file
+from releasetest.suite_names import SUITES
 from releasetest.tables import Key, Table, check, check_table
 
 #: Manifest tables that configure one suite each; their contents are checked by the suite's own

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from releasetest.checks.acceptance.config import AcceptanceConfig
-from releasetest.checks.names import OTHER, SUITES
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.factory import TargetOptions, build_endpoint
@@ -18,6 +17,7 @@ from releasetest.errors import DeployError
 from releasetest.release.data import Holdout
 from releasetest.release.manifest import Release, Stage
 from releasetest.run import ReleaseRun
+from releasetest.suite_names import OTHER, SUITES
 from releasetest.wiring.keys import RUN_KEY
 
 
