@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -128,6 +133,72 @@ def test_locust_engine_runs_the_same_profile(release_project: ReleaseProject) ->
     assert 105 <= load["requests"] <= 280  # 70 req/s for the 3 s after warm-up, roughly
     assert all(s["passed"] for s in load["slo"])
     assert (release_project.root / "releasetest-out" / "load" / "locustfile.py").is_file()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _load_workers(count: int, port: int) -> Iterator[list[subprocess.Popen[str]]]:
+    """``releasetest load-worker`` processes joining a master on 127.0.0.1:port; each is stopped
+    at the end (they leave by themselves when the master ends the run)."""
+    procs = [subprocess.Popen([sys.executable, "-m", "releasetest.cli", "load-worker", "--master",
+                               f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(count)]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=30)
+
+
+def _distributed(project: ReleaseProject, port: int, workers: int, extra: str = "") -> None:
+    project.edit("release.toml", "p99_ms = 1000\n",
+                 f"p99_ms = 1000\nengine = \"locust\"\nworkers = {workers}\nmaster_port = {port}\n{extra}")
+
+
+def test_locust_master_runs_the_profile_on_two_workers_that_joined_through_the_cli(
+        release_project: ReleaseProject) -> None:
+    """The gate is the Locust master; two `releasetest load-worker` processes send all the load,
+    and the master's aggregated statistics become the verdict's figures."""
+    if not locust_available():
+        pytest.skip("the locust extra is not installed (pip install 'releasetest[locust]')")
+    port = _free_port()
+    _distributed(release_project, port, 2)
+    with _load_workers(2, port) as procs:
+        result = release_project.run(*LOAD_ONLY)
+        # The master ends the run and tells its workers to quit: they exit by themselves.
+        codes = [proc.wait(timeout=60) for proc in procs]
+        logs = [proc.communicate()[0] for proc in procs]
+    verdict = release_project.verdict()
+    assert result.ret == 0, verdict["reasons"]
+    assert codes == [0, 0], logs
+    load = verdict["findings"]["load"]
+    assert load["engine"] == "locust (master + 2 workers)"
+    # A master expecting workers sends nothing itself: every request came from the workers.
+    assert 105 <= load["requests"] <= 280 and load["errors"] == {} and load["latency_ms"]["p50"] > 0
+    assert all(s["passed"] for s in load["slo"])
+
+
+def test_too_few_load_workers_block_naming_how_many_joined(release_project: ReleaseProject) -> None:
+    if not locust_available():
+        pytest.skip("the locust extra is not installed (pip install 'releasetest[locust]')")
+    port = _free_port()
+    _distributed(release_project, port, 2, "workers_wait_s = 3\n")
+    with _load_workers(1, port) as procs:
+        result = release_project.run(*LOAD_ONLY)
+        codes = [proc.wait(timeout=60) for proc in procs]
+    verdict = release_project.verdict()
+    assert result.ret == 1 and verdict["decision"] == "BLOCK"
+    assert codes == [0]
+    assert any(f"Locust master on 127.0.0.1:{port}: 1 of 2 workers joined within 3 s" in r
+               and f"releasetest load-worker --master 127.0.0.1:{port}" in r for r in verdict["reasons"]), \
+        verdict["reasons"]
 
 
 def test_bad_load_setting_stops_before_deploy(release_project: ReleaseProject) -> None:
