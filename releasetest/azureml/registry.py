@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,28 +38,31 @@ class ModelRegistry:
         if self._client is None:
             self._client = ml_client(self.workspace_config, self.credential)
         where = f"model {name} version {version} in the workspace of {self.workspace_config}"
-        try:
-            model = self._client.models.get(name, version)
-            dest = self.cache / name / version
-            with tempfile.TemporaryDirectory(dir=self._tmp_root()) as tmp:
-                self._client.models.download(name, version, download_path=tmp)
-                got = Path(tmp) / name
-                files = sorted(p for p in got.rglob("*") if p.is_file())
-                if not files:
-                    raise ConfigError(self.workspace_config, None, f"{where} has no files",
-                                      "register the version with its files")
-                if dest.exists():
-                    shutil.rmtree(dest)
-                dest.mkdir(parents=True)
-                for f in files:
-                    shutil.move(f, dest / f.name)
-        except ResourceNotFoundError:
-            raise ConfigError(self.workspace_config, None, f"{where} is not registered",
-                              f"register it (az ml model create --name {name} --version {version}) or ask "
-                              "for a registered version") from None
-        except HttpResponseError as exc:
-            raise ConfigError(self.workspace_config, None, f"{where} could not be read: {exc.message}",
-                              "check the workspace config and the credential's access to it") from None
+        # azure-ai-ml's own deprecation warnings (marshmallow, azure-storage-blob) are not the user's to fix.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                model = self._client.models.get(name, version)
+                dest = self.cache / name / version
+                with tempfile.TemporaryDirectory(dir=self._tmp_root()) as tmp:
+                    self._client.models.download(name, version, download_path=tmp)
+                    got = Path(tmp) / name
+                    files = sorted(p for p in got.rglob("*") if p.is_file())
+                    if not files:
+                        raise ConfigError(self.workspace_config, None, f"{where} has no files",
+                                          "register the version with its files")
+                    if dest.exists():
+                        shutil.rmtree(dest)
+                    dest.mkdir(parents=True)
+                    for f in files:
+                        shutil.move(f, dest / f.name)
+            except ResourceNotFoundError:
+                raise ConfigError(self.workspace_config, None, f"{where} is not registered",
+                                  f"register it (az ml model create --name {name} --version {version}) or ask "
+                                  "for a registered version") from None
+            except HttpResponseError as exc:
+                raise ConfigError(self.workspace_config, None, f"{where} could not be read: {exc.message}",
+                                  "check the workspace config and the credential's access to it") from None
         out = tuple(ArtifactFile(path=p.resolve(), sha256=sha256_file(p)) for p in sorted(dest.iterdir()))
         tags = {str(k): str(v) for k, v in (model.tags or {}).items()}
         pinned = tags.get(SHA_TAG)

@@ -249,8 +249,8 @@ def _parse_artifacts(items: list[Any], manifest: Path, verify: bool, pick: Mappi
                                   f"add its files and sha256 to the [[artifacts]] entry for {name} version {version}, "
                                   "or run where the workspace config is (aml_config/config.json beside the "
                                   "manifest, or --release-workspace-config)")
-            files, source = resolve(name, version)
-            artifacts.append(Artifact(name=name, version=version, files=files, registry=source))
+            fetched, source = resolve(name, version)
+            artifacts.append(Artifact(name=name, version=version, files=fetched, registry=source))
             continue
         for j, af in enumerate(listed):
             rel = _rel(af.path, manifest.parent)
