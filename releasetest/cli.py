@@ -156,6 +156,13 @@ def _cmd_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_load_worker(args: argparse.Namespace) -> int:
+    """One Locust worker for a gate whose ``[load] workers`` is set; ends when the gate's run does."""
+    from releasetest.checks.load.locust_engine import run_worker
+
+    return run_worker(args.master)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="releasetest", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -214,6 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--by", help="who or what promotes (recorded)")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=_cmd_promote)
+    p = sub.add_parser("load-worker", help="join a gate's distributed load run as one Locust worker")
+    p.add_argument("--master", required=True, metavar="HOST:PORT",
+                   help="the gate machine's address and [load] master_port (default port 5557)")
+    p.set_defaults(func=_cmd_load_worker)
     args = parser.parse_args(argv)
     from releasetest.verdict.promotion import PromotionRefused
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from releasetest.azureml.registry import registry_for
 from releasetest.checks.registry import parse_all
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.factory import TargetOptions, build_endpoint
@@ -131,8 +132,10 @@ class ReleaseRun:
         """Parse and verify the release; a problem is kept as the run's config error and re-raised."""
         assert self.settings.stage is not None
         try:
-            self.release = load_release(self.settings.config,
-                                        artifact_versions=dict(self.settings.artifact or ()))
+            registry = registry_for(self.settings.config, self.settings.workspace_config,
+                                    self.settings.verdict.parent / "registry")
+            self.release = load_release(self.settings.config, artifact_versions=dict(self.settings.artifact or ()),
+                                        registry=registry)
             self.stage = self.release.stage(self.settings.stage)
             if self.release.data is None:
                 raise ConfigError(self.release.manifest, "data", "missing [data] table",

@@ -37,7 +37,8 @@ def main() -> int:
 
     from azure.identity import DefaultAzureCredential
 
-    from releasetest.endpoint.azureml import AzureMLEndpoint, read_workspace_config
+    from releasetest.azureml.workspace import read_workspace_config
+    from releasetest.endpoint.azureml import AzureMLEndpoint
     from releasetest.endpoint.client import ScoringClient
 
     def step(name: str, started: float) -> None:

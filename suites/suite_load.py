@@ -34,7 +34,7 @@ def _run(spec: LoadSpec, endpoint: EndpointHandle, holdout: Holdout, release: Re
         from releasetest.checks.load.locust_engine import run_locust
 
         return run_locust(workdir, endpoint.scoring_uri, endpoint.headers(), bodies, profile,
-                          processes=spec.locust_processes, release=release.name)
+                          processes=spec.locust_processes, release=release.name, master=spec.master)
     return run_load(endpoint.scoring_uri, endpoint.headers(), bodies, profile, on_warm)
 
 

@@ -167,16 +167,23 @@ class AzureStandin:
             "NO_PROXY": "127.0.0.1,localhost",
         }
 
-    def register_model(self, name: str, version: str, tags: dict[str, str], ws: str = WS_PATH) -> None:
-        """A model someone registered before the run (as the workspace would return it)."""
+    def register_model(self, name: str, version: str, tags: dict[str, str], ws: str = WS_PATH,
+                       files: dict[str, bytes] | None = None) -> None:
+        """A model someone registered before the run (as the workspace would return it); with
+        ``files``, its blobs are in the default datastore under ``ModelRegistry/<name>/<version>/``
+        as Azure keeps registered model files, so ``models.download`` fetches them."""
+        folder = f"ModelRegistry/{name}/{version}"
         rid = f"{ws}/models/{name}/versions/{version}"
         resource = {"id": rid, "name": version, "type": "models",
                     "properties": {"flavors": {}, "tags": tags, "modelType": "custom_model",
-                                   "modelUri": "azureml://datastores/workspaceblobstore/paths/elsewhere/",
+                                   "modelUri": f"azureml://datastores/workspaceblobstore/paths/"
+                                               f"{folder if files else 'elsewhere'}/",
                                    "provisioningState": "Succeeded"}}
         with self.lock:
             self.state.assets[rid] = resource
             self.state.models[(name, version)] = resource
+            for file_name, data in (files or {}).items():
+                self.state.blobs[f"/{CONTAINER}/{folder}/{file_name}"] = (data, {})
 
     def requests(self, method: str | None = None, pattern: str = "") -> list[Recorded]:
         with self.lock:
@@ -543,7 +550,8 @@ def _get_logs(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
 
 def _blob(st: AzureStandin, method: str, path: str, query: dict[str, list[str]], raw: bytes,
           headers: Any) -> Result:
-    """The Blob service calls of an upload: properties (HEAD), put blob, set metadata, list."""
+    """The Blob service calls of an upload and a download: properties (HEAD), put blob, set metadata,
+    list, and (ranged) get."""
     comp = (query.get("comp") or [""])[0]
     meta = {k.lower()[len("x-ms-meta-"):]: v for k, v in headers.items() if k.lower().startswith("x-ms-meta-")}
     with st.lock:
@@ -571,6 +579,14 @@ def _blob(st: AzureStandin, method: str, path: str, query: dict[str, list[str]],
             if found is None:
                 return 404, None, {"x-ms-error-code": "BlobNotFound"}
             data, metadata = found
+            ranged = re.fullmatch(r"bytes=(\d+)-(\d*)", headers.get("x-ms-range") or headers.get("Range") or "")
+            if method == "GET" and ranged:  # a download asks in ranges; Azure answers 206 + Content-Range
+                first = int(ranged[1])
+                last = min(int(ranged[2]) if ranged[2] else len(data) - 1, len(data) - 1)
+                return 206, data[first:last + 1], {
+                    "x-ms-blob-type": "BlockBlob", "ETag": '"1"', "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT",
+                    "Content-Range": f"bytes {first}-{last}/{len(data)}",
+                    **{f"x-ms-meta-{k}": v for k, v in metadata.items()}}
             return 200, data if method == "GET" else None, {
                 "x-ms-blob-type": "BlockBlob", "ETag": '"1"', "Last-Modified": "Mon, 01 Jan 2024 00:00:00 GMT",
                 **({"Content-Length": str(len(data))} if method == "HEAD" else {}),

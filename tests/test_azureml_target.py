@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from releasetest.azureml.workspace import read_workspace_config, tree_digest
 from releasetest.endpoint.local import LocalEndpoint
 from releasetest.errors import DeployError
 from releasetest.release.manifest import load_release
@@ -61,7 +62,7 @@ def arm(release_project: ReleaseProject, tmp_path: Path, monkeypatch: pytest.Mon
 def _manifest_digest(release_project: ReleaseProject) -> str:
     release = load_release(release_project.release / "release.toml")
     plan = azureml_target.plan_for(release, release.stage("devtest"))
-    return str(azureml_target.tree_digest(plan.deployment_model.files))
+    return str(tree_digest(plan.deployment_model.files))
 
 
 def test_devtest_on_azureml_promotes(release_project: ReleaseProject, arm: Any) -> None:
@@ -154,9 +155,9 @@ def test_workspace_config_keys_are_checked(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     path.write_text(json.dumps({"subscription_id": "s", "resource_group": "rg"}))
     with pytest.raises(azureml_target.ConfigError, match=r"config.json: workspace_name: missing or empty"):
-        azureml_target.read_workspace_config(path)
+        read_workspace_config(path)
     path.write_text(json.dumps({"subscription_id": "s", "resource_group": "rg", "workspace": "ws"}))
-    assert azureml_target.read_workspace_config(path)["workspace_name"] == "ws"
+    assert read_workspace_config(path)["workspace_name"] == "ws"
 
 
 def test_handle_sends_the_deployment_header_and_survives_workerinput() -> None:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from releasetest.checks.load.loadgen import Profile, request_bodies, run_load
+from releasetest.checks.load.locust_engine import Master, run_locust
 from releasetest.checks.load.locust_engine import available as locust_available
+from releasetest.errors import EndpointError
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import load_release
 
@@ -128,6 +135,74 @@ def test_locust_engine_runs_the_same_profile(release_project: ReleaseProject) ->
     assert 105 <= load["requests"] <= 280  # 70 req/s for the 3 s after warm-up, roughly
     assert all(s["passed"] for s in load["slo"])
     assert (release_project.root / "releasetest-out" / "load" / "locustfile.py").is_file()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def _load_workers(count: int, port: int) -> Iterator[list[subprocess.Popen[str]]]:
+    """``releasetest load-worker`` processes joining a master on 127.0.0.1:port; each is stopped
+    at the end (they leave by themselves when the master ends the run)."""
+    procs = [subprocess.Popen([sys.executable, "-m", "releasetest.cli", "load-worker", "--master",
+                               f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(count)]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=30)
+
+
+def _distributed(project: ReleaseProject, port: int, workers: int, extra: str = "") -> None:
+    project.edit("release.toml", "p99_ms = 1000\n",
+                 f"p99_ms = 1000\nengine = \"locust\"\nworkers = {workers}\nmaster_port = {port}\n{extra}")
+
+
+def test_locust_master_runs_the_profile_on_two_workers_that_joined_through_the_cli(
+        release_project: ReleaseProject) -> None:
+    """The gate is the Locust master; two `releasetest load-worker` processes send all the load,
+    and the master's aggregated statistics become the verdict's figures."""
+    if not locust_available():
+        pytest.skip("the locust extra is not installed (pip install 'releasetest[locust]')")
+    port = _free_port()
+    _distributed(release_project, port, 2)
+    with _load_workers(2, port) as procs:
+        result = release_project.run(*LOAD_ONLY)
+        # The master ends the run and tells its workers to quit: they exit by themselves.
+        codes = [proc.wait(timeout=60) for proc in procs]
+        logs = [proc.communicate()[0] for proc in procs]
+    verdict = release_project.verdict()
+    assert result.ret == 0, verdict["reasons"]
+    assert codes == [0, 0], logs
+    load = verdict["findings"]["load"]
+    assert load["engine"] == "locust (master + 2 workers)"
+    # A master expecting workers sends nothing itself: every request came from the workers.
+    assert 105 <= load["requests"] <= 280 and load["errors"] == {} and load["latency_ms"]["p50"] > 0
+    assert all(s["passed"] for s in load["slo"])
+
+
+def test_too_few_load_workers_fail_naming_how_many_joined(tmp_path: Path) -> None:
+    """A bounded wait: one worker of two joins, the master gives up after workers_wait_s, and the
+    error says how many joined and how the others join. (No request is sent, so no endpoint.)"""
+    if not locust_available():
+        pytest.skip("the locust extra is not installed (pip install 'releasetest[locust]')")
+    port = _free_port()
+    profile = Profile(mode="open", rate=10, duration_s=2, warmup_s=0, concurrency=2, timeout_s=1)
+    with _load_workers(1, port) as procs:
+        with pytest.raises(EndpointError) as err:
+            run_locust(tmp_path, "http://127.0.0.1:9/score", {}, [b"{}"], profile,
+                       master=Master(workers=2, port=port, wait_s=3))
+        codes = [proc.wait(timeout=60) for proc in procs]
+    assert str(err.value) == (f"Locust master on 127.0.0.1:{port}: 1 of 2 workers joined within 3 s ([load] "
+                              f"workers = 2, workers_wait_s); start each with `releasetest load-worker --master "
+                              f"127.0.0.1:{port}`")
+    assert codes == [0]  # the master told the worker that joined to leave
 
 
 def test_bad_load_setting_stops_before_deploy(release_project: ReleaseProject) -> None:

@@ -225,11 +225,26 @@ def test_defaults_derive_from_the_deployment_config(release) -> None:  # type: i
     ({"max_error_rate": 2}, "load.max_error_rate: expected a number >= 0 and <= 1, got 2"),
     ({"warmup_s": -1}, "load.warmup_s: expected a number >= 0, got -1"),
     ({"engine": "locus"}, "load.engine: unknown engine 'locus' (fix: did you mean 'locust'?)"),
+    ({"workers": 2}, 'load.workers: remote workers need the Locust engine (fix: set engine = "locust"'),
+    ({"engine": "locust", "workers": 2, "locust_processes": 2}, "load.locust_processes: with workers, the load"),
+    ({"engine": "locust", "workers": 2, "capacity": True}, "load.capacity: capacity mode runs one Locust per step"),
+    ({"engine": "locust", "workers": -1}, "load.workers: expected a whole number >= 0, got -1"),
+    ({"engine": "locust", "master_port": 70000}, "load.master_port: expected a whole number > 0 and <= 65535"),
 ])
 def test_bad_load_table_names_key_and_fix(release, table, message) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError) as exc:
         parse_load(table, release, release.stage("production"))
     assert message in str(exc.value) and str(exc.value).startswith(str(release.manifest))
+
+
+def test_workers_make_the_gate_a_locust_master(release) -> None:  # type: ignore[no-untyped-def]
+    spec = parse_load({"engine": "locust", "workers": 3, "master_bind": "0.0.0.0", "master_port": 6000},
+                      release, release.stage("production"))
+    assert spec.master is not None
+    assert spec.master.args() == ["--master", "--expect-workers", "3", "--master-bind-host", "0.0.0.0",
+                                  "--master-bind-port", "6000", "--expect-workers-max-wait", "60"]
+    assert spec.master.join_command() == "releasetest load-worker --master HOST:6000"
+    assert parse_load({"engine": "locust"}, release, release.stage("production")).master is None
 
 
 def _result(p99: float, achieved: float, errors: dict[str, int] | None = None) -> LoadResult:

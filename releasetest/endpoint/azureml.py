@@ -20,9 +20,7 @@ the previous deployment stays for rollback. A failure leaves the traffic where i
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import shutil
 import sys
 import tempfile
@@ -36,6 +34,7 @@ from typing import Any, TextIO, TypeVar
 import yaml
 
 from releasetest.azureml.mapping import ModelAsset, Plan, plan_for
+from releasetest.azureml.workspace import SHA_TAG, ml_client, tree_digest
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.handle import EndpointHandle
@@ -44,8 +43,6 @@ from releasetest.errors import ConfigError, DeployError, EndpointError
 from releasetest.files import read_tail, sha256_file
 from releasetest.release.manifest import Release, Stage
 
-SHA_TAG = "releasetest_sha256"
-WORKSPACE_KEYS = ("subscription_id", "resource_group", "workspace_name")
 #: Lines of the inference server log attached to a failed deploy.
 LOG_LINES = 100
 
@@ -72,33 +69,6 @@ class BlueGreen:
             return None
         split = " ".join(f"{d}={live.get(d, 0)}" for d in [*live, self.deployment])
         return f'az ml online-endpoint update --name {self.endpoint} --traffic "{split}"'
-
-
-def tree_digest(files: tuple[tuple[str, Path, str], ...]) -> str:
-    """sha256 over ``<relative path> <sha256>`` lines, sorted: one value naming a folder's content."""
-    lines = "".join(f"{rel} {digest}\n" for rel, _, digest in sorted(files))
-    return hashlib.sha256(lines.encode()).hexdigest()
-
-
-def read_workspace_config(path: Path) -> dict[str, str]:
-    """subscription_id, resource_group and workspace_name from an Azure ML ``config.json``."""
-    fix = ('write {"subscription_id": ..., "resource_group": ..., "workspace_name": ...} there '
-           "(the workspace's 'Download config.json'), or pass --release-workspace-config")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(path, None, "Azure ML workspace config not found", fix) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(path, None, f"not readable as JSON: {exc}", fix) from None
-    if not isinstance(data, dict):
-        raise ConfigError(path, None, "must be a JSON object", fix)
-    # The v1 SDK wrote "workspace_name"; some tools write "workspace".
-    if "workspace_name" not in data and "workspace" in data:
-        data["workspace_name"] = data["workspace"]
-    for key in WORKSPACE_KEYS:
-        if not isinstance(data.get(key), str) or not data[key]:
-            raise ConfigError(path, key, "missing or empty", fix)
-    return {k: data[k] for k in WORKSPACE_KEYS}
 
 
 class AzureMLEndpoint(Endpoint):
@@ -154,16 +124,7 @@ class AzureMLEndpoint(Endpoint):
             self._log.flush()
 
     def _client(self) -> Any:
-        ws = read_workspace_config(self.workspace_config)
-        try:
-            from azure.ai.ml import MLClient
-            from azure.identity import DefaultAzureCredential
-        except ImportError as exc:
-            raise ConfigError(None, "release_target", f"azure-ai-ml is not installed ({exc})",
-                              "pip install 'releasetest[azureml]'") from None
-        credential = self.credential or DefaultAzureCredential()
-        return MLClient(credential, ws["subscription_id"], ws["resource_group"], ws["workspace_name"],
-                        enable_telemetry=False)
+        return ml_client(self.workspace_config, self.credential)
 
     def _ensure_model(self, asset: ModelAsset) -> None:
         """Reuse ``name:version`` when its sha256 tag matches the manifest; register it when absent."""

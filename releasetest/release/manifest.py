@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,8 @@ MANIFEST = Table({
     }, 'add [release] with name = "..." and inference_config = "InferenceConfig.yml"', required=True),
     "stages": Key("mapping", 'add [stages.devtest] deployment_config = "AciDeploymentConfig.yml"', required=True,
                   ge=1),
-    "artifacts": Key("list", "add [[artifacts]] tables with name, version and files = [{ path, sha256 }]",
+    "artifacts": Key("list", "add [[artifacts]] tables with name, version and files = [{ path, sha256 }] "
+                     "(or only name and version, to take that version from the workspace's model registry)",
                      required=True, ge=1),
     "data": Key("mapping", "see the example release.toml"),
     **{suite: Key("mapping", f"write it as [{suite}] with key = value lines", default={}) for suite in SUITE_TABLES},
@@ -56,9 +57,9 @@ STAGE = Table({
 ARTIFACT = Table({
     "name": Key("str", "name the registered model", required=True, ge=1, example="model-scaler"),
     "version": Key("any", "pin the model version the release was tested with", required=True, example=1),
-    "files": Key("list", 'list the files: files = [{ path = "models/x.onnx", sha256 = "..." }]', required=True,
-                 ge=1),
-}, "write name, version and files = [{ path, sha256 }]")
+    "files": Key("list", 'list the files: files = [{ path = "models/x.onnx", sha256 = "..." }]; leave it out '
+                 "to take the version from the workspace's model registry", ge=1),
+}, "write name, version and files = [{ path, sha256 }], or name and version of a registered model")
 
 
 ARTIFACT_FILE = Table({
@@ -100,10 +101,24 @@ class ArtifactFile:
 
 
 @dataclass(frozen=True)
+class RegistrySource:
+    """Where a version taken from the workspace's model registry came from."""
+
+    asset_id: str
+    tags: dict[str, str]
+
+
+#: Fetches ``name, version`` from the model registry: its files (laid out and hashed) and source.
+Resolver = Callable[[str, str], tuple[tuple[ArtifactFile, ...], RegistrySource]]
+
+
+@dataclass(frozen=True)
 class Artifact:
     name: str
     version: str
     files: tuple[ArtifactFile, ...]
+    #: Set when the files were downloaded from the registry rather than listed in the manifest.
+    registry: RegistrySource | None = None
 
 
 @dataclass(frozen=True)
@@ -166,7 +181,8 @@ class Release:
             "manifest": str(self.manifest),
             "artifacts": [
                 {"name": a.name, "version": a.version,
-                 "files": [{"path": _rel(f.path, self.root), "sha256": f.sha256} for f in a.files]}
+                 "files": [{"path": _rel(f.path, self.root), "sha256": f.sha256} for f in a.files],
+                 **({"registry": {"asset_id": a.registry.asset_id, "tags": a.registry.tags}} if a.registry else {})}
                 for a in self.artifacts
             ],
             "entry_script": {"path": _rel(self.inference.entry_script, self.root),
@@ -180,16 +196,18 @@ def _version_key(version: str) -> tuple[int, int, str]:
     return (0, int(version), "") if version.isdigit() else (1, 0, version)
 
 
-def _parse_artifacts(items: list[Any], manifest: Path, verify: bool,
-                     pick: Mapping[str, str] | None = None) -> tuple[Artifact, ...]:
+def _parse_artifacts(items: list[Any], manifest: Path, verify: bool, pick: Mapping[str, str] | None = None,
+                     resolve: Resolver | None = None) -> tuple[Artifact, ...]:
     """The artifacts of the release: per name, the version ``pick`` asks for, else the highest listed.
 
     A manifest may list several versions of one artifact (same name, different version, each with
     its files and sha256), so a trigger can pick a version by name without editing the manifest.
     Only the picked version's files must exist and match; the others are only checked for form.
+    A version listed without files, or picked but not listed, comes from the model registry
+    through ``resolve``.
     """
     pick = dict(pick or {})
-    entries: dict[str, dict[str, tuple[ArtifactFile, ...]]] = {}
+    entries: dict[str, dict[str, tuple[ArtifactFile, ...] | None]] = {}
     for i, item in enumerate(items):
         named = item.get("name") if isinstance(item, dict) else None
         where = f"artifacts[{named}]" if isinstance(named, str) and named else f"artifacts[{i}]"
@@ -202,6 +220,9 @@ def _parse_artifacts(items: list[Any], manifest: Path, verify: bool,
         if str(version) in entries.get(name, {}):
             raise ConfigError(manifest, f"{where}.version", f"version {version} listed twice",
                               "keep one entry per model name and version")
+        if values["files"] is None:
+            entries.setdefault(name, {})[str(version)] = None
+            continue
         files = []
         for j, f in enumerate(values["files"]):
             fvalues = check_table(f, ARTIFACT_FILE, manifest, f"{where}.files[{j}]")
@@ -217,14 +238,22 @@ def _parse_artifacts(items: list[Any], manifest: Path, verify: bool,
                           "which the manifest does not list", "use one of: " + ", ".join(entries))
     artifacts = []
     for name, versions in entries.items():
-        if name in pick and pick[name] not in versions:
-            raise ConfigError(manifest, f"artifacts[{name}]",
-                              f"version {pick[name]} was asked for (--release-artifact) but is not listed "
-                              f"(listed: {', '.join(sorted(versions, key=_version_key))})",
-                              f"add an [[artifacts]] entry for {name} version {pick[name]} with its files and "
-                              "sha256, or ask for a listed version")
         version = pick.get(name) or max(versions, key=_version_key)
-        for j, af in enumerate(versions[version]):
+        listed = versions.get(version)
+        if listed is None:
+            if resolve is None:
+                asked = ("was asked for (--release-artifact) but is not listed "
+                         f"(listed: {', '.join(sorted(versions, key=_version_key))})" if version not in versions
+                         else "is listed by registry reference only")
+                raise ConfigError(manifest, f"artifacts[{name}]", f"version {version} {asked}, and no model "
+                                  "registry was given to fetch it from",
+                                  f"add its files and sha256 to the [[artifacts]] entry for {name} version {version}, "
+                                  "or run where the workspace config is (aml_config/config.json beside the "
+                                  "manifest, or --release-workspace-config)")
+            fetched, source = resolve(name, version)
+            artifacts.append(Artifact(name=name, version=version, files=fetched, registry=source))
+            continue
+        for j, af in enumerate(listed):
             rel = _rel(af.path, manifest.parent)
             if not af.path.is_file():
                 raise ConfigError(manifest, f"artifacts[{name}].files[{j}].path",
@@ -237,7 +266,7 @@ def _parse_artifacts(items: list[Any], manifest: Path, verify: bool,
                         f"artifact {name} version {version}: {rel} has sha256 {actual}, the manifest pins {af.sha256}",
                         "the file changed since it was pinned: restore the tested file, or if this is a new "
                         "model version, bump version and update sha256")
-        artifacts.append(Artifact(name=name, version=version, files=versions[version]))
+        artifacts.append(Artifact(name=name, version=version, files=listed))
     return tuple(artifacts)
 
 
@@ -265,12 +294,14 @@ def _parse_data(table: dict[str, Any] | None, manifest: Path) -> DataSpec | None
 
 
 def load_release(manifest: Path | str, verify_artifacts: bool = True,
-                 artifact_versions: Mapping[str, str] | None = None) -> Release:
+                 artifact_versions: Mapping[str, str] | None = None, registry: Resolver | None = None) -> Release:
     """Read and validate a release manifest and everything it names.
 
     ``verify_artifacts`` hashes every artifact file against the manifest; it is on for every
     deploy, so a pickle is never loaded before its digest matched. ``artifact_versions`` picks
-    one of several listed versions by name (default: the highest listed).
+    a version by name (default: the highest listed); ``registry`` fetches a picked version the
+    manifest does not list, or lists by reference only
+    (:class:`releasetest.azureml.registry.ModelRegistry`).
     """
     manifest = Path(manifest).resolve()
     raw = read_bytes(manifest, "release manifest", None, None)
@@ -300,7 +331,7 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True,
         stages[sname] = Stage(name=sname, deployment=dc, promote_to=promote_to,
                               requires_approval=table["requires_approval"])
 
-    artifacts = _parse_artifacts(values["artifacts"], manifest, verify_artifacts, artifact_versions)
+    artifacts = _parse_artifacts(values["artifacts"], manifest, verify_artifacts, artifact_versions, registry)
     data = _parse_data(values["data"], manifest)
     suite_tables = {suite: dict(values[suite]) for suite in SUITE_TABLES}
 

@@ -18,7 +18,7 @@ from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.factory import TargetOptions, build_endpoint
 from releasetest.errors import ConfigError, DeployError, ReleaseTestError
 from releasetest.files import now_iso
-from releasetest.release.manifest import Release, Stage, load_release
+from releasetest.release.manifest import Release, Resolver, Stage, load_release
 from releasetest.settings import TARGETS
 from releasetest.verdict import signing
 from releasetest.verdict.history import Store, check_verdict, read_verdict
@@ -62,8 +62,10 @@ def approve(verdict_path: Path, store: Store, by: str, note: str | None = None) 
 
 
 def verify_for_promotion(verdict: dict[str, Any], where: str, from_stage: str, to_stage: str,
-                         manifest: Path | None, store: Store) -> tuple[Release, list[str]]:
-    """Every precondition of a promotion; returns the re-verified release and its approvers."""
+                         manifest: Path | None, store: Store,
+                         registry: Resolver | None = None) -> tuple[Release, list[str]]:
+    """Every precondition of a promotion; returns the re-verified release and its approvers.
+    Versions the gate took from the model registry are fetched again through ``registry``."""
     _sealed(verdict, where)
     if verdict.get("stage") != from_stage:
         raise PromotionRefused(f"{where}: the verdict is for stage {verdict.get('stage')!r}, not {from_stage!r}")
@@ -77,7 +79,7 @@ def verify_for_promotion(verdict: dict[str, Any], where: str, from_stage: str, t
     manifest = manifest or Path(str(tested.get("manifest", "release.toml")))
     versions = {a["name"]: str(a["version"]) for a in tested.get("artifacts", [])}
     try:
-        release = load_release(manifest, artifact_versions=versions)
+        release = load_release(manifest, artifact_versions=versions, registry=registry)
     except ConfigError as exc:
         raise PromotionRefused(f"the release no longer matches what was tested: {exc}") from None
     if release.release_id != tested.get("id"):
@@ -127,8 +129,13 @@ def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *,
             out_dir: Path | None = None, port: int = 0, ready_timeout: float = 120.0,
             workspace_config: Path | None = None, endpoint_name: str | None = None) -> Promotion:
     """Check everything, deploy to ``to_stage`` (local, azureml) or record the URL (url), record the promotion."""
+    from releasetest.azureml.registry import registry_for
+
     verdict = read_verdict(verdict_path)
-    release, approvers = verify_for_promotion(verdict, str(verdict_path), from_stage, to_stage, manifest, store)
+    tested = Path(str((verdict.get("release") or {}).get("manifest", "release.toml")))
+    registry = registry_for(manifest or tested, workspace_config, (out_dir or verdict_path.parent) / "registry")
+    release, approvers = verify_for_promotion(verdict, str(verdict_path), from_stage, to_stage, manifest, store,
+                                              registry)
     stage = release.stage(to_stage)
     store.add_verdict(verdict)
     kept: Endpoint | None = None

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from releasetest.checks.load.latency import LoadResult
 from releasetest.checks.load.loadgen import Profile, open_schedule
+from releasetest.checks.load.locust_engine import Master, require
 from releasetest.errors import ConfigError
 from releasetest.release.manifest import Release, Stage
 from releasetest.tables import Key, Table, check
@@ -47,6 +49,13 @@ LOAD = Table({
     "min_rps": Key("number", "smallest achieved rate that passes", gt=0, example=19),
     "engine": Key("str", "the load generator", default="builtin", choices=ENGINES),
     "locust_processes": Key("int", "Locust worker processes on this machine (engine = locust)", default=1, gt=0),
+    "workers": Key("int", "remote Locust workers the gate's Locust master waits for (engine = locust); 0 runs "
+                   "Locust on this machine only", default=0, ge=0),
+    "master_bind": Key("str", "address the Locust master listens on for workers; 0.0.0.0 for other machines",
+                       default="127.0.0.1"),
+    "master_port": Key("int", "port the Locust master listens on for workers", default=5557, gt=0, le=65535),
+    "workers_wait_s": Key("number", "longest wait for all workers to join before the run fails", default=60.0,
+                          gt=0),
     "capacity": Key("bool", "also step the rate up until an SLO breaks", default=False),
     "capacity_step": Key("number", "factor between capacity steps, e.g. 1.5 to raise the rate by half each step",
                          default=1.5, gt=1),
@@ -70,6 +79,7 @@ class LoadSpec:
     min_rps: float
     engine: str
     locust_processes: int
+    master: Master | None
     capacity: bool
     capacity_step: float
     capacity_max_rps: float
@@ -98,9 +108,8 @@ def parse_load(table: dict[str, Any], release: Release, stage: Stage) -> LoadSpe
     v = check(table, LOAD, m, "load.")
     engine = v["engine"]
     if engine == "locust":
-        from releasetest.checks.load.locust_engine import require
-
         require(m)
+    master = _master(v, table, m)
     dc = stage.deployment
     dc_name = dc.path.name
     why: list[str] = []
@@ -165,11 +174,28 @@ def parse_load(table: dict[str, Any], release: Release, stage: Stage) -> LoadSpe
         rate=rate, duration_s=duration, warmup_s=warmup, ramp_s=float(v["ramp_s"]),
         concurrency=concurrency, timeout_ms=timeout, rows_per_request=v["rows_per_request"],
         p95_ms=p95, p99_ms=p99, max_error_rate=max_err, min_rps=min_rps, engine=engine,
-        locust_processes=v["locust_processes"], capacity=v["capacity"],
+        locust_processes=v["locust_processes"], master=master, capacity=v["capacity"],
         capacity_step=float(v["capacity_step"]),
         capacity_max_rps=float(v["capacity_max_rps"] if v["capacity_max_rps"] is not None else rate * 20),
         capacity_step_s=float(v["capacity_step_s"] if v["capacity_step_s"] is not None else min(duration, 5.0)),
         derivation=tuple(why))
+
+
+def _master(v: dict[str, Any], table: dict[str, Any], manifest: Path) -> Master | None:
+    """The distributed run ``workers`` asks for, or None; settings that cannot go with it fail here."""
+    workers = v["workers"]
+    if not workers:
+        return None
+    if v["engine"] != "locust":
+        raise ConfigError(manifest, "load.workers", "remote workers need the Locust engine",
+                          'set engine = "locust" in [load], or remove workers')
+    if "locust_processes" in table:
+        raise ConfigError(manifest, "load.locust_processes", "with workers, the load comes from the workers",
+                          "remove locust_processes; start more workers (each with its own --processes) instead")
+    if v["capacity"]:
+        raise ConfigError(manifest, "load.capacity", "capacity mode runs one Locust per step, and workers "
+                          "leave when a run ends", "run capacity mode without workers")
+    return Master(workers=workers, bind=v["master_bind"], port=v["master_port"], wait_s=float(v["workers_wait_s"]))
 
 
 def evaluate(spec: LoadSpec, result: LoadResult, rate: float | None = None) -> list[dict[str, Any]]:
