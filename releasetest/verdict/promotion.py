@@ -106,13 +106,10 @@ def _promote_azureml(release: Release, stage: Stage, golden: tuple[list[list[flo
                      workspace_config: Path | None, endpoint_name: str | None,
                      ready_timeout: float) -> dict[str, Any]:
     """Blue/green into the stage's Azure ML endpoint; the endpoint description for the record."""
-    from releasetest.azureml.mapping import release_deployment_name, stage_endpoint_name
     from releasetest.endpoint.azureml import AzureMLEndpoint
 
     azure = AzureMLEndpoint(release, stage, golden, log_path=log, workspace_config=workspace_config,
-                            ready_timeout_s=ready_timeout,
-                            endpoint_name=endpoint_name or stage_endpoint_name(release.name, stage.name),
-                            deployment_name=release_deployment_name(release.short_id))
+                            ready_timeout_s=ready_timeout, endpoint_name=endpoint_name, purpose="promote")
     try:
         done = azure.promote()
     except DeployError as exc:
