@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from releasetest.errors import ReleaseTestError
-from releasetest.files import sha256_file
+from releasetest.files import sha256_file, write_json_atomic
 from releasetest.release.manifest import load_release
 from releasetest.settings import TARGETS
 from releasetest.verdict.decision import summary_line
@@ -79,11 +79,41 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def _cmd_azureml_plan(args: argparse.Namespace) -> int:
-    """Print the v2 endpoint and deployment a stage maps to, with its drift warnings; deploys nothing."""
-    from releasetest.azureml.mapping import plan_for
+    """The v2 resources a stage maps to, named as the gate or promotion will create them; deploys nothing."""
+    from releasetest.azureml.mapping import default_purpose, plan_for
 
     release = load_release(args.manifest)
-    print(plan_for(release, release.stage(args.stage), name=args.endpoint_name).to_yaml(), end="")
+    stage = release.stage(args.stage)
+    purpose = args.purpose or default_purpose(release, stage.name)
+    plan = plan_for(release, stage, purpose, name=args.endpoint_name)
+    if not args.out:
+        print(plan.to_yaml(), end="")
+        return 0
+    for path in plan.write_files(Path(args.out)):
+        print(path)
+    print(f"# {purpose}: endpoint {plan.endpoint['name']}, deployment {plan.deployment['name']}; create in this "
+          "order with az ml model/environment/online-endpoint/online-deployment create -f", file=sys.stderr)
+    return 0
+
+
+def _cmd_trigger(args: argparse.Namespace) -> int:
+    """Print what started this CI run as RELEASETEST_TRIGGER (and RELEASETEST_ARTIFACT for a model
+    version), in the CI's own syntax for setting variables of later steps."""
+    from releasetest.pipeline import describe_trigger
+
+    values = describe_trigger(args.ci, os.environ)
+    for name, value in values.items():
+        print(f"##vso[task.setvariable variable={name}]{value}" if args.ci == "azure" else f"{name}={value}")
+    return 0
+
+
+def _cmd_workspace_config(args: argparse.Namespace) -> int:
+    """Write the Azure ML config.json promote needs from the pipeline's variables."""
+    from releasetest.pipeline import workspace_config
+
+    out = Path(args.out)
+    write_json_atomic(out, workspace_config(os.environ))
+    print(f"workspace config: {out}")
     return 0
 
 
@@ -184,8 +214,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("azureml-plan", help="print the Azure ML v2 endpoint and deployment YAML a stage maps to")
     p.add_argument("manifest", nargs="?", default="release.toml")
     p.add_argument("--stage", default="devtest", help="stage whose v1 deployment config is mapped")
-    p.add_argument("--endpoint-name", help="endpoint name (default: <stage>-<release short id>)")
+    p.add_argument("--for", dest="purpose", choices=("gate", "promote"),
+                   help="name the resources as the gate's azureml target (<stage>-<short id>, deployment blue, "
+                        "deleted after the run) or promote --target azureml (<release>-<stage>, deployment "
+                        "r-<short id>) creates them (default: promote for a stage another stage promotes to)")
+    p.add_argument("--endpoint-name", help="endpoint name (overrides the rule of --for)")
+    p.add_argument("--out", help="write model.yml, environment.yml, endpoint.yml and deployment.yml here "
+                   "(for az ml ... create -f) instead of printing endpoint and deployment")
     p.set_defaults(func=_cmd_azureml_plan)
+    p = sub.add_parser("trigger", help="print what started this CI run (RELEASETEST_TRIGGER, RELEASETEST_ARTIFACT)")
+    p.add_argument("--ci", choices=("github", "azure"), required=True,
+                   help="github: NAME=VALUE lines for $GITHUB_ENV; azure: ##vso[task.setvariable] lines")
+    p.set_defaults(func=_cmd_trigger)
+    p = sub.add_parser("workspace-config", help="write the Azure ML config.json from AZURE_SUBSCRIPTION_ID, "
+                       "AZUREML_RESOURCE_GROUP and AZUREML_WORKSPACE")
+    p.add_argument("--out", required=True, help="file to write")
+    p.set_defaults(func=_cmd_workspace_config)
     store_help = "history directory (default: $RELEASETEST_HISTORY, else releasetest-out/history)"
     p = sub.add_parser("report", help="re-render the HTML report from a verdict")
     p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT)

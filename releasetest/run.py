@@ -266,6 +266,7 @@ class ReleaseRun:
             deployment=deployment,
             environment={**provenance.environment(), "conda_check": self.conda_check},
             git=provenance.git_info(self.settings.config.parent),
+            trigger=dict(self.settings.trigger) if self.settings.trigger else None,
         )
 
     def _promote_needs_approval(self) -> bool | None:

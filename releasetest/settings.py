@@ -81,6 +81,24 @@ def parse_artifact_versions(value: str) -> tuple[tuple[str, str], ...]:
     return tuple(picks.items())
 
 
+TRIGGER_KINDS = ("git", "artifact", "image", "schedule", "api", "manual")
+
+
+def parse_trigger(value: str) -> tuple[tuple[str, str], ...]:
+    """``kind=KIND,key=value,...``: what started the pipeline run, kept in the verdict's ``trigger``."""
+    fields: dict[str, str] = {}
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        key, sep, val = (x.strip() for x in part.partition("="))
+        if not sep or not key:
+            raise SettingError(f"{part!r} is not KEY=VALUE (e.g. kind=artifact,model=svc,version=3)")
+        fields[key] = val
+    if fields.get("kind") not in TRIGGER_KINDS:
+        raise SettingError(f"trigger needs kind= one of {', '.join(TRIGGER_KINDS)} (got {fields.get('kind')!r})")
+    return tuple(fields.items())
+
+
 def parse_bool(value: str) -> bool:
     low = value.strip().lower()
     if low in ("1", "true", "yes", "on"):
@@ -143,6 +161,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("history", "Directory of the local release history (verdicts, approvals, promotions) that "
            "every run records its verdict in. Default: history/ beside the verdict.", None, is_path=True,
            metavar="DIR"),
+    Option("trigger", "What started the run, kept in the verdict: kind=git|artifact|image|schedule|api|manual "
+           "plus key=value pairs (commit, branch, model, version, image, cron, run_url, ...), comma-separated.",
+           None, parse_trigger, metavar="kind=KIND,KEY=VALUE"),
     Option("workspace_config", "Azure ML workspace config.json (subscription_id, resource_group, workspace_name) "
            "for --release-target azureml. Default: aml_config/config.json next to the manifest.", None,
            is_path=True, metavar="PATH"),
@@ -167,6 +188,7 @@ class Settings:
     history: Path | None
     sources: Mapping[str, str]
     workspace_config: Path | None = None
+    trigger: tuple[tuple[str, str], ...] | None = None
 
     @property
     def active(self) -> bool:

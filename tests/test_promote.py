@@ -92,7 +92,8 @@ def test_unknown_artifact_version_is_a_usage_error_with_a_report(release_project
     result = release_project.run("--release-stage", "devtest", "--release-artifact", "support-vector-classifier=9")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert ("release.toml: artifacts[support-vector-classifier]: version 9 was asked for (--release-artifact) "
-            "but is not listed (listed: 1) (fix: add an [[artifacts]] entry") in result.stderr.str()
+            "but is not listed (listed: 1), and no model registry was given to fetch it from (fix: add its files "
+            "and sha256 to the [[artifacts]] entry") in result.stderr.str()
     assert "Traceback" not in result.stderr.str()
     report = (release_project.root / "releasetest-out" / "report.html").read_text()
     assert "BLOCK · port-weather" not in report and "BLOCK · release@unknown" in report

@@ -12,16 +12,20 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from releasetest.errors import ConfigError
+from releasetest.azureml.workspace import SHA_TAG, tree_digest
+from releasetest.errors import ConfigError, DeployError
+from releasetest.files import sha256_file
 from releasetest.release.manifest import Release, Stage
 
 SCHEMA = "https://azuremlschemas.azureedge.net/latest/{}.schema.json"
+#: Model tag holding :func:`tree_digest` of the files; a registered version is reused only when it matches.
 
 #: v2 managed online deployments refuse a request timeout above this (ms).
 MANAGED_MAX_REQUEST_TIMEOUT_MS = 180_000
@@ -87,6 +91,22 @@ class ModelAsset:
     def ref(self) -> str:
         return f"azureml:{self.name}:{self.version}"
 
+    @property
+    def digest(self) -> str:
+        return tree_digest(self.files)
+
+    def stage(self, into: Path) -> Path:
+        """Copy the files to ``into/<name>/<rel>``, the folder registered as the model, re-hashed on the way."""
+        folder = into / self.name
+        for rel, src, sha in self.files:
+            dest = folder / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+            if sha256_file(dest) != sha:
+                raise DeployError(f"model {self.name}: {rel} changed while being staged for upload "
+                                  "(sha256 no longer matches the manifest)")
+        return folder
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -106,6 +126,70 @@ class Plan:
         head += [f"# DRIFT {d}" for d in self.drift] or ["# no drift from the v1 configuration"]
         docs = [yaml.safe_dump(d, sort_keys=False, default_flow_style=False) for d in (self.endpoint, self.deployment)]
         return "\n".join(head) + "\n" + "---\n".join(docs)
+
+    def write_files(self, out: Path) -> list[Path]:
+        """One YAML file per resource, in the order to create them (``az ml model create -f``,
+        ``az ml environment create -f``, ``az ml online-endpoint create -f``, ``az ml
+        online-deployment create -f``); paths are relative to ``out``, the model files are copied
+        under ``out/model/`` in the layout promotion registers, with the same sha256 tag, so a
+        later promotion reuses the model instead of refusing it."""
+        out.mkdir(parents=True, exist_ok=True)
+        model = self.deployment_model
+        folder = model.stage(out / "model")
+        env = dict(self.deployment["environment"])
+        if "conda_file" in env:
+            env["conda_file"] = os.path.relpath(self.base_path / env["conda_file"], out)
+        code = dict(self.deployment["code_configuration"])
+        code["code"] = os.path.relpath(self.base_path / code["code"], out)
+        docs = {
+            "model.yml": {"$schema": SCHEMA.format("model"), "name": model.name, "version": str(model.version),
+                          "path": os.path.relpath(folder, out), "type": "custom_model",
+                          "description": self.endpoint["description"],
+                          "tags": {SHA_TAG: model.digest, "release_id": self.endpoint["tags"]["release_id"]}},
+            "environment.yml": {"$schema": SCHEMA.format("environment"), **env},
+            "endpoint.yml": self.endpoint,
+            "deployment.yml": {**self.deployment, "code_configuration": code,
+                               "environment": f"azureml:{env['name']}:{env['version']}"},
+        }
+        drift = "".join(f"# DRIFT {d}\n" for d in self.drift)
+        written = []
+        for name, doc in docs.items():
+            path = out / name
+            path.write_text(f"# planned by releasetest; paths relative to this file\n{drift}"
+                            + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False), encoding="utf-8")
+            written.append(path)
+        return written
+
+
+Purpose = Literal["gate", "promote"]
+
+
+@dataclass(frozen=True)
+class AzureNames:
+    """The endpoint and deployment a stage's Azure ML resources get."""
+
+    endpoint: str
+    deployment: str
+    purpose: Purpose
+
+
+def azure_names(release: Release, stage: str, purpose: Purpose, endpoint: str | None = None) -> AzureNames:
+    """The one naming rule for plan, gate and promotion.
+
+    The gate tests in an endpoint of its own, ``<stage>-<short id>`` with deployment ``blue``,
+    deleted after the run, so concurrent gates never share one. A promotion adds deployment
+    ``r-<short id>`` to the stage's kept endpoint ``<release>-<stage>``, so the endpoint shows
+    which release each deployment serves. ``endpoint`` overrides the endpoint name.
+    """
+    if purpose == "gate":
+        return AzureNames(endpoint or endpoint_name(stage, release.short_id), "blue", purpose)
+    return AzureNames(endpoint or stage_endpoint_name(release.name, stage),
+                      release_deployment_name(release.short_id), purpose)
+
+
+def default_purpose(release: Release, stage: str) -> Purpose:
+    """What the pipeline does with ``stage``: promote into it when another stage promotes to it, else gate it."""
+    return "promote" if any(s.promote_to == stage for s in release.stages.values()) else "gate"
 
 
 def endpoint_name(stage: str, short_id: str) -> str:
@@ -180,14 +264,16 @@ def _conda_has_server(path: Path) -> bool:
     return "azureml-inference-server-http" in text or "azureml-defaults" in text
 
 
-def plan_for(release: Release, stage: Stage, name: str | None = None, deployment: str = "blue") -> Plan:
-    """The v2 endpoint and deployment for ``stage``; every behavioural difference becomes a Drift."""
+def plan_for(release: Release, stage: Stage, purpose: Purpose = "gate", name: str | None = None) -> Plan:
+    """The v2 endpoint and deployment for ``stage``, named by :func:`azure_names` for ``purpose``;
+    every behavioural difference becomes a Drift."""
     dc = stage.deployment
     raw = dc.raw
     kind = _kind(stage)
     drift: list[Drift] = []
     base = release.root
-    ep_name = name or endpoint_name(stage.name, release.short_id)
+    named = azure_names(release, stage.name, purpose, name)
+    ep_name, deployment = named.endpoint, named.deployment
 
     # --- endpoint -------------------------------------------------------------------------
     token = bool(raw.get("tokenAuthEnabled"))

@@ -79,7 +79,11 @@ class ModelRegistry:
         return self.cache
 
 
-def registry_for(manifest: Path, workspace_config: Path | None, cache: Path) -> ModelRegistry:
+def registry_for(manifest: Path, workspace_config: Path | None, cache: Path) -> ModelRegistry | None:
     """The registry of the release's workspace: ``workspace_config``, else aml_config/config.json
-    beside the manifest (the same default as the azureml target)."""
-    return ModelRegistry(workspace_config or Path(manifest).resolve().parent / "aml_config" / "config.json", cache)
+    beside the manifest (the same default as the azureml target); None when neither is given nor
+    there, so an unlisted version is refused as not listed rather than as a missing workspace."""
+    default = Path(manifest).resolve().parent / "aml_config" / "config.json"
+    if workspace_config is None and not default.is_file():
+        return None
+    return ModelRegistry(workspace_config or default, cache)

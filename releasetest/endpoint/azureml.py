@@ -33,14 +33,14 @@ from typing import Any, TextIO, TypeVar
 
 import yaml
 
-from releasetest.azureml.mapping import ModelAsset, Plan, plan_for
+from releasetest.azureml.mapping import ModelAsset, Plan, Purpose, plan_for
 from releasetest.azureml.workspace import SHA_TAG, ml_client, tree_digest
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.url import handle_for_url
 from releasetest.errors import ConfigError, DeployError, EndpointError
-from releasetest.files import read_tail, sha256_file
+from releasetest.files import read_tail
 from releasetest.release.manifest import Release, Stage
 
 #: Lines of the inference server log attached to a failed deploy.
@@ -72,7 +72,8 @@ class BlueGreen:
 
 
 class AzureMLEndpoint(Endpoint):
-    """Endpoint ``<stage>-<short id>`` with deployment ``blue``, deleted on teardown."""
+    """The stage's resources named by :func:`releasetest.azureml.mapping.azure_names` for ``purpose``:
+    the gate's own endpoint (deleted on teardown) or, for :meth:`promote`, the stage's kept one."""
 
     target = "azureml"
 
@@ -86,7 +87,7 @@ class AzureMLEndpoint(Endpoint):
         ready_timeout_s: float = 120.0,
         credential: Any = None,
         endpoint_name: str | None = None,
-        deployment_name: str = "blue",
+        purpose: Purpose = "gate",
     ):
         self.release = release
         self.stage = stage
@@ -95,7 +96,7 @@ class AzureMLEndpoint(Endpoint):
         self.workspace_config = workspace_config or release.root / "aml_config" / "config.json"
         self.ready_timeout_s = ready_timeout_s
         self.credential = credential
-        self.plan: Plan = plan_for(release, stage, name=endpoint_name, deployment=deployment_name)
+        self.plan: Plan = plan_for(release, stage, purpose, name=endpoint_name)
         self.ml: Any = None
         #: Set before the endpoint is created, so an interrupted create is still deleted.
         self.endpoint_name: str | None = None
@@ -149,14 +150,7 @@ class AzureMLEndpoint(Endpoint):
         self._progress(f"model {asset.name}:{asset.version} not registered: uploading {len(asset.files)} file(s)")
         staging = Path(tempfile.mkdtemp(prefix="releasetest-model-"))
         try:
-            folder = staging / asset.name
-            for rel, src, sha in asset.files:
-                dest = folder / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, dest)
-                if sha256_file(dest) != sha:
-                    raise DeployError(f"model {asset.name}: {rel} changed while being staged for upload "
-                                      "(sha256 no longer matches the manifest)")
+            folder = asset.stage(staging)
             registered = self.ml.models.create_or_update(Model(
                 name=asset.name, version=asset.version, path=str(folder), type="custom_model",
                 description=f"{self.release.name} {self.release.short_id} (registered by releasetest)",

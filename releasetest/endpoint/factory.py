@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from releasetest.azureml.mapping import Purpose
 from releasetest.endpoint.base import Endpoint
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import Release, Stage
@@ -33,7 +34,8 @@ class TargetOptions:
     python: str = sys.executable
     workspace_config: Path | None = None
     endpoint_name: str | None = None
-    deployment_name: str = "blue"
+    #: ``gate``: the run's own Azure ML endpoint, deleted after it; ``promote``: the stage's kept one.
+    purpose: Purpose = "gate"
     #: Added to the log file's name, e.g. ``-champion``: several endpoints of one stage, one folder.
     log_suffix: str = ""
 
@@ -78,7 +80,7 @@ def build_endpoint(target: str, release: Release | None, stage: Stage | None, op
         return AzureMLEndpoint(release, stage, golden, workspace_config=options.workspace_config,
                                log_path=options.log_dir / f"azureml-{stage.name}{options.log_suffix}.log",
                                ready_timeout_s=options.ready_timeout, endpoint_name=options.endpoint_name,
-                               deployment_name=options.deployment_name)
+                               purpose=options.purpose)
     from releasetest.endpoint.local import LocalEndpoint
 
     return LocalEndpoint(release, stage, golden,

@@ -148,6 +148,7 @@ def build_verdict(
     deployment: dict[str, Any] | None = None,
     environment: dict[str, Any] | None = None,
     git: dict[str, Any] | None = None,
+    trigger: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
         "schema": VERDICT_SCHEMA,
@@ -170,6 +171,7 @@ def build_verdict(
         "releasetest_version": __version__,
         "environment": environment,
         "git": git,
+        "trigger": trigger,
     }
 
 

@@ -107,12 +107,9 @@ class Promotion:
 
 def _promote_azureml(release: Release, stage: Stage, options: TargetOptions) -> dict[str, Any]:
     """Blue/green into the stage's Azure ML endpoint; the endpoint description for the record."""
-    from releasetest.azureml.mapping import release_deployment_name, stage_endpoint_name
     from releasetest.endpoint.azureml import AzureMLEndpoint
 
-    options = replace(options, endpoint_name=options.endpoint_name or stage_endpoint_name(release.name, stage.name),
-                      deployment_name=release_deployment_name(release.short_id))
-    azure = build_endpoint("azureml", release, stage, options)
+    azure = build_endpoint("azureml", release, stage, replace(options, purpose="promote"))
     assert isinstance(azure, AzureMLEndpoint)
     try:
         done = azure.promote()
