@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ReleaseProject
+from .conftest import ReferenceRun
 from .test_report import SECTIONS, parse_sections
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -31,13 +31,12 @@ def headless(browser: str, profile: Path, *args: str) -> subprocess.CompletedPro
     return subprocess.run(cmd, capture_output=True, timeout=120, check=False)
 
 
-def test_reference_report_in_chromium(release_project: ReleaseProject, tmp_path: Path) -> None:
+def test_reference_report_in_chromium(reference_run: ReferenceRun, tmp_path: Path) -> None:
     browser = chromium()
     if browser is None:
         pytest.skip("no Chromium installed (Debian: apt-get install chromium); .ci/run installs it")
-    result = release_project.run("--release-stage", "devtest")
-    assert result.ret == 0
-    report = release_project.root / "releasetest-out" / "report.html"
+    assert reference_run.result.ret == 0
+    report = reference_run.out_dir / "report.html"
     url = report.resolve().as_uri()
 
     dom = headless(browser, tmp_path / "profile", "--dump-dom", url)
@@ -46,7 +45,7 @@ def test_reference_report_in_chromium(release_project: ReleaseProject, tmp_path:
     for section in SECTIONS:
         assert doc.text.get(section, "").strip(), f"section {section} missing or empty in the rendered DOM"
     assert "PROMOTE · port-weather@" in doc.text["decision"]
-    passed = sum(s["passed"] for s in release_project.verdict()["suites"].values())
+    passed = sum(s["passed"] for s in reference_run.verdict()["suites"].values())
     assert f"all {passed} tests passed" in doc.text["decision"]
     assert "test_golden_rows" in doc.text["suite-smoke"]
     assert "balanced_accuracy" in doc.text["suite-acceptance"]
