@@ -1,4 +1,21 @@
-"""A release project laid out in a temp dir, and helpers to run pytest on it in a subprocess."""
+"""Release projects in temp dirs, the pytest runs on them (in subprocesses), and one shared reference run.
+
+Two ways to test a gate run:
+
+- ``reference_run`` (session scope): the example release, unchanged, run ONCE per test session with
+  ``pytest -p no:cacheprovider --release-stage devtest --junitxml=junit.xml -rA`` and
+  ``GITHUB_STEP_SUMMARY``/``TF_BUILD`` set. It keeps ``result`` (a ``pytest.RunResult``: ``ret``,
+  ``fnmatch_lines``, ``parseoutcomes``), ``verdict()``, ``out_dir`` (report.html, summary.md,
+  server-devtest.log), ``junit`` and ``gh_summary``. Use it in any test that only READS a run's outputs
+  (report, browser, summary, JUnit properties, history, promote-from-a-passing-verdict). Never write
+  into its folders: copy what you change into ``tmp_path`` (promote takes ``--manifest``; a verdict file
+  copied byte for byte keeps its seal).
+- ``release_project`` (function scope): a fresh copy to edit, for a test that changes the release, the
+  options or the environment; ``run()`` starts its own gate.
+
+Every child pytest a test starts gets the default SIGINT disposition (``default_sigint``), so the
+tests behave the same when the outer run was started from a background job that ignores SIGINT.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,13 +64,89 @@ class ReleaseProject:
         path.write_text(text.replace(old, new, 1))
 
 
+def copy_example(root: Path) -> Path:
+    """The example release (without its raw training data) under ``root/release``."""
+    dest = root / "release"
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("weather.csv", "__pycache__", "train.py"))
+    return dest
+
+
 @pytest.fixture
 def release_project(pytester: pytest.Pytester) -> ReleaseProject:
-    """A copy of the example release (without its raw training data) and an ini pointing at it."""
-    shutil.copytree(EXAMPLE, pytester.path / "release",
-                    ignore=shutil.ignore_patterns("weather.csv", "__pycache__", "train.py"))
-    pytester.makeini("[pytest]\nrelease_config = release/release.toml\n")
+    """A copy of the example release and an ini pointing at it, for a test that changes something."""
+    copy_example(pytester.path)
+    pytester.makeini(INI)
     return ReleaseProject(pytester, pytester.path)
+
+
+INI = "[pytest]\nrelease_config = release/release.toml\n"
+
+#: The command line of the shared reference run (what a CI job would run, with JUnit output).
+REFERENCE_ARGS = ("-p", "no:cacheprovider", "--release-stage", "devtest", "--junitxml=junit.xml", "-rA")
+
+
+def default_sigint() -> None:
+    """preexec_fn of child processes: SIGINT back to the default, whatever the parent inherited.
+
+    A shell starts background jobs with SIGINT ignored, and an ignored disposition survives exec:
+    the child Python would then install no KeyboardInterrupt handler and ignore Ctrl-C.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This process's environment without what would make a child pytest behave as part of this run."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTEST_XDIST_", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST"))}
+    return {**env, "PYTHONUNBUFFERED": "1", "PY_COLORS": "0", **extra}
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    """The unchanged example, gated once per session; read-only for the tests that share it."""
+
+    root: Path
+    result: pytest.RunResult
+
+    @property
+    def release(self) -> Path:
+        return self.root / "release"
+
+    @property
+    def out_dir(self) -> Path:
+        return self.root / "releasetest-out"
+
+    @property
+    def verdict_path(self) -> Path:
+        return self.out_dir / "verdict.json"
+
+    @property
+    def junit(self) -> Path:
+        return self.root / "junit.xml"
+
+    @property
+    def gh_summary(self) -> Path:
+        return self.root / "gh-summary.md"
+
+    def verdict(self) -> dict[str, Any]:
+        """A fresh copy each call, so a test may change what it got."""
+        return json.loads(self.verdict_path.read_text())
+
+
+@pytest.fixture(scope="session")
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> ReferenceRun:
+    """The example release gated once, in a subprocess, for every test that only reads the outputs."""
+    root = tmp_path_factory.mktemp("reference")
+    copy_example(root)
+    (root / "pytest.ini").write_text(INI)
+    env = child_env(GITHUB_STEP_SUMMARY=str(root / "gh-summary.md"), TF_BUILD="True", HOME=str(root))
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pytest", *REFERENCE_ARGS], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300, preexec_fn=default_sigint)
+    result = pytest.RunResult(done.returncode, done.stdout.splitlines(), done.stderr.splitlines(),
+                              time.monotonic() - started)
+    assert (root / "releasetest-out" / "verdict.json").is_file(), f"no verdict:\n{done.stdout[-3000:]}"
+    return ReferenceRun(root, result)
 
 
 def process_group_gone(pid: int) -> bool:
@@ -111,7 +205,7 @@ def signal_while_busy(project: ReleaseProject, sig: int, *args: str, timeout: fl
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "--release-stage", "devtest", *args,
          "test_busy.py"],
         cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=default_sigint)
     try:
         assert proc.stdout is not None
         for line in proc.stdout:  # blocks until the test is running; ends if pytest exits first

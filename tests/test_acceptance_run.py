@@ -13,7 +13,7 @@ from releasetest.endpoint.local import LocalEndpoint
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import load_release
 
-from .conftest import EXAMPLE, ReleaseProject, port_closed, process_group_gone
+from .conftest import EXAMPLE, ReferenceRun, ReleaseProject, port_closed, process_group_gone
 
 BALANCED = 'balanced_accuracy = { min = 0.78, min_absolute_change = { majority = 0.25, persistence = 0.0 } }'
 RETURN = '    return {"predictions": label.tolist(), "probabilities": proba.tolist()}'
@@ -23,10 +23,10 @@ def _reasons(verdict: dict) -> str:
     return "\n".join(verdict["reasons"])
 
 
-def test_reference_promotes_and_records_every_metric_and_reference(release_project: ReleaseProject) -> None:
-    result = release_project.run("--release-stage", "devtest")
+def test_reference_promotes_and_records_every_metric_and_reference(reference_run: ReferenceRun) -> None:
+    result = reference_run.result
     assert result.ret == 0, result.stdout.str()[-2000:]
-    verdict = release_project.verdict()
+    verdict = reference_run.verdict()
     assert verdict["decision"] == "PROMOTE"
     assert verdict["suites"]["acceptance"]["passed"] == 5
     found = verdict["findings"]["acceptance"]

@@ -19,7 +19,7 @@ import pytest
 from releasetest.verdict.report import render_html
 from releasetest.verdict.seal import seal_verdict
 
-from .conftest import ReleaseProject
+from .conftest import ReferenceRun
 from .synthetic import synthetic_verdict
 from .test_report import SECTIONS
 
@@ -91,11 +91,9 @@ def assert_fits(layout: dict[str, Any]) -> None:
     assert not layout["outside"], f"chart text outside its SVG: {layout['outside'][:10]}"
 
 
-def test_promote_report_of_a_reference_run(release_project: ReleaseProject, browser: Any, tmp_path: Path) -> None:
-    result = release_project.run("--release-stage", "devtest")
-    assert result.ret == 0
-    layout, texts = open_report(browser, release_project.root / "releasetest-out" / "report.html",
-                                tmp_path / "report-promote.png")
+def test_promote_report_of_a_reference_run(reference_run: ReferenceRun, browser: Any, tmp_path: Path) -> None:
+    assert reference_run.result.ret == 0
+    layout, texts = open_report(browser, reference_run.out_dir / "report.html", tmp_path / "report-promote.png")
     assert_fits(layout)
     for section in SECTIONS:
         assert texts.get(section, "").strip(), f"section {section} missing or empty in the rendered page"

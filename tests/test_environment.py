@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,6 +12,29 @@ import pytest
 from releasetest.release.environment import CondaEnv, build_isolated, compare, parse_conda_env
 
 from .conftest import ReleaseProject
+
+
+@functools.cache
+def index_unreachable() -> str | None:
+    """Why pip cannot find the inference server the isolated build installs, or None (asked once, with
+    pip's own configuration: index, proxies, find-links)."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "pip", "index", "versions", "azureml-inference-server-http",
+                               "--retries", "0", "--timeout", "10", "--disable-pip-version-check"],
+                              capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "the package index did not answer within 60 s"
+    if done.returncode != 0:
+        return "the package index cannot be reached: " + (done.stderr.strip().splitlines() or ["?"])[-1]
+    return None
+
+
+@pytest.fixture
+def package_index() -> None:
+    """Skip, with the reason, a test that builds an environment from the package index when it is offline."""
+    reason = index_unreachable()
+    if reason:
+        pytest.skip(reason)
 
 SEED_ENV = """\
 name: project_environment
@@ -64,6 +89,7 @@ def test_isolated_with_an_unavailable_python_names_the_pin(release_project: Rele
     assert "dependencies: python=3.6.2: no python3.6 interpreter on this machine" in reason
 
 
+@pytest.mark.usefixtures("package_index")
 def test_isolated_builds_the_pinned_env_and_serves_from_it(release_project: ReleaseProject,
                                                            tmp_path_factory: pytest.TempPathFactory,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -79,6 +105,7 @@ def test_isolated_builds_the_pinned_env_and_serves_from_it(release_project: Rele
     assert result.ret == 0
 
 
+@pytest.mark.usefixtures("package_index")
 def test_isolated_unsatisfiable_pin_says_which(tmp_path: Path) -> None:
     path = tmp_path / "myenv.yml"
     path.write_text("dependencies:\n  - python=3.11\n  - pip:\n    - azureml-inference-server-http==0.0.0.0\n")

@@ -7,6 +7,7 @@ import pytest
 from releasetest.release.manifest import load_release
 
 from .conftest import (
+    ReferenceRun,
     ReleaseProject,
     assert_all_errored,
     assert_clean_pass,
@@ -16,17 +17,17 @@ from .conftest import (
 )
 
 
-def test_example_release_promotes(release_project: ReleaseProject) -> None:
-    result = release_project.run("--release-stage", "devtest")
+def test_example_release_promotes(reference_run: ReferenceRun) -> None:
+    result = reference_run.result
     outcomes = assert_clean_pass(result)
     assert result.ret == 0
     result.stdout.fnmatch_lines([f"*releasetest: PROMOTE port-weather@* stage=devtest -> production: "
                                  f"{outcomes['passed']} passed*",
                                  "verdict file: *verdict.json"])
-    verdict = release_project.verdict()
+    verdict = reference_run.verdict()
     assert verdict["decision"] == "PROMOTE"
     assert verdict["exit_status"] == 0
-    assert verdict["release"]["id"] == load_release(release_project.release / "release.toml").release_id
+    assert verdict["release"]["id"] == load_release(reference_run.release / "release.toml").release_id
     assert {a["name"]: a["version"] for a in verdict["release"]["artifacts"]} == {
         "model-scaler": "1", "support-vector-classifier": "1"}
     assert set(verdict["suites"]) == {"smoke", "acceptance", "schema", "load"}
@@ -123,31 +124,6 @@ def test_without_stage_the_plugin_stays_out_of_the_way(pytester: pytest.Pytester
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert not (pytester.path / "releasetest-out").exists()
-
-
-def test_xdist_deploys_once_and_counts_every_worker(release_project: ReleaseProject) -> None:
-    pytest.importorskip("xdist")
-    release_project.pytester.makepyfile(test_own="""
-        import os
-        import pytest
-
-        @pytest.mark.smoke
-        def test_recorded_on_a_worker(scoring_client, release_record):
-            assert scoring_client.liveness().status_code == 200
-            release_record("worker", os.environ["PYTEST_XDIST_WORKER"])
-    """)
-    result = release_project.run("--release-stage", "devtest", "-n", "2", "test_own.py")
-    outcomes = assert_clean_pass(result)
-    verdict = release_project.verdict()
-    assert verdict["decision"] == "PROMOTE"
-    assert sum(s["passed"] for s in verdict["suites"].values()) == outcomes["passed"]
-    assert verdict["findings"]["smoke"]["worker"] in ("gw0", "gw1")
-    # Schema tests ran on both workers; each finding is in the verdict once.
-    kinds = [f["kind"] for f in verdict["findings"]["schema"]["findings"]]
-    assert "nan-value" in kinds and len(kinds) == len(set(kinds)), kinds
-    log = (release_project.root / "releasetest-out" / "server-devtest.log").read_text()
-    assert log.count("Listening at: http://127.0.0.1:") == 1, "the endpoint was deployed more than once"
-    assert process_group_gone(verdict["endpoint"]["pid"])
 
 
 def test_xdist_deploy_failure_fails_every_worker_test(release_project: ReleaseProject) -> None:

@@ -19,7 +19,7 @@ from releasetest.errors import EndpointError
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import load_release
 
-from .conftest import ReleaseProject, assert_clean_pass, kill_group
+from .conftest import ReleaseProject, assert_clean_pass, kill_group, process_group_gone
 
 LOAD_ONLY = ("--release-stage", "devtest", "-m", "load", "--release-require", "load")
 
@@ -27,6 +27,17 @@ LOAD_ONLY = ("--release-stage", "devtest", "-m", "load", "--release-require", "l
 SLOW_RUN = ("def run(data):\n",
             "def run(data):\n    import time\n    calls = globals()['_calls'] = globals().get('_calls', 0) + 1\n"
             "    if calls % 20 == 0:\n        time.sleep(0.05)\n")
+
+#: A team's own test, run on an xdist worker, recording which worker ran it.
+OWN_WORKER_TEST = """
+    import os
+    import pytest
+
+    @pytest.mark.smoke
+    def test_recorded_on_a_worker(scoring_client, release_record):
+        assert scoring_client.liveness().status_code == 200
+        release_record("worker", os.environ["PYTEST_XDIST_WORKER"])
+"""
 
 INTERVALS = """
 import json, os, time
@@ -42,18 +53,29 @@ def _interval(request):
 """
 
 
-def test_reference_meets_slos_with_capacity_and_runs_alone_under_xdist(release_project: ReleaseProject) -> None:
-    """The example holds its SLOs at its configured rate; capacity mode reports a rate; with -n 2
-    no load test overlaps a test of another suite (each test logs its interval)."""
+def test_xdist_run_deploys_once_counts_every_worker_and_runs_load_alone(release_project: ReleaseProject) -> None:
+    """One -n 2 run of the example with capacity mode and a team test that records from a worker:
+    the example holds its SLOs and reports a capacity; the endpoint is deployed once and every
+    worker's tests and findings are counted once; no load test overlaps a test of another suite
+    (each test logs its interval)."""
     pytest.importorskip("xdist")
     release_project.edit("release.toml", "max_error_rate = 0.001\n",
                          "max_error_rate = 0.001\ncapacity = true\ncapacity_step_s = 2\ncapacity_step = 2.0\n"
                          "capacity_max_rps = 160\n")
     release_project.pytester.makeconftest(INTERVALS)
-    result = release_project.run("--release-stage", "devtest", "-n", "2")
+    release_project.pytester.makepyfile(test_own=OWN_WORKER_TEST)
+    result = release_project.run("--release-stage", "devtest", "-n", "2", "test_own.py")
     outcomes = assert_clean_pass(result)
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE", verdict["reasons"]
+    assert sum(s["passed"] for s in verdict["suites"].values()) == outcomes["passed"]
+    assert verdict["findings"]["smoke"]["worker"] in ("gw0", "gw1")
+    # Schema tests ran on both workers; each finding is in the verdict once.
+    kinds = [f["kind"] for f in verdict["findings"]["schema"]["findings"]]
+    assert "nan-value" in kinds and len(kinds) == len(set(kinds)), kinds
+    log = (release_project.root / "releasetest-out" / "server-devtest.log").read_text()
+    assert log.count("Listening at: http://127.0.0.1:") == 1, "the endpoint was deployed more than once"
+    assert process_group_gone(verdict["endpoint"]["pid"])
     load = verdict["findings"]["load"]
     assert load["target_rps"] == 40 and load["mode"] == "open" and load["engine"] == "builtin"
     assert set(load["latency_ms"]) == {"p50", "p90", "p95", "p99", "p99_9", "max"}

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from releasetest.cli import main
+from releasetest.files import sha256_file
 
-from .conftest import ReleaseProject, process_group_gone
+from .conftest import ReferenceRun, ReleaseProject, process_group_gone
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -19,26 +21,24 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_gate_outputs_then_approve_and_promote(release_project: ReleaseProject, monkeypatch: pytest.MonkeyPatch,
+def test_gate_outputs_then_approve_and_promote(reference_run: ReferenceRun, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    root = release_project.root
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(root / "gh-summary.md"))
-    monkeypatch.setenv("TF_BUILD", "True")
-    result = release_project.run("--release-stage", "devtest", "--junitxml=junit.xml")
+    """The reference run's CI outputs; then its verdict, copied (the seal holds), is approved and promoted."""
+    result, out_dir = reference_run.result, reference_run.out_dir
     assert result.ret == 0
-    out_dir = root / "releasetest-out"
     result.stdout.fnmatch_lines([f"report: {out_dir / 'report.html'}",
                                  f"##vso[task.uploadsummary]{out_dir / 'summary.md'}"])
-    verdict = release_project.verdict()
+    verdict = reference_run.verdict()
     assert verdict["digest"].startswith("sha256:")
-    props = {p.get("name"): p.get("value") for p in ET.parse(root / "junit.xml").iter("property")}
+    props = {p.get("name"): p.get("value") for p in ET.parse(reference_run.junit).iter("property")}
     assert props["releasetest.decision"] == "PROMOTE"
     assert props["releasetest.release_id"] == verdict["release"]["id"]
     assert props["releasetest.verdict_digest"] == verdict["digest"]
-    assert "✅ releasetest: PROMOTE port-weather@" in (root / "gh-summary.md").read_text()
+    assert "✅ releasetest: PROMOTE port-weather@" in reference_run.gh_summary.read_text()
     assert "PROMOTE · port-weather@" in (out_dir / "report.html").read_text()
 
-    vpath, store = str(release_project.verdict_path), str(out_dir / "history")
+    vpath, store = str(tmp_path / "verdict.json"), str(tmp_path / "history")
+    shutil.copyfile(reference_run.verdict_path, vpath)
     promote = ("promote", "--from", "devtest", "--to", "production", "--verdict", vpath, "--store", store)
 
     code, _, err = cli(capsys, *promote)
@@ -46,7 +46,7 @@ def test_gate_outputs_then_approve_and_promote(release_project: ReleaseProject, 
     assert "stage production requires an approval of this verdict and none is recorded" in err
     assert f"releasetest approve {vpath} --by NAME" in err
 
-    tampered = root / "tampered.json"
+    tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps(dict(verdict, started_at="2020-01-01T00:00:00+00:00")))
     code, _, err = cli(capsys, "approve", str(tampered), "--by", "mallory", "--store", store)
     assert code == 3 and "verdict digest mismatch" in err and "edited after the run" in err
@@ -59,32 +59,32 @@ def test_gate_outputs_then_approve_and_promote(release_project: ReleaseProject, 
     code, out, err = cli(capsys, *promote, "--by", "ci")
     assert code == 0, err
     assert "devtest -> production (local, AksDeploymentConfig.yml)" in out and "approved by alice" in out
-    [record] = [json.loads(p.read_text()) for p in (out_dir / "history" / "promotions").glob("*.json")]
+    [record] = [json.loads(p.read_text()) for p in (tmp_path / "history" / "promotions").glob("*.json")]
     assert record["release_id"] == verdict["release"]["id"] and record["approved_by"] == ["alice"]
     assert record["endpoint"]["scoring_timeout_ms"] == 1000, "production's own deployment config was used"
     assert process_group_gone(record["endpoint"]["pid"])
-    assert "Listening at: http://127.0.0.1:" in (out_dir / "server-production.log").read_text()
+    assert "Listening at: http://127.0.0.1:" in (tmp_path / "server-production.log").read_text()
 
     code, out, _ = cli(capsys, "history", "--store", store)
     assert code == 0
     [row] = [ln for ln in out.splitlines() if "port-weather@" in ln]
     assert "devtest" in row and "PROMOTE" in row and "alice" in row and "production at" in row
 
-    # The artifact changes after the test: promote re-hashes it and refuses.
-    onnx = release_project.release / "models" / "support-vector-classifier.onnx"
-    original = onnx.read_bytes()
-    onnx.write_bytes(original + b"\0")
-    code, _, err = cli(capsys, *promote)
+    # The artifact changes after the test (in a copy: the reference run is shared): promote re-hashes it.
+    release = tmp_path / "release"
+    shutil.copytree(reference_run.release, release)
+    manifest = release / "release.toml"
+    changed = (*promote, "--manifest", str(manifest))
+    onnx = release / "models" / "support-vector-classifier.onnx"
+    onnx.write_bytes(onnx.read_bytes() + b"\0")
+    code, _, err = cli(capsys, *changed)
     assert code == 3
     assert "the release no longer matches what was tested" in err
     assert "models/support-vector-classifier.onnx has sha256" in err
     # ... and re-pinning the new digest in the manifest does not help: the release id moved.
-    from releasetest.files import sha256_file
-
-    manifest = release_project.release / "release.toml"
     manifest.write_text(manifest.read_text().replace(verdict["release"]["artifacts"][1]["files"][0]["sha256"],
                                                      sha256_file(onnx)))
-    code, _, err = cli(capsys, *promote)
+    code, _, err = cli(capsys, *changed)
     assert code == 3 and "release changed since the test" in err and "re-run the gate" in err
 
 
