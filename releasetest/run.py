@@ -24,6 +24,7 @@ from releasetest.endpoint.factory import TargetOptions, build_endpoint
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import ConfigError, DeployError, ReleaseTestError
 from releasetest.files import now_iso, write_json_atomic
+from releasetest.progress import Event, Progress, silent
 from releasetest.release import provenance
 from releasetest.release.data import Holdout, load_holdout
 from releasetest.release.manifest import Release, Stage, load_release
@@ -87,6 +88,8 @@ class ReleaseRun:
     scratch: Path | None = None
     #: This process's xdist worker id (``gw0``...), None on the controller or without xdist.
     worker: str | None = None
+    #: Where deploy and environment builds report what they are doing (the plugin's terminal lines).
+    progress: Progress = silent
 
     @property
     def log_dir(self) -> Path:
@@ -152,6 +155,8 @@ class ReleaseRun:
             raise DeployError(self.deploy_error, self.deploy_log_tail)
         assert self.release and self.stage and self.holdout
         started = time.monotonic()
+        self.progress(Event(f"deploying {self.release.name}@{self.release.short_id} to {self.settings.target} "
+                            f"(stage {self.stage.name}, {self.stage.deployment.path.name})"))
         try:
             python = self._serving_python()
             golden = self.holdout.golden(self.release.data.golden_rows if self.release.data else 5)
@@ -169,6 +174,13 @@ class ReleaseRun:
             self.deploy_seconds = round(time.monotonic() - started, 2)
             if self.endpoint is not None:
                 self.warnings.extend(self.endpoint.notes())
+            if self.deploy_error is not None:
+                self.progress(Event(f"deploy failed after {self.deploy_seconds:.1f} s "
+                                    "(cause and server log in the releasetest gate section)"))
+        cold = self.handle.info.get("ready_s")
+        self.progress(Event(f"endpoint ready in {self.deploy_seconds:.1f} s"
+                            + (f" (cold start {cold:.1f} s: server start to first golden prediction)"
+                               if cold is not None else "") + f": {self.handle.scoring_uri}"))
         return self.handle
 
     def _serving_python(self) -> str:
@@ -183,7 +195,7 @@ class ReleaseRun:
         python = sys.executable
         if self.settings.env == "isolated":
             cache = Path(os.environ.get("RELEASETEST_CACHE_DIR", Path.home() / ".cache" / "releasetest")) / "envs"
-            python = environment.build_isolated(env, cache)
+            python = environment.build_isolated(env, cache, self.progress)
         found = environment.report(env, python)
         found["mode"] = self.settings.env
         self.conda_check = found

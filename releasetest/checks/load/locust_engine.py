@@ -27,6 +27,7 @@ from releasetest.checks.load.latency import CONNECTION_ERROR, LatencyRecorder, L
 from releasetest.checks.load.loadgen import Profile
 from releasetest.errors import ConfigError, EndpointError
 from releasetest.lifeline import child_kwargs
+from releasetest.progress import Event, Progress, silent
 
 #: Seconds Locust gets beyond the run time to start, stop its users and write its files.
 OVERHEAD_S = 60.0
@@ -167,8 +168,10 @@ def parse_results(json_file: Path, failures_csv: Path, history_csv: Path, profil
 
 
 def run_locust(workdir: Path, uri: str, headers: Mapping[str, str], bodies: Sequence[bytes], profile: Profile,
-               processes: int = 1, release: str = "the release") -> LoadResult:
-    """Generate the locustfile, run Locust headless in a subprocess, and read its statistics."""
+               processes: int = 1, release: str = "the release", progress: Progress = silent) -> LoadResult:
+    """Generate the locustfile, run Locust headless in a subprocess, and read its statistics.
+
+    Locust runs with ``--only-summary``, so progress is one line before and one after it."""
     require()
     file = write_locustfile(workdir, uri, headers, bodies, profile, release)
     users = max(1, profile.concurrency)
@@ -183,6 +186,8 @@ def run_locust(workdir: Path, uri: str, headers: Mapping[str, str], bodies: Sequ
            "--exit-code-on-error", "0"]
     if processes > 1:
         cmd += ["--processes", str(processes)]
+    progress(Event(f"load: Locust, {users} users in {processes} process{'es' if processes > 1 else ''} for "
+                   f"{profile.duration_s:g} s at {profile.rate:g} req/s"))
     try:
         proc = subprocess.run(cmd, **child_kwargs(cwd=workdir, capture_output=True, text=True,
                                                   timeout=profile.duration_s + profile.timeout_s + OVERHEAD_S))
@@ -191,5 +196,7 @@ def run_locust(workdir: Path, uri: str, headers: Mapping[str, str], bodies: Sequ
     if proc.returncode != 0 or not json_file.is_file():
         tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-15:])
         raise EndpointError(f"Locust exited with code {proc.returncode}:\n{tail}")
-    return parse_results(json_file, Path(f"{prefix}_failures.csv"), Path(f"{prefix}_stats_history.csv"),
-                         profile, processes)
+    result = parse_results(json_file, Path(f"{prefix}_failures.csv"), Path(f"{prefix}_stats_history.csv"),
+                           profile, processes)
+    progress(Event(f"load done (Locust): {result.brief()}"))
+    return result
