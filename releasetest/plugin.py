@@ -262,11 +262,31 @@ def _failure_message(report: pytest.TestReport) -> str | None:
     return first[:300]
 
 
+def _partial(config: pytest.Config, deselected: int) -> str | None:
+    """Why this run tests only part of the release, or None for a full run."""
+    why = []
+    if config.option.collectonly:
+        why.append("--collect-only")
+    if config.option.keyword:
+        why.append(f"-k {config.option.keyword}")
+    if config.option.markexpr:
+        why.append(f"-m {config.option.markexpr}")
+    if any("::" in str(arg) for arg in config.args):
+        why.append("node ids")
+    if deselected and not why:
+        why.append(f"{deselected} tests deselected")
+    return ", ".join(why) or None
+
+
 class ResultRecorder:
     """Counts every test outcome by suite; registered in the one process that writes the verdict."""
 
     def __init__(self, run: ReleaseRun):
         self.run = run
+        self.deselected = 0
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected += len(items)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         suite = getattr(report, "releasetest_suite", OTHER)
@@ -289,6 +309,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         workeroutput["releasetest_findings"] = run.findings
         workeroutput["releasetest_logs"] = run.worker_logs()
         return
+    recorder = config.pluginmanager.getplugin("releasetest-results")
+    run.partial = _partial(config, recorder.deselected if recorder is not None else 0)
     if exitstatus == pytest.ExitCode.INTERRUPTED and not run.interrupted:
         run.interrupted = "KeyboardInterrupt (Ctrl-C or SIGINT)"
     finished = run.finish(int(exitstatus),

@@ -88,6 +88,8 @@ class ReleaseRun:
     scratch: Path | None = None
     #: This process's xdist worker id (``gw0``...), None on the controller or without xdist.
     worker: str | None = None
+    #: Why this run tests only part of the release (``-k smoke``, node ids...), None for a full run.
+    partial: str | None = None
     #: Where deploy and environment builds report what they are doing (the plugin's terminal lines).
     progress: Progress = silent
 
@@ -122,6 +124,13 @@ class ReleaseRun:
         if self.scratch is not None and self.worker is None:
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
+
+    def output(self, path: Path) -> Path:
+        """Where a file of the run goes: a partial run's files get a ``.partial`` suffix unless
+        --release-partial-ok, so they never replace the stage's last full verdict and report."""
+        if self.partial is None or self.settings.partial_ok:
+            return path
+        return path.with_name(f"{path.stem}.partial{path.suffix}")
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -275,6 +284,7 @@ class ReleaseRun:
             deployment=deployment,
             environment={**provenance.environment(), "conda_check": self.conda_check},
             git=provenance.git_info(self.settings.config.parent),
+            partial=self.partial,
         )
 
     def _promote_needs_approval(self) -> bool | None:
@@ -306,13 +316,18 @@ class ReleaseRun:
         The verdict goes first and alone decides the gate: a report or history problem becomes
         a warning line, never a lost verdict.
         """
-        write_json_atomic(self.settings.verdict, verdict)
+        write_json_atomic(self.output(self.settings.verdict), verdict)
         lines: list[str] = []
+        if self.partial is not None:
+            lines.append(f"partial run ({self.partial}): verdict marked partial"
+                         + ("" if self.settings.partial_ok else
+                            f", written to {self.output(self.settings.verdict).name}; the last full verdict stays "
+                            "(--release-partial-ok to replace it)"))
         try:
-            write_report(verdict, self.settings.report, digest_ok=True,
+            write_report(verdict, self.output(self.settings.report), digest_ok=True,
                          history=Store(self.settings.history_dir).earlier(verdict))
-            lines.append(f"report: {self.settings.report}")
-            summary = self.settings.verdict.parent / "summary.md"
+            lines.append(f"report: {self.output(self.settings.report)}")
+            summary = self.output(self.settings.verdict.parent / "summary.md")
             lines += publish_summary(summary_markdown(verdict), summary, environ)
         except Exception as exc:  # noqa: BLE001 - a report bug must not cost the verdict
             lines.append(f"warning: report not written: {exc!r}")
