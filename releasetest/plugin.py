@@ -149,7 +149,7 @@ def _add_suites_to_args(config: pytest.Config) -> None:
         args = list(config.args)
     else:
         args = [str(p) for p in config.getini("release_testpaths")]
-    if not any(Path(a.split("::")[0]).resolve() == Path(suites) for a in args):
+    if not any(Path(suites) in (path, *path.parents) for path in (Path(a.split("::")[0]).resolve() for a in args)):
         args.append(suites)
     config.args = args
 
@@ -201,6 +201,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     item, and whether it erred only because the deploy failed (the terminal says that once)."""
     report = yield
     report.releasetest_suite = suite_of(item)
+    report.releasetest_nodeid = _pasteable(item)
     exc = call.excinfo.value if call.excinfo is not None else None
     if isinstance(exc, pytest.fail.Exception) and exc.msg == DEPLOY_POINTER:
         report.releasetest_deploy_failed = True
@@ -242,6 +243,14 @@ class XdistController:
         if output.get("releasetest_findings"):
             self.run.merge_findings(output["releasetest_findings"])
         self.run.keep_worker_logs(output.get("releasetest_logs") or {})
+
+
+def _pasteable(item: pytest.Item) -> str:
+    """The test's id as the user can paste it back into pytest from where they ran it: pytest's
+    own ids are relative to the rootdir, and the built-in suites live inside the installed package."""
+    here = item.config.invocation_params.dir
+    path = item.path.relative_to(here) if item.path.is_relative_to(here) else item.path
+    return "::".join([str(path), *item.nodeid.split("::")[1:]])
 
 
 def _failure_message(report: pytest.TestReport) -> str | None:
@@ -290,7 +299,8 @@ class ResultRecorder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         suite = getattr(report, "releasetest_suite", OTHER)
-        self.run.results.add(suite, report.nodeid, report.when, report.outcome, _failure_message(report),
+        self.run.results.add(suite, getattr(report, "releasetest_nodeid", report.nodeid), report.when,
+                             report.outcome, _failure_message(report),
                              report.duration)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
