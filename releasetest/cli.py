@@ -1,13 +1,15 @@
-"""``releasetest`` command: the release checks and verdict reading a CI step needs outside pytest."""
+"""releasetest command: the release checks and verdict reading a CI step needs outside pytest."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from releasetest import __version__
 from releasetest.errors import ReleaseTestError
 from releasetest.files import sha256_file, write_json_atomic
 from releasetest.release.manifest import load_release
@@ -19,6 +21,17 @@ from releasetest.verdict.signing import SealRefused
 
 DEFAULT_VERDICT = "releasetest-out/verdict.json"
 
+EXIT_CODES = """exit status:
+  0  success; for the verdict command: a PROMOTE of this release
+  1  the verdict is BLOCK, or is for another release than the manifest now gives
+  2  bad input: a missing or malformed file, manifest or argument
+  3  refused: promotion or approval not allowed, verdict edited or badly signed
+  4  (the gate, pytest --release-stage) a configuration error, pytest's usage error"""
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))
+
 
 def _store(args: argparse.Namespace) -> Store:
     """The history store: --store, else $RELEASETEST_HISTORY, else the pytest run's default."""
@@ -29,13 +42,23 @@ def _cmd_check(args: argparse.Namespace) -> int:
     release = load_release(args.manifest)
     if args.stage:
         release.stage(args.stage)
+    if args.json:
+        _print_json({"release": release.name, "id": release.release_id,
+                     "artifacts": [{"name": art.name, "version": art.version, "path": str(f.path), "sha256": f.sha256}
+                                   for art in release.artifacts for f in art.files],
+                     "entry_script": {"path": str(release.inference.entry_script),
+                                      "sha256": release.entry_script_sha256},
+                     "stages": {name: {"deployment_config": stage.deployment.path.name, "promote_to": stage.promote_to}
+                                for name, stage in release.stages.items()}})
+        return 0
     print(f"release {release.name} id {release.release_id}")
     for art in release.artifacts:
         for f in art.files:
             print(f"  {art.name}:{art.version}  {f.sha256}  {f.path}")
     print(f"  entry script {release.inference.entry_script}  {release.entry_script_sha256}")
     for name, stage in release.stages.items():
-        print(f"  stage {name}: {stage.deployment.path.name} -> promote to {stage.promote_to}")
+        print(f"  stage {name}: {stage.deployment.path.name} -> "
+              + (f"promote to {stage.promote_to}" if stage.promote_to else "last stage, no promotion"))
     return 0
 
 
@@ -51,15 +74,25 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
     path = Path(args.verdict)
     verdict = read_verdict(path)
     check_verdict(verdict, str(path))
-    print(summary_line(verdict))
-    for reason in verdict.get("reasons", []):
-        print(f"  - {reason.splitlines()[0]}")
+    changed = None
     if args.manifest:
         current = load_release(args.manifest).release_id
         tested = (verdict.get("release") or {}).get("id")
         if current != tested:
-            print(f"release changed since the test: verdict is for {tested}, the manifest now gives {current}")
-            return 1
+            changed = f"release changed since the test: verdict is for {tested}, the manifest now gives {current}"
+    if args.json:
+        _print_json({"summary": summary_line(verdict), "decision": verdict.get("decision"),
+                     "partial": bool(verdict.get("partial")), "release": verdict.get("release"),
+                     "stage": verdict.get("stage"), "promote_to": verdict.get("promote_to"),
+                     "reasons": verdict.get("reasons", []), "release_changed": changed})
+    else:
+        print(summary_line(verdict))
+        for reason in verdict.get("reasons", []):
+            print(f"  - {reason.splitlines()[0]}")
+        if changed:
+            print(changed)
+    if changed:
+        return 1
     return 0 if verdict.get("decision") == "PROMOTE" else 1
 
 
@@ -141,13 +174,17 @@ def _cmd_history(args: argparse.Namespace) -> int:
     rows = _store(args).history()
     if args.release:
         rows = [r for r in rows if r["release"] == args.release]
+    if args.json:
+        _print_json(rows[-args.last:])
+        return 0
     if not rows:
         print(f"no verdicts recorded in {_store(args).root}")
         return 0
     print(f"{'when':25} {'release':28} {'stage':11} {'decision':8} {'approved by':20} promoted")
     for r in rows[-args.last:]:
         name = f"{r['release']}@{r['release_id'].split(':', 1)[-1][:12]}"
-        print(f"{str(r['when']):25} {name:28} {str(r['stage']):11} {str(r['decision']):8} "
+        decision = f"{r['decision']}{' (partial)' if r['partial'] else ''}"
+        print(f"{str(r['when']):25} {name:28} {str(r['stage']):11} {decision:8} "
               f"{', '.join(r['approved_by']) or '-':20} {'; '.join(r['promoted']) or '-'}")
     return 0
 
@@ -156,7 +193,8 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     from releasetest.verdict.promotion import approve
 
     record = approve(Path(args.verdict), _store(args), args.by, args.note)
-    print(f"approved {record['release_id']} ({record['stage']} -> {record['promote_to']}) by {record['by']} "
+    print(f"approved {record['release_id']} ({record['stage']} -> {record['promote_to'] or 'no next stage'}) "
+          f"by {record['by']} "
           f"at {record['at']}")
     return 0
 
@@ -194,25 +232,38 @@ def _cmd_load_worker(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="releasetest", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("check", help="validate a release manifest and print its release id")
-    p.add_argument("manifest", nargs="?", default="release.toml")
+    parser = argparse.ArgumentParser(prog="releasetest", description=__doc__, epilog=EXIT_CODES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"releasetest {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="what to do (releasetest COMMAND --help for its options)")
+    manifest_help = "the release manifest (default: release.toml)"
+    verdict_help = f"the verdict file (default: {DEFAULT_VERDICT})"
+    json_help = "print JSON instead of text"
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=text, description=text, epilog=EXIT_CODES,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = command("check", "validate a release manifest and print its release id")
+    p.add_argument("manifest", nargs="?", default="release.toml", help=manifest_help)
     p.add_argument("--stage", help="also check this stage exists")
+    p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=_cmd_check)
-    p = sub.add_parser("hash", help="print sha256 digests to pin in the manifest")
-    p.add_argument("files", nargs="+")
+    p = command("hash", "print sha256 digests to pin in the manifest")
+    p.add_argument("files", nargs="+", help="files to hash (artifacts, entry script)")
     p.set_defaults(func=_cmd_hash)
-    p = sub.add_parser("verdict", help="print a verdict; exit 0 only if it is PROMOTE")
-    p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT)
+    p = command("verdict", "print a verdict; exit 0 only if it is PROMOTE")
+    p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT, help=verdict_help)
     p.add_argument("--manifest", help="also require the verdict to be for this release as it is now")
+    p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=_cmd_verdict)
-    p = sub.add_parser("keygen", help="make an Ed25519 key pair to sign verdicts and approvals")
+    p = command("keygen", "make an Ed25519 key pair to sign verdicts and approvals")
     p.add_argument("--out", default="releasetest-signing.pem", help="private key file; the public key goes to "
                    "<out>.pub (default: releasetest-signing.pem)")
     p.set_defaults(func=_cmd_keygen)
-    p = sub.add_parser("azureml-plan", help="print the Azure ML v2 endpoint and deployment YAML a stage maps to")
-    p.add_argument("manifest", nargs="?", default="release.toml")
+    p = command("azureml-plan", "print the Azure ML v2 endpoint and deployment YAML a stage maps to")
+    p.add_argument("manifest", nargs="?", default="release.toml", help=manifest_help)
     p.add_argument("--stage", default="devtest", help="stage whose v1 deployment config is mapped")
     p.add_argument("--for", dest="purpose", choices=("gate", "promote"),
                    help="name the resources as the gate's azureml target (<stage>-<short id>, deployment blue, "
@@ -231,23 +282,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="file to write")
     p.set_defaults(func=_cmd_workspace_config)
     store_help = "history directory (default: $RELEASETEST_HISTORY, else releasetest-out/history)"
-    p = sub.add_parser("report", help="re-render the HTML report from a verdict")
-    p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT)
+    p = command("report", "re-render the HTML report from a verdict")
+    p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT, help=verdict_help)
     p.add_argument("-o", "--output", help="HTML file to write (default: report.html beside the verdict)")
     p.add_argument("--markdown", help="also write the Markdown summary here")
     p.set_defaults(func=_cmd_report)
-    p = sub.add_parser("history", help="list past verdicts, approvals and promotions")
+    p = command("history", "list past verdicts, approvals and promotions")
     p.add_argument("--store", help=store_help)
     p.add_argument("--release", help="only this release name")
     p.add_argument("--last", type=int, default=50, help="show the last N verdicts (default 50)")
+    p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=_cmd_history)
-    p = sub.add_parser("approve", help="record a reviewer's approval of a PROMOTE verdict")
-    p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT)
+    p = command("approve", "record a reviewer's approval of a PROMOTE verdict (once per person)")
+    p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT, help=verdict_help)
     p.add_argument("--by", required=True, help="who approves (recorded in the history)")
     p.add_argument("--note", help="free text kept with the approval")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=_cmd_approve)
-    p = sub.add_parser("promote", help="deploy the tested release to the next stage, if its verdict allows it")
+    p = command("promote", "deploy the tested release to the next stage, if its verdict allows it")
     p.add_argument("--from", dest="from_stage", required=True, help="stage the verdict is for, e.g. devtest")
     p.add_argument("--to", dest="to_stage", required=True, help="stage to deploy, e.g. production")
     p.add_argument("--verdict", default=DEFAULT_VERDICT)

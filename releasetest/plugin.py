@@ -24,10 +24,10 @@ from releasetest.errors import DeployError, ReleaseTestError
 from releasetest.run import ReleaseRun, suites_dir
 from releasetest.settings import OPTIONS, Option, SettingError, resolve
 from releasetest.suite_names import OTHER
-from releasetest.verdict.decision import summary_line
 from releasetest.verdict.summary import ci_properties
 from releasetest.wiring import hookspecs
 from releasetest.wiring.fixtures import (  # noqa: F401  (fixtures are registered by being module attributes)
+    DEPLOY_POINTER,
     champion_endpoint,
     endpoint,
     holdout,
@@ -45,6 +45,7 @@ from releasetest.wiring.fixtures import (  # noqa: F401  (fixtures are registere
 from releasetest.wiring.gate_lock import acquire_gate_lock, release_gate_lock
 from releasetest.wiring.keys import GATE_LOCK_KEY, OUTPUT_LINES_KEY, RUN_KEY, SIGTERM_KEY, VERDICT_KEY
 from releasetest.wiring.suite_lock import suite_lock
+from releasetest.wiring.terminal import GateTerminal
 
 
 def _cli_type(opt: Option) -> Callable[[str], str]:
@@ -80,9 +81,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for suite in REGISTRY:
         config.addinivalue_line("markers", suite.marker_line)
-    # Contract defects are findings the verdict records, not errors: keep a project's
-    # ``filterwarnings = error`` from turning them into failures (strict policy does that on purpose).
-    config.addinivalue_line("filterwarnings", "default::releasetest.checks.contract.judging.ContractDefectWarning")
     cli = {opt.name: config.getoption("release_" + opt.name) for opt in OPTIONS}
     ini = {opt.ini: config.getini(opt.ini) for opt in OPTIONS}
     ini_dir = config.inipath.parent if config.inipath else config.rootpath
@@ -113,6 +111,9 @@ def pytest_configure(config: pytest.Config) -> None:
                    worker_id(config) or "", Path(scratch) if scratch else None)
     else:
         config.pluginmanager.register(ResultRecorder(run), "releasetest-results")
+        terminal = GateTerminal(config)
+        config.pluginmanager.register(terminal, "releasetest-terminal")
+        run.progress = terminal
         _interrupt_on_sigterm(config, run)
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistController(run), "releasetest-xdist")
@@ -148,7 +149,7 @@ def _add_suites_to_args(config: pytest.Config) -> None:
         args = list(config.args)
     else:
         args = [str(p) for p in config.getini("release_testpaths")]
-    if not any(Path(a.split("::")[0]).resolve() == Path(suites) for a in args):
+    if not any(Path(suites) in (path, *path.parents) for path in (Path(a.split("::")[0]).resolve() for a in args)):
         args.append(suites)
     config.args = args
 
@@ -195,10 +196,15 @@ def pytest_runtest_protocol(item: pytest.Item) -> Any:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item) -> Any:
-    """Each report carries its test's suite, so the recorder (on the xdist controller too) needs no item."""
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Each report carries its test's suite, so the recorder (on the xdist controller too) needs no
+    item, and whether it erred only because the deploy failed (the terminal says that once)."""
     report = yield
     report.releasetest_suite = suite_of(item)
+    report.releasetest_nodeid = _pasteable(item)
+    exc = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(exc, pytest.fail.Exception) and exc.msg == DEPLOY_POINTER:
+        report.releasetest_deploy_failed = True
     return report
 
 
@@ -239,6 +245,14 @@ class XdistController:
         self.run.keep_worker_logs(output.get("releasetest_logs") or {})
 
 
+def _pasteable(item: pytest.Item) -> str:
+    """The test's id as the user can paste it back into pytest from where they ran it: pytest's
+    own ids are relative to the rootdir, and the built-in suites live inside the installed package."""
+    here = item.config.invocation_params.dir
+    path = item.path.relative_to(here) if item.path.is_relative_to(here) else item.path
+    return "::".join([str(path), *item.nodeid.split("::")[1:]])
+
+
 def _failure_message(report: pytest.TestReport) -> str | None:
     """The one-line cause pytest shows for a failure (assertion text, ``pytest.fail`` message)
     or a skip (its reason), for the report's test tables."""
@@ -257,15 +271,36 @@ def _failure_message(report: pytest.TestReport) -> str | None:
     return first[:300]
 
 
+def _partial(config: pytest.Config, deselected: int) -> str | None:
+    """Why this run tests only part of the release, or None for a full run."""
+    why = []
+    if config.option.collectonly:
+        why.append("--collect-only")
+    if config.option.keyword:
+        why.append(f"-k {config.option.keyword}")
+    if config.option.markexpr:
+        why.append(f"-m {config.option.markexpr}")
+    if any("::" in str(arg) for arg in config.args):
+        why.append("node ids")
+    if deselected and not why:
+        why.append(f"{deselected} tests deselected")
+    return ", ".join(why) or None
+
+
 class ResultRecorder:
     """Counts every test outcome by suite; registered in the one process that writes the verdict."""
 
     def __init__(self, run: ReleaseRun):
         self.run = run
+        self.deselected = 0
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected += len(items)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         suite = getattr(report, "releasetest_suite", OTHER)
-        self.run.results.add(suite, report.nodeid, report.when, report.outcome, _failure_message(report),
+        self.run.results.add(suite, getattr(report, "releasetest_nodeid", report.nodeid), report.when,
+                             report.outcome, _failure_message(report),
                              report.duration)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -284,6 +319,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         workeroutput["releasetest_findings"] = run.findings
         workeroutput["releasetest_logs"] = run.worker_logs()
         return
+    recorder = config.pluginmanager.getplugin("releasetest-results")
+    run.partial = _partial(config, recorder.deselected if recorder is not None else 0)
     if exitstatus == pytest.ExitCode.INTERRUPTED and not run.interrupted:
         run.interrupted = "KeyboardInterrupt (Ctrl-C or SIGINT)"
     finished = run.finish(int(exitstatus),
@@ -295,32 +332,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if xml is not None:
         for name, value in ci_properties(verdict).items():
             xml.add_global_property(name, value)
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    verdict = config.stash.get(VERDICT_KEY, None)
-    if verdict is None:
-        return
-    run = config.stash[RUN_KEY]
-    tr = terminalreporter
-    tr.write_sep("-", "releasetest gate")
-    tr.write_line(summary_line(verdict), green=verdict["decision"] == "PROMOTE",
-                  red=verdict["decision"] != "PROMOTE", bold=True)
-    for reason in verdict["reasons"][1:]:
-        tr.write_line(f"  - {reason.splitlines()[0]}")
-    if verdict["deploy"].get("log_tail") and not verdict["deploy"]["ok"]:
-        tr.write_line("server log (tail):")
-        for line in verdict["deploy"]["log_tail"].splitlines()[-15:]:
-            tr.write_line(f"  | {line}")
-    for warning in verdict.get("warnings", []):
-        tr.write_line(f"warning: {warning}", yellow=True)
-    tr.write_line(f"verdict file: {run.settings.verdict}")
-    for line in config.stash.get(OUTPUT_LINES_KEY, []):
-        tr.write_line(line)
-    if run.settings.keep and run.handle is not None:
-        pid = run.handle.info.get("pid")
-        tr.write_line(f"endpoint kept running: {run.handle.scoring_uri}"
-                      + (f" (stop it with: kill -TERM -{pid})" if pid else ""))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

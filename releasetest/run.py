@@ -24,6 +24,7 @@ from releasetest.endpoint.factory import TargetOptions, build_endpoint
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import ConfigError, DeployError, ReleaseTestError
 from releasetest.files import now_iso, write_json_atomic
+from releasetest.progress import Event, Progress, silent
 from releasetest.release import provenance
 from releasetest.release.data import Holdout, load_holdout
 from releasetest.release.manifest import Release, Stage, load_release
@@ -88,6 +89,10 @@ class ReleaseRun:
     scratch: Path | None = None
     #: This process's xdist worker id (``gw0``...), None on the controller or without xdist.
     worker: str | None = None
+    #: Why this run tests only part of the release (``-k smoke``, node ids...), None for a full run.
+    partial: str | None = None
+    #: Where deploy and environment builds report what they are doing (the plugin's terminal lines).
+    progress: Progress = silent
 
     @property
     def log_dir(self) -> Path:
@@ -120,6 +125,13 @@ class ReleaseRun:
         if self.scratch is not None and self.worker is None:
             shutil.rmtree(self.scratch, ignore_errors=True)
             self.scratch = None
+
+    def output(self, path: Path) -> Path:
+        """Where a file of the run goes: a partial run's files get a ``.partial`` suffix unless
+        --release-partial-ok, so they never replace the stage's last full verdict and report."""
+        if self.partial is None or self.settings.partial_ok:
+            return path
+        return path.with_name(f"{path.stem}.partial{path.suffix}")
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -155,6 +167,8 @@ class ReleaseRun:
             raise DeployError(self.deploy_error, self.deploy_log_tail)
         assert self.release and self.stage and self.holdout
         started = time.monotonic()
+        self.progress(Event(f"deploying {self.release.name}@{self.release.short_id} to {self.settings.target} "
+                            f"(stage {self.stage.name}, {self.stage.deployment.path.name})"))
         try:
             python = self._serving_python()
             golden = self.holdout.golden(self.release.data.golden_rows if self.release.data else 5)
@@ -172,6 +186,13 @@ class ReleaseRun:
             self.deploy_seconds = round(time.monotonic() - started, 2)
             if self.endpoint is not None:
                 self.warnings.extend(self.endpoint.notes())
+            if self.deploy_error is not None:
+                self.progress(Event(f"deploy failed after {self.deploy_seconds:.1f} s "
+                                    "(cause and server log in the releasetest gate section)"))
+        cold = self.handle.info.get("ready_s")
+        self.progress(Event(f"endpoint ready in {self.deploy_seconds:.1f} s"
+                            + (f" (cold start {cold:.1f} s: server start to first golden prediction)"
+                               if cold is not None else "") + f": {self.handle.scoring_uri}"))
         return self.handle
 
     def _serving_python(self) -> str:
@@ -186,7 +207,7 @@ class ReleaseRun:
         python = sys.executable
         if self.settings.env == "isolated":
             cache = Path(os.environ.get("RELEASETEST_CACHE_DIR", Path.home() / ".cache" / "releasetest")) / "envs"
-            python = environment.build_isolated(env, cache)
+            python = environment.build_isolated(env, cache, self.progress)
         found = environment.report(env, python)
         found["mode"] = self.settings.env
         self.conda_check = found
@@ -267,6 +288,7 @@ class ReleaseRun:
             environment={**provenance.environment(), "conda_check": self.conda_check},
             git=provenance.git_info(self.settings.config.parent),
             trigger=dict(self.settings.trigger) if self.settings.trigger else None,
+            partial=self.partial,
         )
 
     def _promote_needs_approval(self) -> bool | None:
@@ -298,13 +320,18 @@ class ReleaseRun:
         The verdict goes first and alone decides the gate: a report or history problem becomes
         a warning line, never a lost verdict.
         """
-        write_json_atomic(self.settings.verdict, verdict)
+        write_json_atomic(self.output(self.settings.verdict), verdict)
         lines: list[str] = []
+        if self.partial is not None:
+            lines.append(f"partial run ({self.partial}): verdict marked partial"
+                         + ("" if self.settings.partial_ok else
+                            f", written to {self.output(self.settings.verdict).name}; the last full verdict stays "
+                            "(--release-partial-ok to replace it)"))
         try:
-            write_report(verdict, self.settings.report, digest_ok=True,
+            write_report(verdict, self.output(self.settings.report), digest_ok=True,
                          history=Store(self.settings.history_dir).earlier(verdict))
-            lines.append(f"report: {self.settings.report}")
-            summary = self.settings.verdict.parent / "summary.md"
+            lines.append(f"report: {self.output(self.settings.report)}")
+            summary = self.output(self.settings.verdict.parent / "summary.md")
             lines += publish_summary(summary_markdown(verdict), summary, environ)
         except Exception as exc:  # noqa: BLE001 - a report bug must not cost the verdict
             lines.append(f"warning: report not written: {exc!r}")

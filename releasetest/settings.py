@@ -144,6 +144,9 @@ OPTIONS: tuple[Option, ...] = (
            is_path=True, metavar="PATH"),
     Option("keep", "Leave the deployed endpoint running after the run and print its URL.", "false",
            parse_bool, is_flag=True),
+    Option("partial_ok", "Let a partial run (-k, -m, --co, node ids, deselected tests) write the stage's "
+           "verdict, report and summary files; without it they go to *.partial.* beside them, and the last full "
+           "verdict stays.", "false", parse_bool, is_flag=True),
     Option("ready_timeout", "Seconds the endpoint gets to become ready (liveness and golden prediction).",
            "120", parse_positive_float, metavar="SECONDS"),
     Option("require", "Suites that must run and pass for PROMOTE, comma-separated. "
@@ -179,6 +182,7 @@ class Settings:
     key_env: str
     verdict: Path
     keep: bool
+    partial_ok: bool
     ready_timeout: float
     require: tuple[str, ...] | None
     port: int

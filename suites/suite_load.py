@@ -20,6 +20,7 @@ from releasetest.checks.load.slo import LoadSpec, evaluate, failure_message, fin
 from releasetest.checks.smoke import SmokeConfig, memory_growth_failure, memory_in_load_window
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.process import group_rss_bytes
+from releasetest.progress import Progress
 from releasetest.release.data import Holdout
 from releasetest.release.manifest import Release
 from releasetest.run import ReleaseRun
@@ -28,14 +29,15 @@ pytestmark = pytest.mark.load
 
 
 def _run(spec: LoadSpec, endpoint: EndpointHandle, holdout: Holdout, release: Release, workdir: Path,
-         profile: Profile, on_warm: Callable[[], None] | None = None) -> LoadResult:
+         profile: Profile, progress: Progress, on_warm: Callable[[], None] | None = None) -> LoadResult:
     bodies = request_bodies(holdout.rows.tolist(), spec.rows_per_request)
     if spec.engine == "locust":
         from releasetest.checks.load.locust_engine import run_locust
 
         return run_locust(workdir, endpoint.scoring_uri, endpoint.headers(), bodies, profile,
-                          processes=spec.locust_processes, release=release.name, master=spec.master)
-    return run_load(endpoint.scoring_uri, endpoint.headers(), bodies, profile, on_warm)
+                          processes=spec.locust_processes, release=release.name, master=spec.master,
+                          progress=progress)
+    return run_load(endpoint.scoring_uri, endpoint.headers(), bodies, profile, on_warm, progress)
 
 
 def test_slo_at_expected_rate(suite_config: LoadSpec, endpoint: EndpointHandle, holdout: Holdout,
@@ -49,7 +51,7 @@ def test_slo_at_expected_rate(suite_config: LoadSpec, endpoint: EndpointHandle, 
     pid = endpoint.info.get("pid")
     watch = spec.engine == "builtin" and pid is not None and group_rss_bytes(pid) is not None
     warm: list[int] = []
-    result = _run(spec, endpoint, holdout, release, release_workdir / "load", spec.profile(),
+    result = _run(spec, endpoint, holdout, release, release_workdir / "load", spec.profile(), release_run.progress,
                   on_warm=(lambda: warm.append(group_rss_bytes(pid) or 0)) if watch else None)
     problems = []
     if warm:
@@ -70,14 +72,15 @@ def test_slo_at_expected_rate(suite_config: LoadSpec, endpoint: EndpointHandle, 
 
 
 def test_capacity(suite_config: LoadSpec, endpoint: EndpointHandle, holdout: Holdout, release: Release,
-                  release_record: Callable[[str, Any], None], release_workdir: Path) -> None:
+                  release_record: Callable[[str, Any], None], release_workdir: Path,
+                  release_run: ReleaseRun) -> None:
     spec = suite_config
     if not spec.capacity:
         pytest.skip("capacity mode is off (set capacity = true in [load] to find the highest rate that holds)")
     workdir = release_workdir / "load"
     capacity, steps = find_capacity(
         spec, lambda rate: _run(spec, endpoint, holdout, release, workdir,
-                                spec.profile(rate=rate, duration_s=spec.capacity_step_s)))
+                                spec.profile(rate=rate, duration_s=spec.capacity_step_s), release_run.progress))
     release_record("capacity_rps", capacity)
     release_record("capacity_steps", steps)
     assert capacity is not None, (f"capacity: even the first step, {steps[0]['rate']:g} req/s, broke an SLO "

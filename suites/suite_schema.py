@@ -8,7 +8,6 @@ finding lands in the verdict under ``findings.schema.findings`` with its body an
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,7 +21,6 @@ from releasetest.checks.contract.inputs import learn_ranges, rows_strategy
 from releasetest.checks.contract.judging import (
     DEFECT,
     FAILURE,
-    ContractDefectWarning,
     Finding,
     classify,
     find_leak,
@@ -85,14 +83,11 @@ def _key_env(endpoint: EndpointHandle) -> str | None:
 
 
 def _report(findings: list[Finding], client: CountingClient, policy: str, record: Record, worker: str) -> None:
-    """Record findings and the request count; warn about defects; fail on failures."""
+    """Record findings and the request count (the gate summarises defects); fail on failures."""
     record("findings", [f.as_dict() for f in findings])
     record("policy", policy)
     record("requests_sent", client.sent)
     record("requests_by_process", {worker: client.sent})
-    for f in findings:
-        if f.severity == DEFECT:
-            warnings.warn(ContractDefectWarning(f"{f.message} (reproduce: {f.curl})"), stacklevel=2)
     failures = [f for f in findings if f.severity == FAILURE]
     if failures:
         lines = [failures[0].message]

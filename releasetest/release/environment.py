@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from packaging.utils import canonicalize_name
 from releasetest.errors import ConfigError
 from releasetest.files import load_yaml
 from releasetest.lifeline import child_kwargs
+from releasetest.progress import Event, Progress, silent
 
 _CONDA_DEP = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(?:(==|=|>=|<=|>|<|!=)\s*([^\s=]+))?")
 _PROBE = ("import json, sys, importlib.metadata as m; print(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3],"
@@ -146,7 +148,7 @@ def _interpreter_for(env: CondaEnv) -> str:
                       f"install python{major_minor} here, or update the pin to the Python production will run")
 
 
-def build_isolated(env: CondaEnv, cache_dir: Path) -> str:
+def build_isolated(env: CondaEnv, cache_dir: Path, progress: Progress = silent) -> str:
     """A venv with exactly the conda file's pip pins (uv if present, else pip), cached by digest.
 
     Returns its interpreter. Unsatisfiable pins raise :class:`ConfigError` quoting the installer.
@@ -160,9 +162,13 @@ def build_isolated(env: CondaEnv, cache_dir: Path) -> str:
     target = cache_dir / digest
     venv_python = target / "bin" / "python"
     if (target / ".complete").is_file():
+        progress(Event(f"isolated environment for {env.path.name}: cached in {target}", detail=True))
         return str(venv_python)
     shutil.rmtree(target, ignore_errors=True)
     uv = shutil.which("uv")
+    started = time.monotonic()
+    progress(Event(f"building the isolated environment from {env.path.name} ({len(env.pip)} pip pins, "
+                   f"{'uv' if uv else 'pip'}); cached for later runs"))
     if uv:
         steps = [[uv, "venv", "--python", python, str(target)],
                  [uv, "pip", "install", "--python", str(venv_python), *env.pip]]
@@ -179,6 +185,7 @@ def build_isolated(env: CondaEnv, cache_dir: Path) -> str:
                               "the pinned environment cannot be built: " + " | ".join(errors[-4:])[:800],
                               "pin versions that exist for this Python and platform")
     (target / ".complete").write_text("ok\n")
+    progress(Event(f"isolated environment built in {time.monotonic() - started:.1f} s: {target}"))
     return str(venv_python)
 
 

@@ -149,6 +149,7 @@ def build_verdict(
     environment: dict[str, Any] | None = None,
     git: dict[str, Any] | None = None,
     trigger: dict[str, str] | None = None,
+    partial: str | None = None,
 ) -> dict[str, Any]:
     return {
         "schema": VERDICT_SCHEMA,
@@ -172,6 +173,8 @@ def build_verdict(
         "environment": environment,
         "git": git,
         "trigger": trigger,
+        "partial": partial is not None,
+        "partial_because": partial,
     }
 
 
@@ -183,8 +186,10 @@ def summary_line(verdict: dict[str, Any]) -> str:
     for res in verdict.get("suites", {}).values():
         for k in counts:
             counts[k] += res[k]
-    text = (f"releasetest: {verdict['decision']} {rel.get('name', '?')}@{rid} stage={verdict['stage']}"
-            f" -> {verdict.get('promote_to')}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    to = verdict.get("promote_to") or "(last stage)"
+    text = (f"releasetest: {verdict['decision']}{' (partial)' if verdict.get('partial') else ''} "
+            f"{rel.get('name', '?')}@{rid} stage={verdict['stage']}"
+            f" -> {to}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if verdict["decision"] != "PROMOTE":
         text += " | " + verdict["reasons"][0].splitlines()[0]
     return text

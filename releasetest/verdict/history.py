@@ -120,11 +120,13 @@ class Store:
 
     def earlier(self, verdict: Mapping[str, Any], limit: int = 5) -> list[dict[str, Any]]:
         """The last ``limit`` other verdicts on the same stage, oldest first: the report's history strip."""
-        same = [v for v in self.verdicts()
-                if v.get("stage") == verdict.get("stage") and v.get("digest") != verdict.get("digest")]
+        same = [v for v in self.verdicts() if v.get("stage") == verdict.get("stage") and not v.get("partial")
+                and v.get("digest") != verdict.get("digest")]
         return same[-limit:]
 
     def approve(self, verdict: Mapping[str, Any], by: str, note: str | None = None) -> dict[str, Any]:
+        """Record ``by``'s approval of a verdict; approving it again returns the first record, so a
+        person counts once however often they approve."""
         self.add_verdict(verdict)
         record = {"verdict_digest": verdict["digest"], "release_id": (verdict.get("release") or {}).get("id"),
                   "stage": verdict.get("stage"), "promote_to": verdict.get("promote_to"), "by": by,
@@ -133,6 +135,9 @@ class Store:
         if key is not None:
             record["signature"] = key.sign(record)
         with self._locked():
+            for earlier in self.approvals(str(verdict["digest"])):
+                if earlier.get("by") == by:
+                    return earlier
             write_json_atomic(_free(self._dir("approvals") / f"{_hex(str(verdict['digest']))}--"
                                     f"{_stamp(record['at'])}.json"), record)
         return record
@@ -165,6 +170,7 @@ class Store:
             rows.append({"release": rel.get("name", "?"), "release_id": str(rel.get("id") or ""),
                          "artifacts": ", ".join(f"{a['name']}:{a['version']}" for a in rel.get("artifacts", [])),
                          "stage": v.get("stage"), "decision": v.get("decision"), "when": v.get("finished_at"),
+                         "partial": bool(v.get("partial")),
                          "approved_by": approvals.get(digest, []), "promoted": promoted.get(digest, []),
                          "digest": digest})
         return rows

@@ -72,9 +72,13 @@ def verify_for_promotion(verdict: dict[str, Any], where: str, from_stage: str, t
     if verdict.get("decision") != "PROMOTE":
         reason = (verdict.get("reasons") or ["no reason given"])[0].splitlines()[0]
         raise PromotionRefused(f"{where}: the verdict is {verdict.get('decision')}, not PROMOTE ({reason})")
+    if verdict.get("partial"):
+        raise PromotionRefused(f"{where}: the verdict is of a partial run ({verdict.get('partial_because')}); "
+                               f"run the whole gate for stage {from_stage}")
     if verdict.get("promote_to") != to_stage:
-        raise PromotionRefused(f"{where}: stage {from_stage} promotes to {verdict.get('promote_to')!r}, "
-                               f"not {to_stage!r} (see promote_to in the manifest)")
+        raise PromotionRefused(f"{where}: stage {from_stage} promotes to "
+                               f"{verdict.get('promote_to') or 'no further stage'}, "
+                               f"not {to_stage} (see promote_to in the manifest)")
     tested = verdict.get("release") or {}
     manifest = manifest or Path(str(tested.get("manifest", "release.toml")))
     versions = {a["name"]: str(a["version"]) for a in tested.get("artifacts", [])}

@@ -20,6 +20,10 @@ from releasetest.run import ReleaseRun
 from releasetest.suite_names import OTHER, SUITES
 from releasetest.wiring.keys import RUN_KEY
 
+#: The one-line error of every test that needed the endpoint when the deploy failed; the cause and
+#: the server log are printed once, in the releasetest gate section.
+DEPLOY_POINTER = "deploy failed: cause and server log in the 'releasetest gate' section below"
+
 
 def _active_run(config: pytest.Config) -> ReleaseRun:
     run = config.stash.get(RUN_KEY, None)
@@ -113,8 +117,8 @@ def endpoint(pytestconfig: pytest.Config) -> Iterator[EndpointHandle]:
     deployed_here = run.endpoint is None and run.handle is None and run.deploy_error is None
     try:
         handle = run.deploy()
-    except DeployError as exc:
-        pytest.fail(f"deploy failed: {exc}", pytrace=False)
+    except DeployError:
+        pytest.fail(DEPLOY_POINTER, pytrace=False)
     if deployed_here:
         pytestconfig.hook.pytest_releasetest_endpoint_ready(config=pytestconfig, handle=handle)
     yield handle

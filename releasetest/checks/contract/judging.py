@@ -18,10 +18,6 @@ from releasetest.checks.contract.probes import Probe
 DEFECT, FAILURE = "defect", "failure"
 
 
-class ContractDefectWarning(UserWarning):
-    """A contract defect the release's policy tolerates: shown in the warnings summary, not failed."""
-
-
 @dataclass(frozen=True)
 class Finding:
     """One contract problem, as the verdict records it (``findings.schema.findings``)."""

@@ -83,6 +83,12 @@ class LoadResult:
     def error_rate(self) -> float:
         return self.failed / self.requests if self.requests else 0.0
 
+    def brief(self) -> str:
+        """The figures of a progress line."""
+        p99 = self.latency_ms.get("p99")
+        return (f"{self.requests} requests measured, {self.achieved_rps:.1f} req/s, "
+                f"p99 {'-' if p99 is None else f'{p99:.1f}'} ms, {self.failed} errors")
+
     def findings(self) -> dict[str, Any]:
         return {
             "latency_ms": self.latency_ms,

@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 
 from releasetest.checks.load.latency import LoadResult, summarize
 from releasetest.errors import ConfigError
+from releasetest.progress import Event, Progress, silent
 
 #: Status codes used internally for requests without an HTTP answer.
 TIMEOUT = -1
@@ -379,6 +380,20 @@ class Generator:
             self._drop(slot)
         self.poller.close()
 
+    def reading(self) -> tuple[float, int, float | None, int]:
+        """Seconds run, requests answered, p99 latency so far (ms, from the intended start) and
+        errors so far; read from the calling thread while the generator runs (copies, no locks)."""
+        if not self.t0:
+            return 0.0, 0, None, 0
+        elapsed = time.perf_counter() - self.t0
+        done, intended, status = self.done[:], self.intended[:], self.status[:]
+        n = min(len(done), len(intended), len(status))
+        finished = [i for i in range(n) if not math.isnan(done[i])]
+        latencies = sorted(done[i] - intended[i] for i in finished)
+        p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000 if latencies else None
+        errors = sum(1 for i in finished if not 200 <= status[i] < 300)
+        return elapsed, len(finished), p99, errors
+
     def result(self) -> LoadResult:
         p = self.profile
         return summarize(
@@ -388,12 +403,13 @@ class Generator:
 
 
 def run_load(uri: str, headers: Mapping[str, str], bodies: Sequence[bytes], profile: Profile,
-             on_warm: Callable[[], None] | None = None) -> LoadResult:
+             on_warm: Callable[[], None] | None = None, progress: Progress = silent) -> LoadResult:
     """Run one profile in a worker thread and return its figures.
 
     The calling thread only waits (in short joins, so Ctrl-C still interrupts, and stops the
     generator cleanly). ``on_warm`` is called from it once, as the warm-up ends, so a caller can
-    take a reading (e.g. the server's memory) that covers exactly the measured requests.
+    take a reading (e.g. the server's memory) that covers exactly the measured requests; once a
+    second it reports the rate, p99 so far and errors to ``progress``.
     """
     address, reqs = build_requests(uri, headers, bodies)
     gen = Generator(address, reqs, profile)
@@ -410,9 +426,19 @@ def run_load(uri: str, headers: Mapping[str, str], bodies: Sequence[bytes], prof
 
     worker = threading.Thread(target=body, name="releasetest-loadgen", daemon=True)
     worker.start()
+    what = f"{profile.rate:g} req/s open" if profile.mode == "open" else f"{profile.concurrency} clients closed"
+    progress(Event(f"load: {what} for {profile.duration_s:g} s ({profile.warmup_s:g} s warm-up)"))
+    next_tick, answered_before = time.monotonic() + 1.0, 0
     try:
         while worker.is_alive():
-            wait = 0.25
+            if time.monotonic() >= next_tick:
+                next_tick += 1.0
+                elapsed, answered, p99, failed = gen.reading()
+                p99_text = f"{p99:.1f} ms" if p99 is not None else "-"
+                progress(Event(f"load {elapsed:4.0f}/{profile.duration_s:g} s: {answered - answered_before} req/s, "
+                               f"p99 so far {p99_text}, {failed} errors", live=True))
+                answered_before = answered
+            wait = min(0.25, max(0.01, next_tick - time.monotonic()))
             if on_warm is not None:
                 # t0 is 0.0 until the generator thread has started its clock.
                 wait = min(wait, gen.t0 + profile.warmup_s - time.perf_counter()) if gen.t0 else 0.01
@@ -427,4 +453,6 @@ def run_load(uri: str, headers: Mapping[str, str], bodies: Sequence[bytes], prof
         raise
     if errors:
         raise errors[0]
-    return gen.result()
+    result = gen.result()
+    progress(Event(f"load done: {result.brief()}"))
+    return result

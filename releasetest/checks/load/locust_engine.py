@@ -32,6 +32,7 @@ from releasetest.checks.load.latency import CONNECTION_ERROR, LatencyRecorder, L
 from releasetest.checks.load.loadgen import Profile
 from releasetest.errors import ConfigError, EndpointError
 from releasetest.lifeline import child_kwargs
+from releasetest.progress import Event, Progress, silent
 
 #: Seconds Locust gets beyond the run time to start, stop its users and write its files.
 OVERHEAD_S = 60.0
@@ -196,9 +197,12 @@ def parse_results(json_file: Path, failures_csv: Path, history_csv: Path, profil
 
 
 def run_locust(workdir: Path, uri: str, headers: Mapping[str, str], bodies: Sequence[bytes], profile: Profile,
-               processes: int = 1, release: str = "the release", master: Master | None = None) -> LoadResult:
+               processes: int = 1, release: str = "the release", master: Master | None = None,
+               progress: Progress = silent) -> LoadResult:
     """Generate the locustfile, run Locust headless in a subprocess (alone, or as the master of
-    remote workers), and read its statistics."""
+    remote workers), and read its statistics.
+
+    Locust runs with ``--only-summary``, so progress is one line before and one after it."""
     require()
     file = write_locustfile(workdir, uri, headers, bodies, profile, release)
     users = max(1, profile.concurrency)
@@ -218,6 +222,7 @@ def run_locust(workdir: Path, uri: str, headers: Mapping[str, str], bodies: Sequ
         cmd += ["--loglevel", "WARNING"] + (["--processes", str(processes)] if processes > 1 else [])
         engine = f"locust ({processes} process{'es' if processes > 1 else ''})"
     limit = profile.duration_s + profile.timeout_s + OVERHEAD_S + (master.wait_s if master else 0.0)
+    progress(Event(f"load: {engine}, {users} users for {profile.duration_s:g} s at {profile.rate:g} req/s"))
     try:
         proc = subprocess.run(cmd, **child_kwargs(cwd=workdir, capture_output=True, text=True, timeout=limit))
     except subprocess.TimeoutExpired:
@@ -228,8 +233,10 @@ def run_locust(workdir: Path, uri: str, headers: Mapping[str, str], bodies: Sequ
     if proc.returncode != 0 or not json_file.is_file():
         tail = "\n".join(log.splitlines()[-15:])
         raise EndpointError(f"Locust exited with code {proc.returncode}:\n{tail}")
-    return parse_results(json_file, Path(f"{prefix}_failures.csv"), Path(f"{prefix}_stats_history.csv"),
-                         profile, engine)
+    result = parse_results(json_file, Path(f"{prefix}_failures.csv"), Path(f"{prefix}_stats_history.csv"),
+                           profile, engine)
+    progress(Event(f"load done (Locust): {result.brief()}"))
+    return result
 
 
 def run_worker(master: str) -> int:

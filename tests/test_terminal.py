@@ -1,0 +1,46 @@
+"""What a person sees in the terminal: progress, one cause for a failed deploy, the gate's line last."""
+
+from __future__ import annotations
+
+from tests.conftest import ReleaseProject
+
+
+def test_syntax_error_in_score_py_is_said_once_in_under_60_lines(release_project: ReleaseProject) -> None:
+    release_project.edit("score.py", "def init():", "def init(:")
+    result = release_project.run("--release-stage", "devtest")
+    out = result.outlines
+    text = "\n".join(out)
+    assert result.ret == 1
+    assert len(out) < 60, text
+    assert text.count("did not become ready") == 1, text
+    assert text.count("def init(:") == 1, "the server log's cause is quoted once"
+    assert "SyntaxError: invalid syntax" in text
+    assert out[-1].startswith("releasetest: BLOCK port-weather@"), out[-1]
+    assert "43 errors (deploy failed)" in out[-2]
+    assert "releasetest: deploying port-weather@" in text and "deploy failed after" in text
+    verdict = release_project.verdict()
+    assert sum(s["errors"] for s in verdict["suites"].values()) == 43
+    assert "SyntaxError" in verdict["deploy"]["log_tail"]
+
+
+def test_progress_defect_summary_and_gate_line_last(release_project: ReleaseProject) -> None:
+    result = release_project.run("--release-stage", "devtest", "--release-require", "schema,load",
+                                 "-m", "schema or load")
+    out = result.outlines
+    text = "\n".join(out)
+    assert result.ret == 0, text
+    assert "releasetest: endpoint ready in " in text and "cold start" in text
+    assert "releasetest: schema suite: 26 tests" in text and "releasetest: load suite: 2 tests" in text
+    assert "releasetest: load    1/" in text and "p99 so far" in text  # once a second, plain lines off a TTY
+    assert "releasetest: load done: " in text
+    assert "ContractDefectWarning" not in text and "warnings summary" not in text
+    assert "  answered 500 (a client error should be 4xx): 10 (too-few-features," in text
+    assert out[-1].startswith("releasetest: PROMOTE port-weather@"), out[-1]
+    assert " passed" in out[-2] and out[-2].startswith("=")
+
+
+def test_quiet_shows_no_progress(release_project: ReleaseProject) -> None:
+    result = release_project.run("--release-stage", "devtest", "--release-require", "smoke", "-q", "-m", "smoke")
+    text = "\n".join(result.outlines)
+    assert "releasetest: deploying" not in text and "suite:" not in text
+    assert result.outlines[-1].startswith("releasetest: PROMOTE"), result.outlines[-1]
