@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from releasetest.checks.names import OTHER
 from releasetest.progress import Event
+from releasetest.suite_names import OTHER
 from releasetest.verdict.decision import summary_line
 from releasetest.wiring.fixtures import suite_of
 from releasetest.wiring.keys import OUTPUT_LINES_KEY, RUN_KEY, VERDICT_KEY
