@@ -38,6 +38,7 @@ import yaml
 from releasetest.azureml.mapping import ModelAsset, Plan, plan_for
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
+from releasetest.endpoint.formats import wire_spec
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.url import handle_for_url
 from releasetest.errors import ConfigError, DeployError, EndpointError
@@ -298,10 +299,12 @@ class AzureMLEndpoint(Endpoint):
         handle = self._pinned_handle(endpoint.name)
         self._progress(f"deployed: {handle.scoring_uri}; checking liveness and the golden prediction")
         try:
-            wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
+            wire = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
+                              spec=wire_spec(self.release))
         except EndpointError as exc:
             raise self._fail(f"not ready: {exc}") from None
         handle.info["ready_s"] = round(time.monotonic() - started, 2)
+        handle.info["wire"] = wire.as_dict()
         self._progress(f"ready after {handle.info['ready_s']} s")
         self._handle = handle
         return handle
@@ -337,7 +340,8 @@ class AzureMLEndpoint(Endpoint):
 
         def pinned_ready() -> None:
             try:
-                wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
+                wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
+                           spec=wire_spec(self.release))
             except EndpointError as exc:
                 raise self._fail(f"deployment {dep} is not ready: {exc}") from None
 
@@ -350,7 +354,8 @@ class AzureMLEndpoint(Endpoint):
             self._set_traffic(name, after)
         unpinned = replace(handle, extra_headers={})
         try:  # what clients now reach without the header
-            wait_ready(unpinned, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
+            wait_ready(unpinned, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
+                       spec=wire_spec(self.release))
         except EndpointError as exc:
             if any(w for d, w in before.items() if d != dep):
                 self._set_traffic(name, before)
