@@ -39,8 +39,9 @@ def _schemas(doc: Mapping[str, Any], version: int) -> tuple[dict[str, Any], dict
         raise NoContract(f"swagger.json version {version} has no ServiceInput/ServiceOutput definitions: "
                          "decorate run() with inference-schema's @input_schema and @output_schema")
     if "ServiceInput" not in defs or "ServiceOutput" not in defs:
-        raise ContractError(f"swagger.json version {version} publishes only one of ServiceInput/ServiceOutput: "
-                            "decorate run() with both @input_schema and @output_schema")
+        missing = "ServiceInput" if "ServiceInput" not in defs else "ServiceOutput"
+        raise ContractError(f"swagger.json version {version} has no {missing}: decorate run() with both "
+                            "inference-schema's @input_schema and @output_schema")
     if not defs["ServiceInput"].get("properties") and not defs["ServiceInput"].get("example"):
         # azmlinfsrv's placeholder for an undecorated run(): {"type": "object", "example": {}}.
         raise NoContract(f"swagger.json version {version} publishes an empty ServiceInput: run() has no "
@@ -119,7 +120,7 @@ def read_contract(v2: Mapping[str, Any], v3: Mapping[str, Any], wire: Wire) -> C
                          f"clients cannot know a row needs exactly {n} numbers"))
     wrong = sorted({str(c.get("type")) for c in cells if c.get("type") not in ("number", "integer")})
     if wrong:
-        raise ContractError(f"the published '{where}' cells are of type {', '.join(wrong)}; the manifest's "
+        raise ContractError(f"the published '{where}' cells are of type {', '.join(map(repr, wrong))}; the manifest's "
                             "features are numbers")
     rows = wire.rows_in(in2.get("example"))
     if not rows:
