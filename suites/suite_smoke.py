@@ -54,7 +54,8 @@ def test_swagger_example_scores(scoring_client: ScoringClient, version: int) -> 
 
 def test_output_conforms_to_output_schema(scoring_client: ScoringClient, holdout: Holdout) -> None:
     _, service_output = _schemas(scoring_client.swagger(2))
-    resp = scoring_client.post_score(scoring_client.wire.body(holdout.rows[:3].tolist()))
+    rows = holdout.rows[:min(3, scoring_client.wire.batch_size or 3)].tolist()
+    resp = scoring_client.post_score(scoring_client.wire.body(rows))
     assert resp.status_code == 200, resp.text[:300]
     try:
         jsonschema.validate(resp.json(), service_output)
@@ -124,7 +125,7 @@ def test_memory_stable_under_repeated_requests(scoring_client: ScoringClient, en
     if _load_window_selected(request.session) and memory_in_load_window(suite_config, load):
         pytest.skip(f"memory growth is measured over the load window's {load.measured_requests()} requests "
                     "after warm-up (suite_load.py::test_slo_at_expected_rate, findings.load.memory)")
-    rows = holdout.rows[:16].tolist()
+    rows = holdout.rows[:min(16, scoring_client.wire.batch_size or 16)].tolist()
     for _ in range(20):  # warm-up: first requests fill caches and allocator pools
         scoring_client.score(rows)
     before = group_rss_bytes(pid) or 0
