@@ -52,7 +52,8 @@ def test_each_format_encodes_rows_and_reads_them_back(wire: Wire, body: dict[str
     (RECORDS_INPUT, ("records", "data")),
     ({"properties": {"input_data": {"type": "object"}}}, ("input_data", None)),
     ({"properties": {"Inputs": {"type": "object", "properties": {
-        "data": {"type": "array", "items": {"type": "array"}}, "method": {"type": "string"}}}}}, ("named", "Inputs.data")),
+        "data": {"type": "array", "items": {"type": "array"}}, "method": {"type": "string"}}}}},
+     ("named", "Inputs.data")),
     ({"type": "object", "example": {}}, ("rows", None)),  # azmlinfsrv's placeholder for an undecorated run()
 ], ids=["records", "input_data", "named", "raw-run"])
 def test_the_format_is_read_from_the_published_service_input(service_input: dict[str, Any], found: tuple) -> None:
