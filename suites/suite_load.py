@@ -18,6 +18,7 @@ from releasetest.checks.load.latency import LoadResult
 from releasetest.checks.load.loadgen import Profile, request_bodies, run_load
 from releasetest.checks.load.slo import LoadSpec, evaluate, failure_message, find_capacity
 from releasetest.checks.smoke import SmokeConfig, memory_growth_failure, memory_in_load_window
+from releasetest.endpoint.formats import wire_of
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.process import group_rss_bytes
 from releasetest.progress import Progress
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.load
 
 def _run(spec: LoadSpec, endpoint: EndpointHandle, holdout: Holdout, release: Release, workdir: Path,
          profile: Profile, progress: Progress, on_warm: Callable[[], None] | None = None) -> LoadResult:
-    bodies = request_bodies(holdout.rows.tolist(), spec.rows_per_request)
+    bodies = request_bodies(holdout.rows.tolist(), spec.rows_per_request, wire=wire_of(endpoint))
     if spec.engine == "locust":
         from releasetest.checks.load.locust_engine import run_locust
 

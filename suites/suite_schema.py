@@ -26,9 +26,17 @@ from releasetest.checks.contract.judging import (
     find_leak,
     output_violation,
 )
-from releasetest.checks.contract.probes import PROBE_NAMES, negative_probes
-from releasetest.checks.contract.reading import Contract, ContractError, declares_bearer, read_contract
+from releasetest.checks.contract.probes import ONLY_FOR, PROBE_NAMES, negative_probes
+from releasetest.checks.contract.reading import (
+    Contract,
+    ContractError,
+    NoContract,
+    declares_bearer,
+    manifest_contract,
+    read_contract,
+)
 from releasetest.endpoint.client import ScoringClient
+from releasetest.endpoint.formats import Wire
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointError
 from releasetest.release.data import Holdout
@@ -64,10 +72,13 @@ def swagger(schema_client: CountingClient) -> tuple[dict[str, Any], dict[str, An
 
 
 @pytest.fixture(scope="module")
-def contract(swagger: tuple[dict[str, Any], dict[str, Any]], release: Release) -> Contract:
-    assert release.data is not None
+def contract(swagger: tuple[dict[str, Any], dict[str, Any]], schema_client: CountingClient,
+             holdout: Holdout) -> Contract:
+    """The published contract in the release's format; the manifest's when a raw ``run()`` publishes none."""
     try:
-        return read_contract(swagger[0], swagger[1], release.data.features)
+        return read_contract(swagger[0], swagger[1], schema_client.wire)
+    except NoContract:
+        return manifest_contract(schema_client.wire, holdout.rows[0].tolist())
     except ContractError as exc:
         pytest.fail(f"published contract: {exc}", pytrace=False)
 
@@ -104,6 +115,9 @@ def test_published_contract(contract: Contract, swagger: tuple[dict[str, Any], d
                             schema_client: CountingClient, suite_config: SchemaConfig,
                             release_record: Record, release_worker: str) -> None:
     """swagger v2 and v3 agree, take rows of the manifest's features; gaps in them are defects."""
+    if not contract.published:
+        pytest.skip("the endpoint publishes no schema (run() has no inference-schema decorators): the other "
+                    "schema tests use the manifest's features and the holdout instead")
     url = schema_client.handle.swagger_uri + "?version=3"
     findings = [Finding(kind, DEFECT, 200, "", curl_line("GET", url, content_type=None), message)
                 for kind, message in contract.findings]
@@ -124,6 +138,7 @@ def test_valid_inputs_are_answered_by_contract(
     ranges = learn_ranges(release.data.features, holdout.rows)
     url = schema_client.handle.scoring_uri
     key_env = _key_env(schema_client.handle)
+    wire = schema_client.wire
 
     class Broken(Exception):
         def __init__(self, kind: str, status: int | None, rows: list[list[float]], message: str):
@@ -131,7 +146,7 @@ def test_valid_inputs_are_answered_by_contract(
             self.kind, self.status, self.rows, self.message = kind, status, rows, message
 
     def check(rows: list[list[float]]) -> None:
-        body = dumps({"data": rows})
+        body = dumps(wire.body(rows))
         try:
             resp = schema_client.request("POST", url, data=body, headers={"Content-Type": "application/json"})
         except EndpointError as exc:
@@ -147,16 +162,16 @@ def test_valid_inputs_are_answered_by_contract(
         except ValueError:
             raise Broken("output-schema-violation", resp.status_code, rows,
                          f"the answer to a valid request is not JSON: {resp.text[:120]!r}") from None
-        problem = output_violation(answer, contract.output_schema, len(rows), classes)
+        problem = output_violation(answer, contract.output_schema, len(rows), classes, wire)
         if problem:
             raise Broken("output-schema-violation", resp.status_code, rows, problem)
 
     seed_option = request.config.getoption("hypothesis_seed", None)
     seed = int(seed_option) if seed_option is not None else suite_config.seed
-    test = given(rows_strategy(ranges, suite_config.max_rows))(check)
+    test = given(rows_strategy(ranges, min(suite_config.max_rows, wire.batch_size or suite_config.max_rows)))(check)
     # The published example and the all-maximum row always run; the all-minimum row is hypothesis's
     # simplest example, generated first, so a failure on it still goes through the shrinker.
-    for explicit in (contract.example["data"], [[r.high for r in ranges]]):
+    for explicit in (contract.example_rows, [[r.high for r in ranges]]):
         test = example(rows=explicit)(test)
     if seed is not None:
         test = hypothesis.seed(seed)(test)
@@ -168,7 +183,7 @@ def test_valid_inputs_are_answered_by_contract(
     try:
         test()
     except Broken as exc:
-        body = dumps({"data": exc.rows}).decode()
+        body = dumps(wire.body(exc.rows)).decode()
         curl = curl_line("POST", url, body.encode(), key_env=key_env)
         findings.append(Finding(exc.kind, FAILURE, exc.status, body, curl,
                                 f"{exc.message}; minimal failing body {body}" if len(body) <= 300
@@ -181,7 +196,8 @@ def _after(client: CountingClient, golden: tuple[list[list[float]], list[Any]], 
            key_env: str | None) -> list[Finding]:
     """The server must still be alive and score the golden rows right after ``what``."""
     rows, labels = golden
-    curl = curl_line("POST", client.handle.scoring_uri, dumps({"data": rows}), key_env=key_env)
+    body = dumps(client.wire.body(rows))
+    curl = curl_line("POST", client.handle.scoring_uri, body, key_env=key_env)
     try:
         live = client.liveness().status_code
         if live != 200:
@@ -192,7 +208,7 @@ def _after(client: CountingClient, golden: tuple[list[list[float]], list[Any]], 
     except EndpointError as exc:
         return [Finding("endpoint-down", FAILURE, None, "", curl, f"after {what}: {exc}")]
     if got != labels:
-        return [Finding("golden-changed", FAILURE, 200, dumps({"data": rows}).decode(), curl,
+        return [Finding("golden-changed", FAILURE, 200, body.decode(), curl,
                         f"after {what}: golden rows scored {got}, expected {labels}")]
     return []
 
@@ -204,7 +220,10 @@ def test_negative_input(name: str, schema_client: CountingClient, contract: Cont
     """A bad request gets a client error (or, under ``azure``, a recorded defect), leaks nothing,
     and leaves the server answering liveness and golden rows."""
     assert release.data is not None
-    probe = negative_probes(contract.example["data"][0], suite_config.oversized_kib)[name]
+    wire: Wire = schema_client.wire
+    if name in ONLY_FOR and wire.input not in ONLY_FOR[name]:
+        pytest.skip(f"{name} applies to {', '.join(ONLY_FOR[name])} input; this release takes {wire.input}")
+    probe = negative_probes(contract.example_rows[0], suite_config.oversized_kib, wire)[name]
     handle = schema_client.handle
     key_env = _key_env(handle)
     curl = probe.curl(handle.scoring_uri, key_env)
@@ -222,7 +241,7 @@ def test_negative_input(name: str, schema_client: CountingClient, contract: Cont
             findings.append(Finding("leak", FAILURE, resp.status_code, probe.shown_body(), curl,
                                     f"{probe.what}: the {resp.status_code} answer leaks a {leak}"))
         judged = classify(probe, resp.status_code, resp.text, suite_config.policy, has_key=handle.key is not None,
-                          output_schema=contract.output_schema, classes=release.data.classes)
+                          output_schema=contract.output_schema, classes=release.data.classes, wire=wire)
         if judged is not None:
             severity, message = judged
             findings.append(Finding(name, severity, resp.status_code, probe.shown_body(), curl, message))

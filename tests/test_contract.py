@@ -19,6 +19,7 @@ from releasetest.checks.contract.inputs import FeatureRange, learn_ranges, rows_
 from releasetest.checks.contract.judging import DEFECT, FAILURE, classify, find_leak, output_violation
 from releasetest.checks.contract.probes import PROBE_NAMES, RepeatedRows, negative_probes
 from releasetest.checks.contract.reading import ContractError, declares_bearer, read_contract
+from releasetest.endpoint.formats import Wire
 from releasetest.errors import ConfigError
 from releasetest.release.manifest import load_release
 from releasetest.run import ReleaseRun
@@ -27,6 +28,7 @@ from releasetest.settings import resolve
 DATA = Path(__file__).parent / "data"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "port-weather" / "release.toml"
 FEATURES = ["t", "h", "w", "b", "v", "p", "c"]
+WIRE = Wire(features=tuple(FEATURES))
 ROW = [23.61666667, 0.76, 12.7834, 79.0, 15.8263, 1015.66, 1.0]
 OUTPUT_SCHEMA = json.loads((DATA / "swagger-v2.json").read_text())["definitions"]["ServiceOutput"]
 
@@ -37,9 +39,9 @@ def _swagger() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def test_reads_the_contract_azmlinfsrv_publishes() -> None:
     v2, v3 = _swagger()
-    contract = read_contract(v2, v3, FEATURES)
+    contract = read_contract(v2, v3, WIRE)
     assert contract.n_features == 7
-    assert contract.example == {"data": [ROW]}
+    assert contract.example_rows == [ROW]
     assert [kind for kind, _ in contract.findings] == ["schema-feature-count-unpinned", "schema-data-not-required"]
     assert declares_bearer(v2)
 
@@ -49,7 +51,7 @@ def test_a_pinned_contract_has_no_gaps() -> None:
     for defs in (v2["definitions"], v3["components"]["schemas"]):
         defs["ServiceInput"]["required"] = ["data"]
         defs["ServiceInput"]["properties"]["data"]["items"].update(minItems=7, maxItems=7)
-    assert read_contract(v2, v3, FEATURES).findings == ()
+    assert read_contract(v2, v3, WIRE).findings == ()
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -69,7 +71,7 @@ def test_contract_errors(change: Any, message: str) -> None:
     v2, v3 = _swagger()
     change(v2, v3)
     with pytest.raises(ContractError) as info:
-        read_contract(v2, v3, FEATURES)
+        read_contract(v2, v3, WIRE)
     assert message in str(info.value)
 
 

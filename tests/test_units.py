@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from releasetest.endpoint.client import parse_predictions
+from releasetest.endpoint.formats import Wire
 from releasetest.endpoint.local import cause_from_log
 from releasetest.endpoint.url import handle_for_url
 from releasetest.errors import ConfigError, EndpointError
@@ -186,13 +186,13 @@ def test_summary_line() -> None:
      ('{"predictions": [0]}', ([0], None))],
 )
 def test_parse_predictions(body: object, expected: tuple) -> None:
-    assert parse_predictions(body) == expected
+    assert Wire().decode(body) == expected
 
 
 @pytest.mark.parametrize("body", ["error", {"message": "x"}, 3, {"predictions": 1}])
 def test_parse_predictions_refuses(body: object) -> None:
     with pytest.raises(EndpointError):
-        parse_predictions(body)
+        Wire().decode(body)
 
 
 def test_cause_from_log() -> None:

@@ -37,6 +37,7 @@ from releasetest.azureml.mapping import ModelAsset, Plan, Purpose, plan_for
 from releasetest.azureml.workspace import SHA_TAG, ml_client, tree_digest
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
+from releasetest.endpoint.formats import wire_spec
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.url import handle_for_url
 from releasetest.errors import ConfigError, DeployError, EndpointError
@@ -253,10 +254,12 @@ class AzureMLEndpoint(Endpoint):
         handle = self._pinned_handle(endpoint.name)
         self._progress(f"deployed: {handle.scoring_uri}; checking liveness and the golden prediction")
         try:
-            wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
+            wire = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
+                              spec=wire_spec(self.release))
         except EndpointError as exc:
             raise self._fail(f"not ready: {exc}") from None
         handle.info["ready_s"] = round(time.monotonic() - started, 2)
+        handle.info["wire"] = wire.as_dict()
         self._progress(f"ready after {handle.info['ready_s']} s")
         self._handle = handle
         return handle
@@ -292,7 +295,8 @@ class AzureMLEndpoint(Endpoint):
 
         def pinned_ready() -> None:
             try:
-                wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
+                wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
+                           spec=wire_spec(self.release))
             except EndpointError as exc:
                 raise self._fail(f"deployment {dep} is not ready: {exc}") from None
 
@@ -305,7 +309,8 @@ class AzureMLEndpoint(Endpoint):
             self._set_traffic(name, after)
         unpinned = replace(handle, extra_headers={})
         try:  # what clients now reach without the header
-            wait_ready(unpinned, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
+            wait_ready(unpinned, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
+                       spec=wire_spec(self.release))
         except EndpointError as exc:
             if any(w for d, w in before.items() if d != dep):
                 self._set_traffic(name, before)

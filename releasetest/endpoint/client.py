@@ -1,13 +1,12 @@
 """Scoring client: one ``requests`` session per endpoint, with timeouts and forensics.
 
-It speaks the Azure ML scoring contract: ``POST /score`` with ``{"data": rows}``; the answer is
-the JSON that ``run()`` returned, either a list of labels or a mapping with ``predictions``
-(and optionally ``probabilities``).
+It speaks the Azure ML scoring contract: ``POST /score`` with a body in the release's own format
+and the JSON that ``run()`` returned as the answer, both through the release's
+:class:`~releasetest.endpoint.formats.Wire`, which the endpoint resolved when it became ready.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 
 import requests
 
+from releasetest.endpoint.formats import Wire, WireSpec, wire_of
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointDied, EndpointError
 
@@ -37,38 +37,14 @@ class Scored:
     request_id: str | None
 
 
-def parse_predictions(body: Any) -> tuple[list[Any], list[list[float]] | None]:
-    """Labels (and probabilities if present) from what ``run()`` returned.
-
-    azmlinfsrv JSON-encodes the return value; a ``run()`` that returned ``json.dumps(...)``
-    arrives as a JSON string holding JSON, which is decoded once more.
-    """
-    if isinstance(body, str):
-        try:
-            body = json.loads(body)
-        except ValueError:
-            raise EndpointError(f"run() returned a string that is not JSON: {body[:200]!r}") from None
-    if isinstance(body, list):
-        return body, None
-    if isinstance(body, dict):
-        for key in ("predictions", "labels", "label", "result"):
-            if key in body:
-                preds = body[key]
-                if not isinstance(preds, list):
-                    raise EndpointError(f"'{key}' in the response is {type(preds).__name__}, expected a list")
-                probs = body.get("probabilities")
-                if probs is not None and not isinstance(probs, list):
-                    raise EndpointError("'probabilities' in the response is not a list")
-                return preds, probs
-        raise EndpointError(f"response has no 'predictions' key: keys are {sorted(body)[:10]}")
-    raise EndpointError(f"response is {type(body).__name__}, expected a list or a mapping with 'predictions'")
-
-
 class ScoringClient:
     """Talks to one endpoint. Keeps the last response's request-id headers for failure messages."""
 
-    def __init__(self, handle: EndpointHandle, timeout: float = 30.0, connect_timeout: float = 3.05):
+    def __init__(self, handle: EndpointHandle, timeout: float = 30.0, connect_timeout: float = 3.05,
+                 wire: Wire | None = None):
         self.handle = handle
+        #: The release's request/answer format: given, else the one the endpoint resolved when ready.
+        self.wire = wire or wire_of(handle)
         self.timeout = (connect_timeout, timeout)
         self.session = requests.Session()
         self.session.headers.update(handle.headers())
@@ -113,24 +89,45 @@ class ScoringClient:
         return self.request("POST", self.handle.scoring_uri, json=body)
 
     def score(self, rows: Sequence[Sequence[float]]) -> Scored:
-        """Score rows; any non-2xx or malformed answer raises with status, body and request id."""
-        resp = self.post_score({"data": [list(map(float, r)) for r in rows]})
+        """Score rows, at most ``wire.batch_size`` per request; any non-2xx or malformed answer
+        raises with status, body and request id."""
+        size = self.wire.batch_size or len(rows) or 1
+        if len(rows) > size:
+            parts = [self._score(rows[i:i + size]) for i in range(0, len(rows), size)]
+            probs = [p for s in parts for p in s.probabilities or []] if all(s.probabilities for s in parts) else None
+            return Scored(predictions=[p for s in parts for p in s.predictions], probabilities=probs,
+                          status=parts[-1].status, request_id=parts[-1].request_id)
+        return self._score(rows)
+
+    def _score(self, rows: Sequence[Sequence[float]]) -> Scored:
+        resp = self.post_score(self.wire.body(rows))
         rid = resp.headers.get("x-ms-request-id")
         if not 200 <= resp.status_code < 300:
             # Azure ML's front end says why it refused (e.g. "model_not_ready") in this header.
             reason = resp.headers.get("ms-azureml-model-error-reason")
-            raise EndpointError(
-                f"POST {self.handle.scoring_uri} answered {resp.status_code} "
-                f"(request id {rid}{', ms-azureml-model-error-reason: ' + reason if reason else ''}): "
-                f"{resp.text[:500]}")
+            failed = (f"POST {self.handle.scoring_uri} answered {resp.status_code} "
+                      f"(request id {rid}{', ms-azureml-model-error-reason: ' + reason if reason else ''}): "
+                      f"{resp.text[:500]}")
+            if len(rows) > 1 and resp.status_code >= 500 and self._scores_one(rows[0]):
+                raise EndpointError(
+                    f"the entry script fails on batches of {len(rows)} rows and scores single rows; its contract "
+                    f"looks like one row per request: set [acceptance] batch_size = 1 ({failed})")
+            raise EndpointError(failed)
         try:
             body = resp.json()
         except ValueError:
             raise EndpointError(f"response is not JSON (request id {rid}): {resp.text[:300]!r}") from None
-        preds, probs = parse_predictions(body)
+        preds, probs = self.wire.decode(body)
         if len(preds) != len(rows):
             raise EndpointError(f"sent {len(rows)} rows, got {len(preds)} predictions (request id {rid})")
         return Scored(predictions=preds, probabilities=probs, status=resp.status_code, request_id=rid)
+
+    def _scores_one(self, row: Sequence[float]) -> bool:
+        """Whether one row alone gets a 2xx: tells a row-at-a-time contract from a broken script."""
+        try:
+            return 200 <= self.post_score(self.wire.body([row])).status_code < 300
+        except EndpointError:
+            return False
 
 
 def wait_ready(
@@ -139,8 +136,10 @@ def wait_ready(
     golden_labels: list[Any],
     deadline_s: float,
     still_starting: Callable[[float], bool],
-) -> None:
-    """Block until liveness answers and the golden rows score to the expected labels.
+    spec: WireSpec | None = None,
+) -> Wire:
+    """Block until liveness answers and the golden rows score to the expected labels; return the
+    release's wire (``spec`` resolved against the published swagger, which a raw ``run()`` lacks).
 
     ``still_starting(wait_s)`` waits up to ``wait_s`` and returns False when the target has
     given up (a local server process exited); it is the only pause in the loop. Raises
@@ -157,6 +156,7 @@ def wait_ready(
                 live, last = None, str(exc)
             if live == 200:
                 # Up: from here on a wrong or failed golden answer is a verdict, not a wait.
+                client.wire = wire = (spec or WireSpec()).resolve(_service_input(client))
                 try:
                     got = client.score(golden_rows).predictions
                 except EndpointError as exc:
@@ -165,7 +165,7 @@ def wait_ready(
                     raise EndpointError(
                         f"golden prediction mismatch: rows 1-{len(golden_rows)} of the holdout gave "
                         f"{got}, the release recorded {golden_labels} at training time")
-                return
+                return wire
             if live is not None:
                 last = f"liveness answered {live}"
             remaining = end - time.monotonic()
@@ -173,3 +173,13 @@ def wait_ready(
                 raise EndpointError(f"not ready within {deadline_s:g} s (last: {last})")
             if not still_starting(min(0.25, remaining)):
                 raise EndpointError(f"gave up while starting (last: {last})")
+
+
+def _service_input(client: ScoringClient) -> dict[str, Any] | None:
+    """swagger v2's ServiceInput, or None when the endpoint publishes none (a raw ``run()``)."""
+    try:
+        defs = client.swagger(2).get("definitions")
+    except (EndpointError, ValueError):
+        return None
+    found = defs.get("ServiceInput") if isinstance(defs, dict) else None
+    return found if isinstance(found, dict) else None

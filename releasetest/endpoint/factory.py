@@ -13,6 +13,7 @@ from typing import Any
 
 from releasetest.azureml.mapping import Purpose
 from releasetest.endpoint.base import Endpoint
+from releasetest.endpoint.formats import wire_spec
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import Release, Stage
 from releasetest.settings import TARGETS, Settings
@@ -73,7 +74,8 @@ def build_endpoint(target: str, release: Release | None, stage: Stage | None, op
         from releasetest.endpoint.url import UrlEndpoint
 
         assert options.url is not None
-        return UrlEndpoint(options.url, options.key_env, golden, ready_timeout_s=options.ready_timeout)
+        return UrlEndpoint(options.url, options.key_env, golden, ready_timeout_s=options.ready_timeout,
+                           wire=wire_spec(release))
     if target == "azureml":
         from releasetest.endpoint.azureml import AzureMLEndpoint
 

@@ -1,9 +1,10 @@
 """Local DEV TEST endpoint: the release's entry script under the real Azure ML inference server.
 
-The model directory is laid out the way Azure ML mounts several registered models
-(``$AZUREML_MODEL_DIR/<name>/<version>/<file>``), from copies whose sha256 is checked again
-after copying, so the server loads exactly the bytes the manifest pins. The server runs in its
-own process group; teardown signals the whole group, so gunicorn workers cannot outlive it.
+The model directory is laid out the way Azure ML v1 mounts registered models (one model:
+``$AZUREML_MODEL_DIR/<file>``; several: ``$AZUREML_MODEL_DIR/<name>/<version>/<file>``), from
+copies whose sha256 is checked again after copying, so the server loads exactly the bytes the
+manifest pins. The server runs in its own process group; teardown signals the whole group, so
+gunicorn workers cannot outlive it.
 A gate that is killed outright (SIGKILL, the OOM killer) gets no teardown: the server dies with
 it through its lifeline (:mod:`releasetest.lifeline`), and the work folder, which records its
 owner's pid, is removed by the next run (:func:`sweep_orphans`).
@@ -27,6 +28,7 @@ from typing import Any, TextIO
 from releasetest import lifeline
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
+from releasetest.endpoint.formats import wire_spec
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.process import process_alive
 from releasetest.errors import DeployError, EndpointError
@@ -145,6 +147,12 @@ class LocalEndpoint(Endpoint):
         return {"pid": self._pid, "port": self.port, "model_dir": self._model_dir, "log": str(self.log_path)}
 
     def _layout_models(self, root: Path) -> Path:
+        """Copy the artifacts as Azure ML v1 mounts them; return what ``AZUREML_MODEL_DIR`` names.
+
+        One registered model: its own ``azureml-models/<name>/<version>`` folder, so ``score.py``
+        joins the variable with the file name. Several: ``azureml-models``, with
+        ``<name>/<version>/`` inside for each.
+        """
         model_dir = root / "azureml-models"
         for art in self.release.artifacts:
             dest = model_dir / art.name / art.version
@@ -156,6 +164,9 @@ class LocalEndpoint(Endpoint):
                     raise DeployError(
                         f"artifact {art.name} version {art.version}: {f.path.name} changed while being copied "
                         "for deployment (sha256 no longer matches the manifest)")
+        if len(self.release.artifacts) == 1:
+            only = self.release.artifacts[0]
+            return model_dir / only.name / only.version
         return model_dir
 
     def _env(self, model_dir: Path) -> dict[str, str]:
@@ -238,7 +249,8 @@ class LocalEndpoint(Endpoint):
             return False
 
         try:
-            wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=still_starting)
+            wire = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=still_starting,
+                              spec=wire_spec(self.release))
         except EndpointError as exc:
             self._log.flush()
             tail = self.log_tail()
@@ -250,6 +262,7 @@ class LocalEndpoint(Endpoint):
             raise DeployError(f"local endpoint for stage {self.stage.name} did not become ready: {cause}",
                               tail) from None
         handle.info["ready_s"] = round(time.monotonic() - started, 2)
+        handle.info["wire"] = wire.as_dict()
         self._handle = handle
         return handle
 

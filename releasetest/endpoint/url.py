@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
+from releasetest.endpoint.formats import WireSpec
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import ConfigError, DeployError, EndpointError
 
@@ -34,8 +35,9 @@ class UrlEndpoint(Endpoint):
     target = "url"
 
     def __init__(self, url: str, key_env: str, golden: tuple[list[list[float]], list[Any]],
-                 ready_timeout_s: float = 60.0):
+                 ready_timeout_s: float = 60.0, wire: WireSpec | None = None):
         self.url = url
+        self.wire = wire
         self.key_env = key_env
         self.golden = golden
         self.ready_timeout_s = ready_timeout_s
@@ -49,9 +51,11 @@ class UrlEndpoint(Endpoint):
         key = os.environ.get(self.key_env) or None
         handle = handle_for_url(self.url, key, key_env=self.key_env)
         try:
-            wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
+            wire = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
+                              spec=self.wire)
         except EndpointError as exc:
             raise DeployError(f"endpoint at {self.url} is not ready: {exc}") from None
+        handle.info["wire"] = wire.as_dict()
         self._handle = handle
         return handle
 

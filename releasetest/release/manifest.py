@@ -76,6 +76,15 @@ DATA = Table({
     "classes": Key("list", "the class labels", required=True, ge=2, example=[0, 1]),
     "expected_predictions": Key("str", "path of the CSV of the predictions the trained model gives"),
     "golden_rows": Key("int", "holdout rows compared one by one", default=5, ge=1),
+    "input": Key("str", "the request body's format (auto: read it from the published swagger)",
+                 default="auto", choices=("auto", "rows", "records", "input_data", "named")),
+    "input_key": Key("str", "the body key that holds the rows; a dotted path into a named-input dict",
+                     ge=1, example="Inputs.data"),
+    "output": Table({
+        "predictions": Key("str", "the answer key holding one prediction per row", ge=1, example="result"),
+        "probabilities": Key("str", "the answer key holding one probability row per row", default="probabilities",
+                             ge=1, example="proba"),
+    }, 'write output = { predictions = "result", probabilities = "proba" }'),
 }, "see the example release.toml")
 
 
@@ -129,6 +138,12 @@ class DataSpec:
     classes: tuple[Any, ...]
     expected_predictions: Path | None
     golden_rows: int
+    #: Request format (``auto``, ``rows``, ``records``, ``input_data``, ``named``) and where the rows go.
+    input: str = "auto"
+    input_key: str | None = None
+    #: Answer keys; None: a bare list or a ``predictions``/``result`` mapping.
+    output_predictions: str | None = None
+    output_probabilities: str = "probabilities"
 
 
 @dataclass(frozen=True)
@@ -287,10 +302,15 @@ def _parse_data(table: dict[str, Any] | None, manifest: Path) -> DataSpec | None
         if not expected_path.is_file():
             raise ConfigError(manifest, "data.expected_predictions", f"file not found: {expected_path}",
                               "fix the path, or regenerate it with the training script")
+    if values["input"] == "named" and values["input_key"] is None:
+        raise ConfigError(manifest, "data.input_key", 'input = "named" needs the key that holds the rows',
+                          'e.g. input_key = "Inputs.data" for {"Inputs": {"data": [[...]], ...}}')
     return DataSpec(holdout=holdout.resolve(), features=tuple(features), label=values["label"],
                     classes=tuple(values["classes"]),
                     expected_predictions=expected_path.resolve() if expected_path else None,
-                    golden_rows=values["golden_rows"])
+                    golden_rows=values["golden_rows"], input=values["input"], input_key=values["input_key"],
+                    output_predictions=values["output"]["predictions"],
+                    output_probabilities=values["output"]["probabilities"])
 
 
 def load_release(manifest: Path | str, verify_artifacts: bool = True,

@@ -13,6 +13,8 @@ from typing import Any
 import jsonschema
 
 from releasetest.checks.contract.probes import Probe
+from releasetest.endpoint.formats import Wire
+from releasetest.errors import EndpointError
 
 #: A finding that warns (recorded, run still passes) or fails the test.
 DEFECT, FAILURE = "defect", "failure"
@@ -59,24 +61,27 @@ def find_leak(text: str) -> str | None:
     return None
 
 
-def output_violation(body: Any, output_schema: Mapping[str, Any], n_rows: int,
-                     classes: Sequence[Any]) -> str | None:
-    """Why an answer to ``n_rows`` valid rows breaks the contract, or None when it keeps it."""
+def output_violation(body: Any, output_schema: Mapping[str, Any] | None, n_rows: int,
+                     classes: Sequence[Any], wire: Wire | None = None) -> str | None:
+    """Why an answer to ``n_rows`` valid rows breaks the contract (the published output schema, when
+    there is one, and the release's answer format), or None when it keeps it."""
+    if output_schema is not None:
+        try:
+            jsonschema.validate(body, output_schema)
+        except jsonschema.ValidationError as exc:
+            where = "/".join(map(str, exc.absolute_path)) or "top level"
+            return (f"response {json.dumps(body)[:120]} does not match the published output schema: "
+                    f"{exc.message} at {where}")
     try:
-        jsonschema.validate(body, output_schema)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(map(str, exc.absolute_path)) or "top level"
-        return f"response {json.dumps(body)[:120]} does not match the published output schema: {exc.message} at {where}"
-    preds = body.get("predictions") if isinstance(body, dict) else body
-    if not isinstance(preds, list):
-        return f"response {json.dumps(body)[:120]} carries no list of predictions"
+        preds, probs = (wire or Wire()).decode(body)
+    except EndpointError as exc:
+        return f"response {json.dumps(body)[:120]} carries no list of predictions: {exc}"
     if len(preds) != n_rows:
         return f"sent {n_rows} rows, got {len(preds)} predictions"
-    unknown = sorted({repr(p) for p in preds if p not in classes})
+    unknown = sorted({repr(p) for p in preds if p not in classes}) if classes else []
     if unknown:
         return f"labels {', '.join(unknown)} are not among the release's classes {list(classes)}"
-    probs = body.get("probabilities") if isinstance(body, dict) else None
-    if probs is not None:
+    if probs is not None and classes:
         if len(probs) != n_rows:
             return f"sent {n_rows} rows, got {len(probs)} probability rows"
         for i, p in enumerate(probs):
@@ -86,7 +91,8 @@ def output_violation(body: Any, output_schema: Mapping[str, Any], n_rows: int,
 
 
 def classify(probe: Probe, status: int, text: str, policy: str, *, has_key: bool,
-             output_schema: Mapping[str, Any] | None = None, classes: Sequence[Any] = ()) -> tuple[str, str] | None:
+             output_schema: Mapping[str, Any] | None = None, classes: Sequence[Any] = (),
+             wire: Wire | None = None) -> tuple[str, str] | None:
     """(severity, message) for an answer to ``probe`` under ``policy``, or None when it is fine.
 
     A leak is checked separately (a failure under every policy). ``azure`` excuses exactly what
@@ -106,7 +112,7 @@ def classify(probe: Probe, status: int, text: str, policy: str, *, has_key: bool
         severity = lenient if status == 500 else FAILURE
         return (severity, f"{probe.what}: answered {status} (a client error should be 4xx): {text[:120]}")
     if 200 <= status < 300:
-        problem = _answer_problem(probe, text, output_schema, classes)
+        problem = _answer_problem(probe, text, output_schema, classes, wire)
         if probe.expect == "tolerate":
             return None if problem is None else (FAILURE, f"{probe.what}: answered {status} but {problem}")
         return (lenient, f"{probe.what}: scored with status {status} instead of refused: {text[:120]}")
@@ -114,12 +120,12 @@ def classify(probe: Probe, status: int, text: str, policy: str, *, has_key: bool
 
 
 def _answer_problem(probe: Probe, text: str, output_schema: Mapping[str, Any] | None,
-                    classes: Sequence[Any]) -> str | None:
-    if output_schema is None or probe.rows is None:
+                    classes: Sequence[Any], wire: Wire | None) -> str | None:
+    if probe.rows is None:
         return None
     try:
         body = json.loads(text)
     except ValueError:
         return f"the answer is not JSON: {text[:120]!r}"
-    return output_violation(body, output_schema, probe.rows, classes)
+    return output_violation(body, output_schema, probe.rows, classes, wire)
 

@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from releasetest.checks.load.latency import LoadResult, summarize
+from releasetest.endpoint.formats import Wire
 from releasetest.errors import ConfigError
 from releasetest.progress import Event, Progress, silent
 
@@ -137,14 +138,18 @@ class _Poller:
             self.impl.close()
 
 
-def request_bodies(rows: Sequence[Sequence[float]], rows_per_request: int = 1, limit: int = 1024) -> list[bytes]:
-    """JSON bodies (``{"data": rows}``) cut from the holdout in order, so the server sees varied
-    real inputs rather than one repeated body; at most ``limit``, reused round-robin."""
+def request_bodies(rows: Sequence[Sequence[float]], rows_per_request: int = 1, limit: int = 1024,
+                   wire: Wire | None = None) -> list[bytes]:
+    """JSON bodies in the release's format (``wire``; default ``{"data": rows}``) cut from the
+    holdout in order, so the server sees varied real inputs rather than one repeated body; at
+    most ``limit``, reused round-robin. A release's ``batch_size`` caps the rows per request."""
+    wire = wire or Wire()
+    rows_per_request = min(rows_per_request, wire.batch_size or rows_per_request)
     out: list[bytes] = []
     n = len(rows)
     for start in range(0, min(n, limit * rows_per_request), rows_per_request):
         chunk = [rows[(start + k) % n] for k in range(rows_per_request)]
-        out.append(json.dumps({"data": [[float(v) for v in r] for r in chunk]}).encode())
+        out.append(json.dumps(wire.body(chunk)).encode())
     return out
 
 
