@@ -33,7 +33,7 @@ from releasetest.checks.contract.reading import Contract, ContractError, declare
 from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointError
-from releasetest.release.data import Holdout
+from releasetest.release.data import Golden, Holdout
 from releasetest.release.manifest import Release
 
 pytestmark = pytest.mark.schema
@@ -75,7 +75,7 @@ def contract(swagger: tuple[dict[str, Any], dict[str, Any]], release: Release) -
 
 
 @pytest.fixture(scope="module")
-def golden(holdout: Holdout, release: Release) -> tuple[list[list[float]], list[Any]]:
+def golden(holdout: Holdout, release: Release) -> Golden:
     assert release.data is not None
     return holdout.golden(release.data.golden_rows)
 
@@ -120,7 +120,7 @@ def test_published_contract(contract: Contract, swagger: tuple[dict[str, Any], d
 
 def test_valid_inputs_are_answered_by_contract(
     schema_client: CountingClient, contract: Contract, holdout: Holdout, release: Release,
-    suite_config: SchemaConfig, golden: tuple[list[list[float]], list[Any]], release_record: Record,
+    suite_config: SchemaConfig, golden: Golden, release_record: Record,
     request: pytest.FixtureRequest, release_worker: str,
 ) -> None:
     """Generated batches of realistic and edge values: each gets a 2xx that keeps the output schema."""
@@ -182,10 +182,10 @@ def test_valid_inputs_are_answered_by_contract(
     _report(findings, schema_client, suite_config.policy, release_record, release_worker)
 
 
-def _after(client: CountingClient, golden: tuple[list[list[float]], list[Any]], what: str,
+def _after(client: CountingClient, golden: Golden, what: str,
            key_env: str | None) -> list[Finding]:
     """The server must still be alive and score the golden rows right after ``what``."""
-    rows, labels = golden
+    rows = golden.rows
     curl = curl_line("POST", client.handle.scoring_uri, dumps({"data": rows}), key_env=key_env)
     try:
         live = client.liveness().status_code
@@ -196,15 +196,16 @@ def _after(client: CountingClient, golden: tuple[list[list[float]], list[Any]], 
         got = client.score(rows).predictions
     except EndpointError as exc:
         return [Finding("endpoint-down", FAILURE, None, "", curl, f"after {what}: {exc}")]
-    if got != labels:
+    mismatch = golden.mismatch(got)
+    if mismatch is not None:
         return [Finding("golden-changed", FAILURE, 200, dumps({"data": rows}).decode(), curl,
-                        f"after {what}: golden rows scored {got}, expected {labels}")]
+                        f"after {what}: {mismatch}")]
     return []
 
 
 @pytest.mark.parametrize("name", PROBE_NAMES)
 def test_negative_input(name: str, schema_client: CountingClient, contract: Contract,
-                        release: Release, suite_config: SchemaConfig, golden: tuple[list[list[float]], list[Any]],
+                        release: Release, suite_config: SchemaConfig, golden: Golden,
                         release_record: Record, release_worker: str) -> None:
     """A bad request gets a client error (or, under ``azure``, a recorded defect), leaks nothing,
     and leaves the server answering liveness and golden rows."""

@@ -17,6 +17,7 @@ import requests
 
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointDied, EndpointError
+from releasetest.release.data import Golden
 
 #: Response headers that let someone find a request in the server's own logs.
 FORENSIC_HEADERS = (
@@ -135,12 +136,12 @@ class ScoringClient:
 
 def wait_ready(
     handle: EndpointHandle,
-    golden_rows: list[list[float]],
-    golden_labels: list[Any],
+    golden: Golden,
     deadline_s: float,
     still_starting: Callable[[float], bool],
 ) -> None:
-    """Block until liveness answers and the golden rows score to the expected labels.
+    """Block until liveness answers and the golden rows score to the expected labels (within the
+    release's parity tolerance).
 
     ``still_starting(wait_s)`` waits up to ``wait_s`` and returns False when the target has
     given up (a local server process exited); it is the only pause in the loop. Raises
@@ -158,13 +159,12 @@ def wait_ready(
             if live == 200:
                 # Up: from here on a wrong or failed golden answer is a verdict, not a wait.
                 try:
-                    got = client.score(golden_rows).predictions
+                    got = client.score(golden.rows).predictions
                 except EndpointError as exc:
                     raise EndpointError(f"golden prediction failed: {exc}") from None
-                if got != golden_labels:
-                    raise EndpointError(
-                        f"golden prediction mismatch: rows 1-{len(golden_rows)} of the holdout gave "
-                        f"{got}, the release recorded {golden_labels} at training time")
+                mismatch = golden.mismatch(got)
+                if mismatch is not None:
+                    raise EndpointError(f"golden prediction mismatch: {mismatch}")
                 return
             if live is not None:
                 last = f"liveness answered {live}"
