@@ -12,13 +12,13 @@ from releasetest.checks.acceptance.config import Threshold
 from releasetest.checks.acceptance.evaluation import check_threshold, evaluate, parity_check
 from releasetest.checks.acceptance.scoring import BatchScores
 from releasetest.checks.metrics import binary_auc, classification_metrics, metric_names, roc_auc
+from releasetest.checks.registry import parse_all
 from releasetest.checks.tasks import (
     Classification,
     constant_prediction,
     majority_baseline,
     persistence_baseline,
 )
-from releasetest.checks.registry import parse_all
 from releasetest.errors import ConfigError
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import load_release
@@ -39,7 +39,8 @@ def test_binary_metrics_by_hand() -> None:
     assert m.confusion.tolist() == [[2, 1], [1, 4]]
     expected = {
         "accuracy": 6 / 8, "balanced_accuracy": (2 / 3 + 4 / 5) / 2, "macro_f1": (2 / 3 + 4 / 5) / 2,
-        "weighted_f1": (3 * 2 / 3 + 5 * 4 / 5) / 8, "roc_auc": 13.5 / 15, "precision_0": 2 / 3, "recall_0": 2 / 3, "f1_0": 2 / 3,
+        "weighted_f1": (3 * 2 / 3 + 5 * 4 / 5) / 8, "roc_auc": 13.5 / 15,
+        "precision_0": 2 / 3, "recall_0": 2 / 3, "f1_0": 2 / 3,
         "precision_1": 4 / 5, "recall_1": 4 / 5, "f1_1": 4 / 5,
     }
     assert m.values == pytest.approx(expected)
