@@ -33,7 +33,7 @@ from releasetest.checks.contract.reading import Contract, ContractError, declare
 from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointError
-from releasetest.release.data import Golden, Holdout
+from releasetest.release.data import Expected, Holdout
 from releasetest.release.manifest import Release
 
 pytestmark = pytest.mark.schema
@@ -75,7 +75,7 @@ def contract(swagger: tuple[dict[str, Any], dict[str, Any]], release: Release) -
 
 
 @pytest.fixture(scope="module")
-def golden(holdout: Holdout, release: Release) -> Golden:
+def golden(holdout: Holdout, release: Release) -> tuple[list[list[float]], list[Any]]:
     assert release.data is not None
     return holdout.golden(release.data.golden_rows)
 
@@ -120,7 +120,7 @@ def test_published_contract(contract: Contract, swagger: tuple[dict[str, Any], d
 
 def test_valid_inputs_are_answered_by_contract(
     schema_client: CountingClient, contract: Contract, holdout: Holdout, release: Release,
-    suite_config: SchemaConfig, golden: Golden, release_record: Record,
+    suite_config: SchemaConfig, golden: tuple[list[list[float]], list[Any]], release_record: Record,
     request: pytest.FixtureRequest, release_worker: str,
 ) -> None:
     """Generated batches of realistic and edge values: each gets a 2xx that keeps the output schema."""
@@ -182,10 +182,10 @@ def test_valid_inputs_are_answered_by_contract(
     _report(findings, schema_client, suite_config.policy, release_record, release_worker)
 
 
-def _after(client: CountingClient, golden: Golden, what: str,
+def _after(client: CountingClient, golden: tuple[list[list[float]], list[Any]], what: str,
            key_env: str | None) -> list[Finding]:
     """The server must still be alive and score the golden rows right after ``what``."""
-    rows = golden.rows
+    rows, labels = golden
     curl = curl_line("POST", client.handle.scoring_uri, dumps({"data": rows}), key_env=key_env)
     try:
         live = client.liveness().status_code
@@ -196,7 +196,7 @@ def _after(client: CountingClient, golden: Golden, what: str,
         got = client.score(rows).predictions
     except EndpointError as exc:
         return [Finding("endpoint-down", FAILURE, None, "", curl, f"after {what}: {exc}")]
-    mismatch = golden.mismatch(got)
+    mismatch = Expected.of(labels).mismatch(got)
     if mismatch is not None:
         return [Finding("golden-changed", FAILURE, 200, dumps({"data": rows}).decode(), curl,
                         f"after {what}: {mismatch}")]
@@ -205,7 +205,7 @@ def _after(client: CountingClient, golden: Golden, what: str,
 
 @pytest.mark.parametrize("name", PROBE_NAMES)
 def test_negative_input(name: str, schema_client: CountingClient, contract: Contract,
-                        release: Release, suite_config: SchemaConfig, golden: Golden,
+                        release: Release, suite_config: SchemaConfig, golden: tuple[list[list[float]], list[Any]],
                         release_record: Record, release_worker: str) -> None:
     """A bad request gets a client error (or, under ``azure``, a recorded defect), leaks nothing,
     and leaves the server answering liveness and golden rows."""

@@ -61,8 +61,8 @@ def test_output_conforms_to_output_schema(scoring_client: ScoringClient, holdout
 
 def test_golden_rows(scoring_client: ScoringClient, holdout: Holdout, release: Release) -> None:
     assert release.data is not None
-    golden = holdout.golden(release.data.golden_rows)
-    mismatch = golden.mismatch(scoring_client.score(golden.rows).predictions)
+    rows, expected = holdout.golden(release.data.golden_rows)
+    mismatch = expected.mismatch(scoring_client.score(rows).predictions)
     assert mismatch is None, f"golden rows: {mismatch}"
 
 

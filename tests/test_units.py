@@ -102,7 +102,7 @@ def test_missing_entry_script(example: Path) -> None:
 
 def test_golden_rows_cover_every_class(example: Path) -> None:
     holdout = load_holdout(load_release(example / "release.toml").data)
-    rows, labels, _ = holdout.golden(5)
+    rows, labels = holdout.golden(5)
     assert labels[:5] == holdout.expected[:5]
     assert set(labels) == {0, 1}, "golden rows must include the first row of each class"
     assert len(rows) == len(labels) and all(len(r) == 7 for r in rows)

@@ -42,7 +42,6 @@ from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.url import handle_for_url
 from releasetest.errors import ConfigError, DeployError, EndpointError
 from releasetest.files import read_tail, sha256_file
-from releasetest.release.data import Golden
 from releasetest.release.manifest import Release, Stage
 
 SHA_TAG = "releasetest_sha256"
@@ -111,7 +110,7 @@ class AzureMLEndpoint(Endpoint):
         self,
         release: Release,
         stage: Stage,
-        golden: Golden,
+        golden: tuple[list[list[float]], list[Any]],
         log_path: Path,
         workspace_config: Path | None = None,
         ready_timeout_s: float = 120.0,
@@ -299,7 +298,7 @@ class AzureMLEndpoint(Endpoint):
         handle = self._pinned_handle(endpoint.name)
         self._progress(f"deployed: {handle.scoring_uri}; checking liveness and the golden prediction")
         try:
-            wait_ready(handle, self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
+            wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
         except EndpointError as exc:
             raise self._fail(f"not ready: {exc}") from None
         handle.info["ready_s"] = round(time.monotonic() - started, 2)
@@ -338,7 +337,7 @@ class AzureMLEndpoint(Endpoint):
 
         def pinned_ready() -> None:
             try:
-                wait_ready(handle, self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
+                wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
             except EndpointError as exc:
                 raise self._fail(f"deployment {dep} is not ready: {exc}") from None
 
@@ -351,7 +350,7 @@ class AzureMLEndpoint(Endpoint):
             self._set_traffic(name, after)
         unpinned = replace(handle, extra_headers={})
         try:  # what clients now reach without the header
-            wait_ready(unpinned, self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
+            wait_ready(unpinned, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
         except EndpointError as exc:
             if any(w for d, w in before.items() if d != dep):
                 self._set_traffic(name, before)

@@ -8,7 +8,6 @@ from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.url import UrlEndpoint, handle_for_url
 from releasetest.errors import DeployError, EndpointError
-from releasetest.release.data import Golden
 
 
 class ChampionUrlEndpoint(UrlEndpoint):
@@ -16,7 +15,7 @@ class ChampionUrlEndpoint(UrlEndpoint):
     (the candidate's golden labels are no test for another model)."""
 
     def __init__(self, url: str, key_env: str, ready_timeout_s: float = 30.0):
-        super().__init__(url, key_env, Golden([], []), ready_timeout_s)
+        super().__init__(url, key_env, ([], []), ready_timeout_s)
 
     def deploy(self) -> EndpointHandle:
         handle = handle_for_url(self.url, os.environ.get(self.key_env) or None, target="champion",

@@ -17,7 +17,7 @@ import requests
 
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointDied, EndpointError
-from releasetest.release.data import Golden
+from releasetest.release.data import Expected
 
 #: Response headers that let someone find a request in the server's own logs.
 FORENSIC_HEADERS = (
@@ -136,12 +136,13 @@ class ScoringClient:
 
 def wait_ready(
     handle: EndpointHandle,
-    golden: Golden,
+    golden_rows: list[list[float]],
+    golden_labels: list[Any],
     deadline_s: float,
     still_starting: Callable[[float], bool],
 ) -> None:
-    """Block until liveness answers and the golden rows score to the expected labels (within the
-    release's parity tolerance).
+    """Block until liveness answers and the golden rows score to the expected labels (within their
+    tolerance, when they are :class:`~releasetest.release.data.Expected`).
 
     ``still_starting(wait_s)`` waits up to ``wait_s`` and returns False when the target has
     given up (a local server process exited); it is the only pause in the loop. Raises
@@ -159,10 +160,10 @@ def wait_ready(
             if live == 200:
                 # Up: from here on a wrong or failed golden answer is a verdict, not a wait.
                 try:
-                    got = client.score(golden.rows).predictions
+                    got = client.score(golden_rows).predictions
                 except EndpointError as exc:
                     raise EndpointError(f"golden prediction failed: {exc}") from None
-                mismatch = golden.mismatch(got)
+                mismatch = Expected.of(golden_labels).mismatch(got)
                 if mismatch is not None:
                     raise EndpointError(f"golden prediction mismatch: {mismatch}")
                 return

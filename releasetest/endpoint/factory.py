@@ -9,11 +9,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from releasetest.endpoint.base import Endpoint
-from releasetest.release.data import Golden, load_holdout
+from releasetest.release.data import load_holdout
 from releasetest.release.manifest import Release, Stage
 from releasetest.settings import TARGETS, Settings
+
+Golden = tuple[list[list[float]], list[Any]]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.process import process_alive
 from releasetest.errors import DeployError, EndpointError
 from releasetest.files import read_tail, sha256_file
-from releasetest.release.data import Golden
 from releasetest.release.manifest import Release, Stage
 
 #: Seconds a gunicorn master gets to stop its workers before the group is killed.
@@ -98,7 +97,7 @@ class LocalEndpoint(Endpoint):
         self,
         release: Release,
         stage: Stage,
-        golden: Golden,
+        golden: tuple[list[list[float]], list[Any]],
         log_path: Path,
         ready_timeout_s: float = 120.0,
         port: int = 0,
@@ -239,7 +238,7 @@ class LocalEndpoint(Endpoint):
             return False
 
         try:
-            wait_ready(handle, self.golden, deadline_s=self.ready_timeout_s, still_starting=still_starting)
+            wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=still_starting)
         except EndpointError as exc:
             self._log.flush()
             tail = self.log_tail()

@@ -15,7 +15,6 @@ from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import ConfigError, DeployError, EndpointError
-from releasetest.release.data import Golden
 
 
 def handle_for_url(url: str, key: str | None, target: str = "url", **info: Any) -> EndpointHandle:
@@ -34,7 +33,7 @@ def handle_for_url(url: str, key: str | None, target: str = "url", **info: Any) 
 class UrlEndpoint(Endpoint):
     target = "url"
 
-    def __init__(self, url: str, key_env: str, golden: Golden,
+    def __init__(self, url: str, key_env: str, golden: tuple[list[list[float]], list[Any]],
                  ready_timeout_s: float = 60.0):
         self.url = url
         self.key_env = key_env
@@ -50,7 +49,7 @@ class UrlEndpoint(Endpoint):
         key = os.environ.get(self.key_env) or None
         handle = handle_for_url(self.url, key, key_env=self.key_env)
         try:
-            wait_ready(handle, self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
+            wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause)
         except EndpointError as exc:
             raise DeployError(f"endpoint at {self.url} is not ready: {exc}") from None
         self._handle = handle

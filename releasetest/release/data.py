@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -13,22 +14,27 @@ from releasetest.errors import ConfigError
 from releasetest.release.manifest import EXACT, DataSpec, Tolerance
 
 
-class Golden(NamedTuple):
-    """Holdout rows with the predictions recorded for them at training time, and how closely a
-    served answer must match them: what a deployed endpoint must answer to be ready."""
+class Expected(list[Any]):
+    """Predictions recorded at training time, and how closely a served answer must match them:
+    what the golden check compares with (a list, so it travels wherever golden labels do)."""
 
-    rows: list[list[float]]
-    expected: list[Any]
-    tolerance: Tolerance = EXACT
+    def __init__(self, values: Iterable[Any] = (), tolerance: Tolerance = EXACT) -> None:
+        super().__init__(values)
+        self.tolerance = tolerance
+
+    @classmethod
+    def of(cls, values: list[Any]) -> Expected:
+        """``values`` themselves when they carry a tolerance, else compared exactly."""
+        return values if isinstance(values, Expected) else cls(values)
 
     def mismatch(self, got: list[Any]) -> str | None:
-        """Why ``got`` is not the golden answer (the differing rows quoted), or None."""
-        if len(got) != len(self.expected):
-            return f"{len(got)} predictions for {len(self.expected)} golden rows"
-        bad = self.tolerance.mismatches(got, self.expected)
+        """Why ``got`` is not what was recorded (the differing rows quoted), or None."""
+        if len(got) != len(self):
+            return f"{len(got)} predictions for {len(self)} golden rows"
+        bad = self.tolerance.mismatches(got, self)
         if not bad:
             return None
-        shown = "; ".join(f"row {i + 1}: got {got[i]!r}, recorded {self.expected[i]!r}" for i in bad[:5])
+        shown = "; ".join(f"row {i + 1}: got {got[i]!r}, recorded {self[i]!r}" for i in bad[:5])
         return (f"{len(bad)} of {len(got)} golden rows differ from the training-time predictions "
                 f"({self.tolerance.describe()}): {shown}")
 
@@ -47,7 +53,7 @@ class Holdout:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def golden(self, n: int) -> Golden:
+    def golden(self, n: int) -> tuple[list[list[float]], Expected]:
         """First ``n`` rows, plus the first row of any class they miss, with the labels the model
         gave them at training time: a readiness check that every class still comes out."""
         if self.expected is None:
@@ -57,7 +63,7 @@ class Holdout:
         for cls in self.classes:
             if cls in self.expected and all(self.expected[i] != cls for i in idx):
                 idx.append(self.expected.index(cls))
-        return Golden(self.rows[idx].tolist(), [self.expected[i] for i in idx], self.tolerance)
+        return self.rows[idx].tolist(), Expected((self.expected[i] for i in idx), self.tolerance)
 
 
 def _coerce_value(value: str, path: Path, where: str) -> float:
