@@ -121,6 +121,11 @@ def test_regression_release_configures_its_own_metrics_and_baselines(diabetes: t
     assert cfg.task.name == "regression"
     assert {(t.metric, t.kind, t.reference) for t in cfg.thresholds} >= {("rmse", "min_relative_change", "mean"),
                                                                          ("r2", "min", None)}
+    holdout = load_holdout(rel.data)
+    bmi = holdout.rows[:, holdout.features.index("bmi")]
+    assert cfg.task.baseline("persistence", holdout, "bmi").values == regression_metrics(holdout.labels, bmi).values
+    assert cfg.task.baseline("median", holdout, None).values["mae"] == pytest.approx(
+        np.abs(np.asarray(holdout.labels) - np.median(holdout.labels)).mean())
 
 
 @pytest.fixture
