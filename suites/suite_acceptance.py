@@ -1,9 +1,10 @@
 """Acceptance: is the candidate model good enough to replace production?
 
 The whole holdout is scored through the live endpoint (not in-process), once per session, and
-compared with naive baselines (majority class, persistence), the champion (the release in
-production, deployed side by side or reached by URL) and the predictions recorded at training
-time. Each test checks one kind of decision so each failure is its own BLOCK reason.
+compared with naive baselines (the release's task names them: majority class or mean/median, and
+persistence), the champion (the release in production, deployed side by side or reached by URL)
+and the predictions recorded at training time. Each test checks one kind of decision so each
+failure is its own BLOCK reason.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from releasetest.checks.acceptance.config import AcceptanceConfig
-from releasetest.checks.acceptance.evaluation import Evaluation, constant_prediction, evaluate
+from releasetest.checks.acceptance.evaluation import Evaluation, evaluate
 from releasetest.checks.acceptance.scoring import BatchScores, champion_rows, score_rows
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.handle import EndpointHandle
@@ -59,7 +60,7 @@ def evaluation(endpoint: EndpointHandle, holdout: Holdout, release: Release, acc
         except (DeployError, EndpointError) as exc:
             champion_error = f"champion {cfg.champion.source} could not be scored: {str(exc).splitlines()[0]}"
     try:
-        return evaluate(cfg, holdout, release.data.classes, scores, champion, champion_error)
+        return evaluate(cfg, holdout, scores, champion, champion_error)
     except EndpointError as exc:
         pytest.fail(str(exc), pytrace=False)
 
@@ -77,12 +78,9 @@ def test_holdout_scored_through_endpoint(evaluation: Evaluation, holdout: Holdou
 
 
 def test_predictions_are_not_constant(evaluation: Evaluation, holdout: Holdout) -> None:
-    only = constant_prediction(evaluation.scores.predictions)
-    if only is not None:
-        share = evaluation.holdout_distribution.get(str(only), 0.0)
-        pytest.fail(f"the model predicts class {only!r} for every one of the {len(holdout)} holdout rows "
-                    f"(its accuracy {evaluation.candidate.values['accuracy']:.4f} is just that class's share "
-                    f"{share:.4f})", pytrace=False)
+    problem = evaluation.config.task.constant(evaluation.scores.predictions, holdout.labels, evaluation.candidate)
+    if problem:
+        pytest.fail(problem, pytrace=False)
 
 
 def test_training_serving_parity(evaluation: Evaluation, holdout: Holdout) -> None:
@@ -90,12 +88,13 @@ def test_training_serving_parity(evaluation: Evaluation, holdout: Holdout) -> No
     if parity is None:
         pytest.skip("the release ships no expected_predictions to compare with")
     if not parity["passed"]:
-        first = parity["mismatches"][0]
-        inputs = ", ".join(f"{k}={v:g}" for k, v in first["inputs"].items())
+        shown = parity.get("worst") or parity["mismatches"][0]
+        inputs = ", ".join(f"{k}={v:g}" for k, v in shown["inputs"].items())
         pytest.fail(f"training-serving parity {parity['agreement']:.4f} is below the required "
                     f"{parity['required']:.4f}: {parity['mismatching_rows']} of {len(holdout)} rows differ from "
-                    f"expected_predictions; first: holdout row {first['row']} expected {first['expected']!r}, "
-                    f"got {first['got']!r} ({inputs})", pytrace=False)
+                    f"expected_predictions (compared {parity['tolerance']}); "
+                    f"{'worst' if 'worst' in parity else 'first'}: holdout row {shown['row']} expected "
+                    f"{shown['expected']!r}, got {shown['got']!r} ({inputs})", pytrace=False)
 
 
 def _assert_thresholds(evaluation: Evaluation, references: tuple[str | None, ...]) -> None:
@@ -111,7 +110,7 @@ def test_absolute_minimums(evaluation: Evaluation) -> None:
 
 
 def test_beats_naive_baselines(evaluation: Evaluation) -> None:
-    _assert_thresholds(evaluation, ("majority", "persistence"))
+    _assert_thresholds(evaluation, evaluation.config.task.baselines)
 
 
 def test_no_regression_against_champion(evaluation: Evaluation) -> None:

@@ -39,7 +39,7 @@ from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.formats import Wire
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointError
-from releasetest.release.data import Holdout
+from releasetest.release.data import Expected, Holdout
 from releasetest.release.manifest import Release
 
 pytestmark = pytest.mark.schema
@@ -207,9 +207,10 @@ def _after(client: CountingClient, golden: tuple[list[list[float]], list[Any]], 
         got = client.score(rows).predictions
     except EndpointError as exc:
         return [Finding("endpoint-down", FAILURE, None, "", curl, f"after {what}: {exc}")]
-    if got != labels:
+    mismatch = Expected.of(labels).mismatch(got)
+    if mismatch is not None:
         return [Finding("golden-changed", FAILURE, 200, body.decode(), curl,
-                        f"after {what}: golden rows scored {got}, expected {labels}")]
+                        f"after {what}: {mismatch}")]
     return []
 
 

@@ -8,18 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from releasetest.checks.acceptance.config import DEFAULT_THRESHOLDS, Threshold
-from releasetest.checks.acceptance.evaluation import (
-    check_threshold,
-    constant_prediction,
-    evaluate,
-    majority_baseline,
-    parity_check,
-    persistence_baseline,
-)
+from releasetest.checks.acceptance.config import Threshold
+from releasetest.checks.acceptance.evaluation import check_threshold, evaluate, parity_check
 from releasetest.checks.acceptance.scoring import BatchScores
 from releasetest.checks.metrics import binary_auc, classification_metrics, metric_names, roc_auc
 from releasetest.checks.registry import parse_all
+from releasetest.checks.tasks import (
+    Classification,
+    constant_prediction,
+    majority_baseline,
+    persistence_baseline,
+)
 from releasetest.errors import ConfigError
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import load_release
@@ -40,7 +39,8 @@ def test_binary_metrics_by_hand() -> None:
     assert m.confusion.tolist() == [[2, 1], [1, 4]]
     expected = {
         "accuracy": 6 / 8, "balanced_accuracy": (2 / 3 + 4 / 5) / 2, "macro_f1": (2 / 3 + 4 / 5) / 2,
-        "roc_auc": 13.5 / 15, "precision_0": 2 / 3, "recall_0": 2 / 3, "f1_0": 2 / 3,
+        "weighted_f1": (3 * 2 / 3 + 5 * 4 / 5) / 8, "roc_auc": 13.5 / 15,
+        "precision_0": 2 / 3, "recall_0": 2 / 3, "f1_0": 2 / 3,
         "precision_1": 4 / 5, "recall_1": 4 / 5, "f1_1": 4 / 5,
     }
     assert m.values == pytest.approx(expected)
@@ -125,10 +125,10 @@ def test_baselines_and_parity_on_the_example_holdout() -> None:
     assert holdout.expected is not None
     got = list(holdout.expected)
     got[3] = 1 - got[3]
-    parity = parity_check(got, holdout, 0.999)
+    parity = parity_check(got, holdout, 0.999, Classification((0, 1)))
     assert parity["passed"] and parity["mismatching_rows"] == 1
     assert parity["mismatches"][0]["row"] == 3 and set(parity["mismatches"][0]["inputs"]) == set(holdout.features)
-    assert not parity_check([1 - p for p in holdout.expected], holdout, 0.999)["passed"]
+    assert not parity_check([1 - p for p in holdout.expected], holdout, 0.999, Classification((0, 1)))["passed"]
 
 
 def test_evaluate_records_every_reference() -> None:
@@ -138,7 +138,7 @@ def test_evaluate_records_every_reference() -> None:
     cfg = parse_all(rel, rel.stage("devtest"))["acceptance"]
     assert holdout.expected is not None
     scores = BatchScores(list(holdout.expected), None, 1.0, 8)
-    ev = evaluate(cfg, holdout, (0, 1), scores)
+    ev = evaluate(cfg, holdout, scores)
     findings = ev.findings()
     assert set(findings["references"]) == {"majority", "persistence"}
     assert findings["metrics"]["accuracy"] == pytest.approx(0.9559, abs=1e-4)
@@ -204,7 +204,8 @@ def test_bad_acceptance_table_names_key_and_fix(example: Path, table: str, key: 
 def test_no_acceptance_table_means_beat_the_majority(example: Path) -> None:
     rel = load_release(_with_acceptance(example, ""))
     cfg = parse_all(rel, rel.stage("devtest"))["acceptance"]
-    assert cfg.thresholds == DEFAULT_THRESHOLDS and cfg.champion is None
+    assert cfg.thresholds == (Threshold("balanced_accuracy", "min_absolute_change", 0.05, "majority"),)
+    assert cfg.champion is None
 
 
 def test_champion_by_manifest_and_by_url(example: Path, tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
-"""Classification metrics on the holdout, numpy only.
+"""Classification and regression metrics on the holdout, numpy only.
 
 Written by hand (not scikit-learn) so the definitions the gate enforces are visible in one place
 and cannot shift with a library upgrade: zero-division gives 0, balanced accuracy averages recall
 over the classes that occur in the truth, ROC AUC is the Mann-Whitney statistic with ties counted
-as one half (so a constant score is exactly 0.5), averaged one-vs-rest over classes.
+as one half (so a constant score is exactly 0.5), averaged one-vs-rest over classes. R² of a
+constant truth is 1 when predicted exactly, else 0 (scikit-learn's ``force_finite``), never a NaN.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 CURVE_POINTS = 60
 
 #: Metrics a threshold may name, besides the per-class ones (``precision_<class>`` ...).
-SCALAR_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
+SCALAR_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "roc_auc")
 PER_CLASS = ("precision", "recall", "f1")
 
 
@@ -157,6 +158,7 @@ def classification_metrics(
         "accuracy": float(sum(t == p for t, p in zip(y_true, y_pred, strict=True)) / n),
         "balanced_accuracy": float(recall[support > 0].mean()) if (support > 0).any() else 0.0,
         "macro_f1": float(f1[seen].mean()) if seen.any() else 0.0,
+        "weighted_f1": float((f1 * support).sum() / n),
     }
     curves = None
     if scores is not None:
@@ -176,3 +178,53 @@ def class_distribution(labels: Sequence[Any], classes: Sequence[Any]) -> dict[st
     """Share of each class among ``labels`` (by ``str(class)``, as JSON keys)."""
     n = len(labels)
     return {str(c): sum(1 for x in labels if x == c) / n if n else 0.0 for c in classes}
+
+
+#: Regression metrics a threshold may name; all but ``r2`` are errors, where lower is better.
+REGRESSION_METRICS = ("mae", "rmse", "r2", "max_error")
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "max_error"})
+
+
+#: Points kept for the predicted-vs-actual and residual plots in the verdict.
+PLOT_POINTS = 500
+
+
+@dataclass(frozen=True)
+class RegressionMetrics:
+    """Error metrics, plus the (actual, predicted) pairs the report plots."""
+
+    values: dict[str, float]
+    actual: np.ndarray
+    predicted: np.ndarray
+
+    def points(self, max_points: int = PLOT_POINTS) -> tuple[list[list[float]], list[list[float]]]:
+        """``[[actual, predicted]]`` and ``[[predicted, actual - predicted]]``, evenly downsampled
+        in holdout order, rounded to 6 significant digits: a few KiB however large the holdout."""
+        idx = np.arange(len(self.actual))
+        if len(idx) > max_points:
+            idx = np.unique(np.linspace(0, len(idx) - 1, max_points).round().astype(int))
+        a, p = self.actual[idx], self.predicted[idx]
+        return [[_sig(x), _sig(y)] for x, y in zip(a, p, strict=True)], \
+            [[_sig(y), _sig(x - y)] for x, y in zip(a, p, strict=True)]
+
+
+def _sig(x: float) -> float:
+    return float(f"{float(x):.6g}")
+
+
+def regression_metrics(y_true: Sequence[float], y_pred: Sequence[float]) -> RegressionMetrics:
+    """MAE, RMSE, R² and the largest absolute error."""
+    if len(y_true) != len(y_pred) or not len(y_true):
+        raise ValueError(f"need equally many labels and predictions, got {len(y_true)} and {len(y_pred)}")
+    actual = np.asarray(y_true, dtype=np.float64)
+    predicted = np.asarray(y_pred, dtype=np.float64)
+    err = actual - predicted
+    total = float(((actual - actual.mean()) ** 2).sum())
+    sse = float((err ** 2).sum())
+    values = {
+        "mae": float(np.abs(err).mean()),
+        "rmse": float(np.sqrt(sse / len(err))),
+        "r2": 1.0 - sse / total if total > 0 else (1.0 if sse == 0 else 0.0),
+        "max_error": float(np.abs(err).max()),
+    }
+    return RegressionMetrics(values, actual, predicted)

@@ -17,6 +17,7 @@ import requests
 from releasetest.endpoint.formats import Wire, WireSpec, wire_of
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointDied, EndpointError
+from releasetest.release.data import Expected
 
 #: Response headers that let someone find a request in the server's own logs.
 FORENSIC_HEADERS = (
@@ -138,7 +139,8 @@ def wait_ready(
     still_starting: Callable[[float], bool],
     spec: WireSpec | None = None,
 ) -> Wire:
-    """Block until liveness answers and the golden rows score to the expected labels; return the
+    """Block until liveness answers and the golden rows score to the expected labels (within
+    their tolerance, when they are :class:`~releasetest.release.data.Expected`); return the
     release's wire (``spec`` resolved against the published swagger, which a raw ``run()`` lacks).
 
     ``still_starting(wait_s)`` waits up to ``wait_s`` and returns False when the target has
@@ -161,10 +163,9 @@ def wait_ready(
                     got = client.score(golden_rows).predictions
                 except EndpointError as exc:
                     raise EndpointError(f"golden prediction failed: {exc}") from None
-                if got != golden_labels:
-                    raise EndpointError(
-                        f"golden prediction mismatch: rows 1-{len(golden_rows)} of the holdout gave "
-                        f"{got}, the release recorded {golden_labels} at training time")
+                mismatch = Expected.of(golden_labels).mismatch(got)
+                if mismatch is not None:
+                    raise EndpointError(f"golden prediction mismatch: {mismatch}")
                 return wire
             if live is not None:
                 last = f"liveness answered {live}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,12 +68,31 @@ ARTIFACT_FILE = Table({
 }, 'write { path = "...", sha256 = "..." }')
 
 
+#: What a release's model predicts; the gate's metrics, baselines and comparisons follow from it
+#: (:mod:`releasetest.checks.tasks`).
+TASKS = ("classification", "regression")
+
+
+#: Default ``[data] parity_tolerance`` of a regression: JSON carries floats exactly, so only a
+#: different float path (float32 vs float64, another BLAS) moves a served prediction at all.
+DEFAULT_TOLERANCE = {"abs": 1e-6, "rel": 1e-6}
+
+
+TOLERANCE = Table({
+    "abs": Key("number", "the absolute difference always allowed", default=0.0, ge=0, example=1e-6),
+    "rel": Key("number", "the difference allowed per unit of the expected value", default=0.0, ge=0,
+               example=1e-6),
+}, "write parity_tolerance = { abs = 1e-6, rel = 1e-6 }", nonempty=True)
+
+
 DATA = Table({
     "holdout": Key("str", "path of the holdout CSV", required=True),
+    "task": Key("str", "what the model predicts", choices=TASKS),
     "features": Key("list", "the feature columns in the order the model takes them", required=True, ge=1,
                     example=["Temperature_C", "..."]),
     "label": Key("str", "name the label column", required=True),
-    "classes": Key("list", "the class labels", required=True, ge=2, example=[0, 1]),
+    "classes": Key("list", "the class labels, in the order the model's probabilities come", ge=2,
+                   example=[0, 1]),
     "expected_predictions": Key("str", "path of the CSV of the predictions the trained model gives"),
     "golden_rows": Key("int", "holdout rows compared one by one", default=5, ge=1),
     "input": Key("str", "the request body's format (auto: read it from the published swagger)",
@@ -85,6 +104,7 @@ DATA = Table({
         "probabilities": Key("str", "the answer key holding one probability row per row", default="probabilities",
                              ge=1, example="proba"),
     }, 'write output = { predictions = "result", probabilities = "proba" }'),
+    "parity_tolerance": TOLERANCE,
 }, "see the example release.toml")
 
 
@@ -131,10 +151,43 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class Tolerance:
+    """How close a served prediction must be to the one recorded at training time:
+    ``|got - expected| <= abs + rel * |expected|`` (numpy.isclose's rule). Zero is exact equality,
+    which is how class labels compare; the golden check and parity both ask :meth:`agree`."""
+
+    abs: float = 0.0
+    rel: float = 0.0
+
+    @property
+    def exact(self) -> bool:
+        return self.abs == 0 and self.rel == 0
+
+    def agree(self, got: Any, expected: Any) -> bool:
+        if self.exact:
+            return bool(got == expected)
+        if isinstance(got, bool) or not isinstance(got, (int, float)):
+            return False
+        return abs(float(got) - float(expected)) <= self.abs + self.rel * abs(float(expected))
+
+    def mismatches(self, got: Sequence[Any], expected: Sequence[Any]) -> list[int]:
+        """Indices where ``got`` differs from ``expected`` beyond the tolerance."""
+        return [i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if not self.agree(g, e)]
+
+    def describe(self) -> str:
+        return "exactly" if self.exact else f"within abs {self.abs:g} + rel {self.rel:g}"
+
+
+#: Class labels compare exactly.
+EXACT = Tolerance()
+
+
+@dataclass(frozen=True)
 class DataSpec:
     holdout: Path
     features: tuple[str, ...]
     label: str
+    #: Empty for a regression.
     classes: tuple[Any, ...]
     expected_predictions: Path | None
     golden_rows: int
@@ -144,6 +197,8 @@ class DataSpec:
     #: Answer keys; None: a bare list or a ``predictions``/``result`` mapping.
     output_predictions: str | None = None
     output_probabilities: str = "probabilities"
+    task: str = "classification"
+    tolerance: Tolerance = EXACT
 
 
 @dataclass(frozen=True)
@@ -305,12 +360,39 @@ def _parse_data(table: dict[str, Any] | None, manifest: Path) -> DataSpec | None
     if values["input"] == "named" and values["input_key"] is None:
         raise ConfigError(manifest, "data.input_key", 'input = "named" needs the key that holds the rows',
                           'e.g. input_key = "Inputs.data" for {"Inputs": {"data": [[...]], ...}}')
+    task, classes = _task_and_classes(values, manifest)
+    if task == "classification" and "parity_tolerance" in table:
+        raise ConfigError(manifest, "data.parity_tolerance", "applies to a regression only: class labels "
+                          "compare exactly", 'remove it, or set task = "regression"')
+    tolerance = Tolerance(**(values["parity_tolerance"] if "parity_tolerance" in table else
+                             (DEFAULT_TOLERANCE if task == "regression" else {})))
     return DataSpec(holdout=holdout.resolve(), features=tuple(features), label=values["label"],
-                    classes=tuple(values["classes"]),
-                    expected_predictions=expected_path.resolve() if expected_path else None,
-                    golden_rows=values["golden_rows"], input=values["input"], input_key=values["input_key"],
+                    classes=classes, expected_predictions=expected_path.resolve() if expected_path else None,
+                    golden_rows=values["golden_rows"], task=task, tolerance=tolerance,
+                    input=values["input"], input_key=values["input_key"],
                     output_predictions=values["output"]["predictions"],
                     output_probabilities=values["output"]["probabilities"])
+
+
+def _task_and_classes(values: dict[str, Any], manifest: Path) -> tuple[str, tuple[Any, ...]]:
+    """``task`` defaults to classification when ``classes`` are given; a regression has none."""
+    task, classes = values["task"], values["classes"]
+    if task is None:
+        if classes is None:
+            raise ConfigError(manifest, "data.task", "missing, and there are no classes to infer it from",
+                              'set task = "regression", or task = "classification" with classes = [...]')
+        task = "classification"
+    if task == "regression":
+        if classes is not None:
+            raise ConfigError(manifest, "data.classes", "a regression has no classes",
+                              'remove classes, or set task = "classification"')
+        return task, ()
+    if classes is None:
+        raise ConfigError(manifest, "data.classes", "missing: a classification names its classes",
+                          "list them in the order of the model's probabilities, e.g. classes = [0, 1]")
+    if len(set(map(repr, classes))) != len(classes):
+        raise ConfigError(manifest, "data.classes", f"a class is listed twice in {classes}", "list each once")
+    return task, tuple(classes)
 
 
 def load_release(manifest: Path | str, verify_artifacts: bool = True,

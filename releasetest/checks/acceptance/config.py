@@ -1,27 +1,24 @@
 """The ``[acceptance]`` manifest table: batch scoring settings, parity, the champion and thresholds.
 
-Thresholds follow MLflow's ``MetricThreshold``: per metric an absolute ``min``, and
-``min_absolute_change`` / ``min_relative_change`` against named references. Every metric is
-"greater is better". A negative change is a tolerance (the champion may be beaten by at most that
-much); a positive one is a margin the candidate must win by."""
+Thresholds follow MLflow's ``MetricThreshold``: per metric an absolute ``min`` or ``max``, and
+``min_absolute_change`` / ``min_relative_change`` against named references, in the direction the
+metric improves (errors such as RMSE must go down, scores such as accuracy up). A negative change
+is a tolerance (the champion may be beaten by at most that much); a positive one is a margin the
+candidate must win by."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from releasetest.checks.metrics import metric_names
+from releasetest.checks.tasks import Task, task_for
 from releasetest.endpoint.url import handle_for_url
 from releasetest.errors import ConfigError
 from releasetest.release.manifest import Release, Stage, load_release
 from releasetest.tables import Key, Table, check, check_table
 
-REFERENCES = ("majority", "persistence", "champion")
-
-
-KINDS = ("min", "min_absolute_change", "min_relative_change")
+KINDS = ("min", "max", "min_absolute_change", "min_relative_change")
 
 
 #: Batch size and concurrency measured on the example (docs/acceptance.md): big enough that the
@@ -41,7 +38,7 @@ DEFAULT_CHAMPION_KEY_ENV = "RELEASETEST_CHAMPION_KEY"
 ACCEPTANCE = Table({
     "batch_size": Key("int", "holdout rows per scoring request", default=DEFAULT_BATCH_SIZE, ge=1),
     "concurrency": Key("int", "scoring requests in flight at once", default=DEFAULT_CONCURRENCY, ge=1),
-    "parity": Key("number", "share of holdout answers that must equal data.expected_predictions",
+    "parity": Key("number", "share of holdout answers that must match data.expected_predictions",
                   default=DEFAULT_PARITY, gt=0, le=1),
     "persistence_feature": Key("str", "the feature holding the current value of the label"),
     "champion": Key("str", "the production release's manifest path, or its scoring URL", ge=1),
@@ -51,17 +48,18 @@ ACCEPTANCE = Table({
 })
 
 
-_EXAMPLE = "balanced_accuracy = { min = 0.8, min_absolute_change = { majority = 0.2 } }"
-
-
-def _thresholds_schema(metrics: Sequence[str]) -> Table:
-    """``[acceptance.thresholds]``: metric -> kind -> (a minimum, or reference -> change)."""
-    change = Table({ref: Key("number", "a number; negative means a tolerance") for ref in REFERENCES},
-                   "reference = change, e.g. { majority = 0.05, champion = -0.01 }", noun="reference", nonempty=True)
+def _thresholds_schema(task: Task) -> Table:
+    """``[acceptance.thresholds]``: metric -> kind -> (a bound, or reference -> change)."""
+    metric, kind, margin, ref = task.default_threshold
+    example = f"{metric} = {{ {kind} = {{ {ref} = {margin:g} }} }}"
+    change = Table({r: Key("number", "a number; negative means a tolerance") for r in (*task.baselines, "champion")},
+                   f"reference = change, e.g. {{ {ref} = 0.05, champion = -0.01 }}", noun="reference",
+                   nonempty=True)
     spec = Table({"min": Key("number", "the lowest value that passes", example=0.8),
+                  "max": Key("number", "the highest value that passes", example=50.0),
                   "min_absolute_change": change, "min_relative_change": change},
-                 f"e.g. {_EXAMPLE}", noun="threshold kind", nonempty=True)
-    return Table({metric: spec for metric in metrics}, f"write [acceptance.thresholds] with lines like {_EXAMPLE}",
+                 f"e.g. {example}", noun="threshold kind", nonempty=True)
+    return Table({m: spec for m in task.metric_names()}, f"write [acceptance.thresholds] with lines like {example}",
                  noun="metric", nonempty=True)
 
 
@@ -83,18 +81,21 @@ class Champion:
     key_env: str = DEFAULT_CHAMPION_KEY_ENV
 
 
-#: Without thresholds in the manifest a model must at least beat "always the majority class".
-DEFAULT_THRESHOLDS = (Threshold("balanced_accuracy", "min_absolute_change", 0.05, "majority"),)
+def default_thresholds(task: Task) -> tuple[Threshold, ...]:
+    """Without thresholds in the manifest a model must at least beat its task's simplest constant
+    (always the majority class; always the mean)."""
+    return (Threshold(*task.default_threshold),)
 
 
 @dataclass(frozen=True)
 class AcceptanceConfig:
+    task: Task
+    thresholds: tuple[Threshold, ...]
     batch_size: int = DEFAULT_BATCH_SIZE
     concurrency: int = DEFAULT_CONCURRENCY
     parity: float = DEFAULT_PARITY
     persistence_feature: str | None = None
     champion: Champion | None = None
-    thresholds: tuple[Threshold, ...] = DEFAULT_THRESHOLDS
 
     def describe(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "concurrency": self.concurrency, "parity": self.parity,
@@ -102,13 +103,12 @@ class AcceptanceConfig:
                 "champion": self.champion.source if self.champion else None}
 
 
-def _parse_thresholds(raw: dict[str, Any], release: Release, file: Path) -> tuple[Threshold, ...]:
-    assert release.data is not None
-    check_table(raw, _thresholds_schema(metric_names(release.data.classes)), file, "acceptance.thresholds")
+def _parse_thresholds(raw: dict[str, Any], task: Task, file: Path) -> tuple[Threshold, ...]:
+    check_table(raw, _thresholds_schema(task), file, "acceptance.thresholds")
     out: list[Threshold] = []
     for metric, spec in raw.items():
         for kind, value in spec.items():
-            if kind == "min":
+            if kind in ("min", "max"):
                 out.append(Threshold(metric, kind, float(value)))
             else:
                 out.extend(Threshold(metric, kind, float(change), ref) for ref, change in value.items())
@@ -134,6 +134,9 @@ def _parse_champion(source: str | None, key_env: str, release: Release, stage: S
     if champ.data is None or champ.data.expected_predictions is None:
         raise ConfigError(path, "data", "the champion needs [data] with expected_predictions",
                           "they are its readiness check when deployed side by side")
+    if champ.data.task != release.data.task:
+        raise ConfigError(file, "acceptance.champion", f"the champion is a {champ.data.task}, the candidate a "
+                          f"{release.data.task}", "a champion is compared on the same task")
     if tuple(champ.data.classes) != tuple(release.data.classes):
         raise ConfigError(file, "acceptance.champion",
                           f"champion classes {list(champ.data.classes)} differ from {list(release.data.classes)}",
@@ -152,8 +155,9 @@ def parse(table: dict[str, Any], release: Release, stage: Stage) -> AcceptanceCo
         raise ConfigError(file, "acceptance.persistence_feature", f"{feature!r} is not one of data.features",
                           "name the feature holding the current value of the label, e.g. "
                           + ", ".join(release.data.features))
-    thresholds = (_parse_thresholds(values["thresholds"], release, file) if values["thresholds"] is not None
-                  else DEFAULT_THRESHOLDS)
+    task = task_for(release.data)
+    thresholds = (_parse_thresholds(values["thresholds"], task, file) if values["thresholds"] is not None
+                  else default_thresholds(task))
     champion = _parse_champion(values["champion"], values["champion_key_env"], release, stage, file)
     used = {t.reference for t in thresholds}
     if "persistence" in used and feature is None:
@@ -165,7 +169,7 @@ def parse(table: dict[str, Any], release: Release, stage: Stage) -> AcceptanceCo
     if champion is not None and "champion" not in used:
         raise ConfigError(file, "acceptance.champion", "is set, but no threshold compares against it",
                           "add e.g. min_absolute_change = { champion = -0.01 } to a metric's threshold")
-    return AcceptanceConfig(batch_size=values["batch_size"], concurrency=values["concurrency"],
+    return AcceptanceConfig(task=task, batch_size=values["batch_size"], concurrency=values["concurrency"],
                             parity=float(values["parity"]), persistence_feature=feature, champion=champion,
                             thresholds=thresholds)
 

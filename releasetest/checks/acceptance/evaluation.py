@@ -7,40 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from releasetest.checks.acceptance.config import AcceptanceConfig, Threshold
 from releasetest.checks.acceptance.scoring import BatchScores
-from releasetest.checks.metrics import Metrics, class_distribution, classification_metrics
+from releasetest.checks.tasks import Scores, Task
 from releasetest.errors import EndpointError
 from releasetest.release.data import Holdout
 
 #: Mismatching rows named in the verdict (the first ones, in holdout order).
 SHOWN_MISMATCHES = 10
-
-
-def majority_baseline(labels: Sequence[Any], classes: Sequence[Any]) -> tuple[list[Any], np.ndarray]:
-    """Always the holdout's most frequent class (the strictest constant baseline); constant scores."""
-    counts = [sum(1 for x in labels if x == c) for c in classes]
-    top = classes[int(np.argmax(counts))]
-    return [top] * len(labels), np.tile(_one_hot(top, classes), (len(labels), 1))
-
-
-def persistence_baseline(holdout: Holdout, feature: str, classes: Sequence[Any]) -> tuple[list[Any], np.ndarray]:
-    """"The future equals the present": the label is the value of ``feature`` in the same row."""
-    column = holdout.rows[:, holdout.features.index(feature)]
-    preds: list[Any] = []
-    for v in column:
-        match = [c for c in classes if isinstance(c, (int, float)) and float(c) == v]
-        if not match:
-            raise ValueError(f"persistence feature {feature} has value {v:g}, which is not one of the classes "
-                             f"{list(classes)}")
-        preds.append(match[0])
-    return preds, np.asarray([_one_hot(p, classes) for p in preds])
-
-
-def _one_hot(value: Any, classes: Sequence[Any]) -> list[float]:
-    return [1.0 if c == value else 0.0 for c in classes]
 
 
 @dataclass(frozen=True)
@@ -63,9 +37,12 @@ def _f(x: float) -> str:
     return f"{x:.4f}"
 
 
-def check_threshold(t: Threshold, metrics: dict[str, float],
-                    references: dict[str, dict[str, float]], missing: dict[str, str]) -> ThresholdResult:
-    """One threshold against the candidate's metrics; the message says what was needed and why."""
+def check_threshold(t: Threshold, metrics: dict[str, float], references: dict[str, dict[str, float]],
+                    missing: dict[str, str], lower_is_better: bool = False) -> ThresholdResult:
+    """One threshold against the candidate's metrics; the message says what was needed and why.
+
+    A change is an improvement in the metric's own direction: for an error (``lower_is_better``)
+    the candidate must come in below the reference by the margin."""
     value = metrics.get(t.metric)
     if value is None:
         why = "the endpoint returns no probabilities" if t.metric == "roc_auc" else "not computed"
@@ -74,16 +51,21 @@ def check_threshold(t: Threshold, metrics: dict[str, float],
         ok = value >= t.margin
         text = f"{t.metric} {_f(value)} " + ("meets" if ok else "is below") + f" the minimum {_f(t.margin)}"
         return ThresholdResult(t, value, None, t.margin, ok, text)
+    if t.kind == "max":
+        ok = value <= t.margin
+        text = f"{t.metric} {_f(value)} " + ("meets" if ok else "is above") + f" the maximum {_f(t.margin)}"
+        return ThresholdResult(t, value, None, t.margin, ok, text)
     assert t.reference is not None
     ref = references.get(t.reference, {}).get(t.metric)
     if ref is None:
         why = missing.get(t.reference, f"{t.reference} has no {t.metric}")
         return ThresholdResult(t, value, None, None, False, f"{t.metric} vs {t.reference}: not compared ({why})")
+    sign = -1.0 if lower_is_better else 1.0
     if t.kind == "min_absolute_change":
-        bound, amount = ref + t.margin, _f(abs(t.margin))
+        bound, amount = ref + sign * t.margin, _f(abs(t.margin))
     else:
-        bound, amount = ref + t.margin * abs(ref), f"{abs(t.margin):.2%}"
-    ok = value >= bound
+        bound, amount = ref + sign * t.margin * abs(ref), f"{abs(t.margin):.2%}"
+    ok = value <= bound if lower_is_better else value >= bound
     name = "champion" if t.reference == "champion" else f"{t.reference} baseline"
     if t.margin >= 0:
         verb = "beats" if ok else "does not beat"
@@ -91,19 +73,25 @@ def check_threshold(t: Threshold, metrics: dict[str, float],
     else:
         verb = "stays within" if ok else "regresses beyond"
         text = f"{t.metric} {_f(value)} {verb} tolerance {amount} of {name} {_f(ref)}"
-    return ThresholdResult(t, value, ref, bound, ok, f"{text} (needs >= {_f(bound)})")
+    return ThresholdResult(t, value, ref, bound, ok, f"{text} (needs {'<=' if lower_is_better else '>='} {_f(bound)})")
 
 
-def parity_check(predictions: Sequence[Any], holdout: Holdout, required: float,
+def parity_check(predictions: Sequence[Any], holdout: Holdout, required: float, task: Task,
                  shown: int = SHOWN_MISMATCHES) -> dict[str, Any]:
-    """Endpoint predictions vs the ones recorded at training time, naming the first mismatches."""
+    """Endpoint predictions vs the ones recorded at training time (within the release's tolerance),
+    naming the first mismatches and, for numbers, the worst row."""
     assert holdout.expected is not None
-    bad = [i for i, (got, exp) in enumerate(zip(predictions, holdout.expected, strict=True)) if got != exp]
+    bad = task.tolerance.mismatches(predictions, holdout.expected)
     agreement = 1 - len(bad) / len(predictions)
-    mismatches = [{"row": i, "inputs": dict(zip(holdout.features, holdout.rows[i].tolist(), strict=True)),
-                   "expected": holdout.expected[i], "got": predictions[i]} for i in bad[:shown]]
-    return {"agreement": agreement, "required": required, "mismatching_rows": len(bad),
-            "mismatches": mismatches, "passed": agreement >= required}
+
+    def row(i: int) -> dict[str, Any]:
+        return {"row": i, "inputs": dict(zip(holdout.features, holdout.rows[i].tolist(), strict=True)),
+                "expected": holdout.expected[i], "got": predictions[i]}  # type: ignore[index]
+
+    worst = task.worst(predictions, holdout.expected) if bad else None
+    return {"agreement": agreement, "required": required, "tolerance": task.tolerance.describe(),
+            "mismatching_rows": len(bad), "mismatches": [row(i) for i in bad[:shown]],
+            "passed": agreement >= required} | ({"worst": row(worst)} if worst is not None else {})
 
 
 @dataclass
@@ -111,13 +99,14 @@ class Evaluation:
     """The candidate, its references and every decision, as the verdict records them."""
 
     config: AcceptanceConfig
-    candidate: Metrics
+    candidate: Scores
     scores: BatchScores
-    references: dict[str, Metrics]
+    references: dict[str, Scores]
     reference_errors: dict[str, str]
     thresholds: list[ThresholdResult]
     parity: dict[str, Any] | None
-    holdout_distribution: dict[str, float]
+    #: What the task records beside the values (confusion matrix, curves; regression points).
+    details: dict[str, Any]
     notes: list[str] = field(default_factory=list)
 
     def failed(self, references: Sequence[str | None]) -> list[ThresholdResult]:
@@ -129,55 +118,40 @@ class Evaluation:
             "thresholds": [r.as_dict() for r in self.thresholds],
             "references": {name: m.values for name, m in self.references.items()},
             "reference_errors": self.reference_errors,
-            "confusion_matrix": self.candidate.confusion_dict(),
-            "class_distribution": {"predicted": self.candidate.distribution, "holdout": self.holdout_distribution},
+            **self.details,
             "scoring": {"rows": len(self.scores.predictions), "requests": self.scores.requests,
                         "seconds": round(self.scores.seconds, 3), "rows_per_s": round(self.scores.rows_per_s, 1),
                         **self.config.describe()},
-        } | ({"parity": self.parity} if self.parity is not None else {}) \
-          | ({"curves": self.candidate.curves} if self.candidate.curves else {})
+        } | ({"parity": self.parity} if self.parity is not None else {})
 
 
-def evaluate(config: AcceptanceConfig, holdout: Holdout, classes: Sequence[Any], candidate: BatchScores,
+def evaluate(config: AcceptanceConfig, holdout: Holdout, candidate: BatchScores,
              champion: BatchScores | None = None, champion_error: str | None = None) -> Evaluation:
     """Metrics of the candidate and of every reference on the same holdout, and every threshold."""
-    classes = tuple(classes)
-    unknown = sorted({repr(p) for p in candidate.predictions if p not in classes})
-    if unknown:
-        raise EndpointError(f"the endpoint returned labels outside the release's classes {list(classes)}: "
-                            + ", ".join(unknown[:5]))
-    probs = candidate.probabilities
-    notes = []
-    if probs is not None and probs.shape != (len(holdout), len(classes)):
-        notes.append(f"probabilities have shape {probs.shape}, not ({len(holdout)}, {len(classes)}): ROC AUC skipped")
-        probs = None
-    metrics = classification_metrics(holdout.labels, candidate.predictions, classes, probs)
-    refs: dict[str, Metrics] = {}
+    task = config.task
+    invalid = task.invalid(candidate.predictions)
+    if invalid:
+        raise EndpointError(f"the endpoint returned {invalid}")
+    probs, note = task.usable_probabilities(candidate.probabilities, len(holdout))
+    metrics = task.metrics(holdout.labels, candidate.predictions, probs)
+    refs: dict[str, Scores] = {}
     errors: dict[str, str] = {}
-    preds, scores = majority_baseline(holdout.labels, classes)
-    refs["majority"] = classification_metrics(holdout.labels, preds, classes, scores)
-    if config.persistence_feature:
+    for name in task.baselines:
+        if name == "persistence" and not config.persistence_feature:
+            continue
         try:
-            preds, scores = persistence_baseline(holdout, config.persistence_feature, classes)
-            refs["persistence"] = classification_metrics(holdout.labels, preds, classes, scores)
+            refs[name] = task.baseline(name, holdout, config.persistence_feature)
         except ValueError as exc:
-            errors["persistence"] = str(exc)
+            errors[name] = str(exc)
     if champion is not None:
-        cp = champion.probabilities
-        if cp is not None and cp.shape != (len(holdout), len(classes)):
-            cp = None
-        refs["champion"] = classification_metrics(holdout.labels, champion.predictions, classes, cp)
+        cp, _ = task.usable_probabilities(champion.probabilities, len(holdout))
+        refs["champion"] = task.metrics(holdout.labels, champion.predictions, cp)
     elif config.champion is not None:
         errors["champion"] = champion_error or "champion not scored"
     ref_values = {name: m.values for name, m in refs.items()}
-    results = [check_threshold(t, metrics.values, ref_values, errors) for t in config.thresholds]
-    parity = parity_check(candidate.predictions, holdout, config.parity) if holdout.expected is not None else None
+    results = [check_threshold(t, metrics.values, ref_values, errors, task.lower_is_better(t.metric))
+               for t in config.thresholds]
+    parity = (parity_check(candidate.predictions, holdout, config.parity, task)
+              if holdout.expected is not None else None)
     return Evaluation(config, metrics, candidate, refs, errors, results, parity,
-                      class_distribution(holdout.labels, classes), notes)
-
-
-def constant_prediction(predictions: Sequence[Any]) -> Any | None:
-    """The one class predicted for every row, or None when predictions vary."""
-    first = predictions[0] if predictions else None
-    return first if predictions and all(p == first for p in predictions) else None
-
+                      task.findings(metrics, holdout.labels), [note] if note else [])

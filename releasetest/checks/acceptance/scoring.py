@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ from releasetest.checks.acceptance.config import DEFAULT_BATCH_SIZE, DEFAULT_CON
 from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.release.data import load_holdout
-from releasetest.release.manifest import DataSpec, Release
+from releasetest.release.manifest import Release
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,6 @@ def champion_rows(champion: Champion, candidate: Release) -> np.ndarray:
     assert candidate.data is not None
     if champion.release is None or champion.release.data is None:
         return load_holdout(candidate.data).rows
-    spec = DataSpec(holdout=candidate.data.holdout, features=champion.release.data.features,
-                    label=candidate.data.label, classes=candidate.data.classes, expected_predictions=None,
-                    golden_rows=0)
-    return load_holdout(spec).rows
+    return load_holdout(replace(candidate.data, features=champion.release.data.features,
+                                expected_predictions=None)).rows
 
