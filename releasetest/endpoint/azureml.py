@@ -80,6 +80,11 @@ def tree_digest(files: tuple[tuple[str, Path, str], ...]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
+def workspace_config_path(release: Release, given: Path | None) -> Path:
+    """The workspace config a run uses: the one given, else ``aml_config/config.json`` beside the manifest."""
+    return given or release.root / "aml_config" / "config.json"
+
+
 def read_workspace_config(path: Path) -> dict[str, str]:
     """subscription_id, resource_group and workspace_name from an Azure ML ``config.json``."""
     fix = ('write {"subscription_id": ..., "resource_group": ..., "workspace_name": ...} there '
@@ -122,7 +127,7 @@ class AzureMLEndpoint(Endpoint):
         self.stage = stage
         self.golden = golden
         self.log_path = log_path
-        self.workspace_config = workspace_config or release.root / "aml_config" / "config.json"
+        self.workspace_config = workspace_config_path(release, workspace_config)
         self.ready_timeout_s = ready_timeout_s
         self.credential = credential
         self.plan: Plan = plan_for(release, stage, name=endpoint_name, deployment=deployment_name)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
 from releasetest.endpoint.handle import EndpointHandle
-from releasetest.errors import EndpointDied, EndpointError
+from releasetest.errors import EndpointDied, EndpointError, EndpointUnreachable
 
 #: Response headers that let someone find a request in the server's own logs.
 FORENSIC_HEADERS = (
@@ -35,6 +35,9 @@ class Scored:
     probabilities: list[list[float]] | None
     status: int
     request_id: str | None
+    #: Every response header, names in lower case: what the endpoint says about itself
+    #: (``azureml-model-deployment``, ``x-ms-server-version``, ...).
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def parse_predictions(body: Any) -> tuple[list[Any], list[list[float]] | None]:
@@ -62,6 +65,23 @@ def parse_predictions(body: Any) -> tuple[list[Any], list[list[float]] | None]:
                 return preds, probs
         raise EndpointError(f"response has no 'predictions' key: keys are {sorted(body)[:10]}")
     raise EndpointError(f"response is {type(body).__name__}, expected a list or a mapping with 'predictions'")
+
+
+def connection_cause(exc: BaseException) -> str:
+    """The operating system's reason under a ``requests`` connection error (``Connection refused``,
+    ``Name or service not known``), else the innermost exception's name."""
+    inner: BaseException = exc
+    for _ in range(10):  # requests -> urllib3 MaxRetryError -> NewConnectionError -> OSError
+        if isinstance(inner, OSError) and inner.strerror:
+            return inner.strerror
+        nxt = inner.__cause__ or inner.__context__ or getattr(inner, "reason", None)
+        if not isinstance(nxt, BaseException):
+            if inner.args and isinstance(inner.args[0], BaseException):
+                nxt = inner.args[0]
+            else:
+                break
+        inner = nxt
+    return type(inner).__name__
 
 
 class ScoringClient:
@@ -96,7 +116,7 @@ class ScoringClient:
             if self.handle.alive() is False:
                 raise EndpointDied(f"endpoint died: server process {self.handle.info['pid']} is gone "
                                    f"(see {self.handle.log_path})") from None
-            raise EndpointError(f"endpoint not answering at {url}: {type(exc).__name__}") from None
+            raise EndpointUnreachable(f"nothing answers at {url} ({connection_cause(exc)})") from None
         except requests.Timeout:
             raise EndpointError(f"no answer from {url} within {kwargs['timeout']} s") from None
 
@@ -130,7 +150,8 @@ class ScoringClient:
         preds, probs = parse_predictions(body)
         if len(preds) != len(rows):
             raise EndpointError(f"sent {len(rows)} rows, got {len(preds)} predictions (request id {rid})")
-        return Scored(predictions=preds, probabilities=probs, status=resp.status_code, request_id=rid)
+        return Scored(predictions=preds, probabilities=probs, status=resp.status_code, request_id=rid,
+                      headers={k.lower(): v for k, v in resp.headers.items()})
 
 
 def wait_ready(
@@ -139,36 +160,47 @@ def wait_ready(
     golden_labels: list[Any],
     deadline_s: float,
     still_starting: Callable[[float], bool],
-) -> None:
-    """Block until liveness answers and the golden rows score to the expected labels.
+    unreachable_s: float | None = None,
+) -> Scored:
+    """Block until liveness answers and the golden rows score to the expected labels; return the golden answer.
 
     ``still_starting(wait_s)`` waits up to ``wait_s`` and returns False when the target has
-    given up (a local server process exited); it is the only pause in the loop. Raises
-    :class:`EndpointError` with the cause on a wrong golden answer or on timeout.
+    given up (a local server process exited); it is the only pause in the loop. With
+    ``unreachable_s``, an address where nothing has accepted a connection for that long fails
+    then, naming it; once anything answers (e.g. 503 while a model loads) the whole
+    ``deadline_s`` applies. Raises :class:`EndpointError` with the cause on a wrong golden answer
+    or on timeout.
     """
-    end = time.monotonic() + deadline_s
+    start = time.monotonic()
+    end = start + deadline_s
     last = "no answer yet"
+    answered = False
     with ScoringClient(handle, timeout=max(5.0, deadline_s), connect_timeout=1.0) as client:
         while True:
             try:
                 # Short read timeout: something else listening on the port may accept and never answer.
                 live = client.request("GET", handle.liveness_uri, timeout=(1.0, 2.0)).status_code
-            except EndpointError as exc:
+            except EndpointUnreachable as exc:
                 live, last = None, str(exc)
+            except EndpointError as exc:
+                live, last, answered = None, str(exc), True
             if live == 200:
                 # Up: from here on a wrong or failed golden answer is a verdict, not a wait.
                 try:
-                    got = client.score(golden_rows).predictions
+                    scored = client.score(golden_rows)
                 except EndpointError as exc:
                     raise EndpointError(f"golden prediction failed: {exc}") from None
-                if got != golden_labels:
+                if scored.predictions != golden_labels:
                     raise EndpointError(
                         f"golden prediction mismatch: rows 1-{len(golden_rows)} of the holdout gave "
-                        f"{got}, the release recorded {golden_labels} at training time")
-                return
+                        f"{scored.predictions}, the release recorded {golden_labels} at training time")
+                return scored
             if live is not None:
-                last = f"liveness answered {live}"
-            remaining = end - time.monotonic()
+                last, answered = f"liveness answered {live}", True
+            now = time.monotonic()
+            if unreachable_s is not None and not answered and now - start >= unreachable_s:
+                raise EndpointUnreachable(f"{last} for {unreachable_s:g} s")
+            remaining = end - now
             if remaining <= 0:
                 raise EndpointError(f"not ready within {deadline_s:g} s (last: {last})")
             if not still_starting(min(0.25, remaining)):
