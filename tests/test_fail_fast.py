@@ -48,7 +48,7 @@ def test_gate_against_a_url_where_nothing_listens_blocks_naming_it(release_proje
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
     assert verdict["reasons"][0] == (f"deploy failed: endpoint at http://127.0.0.1:{port}/score is not ready: "
-                                     f"nothing answers at http://127.0.0.1:{port}/ (Connection refused) for 5 s")
+                                     f"nothing answers at http://127.0.0.1:{port}/ (Connection refused) for 3 s")
 
 
 class _NotReady(BaseHTTPRequestHandler):
@@ -79,7 +79,7 @@ def not_ready() -> Iterator[str]:
 
 
 def test_a_server_that_answers_but_is_not_ready_keeps_the_full_timeout(not_ready: str, tmp_path: Path) -> None:
-    """Past the 5 s allowed for refused connections, up to the readiness timeout (7 s here)."""
+    """Past the 3 s allowed for refused connections, up to the readiness timeout (7 s here)."""
     release = load_release(EXAMPLE / "release.toml")
     endpoint = build_endpoint("url", release, release.stage("devtest"),
                               TargetOptions(log_dir=tmp_path, ready_timeout=7, url=not_ready))

@@ -150,4 +150,4 @@ def test_nothing_listening_is_refused_naming_the_url(approved: list[str], capsys
     url = f"http://127.0.0.1:{port}/score"
     err = _refused([*approved, "--url", url, "--ready-timeout", "120"], capsys)
     assert f"{url} does not serve port-weather@" in err
-    assert f"nothing answers at http://127.0.0.1:{port}/ (Connection refused) for 5 s" in err
+    assert f"nothing answers at http://127.0.0.1:{port}/ (Connection refused) for 3 s" in err

@@ -37,7 +37,7 @@ def handle_for_url(url: str, key: str | None, target: str = "url", **info: Any) 
 
 #: How long an address where nothing accepts connections gets (a restarting pod, a front end
 #: being swapped) before the run says so, instead of waiting out the readiness timeout.
-UNREACHABLE_S = 5.0
+UNREACHABLE_S = 3.0
 
 
 class UrlEndpoint(Endpoint):
