@@ -206,7 +206,8 @@ def _cmd_promote(args: argparse.Namespace) -> int:
                    manifest=Path(args.manifest) if args.manifest else None, target=args.target, url=args.url,
                    keep=args.keep, by=args.by, port=args.port, ready_timeout=args.ready_timeout,
                    workspace_config=Path(args.workspace_config) if args.workspace_config else None,
-                   endpoint_name=args.endpoint_name)
+                   endpoint_name=args.endpoint_name, key_env=args.key_env,
+                   expect_headers=dict(args.expect_header or ()))
     rec = done.record
     ep = rec["endpoint"]
     print(f"promoted {rec['release']}@{rec['release_id'].split(':', 1)[1][:12]} {rec['from']} -> {rec['to']} "
@@ -216,6 +217,10 @@ def _cmd_promote(args: argparse.Namespace) -> int:
         print(f"endpoint kept running (stop it with: kill -TERM -{ep.get('pid')})")
     elif rec["target"] == "local":
         print("deployed, answered liveness and the golden rows, and stopped (use --keep to leave it running)")
+    elif rec["target"] == "url":
+        shown = ", ".join(f"{k}: {v}" for k, v in ep["verified"]["headers"].items())
+        print("the endpoint answered liveness and the golden rows as recorded at training time"
+              + (f" ({shown})" if shown else ""))
     elif rec["target"] == "azureml":
         print(f"endpoint {ep['endpoint']}: traffic {ep['traffic']} (was {ep['traffic_before'] or 'none'})")
         if ep["rollback"]:
@@ -229,6 +234,14 @@ def _cmd_load_worker(args: argparse.Namespace) -> int:
     from releasetest.checks.load.locust_engine import run_worker
 
     return run_worker(args.master)
+
+
+def _header(value: str) -> tuple[str, str]:
+    """``NAME=VALUE`` of --expect-header; header names compare case-insensitively."""
+    name, sep, want = value.partition("=")
+    if not sep or not name.strip() or not want.strip():
+        raise argparse.ArgumentTypeError(f"{value!r} is not NAME=VALUE (e.g. azureml-model-deployment=blue)")
+    return name.strip().lower(), want.strip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -306,8 +319,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--manifest", help="release manifest (default: the one the verdict names)")
     p.add_argument("--target", choices=TARGETS, default="local",
                    help="local: deploy with azmlinfsrv on 127.0.0.1; azureml: blue/green into the stage's "
-                        "Azure ML endpoint; url: record an existing endpoint")
-    p.add_argument("--url", help="scoring URI of the target stage's endpoint, for --target url")
+                        "Azure ML endpoint; url: verify an endpoint deployed by something else serves the release")
+    p.add_argument("--url", help="scoring URI of the target stage's endpoint, for --target url: it must answer "
+                   "liveness and the golden rows as recorded at training time before anything is recorded")
+    p.add_argument("--key-env", default="RELEASETEST_ENDPOINT_KEY", metavar="VAR",
+                   help="environment variable holding that endpoint's key (default: RELEASETEST_ENDPOINT_KEY)")
+    p.add_argument("--expect-header", action="append", type=_header, metavar="NAME=VALUE",
+                   help="for --target url: a header the endpoint's answer must carry, e.g. "
+                        "azureml-model-deployment=r-f3e14ad970f8 (repeatable)")
     p.add_argument("--workspace-config", help="Azure ML config.json for --target azureml "
                    "(default: aml_config/config.json beside the manifest)")
     p.add_argument("--endpoint-name", help="Azure ML endpoint of the stage (default: <release>-<stage>)")

@@ -48,5 +48,9 @@ class EndpointError(ReleaseTestError):
     """The endpoint answered in a way the scoring contract does not allow, or not at all."""
 
 
+class EndpointUnreachable(EndpointError):
+    """Nothing accepted the connection (refused, unresolvable name, connect timeout): no server answered at all."""
+
+
 class EndpointDied(EndpointError):
     """The endpoint's server process is gone: every later test would fail the same way."""

@@ -20,7 +20,7 @@ from typing import Any
 from releasetest.azureml.registry import registry_for
 from releasetest.checks.registry import parse_all
 from releasetest.endpoint.base import Endpoint
-from releasetest.endpoint.factory import TargetOptions, build_endpoint
+from releasetest.endpoint.factory import TargetOptions, build_endpoint, check_target
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import ConfigError, DeployError, ReleaseTestError
 from releasetest.files import now_iso, write_json_atomic
@@ -149,6 +149,8 @@ class ReleaseRun:
             self.release = load_release(self.settings.config, artifact_versions=dict(self.settings.artifact or ()),
                                         registry=registry)
             self.stage = self.release.stage(self.settings.stage)
+            check_target(self.settings.target, self.release, TargetOptions.from_settings(self.settings, None),
+                         self.settings.sources)
             if self.release.data is None:
                 raise ConfigError(self.release.manifest, "data", "missing [data] table",
                                   "name the holdout CSV, features, label and classes (see the example)")

@@ -238,6 +238,4 @@ def resolve(
             value = (base / value).resolve()
         values[opt.name] = value
         sources[opt.name] = src
-    if values["target"] == "url" and not values["url"]:
-        raise SettingError("--release-target url needs --release-url (or RELEASETEST_URL / ini release_url)")
     return Settings(sources=sources, **values)

@@ -142,13 +142,17 @@ def test_sigint_during_the_suites_still_deletes_the_endpoint(release_project: Re
     assert not arm.state.endpoints and not arm.state.served
 
 
-def test_missing_workspace_config_blocks_naming_the_file_and_fix(release_project: ReleaseProject) -> None:
+def test_missing_workspace_config_is_a_configuration_error(release_project: ReleaseProject) -> None:
+    """Exit 4 with one line and a BLOCK verdict before anything is collected, not one deploy error per test."""
     result = release_project.run("--release-stage", "devtest", "--release-target", "azureml")
-    assert result.ret == 1
-    reason = release_project.verdict()["reasons"][0]
-    assert "aml_config/config.json: Azure ML workspace config not found" in reason
-    assert "--release-workspace-config" in reason
-    assert "Traceback" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    [line] = [ln for ln in result.stderr.lines if ln.startswith("ERROR:")]
+    assert "aml_config/config.json: Azure ML workspace config not found" in line
+    assert "--release-workspace-config" in line
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "BLOCK" and verdict["suites"] == {}
+    assert verdict["reasons"] == [f"configuration error: {line.removeprefix('ERROR: releasetest: ')}"]
 
 
 def test_workspace_config_keys_are_checked(tmp_path: Path) -> None:

@@ -130,7 +130,7 @@ def test_settings_precedence_cli_env_ini(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("cli", "message"),
-    [({"target": "url"}, "needs --release-url"), ({"require": "smoke,perf"}, "unknown suite(s) perf"),
+    [({"require": "smoke,perf"}, "unknown suite(s) perf"),
      ({"port": "70000"}, "outside 0-65535"), ({"ready_timeout": "-1"}, "must be greater than 0")],
 )
 def test_settings_refuse_bad_values(tmp_path: Path, cli: dict[str, str], message: str) -> None:

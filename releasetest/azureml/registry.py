@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from releasetest.azureml.workspace import SHA_TAG, ml_client, tree_digest
+from releasetest.azureml.workspace import SHA_TAG, ml_client, tree_digest, workspace_config_path
 from releasetest.errors import ConfigError
 from releasetest.files import sha256_file
 from releasetest.release.manifest import ArtifactFile, RegistrySource
@@ -83,7 +83,7 @@ def registry_for(manifest: Path, workspace_config: Path | None, cache: Path) -> 
     """The registry of the release's workspace: ``workspace_config``, else aml_config/config.json
     beside the manifest (the same default as the azureml target); None when neither is given nor
     there, so an unlisted version is refused as not listed rather than as a missing workspace."""
-    default = Path(manifest).resolve().parent / "aml_config" / "config.json"
+    default = workspace_config_path(Path(manifest).resolve().parent, None)
     if workspace_config is None and not default.is_file():
         return None
     return ModelRegistry(workspace_config or default, cache)

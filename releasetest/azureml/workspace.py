@@ -25,6 +25,12 @@ def tree_digest(files: tuple[tuple[str, Path, str], ...]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
+def workspace_config_path(root: Path, given: Path | None) -> Path:
+    """The workspace config a run uses: the one given, else ``aml_config/config.json`` in the
+    release's folder (the azureml target, promotion and the model registry all start here)."""
+    return given or root / "aml_config" / "config.json"
+
+
 def read_workspace_config(path: Path) -> dict[str, str]:
     """subscription_id, resource_group and workspace_name from an Azure ML ``config.json``."""
     fix = ('write {"subscription_id": ..., "resource_group": ..., "workspace_name": ...} there '

@@ -34,7 +34,7 @@ from typing import Any, TextIO, TypeVar
 import yaml
 
 from releasetest.azureml.mapping import ModelAsset, Plan, Purpose, plan_for
-from releasetest.azureml.workspace import SHA_TAG, ml_client, tree_digest
+from releasetest.azureml.workspace import SHA_TAG, ml_client, tree_digest, workspace_config_path
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.formats import wire_spec
@@ -94,7 +94,7 @@ class AzureMLEndpoint(Endpoint):
         self.stage = stage
         self.golden = golden
         self.log_path = log_path
-        self.workspace_config = workspace_config or release.root / "aml_config" / "config.json"
+        self.workspace_config = workspace_config_path(release.root, workspace_config)
         self.ready_timeout_s = ready_timeout_s
         self.credential = credential
         self.plan: Plan = plan_for(release, stage, purpose, name=endpoint_name)
@@ -255,7 +255,7 @@ class AzureMLEndpoint(Endpoint):
         self._progress(f"deployed: {handle.scoring_uri}; checking liveness and the golden prediction")
         try:
             wire = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
-                              spec=wire_spec(self.release))
+                              spec=wire_spec(self.release)).wire
         except EndpointError as exc:
             raise self._fail(f"not ready: {exc}") from None
         handle.info["ready_s"] = round(time.monotonic() - started, 2)

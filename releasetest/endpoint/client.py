@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
 from releasetest.endpoint.formats import Wire, WireSpec, wire_of
 from releasetest.endpoint.handle import EndpointHandle
-from releasetest.errors import EndpointDied, EndpointError
+from releasetest.errors import EndpointDied, EndpointError, EndpointUnreachable
 from releasetest.release.data import Expected
 
 #: Response headers that let someone find a request in the server's own logs.
@@ -36,6 +36,35 @@ class Scored:
     probabilities: list[list[float]] | None
     status: int
     request_id: str | None
+    #: Every response header, names in lower case: what the endpoint says about itself
+    #: (``azureml-model-deployment``, ``x-ms-server-version``, ...).
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def connection_cause(exc: BaseException) -> str:
+    """The operating system's reason under a ``requests`` connection error (``Connection refused``,
+    ``Name or service not known``), else the innermost exception's name."""
+    inner: BaseException = exc
+    for _ in range(10):  # requests -> urllib3 MaxRetryError -> NewConnectionError -> OSError
+        if isinstance(inner, OSError) and inner.strerror:
+            return inner.strerror
+        nxt = inner.__cause__ or inner.__context__ or getattr(inner, "reason", None)
+        if not isinstance(nxt, BaseException):
+            if inner.args and isinstance(inner.args[0], BaseException):
+                nxt = inner.args[0]
+            else:
+                break
+        inner = nxt
+    return type(inner).__name__
+
+
+@dataclass(frozen=True)
+class Ready:
+    """What readiness established: the release's wire format, and the golden answer (its headers
+    say what the endpoint serves)."""
+
+    wire: Wire
+    golden: Scored
 
 
 class ScoringClient:
@@ -73,7 +102,7 @@ class ScoringClient:
             if self.handle.alive() is False:
                 raise EndpointDied(f"endpoint died: server process {self.handle.info['pid']} is gone "
                                    f"(see {self.handle.log_path})") from None
-            raise EndpointError(f"endpoint not answering at {url}: {type(exc).__name__}") from None
+            raise EndpointUnreachable(f"nothing answers at {url} ({connection_cause(exc)})") from None
         except requests.Timeout:
             raise EndpointError(f"no answer from {url} within {kwargs['timeout']} s") from None
 
@@ -121,7 +150,8 @@ class ScoringClient:
         preds, probs = self.wire.decode(body)
         if len(preds) != len(rows):
             raise EndpointError(f"sent {len(rows)} rows, got {len(preds)} predictions (request id {rid})")
-        return Scored(predictions=preds, probabilities=probs, status=resp.status_code, request_id=rid)
+        return Scored(predictions=preds, probabilities=probs, status=resp.status_code, request_id=rid,
+                      headers={k.lower(): v for k, v in resp.headers.items()})
 
     def _scores_one(self, row: Sequence[float]) -> bool:
         """Whether one row alone gets a 2xx: tells a row-at-a-time contract from a broken script."""
@@ -138,38 +168,50 @@ def wait_ready(
     deadline_s: float,
     still_starting: Callable[[float], bool],
     spec: WireSpec | None = None,
-) -> Wire:
+    unreachable_s: float | None = None,
+) -> Ready:
     """Block until liveness answers and the golden rows score to the expected labels (within
     their tolerance, when they are :class:`~releasetest.release.data.Expected`); return the
-    release's wire (``spec`` resolved against the published swagger, which a raw ``run()`` lacks).
+    release's wire (``spec`` resolved against the published swagger, which a raw ``run()`` lacks)
+    and the golden answer, whose headers say what the endpoint serves.
 
     ``still_starting(wait_s)`` waits up to ``wait_s`` and returns False when the target has
-    given up (a local server process exited); it is the only pause in the loop. Raises
-    :class:`EndpointError` with the cause on a wrong golden answer or on timeout.
+    given up (a local server process exited); it is the only pause in the loop. With
+    ``unreachable_s``, an address where nothing has accepted a connection for that long fails
+    then, naming it; once anything answers (e.g. 503 while a model loads) the whole
+    ``deadline_s`` applies. Raises :class:`EndpointError` with the cause on a wrong golden answer
+    or on timeout.
     """
-    end = time.monotonic() + deadline_s
+    start = time.monotonic()
+    end = start + deadline_s
     last = "no answer yet"
+    answered = False
     with ScoringClient(handle, timeout=max(5.0, deadline_s), connect_timeout=1.0) as client:
         while True:
             try:
                 # Short read timeout: something else listening on the port may accept and never answer.
                 live = client.request("GET", handle.liveness_uri, timeout=(1.0, 2.0)).status_code
-            except EndpointError as exc:
+            except EndpointUnreachable as exc:
                 live, last = None, str(exc)
+            except EndpointError as exc:
+                live, last, answered = None, str(exc), True
             if live == 200:
                 # Up: from here on a wrong or failed golden answer is a verdict, not a wait.
                 client.wire = wire = (spec or WireSpec()).resolve(_service_input(client))
                 try:
-                    got = client.score(golden_rows).predictions
+                    scored = client.score(golden_rows)
                 except EndpointError as exc:
                     raise EndpointError(f"golden prediction failed: {exc}") from None
-                mismatch = Expected.of(golden_labels).mismatch(got)
+                mismatch = Expected.of(golden_labels).mismatch(scored.predictions)
                 if mismatch is not None:
                     raise EndpointError(f"golden prediction mismatch: {mismatch}")
-                return wire
+                return Ready(wire, scored)
             if live is not None:
-                last = f"liveness answered {live}"
-            remaining = end - time.monotonic()
+                last, answered = f"liveness answered {live}", True
+            now = time.monotonic()
+            if unreachable_s is not None and not answered and now - start >= unreachable_s:
+                raise EndpointUnreachable(f"{last} for {unreachable_s:g} s")
+            remaining = end - now
             if remaining <= 0:
                 raise EndpointError(f"not ready within {deadline_s:g} s (last: {last})")
             if not still_starting(min(0.25, remaining)):

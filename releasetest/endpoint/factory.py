@@ -7,6 +7,7 @@ passes the values that target needs; nothing else constructs an endpoint class.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from releasetest.azureml.mapping import Purpose
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.formats import wire_spec
+from releasetest.errors import ConfigError
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import Release, Stage
 from releasetest.settings import TARGETS, Settings
@@ -39,6 +41,8 @@ class TargetOptions:
     purpose: Purpose = "gate"
     #: Added to the log file's name, e.g. ``-champion``: several endpoints of one stage, one folder.
     log_suffix: str = ""
+    #: url target: response headers (lower-case name, value) the golden answer must carry.
+    expect_headers: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings, key: str | None, python: str = sys.executable) -> TargetOptions:
@@ -52,6 +56,26 @@ def golden_of(release: Release) -> Golden:
     """The release's golden rows and labels: what a deployed endpoint must answer to be ready."""
     assert release.data is not None
     return load_holdout(release.data).golden(release.data.golden_rows)
+
+
+def check_target(target: str, release: Release, options: TargetOptions, sources: Mapping[str, str]) -> None:
+    """What ``target`` needs before anything is deployed, checked once at load: a missing piece is a
+    configuration error (a BLOCK verdict, exit 4), not one deploy error per test.
+
+    ``sources`` says where each setting came from (see :class:`releasetest.settings.Settings`).
+    """
+    if target == "url":
+        if not options.url:
+            raise ConfigError(None, "--release-url", f"--release-target url (from {sources.get('target', 'default')}) "
+                              "needs the scoring URI of the endpoint to test",
+                              "pass --release-url URL, or set RELEASETEST_URL or ini release_url")
+        from releasetest.endpoint.url import handle_for_url
+
+        handle_for_url(options.url, None)
+    elif target == "azureml":
+        from releasetest.azureml.workspace import read_workspace_config, workspace_config_path
+
+        read_workspace_config(workspace_config_path(release.root, options.workspace_config))
 
 
 def build_endpoint(target: str, release: Release | None, stage: Stage | None, options: TargetOptions,
@@ -75,7 +99,7 @@ def build_endpoint(target: str, release: Release | None, stage: Stage | None, op
 
         assert options.url is not None
         return UrlEndpoint(options.url, options.key_env, golden, ready_timeout_s=options.ready_timeout,
-                           wire=wire_spec(release))
+                           wire=wire_spec(release), expect_headers=dict(options.expect_headers))
     if target == "azureml":
         from releasetest.endpoint.azureml import AzureMLEndpoint
 

@@ -250,7 +250,7 @@ class LocalEndpoint(Endpoint):
 
         try:
             wire = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=still_starting,
-                              spec=wire_spec(self.release))
+                              spec=wire_spec(self.release)).wire
         except EndpointError as exc:
             self._log.flush()
             tail = self.log_tail()

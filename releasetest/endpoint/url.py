@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,6 +18,9 @@ from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.formats import WireSpec
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import ConfigError, DeployError, EndpointError
+
+#: Headers by which an endpoint names what answered; recorded whenever it sends them.
+IDENTITY_HEADERS = ("azureml-model-deployment",)
 
 
 def handle_for_url(url: str, key: str | None, target: str = "url", **info: Any) -> EndpointHandle:
@@ -31,16 +36,26 @@ def handle_for_url(url: str, key: str | None, target: str = "url", **info: Any) 
                           swagger_uri=f"{base}/swagger.json", key=key, info=dict(info))
 
 
+#: How long an address where nothing accepts connections gets (a restarting pod, a front end
+#: being swapped) before the run says so, instead of waiting out the readiness timeout.
+UNREACHABLE_S = 3.0
+
+
 class UrlEndpoint(Endpoint):
+    """An endpoint someone else deployed: ready when it answers liveness and the golden rows as the
+    release recorded them, and, for each of ``expect_headers``, sends that header with that value."""
+
     target = "url"
 
     def __init__(self, url: str, key_env: str, golden: tuple[list[list[float]], list[Any]],
-                 ready_timeout_s: float = 60.0, wire: WireSpec | None = None):
+                 ready_timeout_s: float = 60.0, wire: WireSpec | None = None,
+                 expect_headers: Mapping[str, str] | None = None):
         self.url = url
         self.wire = wire
         self.key_env = key_env
         self.golden = golden
         self.ready_timeout_s = ready_timeout_s
+        self.expect_headers = {k.lower(): v for k, v in (expect_headers or {}).items()}
         self._handle: EndpointHandle | None = None
 
     @property
@@ -51,13 +66,22 @@ class UrlEndpoint(Endpoint):
         key = os.environ.get(self.key_env) or None
         handle = handle_for_url(self.url, key, key_env=self.key_env)
         try:
-            wire = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
-                              spec=self.wire)
+            ready = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
+                               spec=self.wire, unreachable_s=min(UNREACHABLE_S, self.ready_timeout_s))
         except EndpointError as exc:
             raise DeployError(f"endpoint at {self.url} is not ready: {exc}") from None
-        handle.info["wire"] = wire.as_dict()
-        self._handle = handle
-        return handle
+        answer = ready.golden
+        for name, want in self.expect_headers.items():
+            got = answer.headers.get(name)
+            if got is None:
+                raise DeployError(f"endpoint at {self.url}: the golden answer has no {name} header (expected {want!r})")
+            if got != want:
+                raise DeployError(f"endpoint at {self.url}: the golden answer's {name} header is {got!r}, "
+                                  f"expected {want!r}")
+        shown = {k: answer.headers[k] for k in (*IDENTITY_HEADERS, *self.expect_headers) if k in answer.headers}
+        self._handle = replace(handle, info={**handle.info, "wire": ready.wire.as_dict(), "verified": {
+            "liveness": 200, "golden_rows": len(self.golden[0]), "headers": shown}})
+        return self._handle
 
     def teardown(self) -> None:
         """Someone else owns this endpoint: leave it running."""

@@ -5,11 +5,14 @@ run), its decision, stages and release id; the artifacts on disk (hashed again a
 manifest, and the release id recomputed); and, for a stage that requires it, a recorded human
 approval of that very verdict. Only then does it deploy the same artifacts with the target
 stage's own deployment config: locally, or blue/green into the stage's kept Azure ML endpoint
-(:meth:`releasetest.endpoint.azureml.AzureMLEndpoint.promote`).
+(:meth:`releasetest.endpoint.azureml.AzureMLEndpoint.promote`). An endpoint deployed by something
+else (``url``) must show it serves the release, as a deploy's readiness check would, before the
+promotion is recorded.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -125,11 +128,26 @@ def _promote_azureml(release: Release, stage: Stage, options: TargetOptions) -> 
             "created_endpoint": done.created_endpoint, "kept_deployments": done.kept, "rollback": done.rollback}
 
 
+def _verify_url(release: Release, stage: Stage, options: TargetOptions) -> dict[str, Any]:
+    """The endpoint someone else deployed must serve this release now: liveness, the golden rows as
+    recorded at training time (with the key from ``options.key_env``) and any expected headers."""
+    if not options.url:
+        raise PromotionRefused("--target url needs --url (the scoring URI of the endpoint that now serves the stage)")
+    endpoint = build_endpoint("url", release, stage, options)
+    try:
+        handle = endpoint.deploy()
+    except DeployError as exc:
+        raise PromotionRefused(f"{options.url} does not serve {release.name}@{release.short_id}: {exc.cause}") from None
+    return handle.describe()
+
+
 def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *, manifest: Path | None = None,
             target: str = "local", url: str | None = None, keep: bool = False, by: str | None = None,
             out_dir: Path | None = None, port: int = 0, ready_timeout: float = 120.0,
-            workspace_config: Path | None = None, endpoint_name: str | None = None) -> Promotion:
-    """Check everything, deploy to ``to_stage`` (local, azureml) or record the URL (url), record the promotion."""
+            workspace_config: Path | None = None, endpoint_name: str | None = None,
+            key_env: str = "RELEASETEST_ENDPOINT_KEY", expect_headers: Mapping[str, str] | None = None) -> Promotion:
+    """Check everything, deploy to ``to_stage`` (local, azureml) or verify the endpoint at ``url`` serves
+    the release (url), then record the promotion; nothing is recorded when any step refuses or fails."""
     from releasetest.azureml.registry import registry_for
 
     verdict = read_verdict(verdict_path)
@@ -138,10 +156,10 @@ def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *,
     release, approvers = verify_for_promotion(verdict, str(verdict_path), from_stage, to_stage, manifest, store,
                                               registry)
     stage = release.stage(to_stage)
-    store.add_verdict(verdict)
     kept: Endpoint | None = None
     options = TargetOptions(log_dir=out_dir or verdict_path.parent, ready_timeout=ready_timeout, port=port,
-                            workspace_config=workspace_config, endpoint_name=endpoint_name)
+                            workspace_config=workspace_config, endpoint_name=endpoint_name, url=url,
+                            key_env=key_env, expect_headers=tuple((expect_headers or {}).items()))
     if target == "azureml":
         endpoint = _promote_azureml(release, stage, options)
     elif target == "local":
@@ -156,11 +174,7 @@ def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *,
         else:
             local.teardown()
     elif target == "url":
-        if not url:
-            raise PromotionRefused("--target url needs --url (the production scoring URI to record)")
-        from releasetest.endpoint.url import handle_for_url
-
-        endpoint = handle_for_url(url, None).describe()
+        endpoint = _verify_url(release, stage, options)
     else:
         raise PromotionRefused(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
     record = {
@@ -170,5 +184,6 @@ def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *,
         "endpoint": endpoint, "kept": bool(kept), "verdict_digest": verdict["digest"],
         "approved_by": approvers, "requires_approval": stage.requires_approval, "by": by, "at": now_iso(),
     }
+    store.add_verdict(verdict)
     store.record_promotion(record)
     return Promotion(record, kept)
