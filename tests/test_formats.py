@@ -15,7 +15,7 @@ from releasetest.checks.contract.probes import negative_probes
 from releasetest.checks.contract.reading import ContractError, read_contract
 from releasetest.endpoint.formats import Wire, WireSpec, detect
 from releasetest.errors import EndpointError
-from tests.conftest import ReleaseProject
+from tests.conftest import INI, ReleaseProject
 
 IRIS = Path(__file__).resolve().parent.parent / "examples" / "iris-multiclass"
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
@@ -102,7 +102,7 @@ def test_a_renamed_published_column_is_named() -> None:
 def iris(pytester: pytest.Pytester) -> ReleaseProject:
     shutil.copytree(IRIS, pytester.path / "release", ignore=shutil.ignore_patterns("__pycache__", "train.py",
                                                                                     "iris.csv"))
-    pytester.makeini("[pytest]\nrelease_config = release/release.toml\n")
+    pytester.makeini(INI)
     return ReleaseProject(pytester, pytester.path)
 
 

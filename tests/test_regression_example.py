@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from .conftest import ReleaseProject
+from .conftest import INI, ReleaseProject
 from .test_tasks import DIABETES
 
 RETURN = "    return model.predict(data).tolist()"
@@ -16,7 +16,7 @@ RETURN = "    return model.predict(data).tolist()"
 @pytest.fixture
 def diabetes_project(pytester: pytest.Pytester) -> ReleaseProject:
     shutil.copytree(DIABETES, pytester.path / "release", ignore=shutil.ignore_patterns("__pycache__", "train.py"))
-    pytester.makeini("[pytest]\nrelease_config = release/release.toml\n")
+    pytester.makeini(INI)
     return ReleaseProject(pytester, pytester.path)
 
 

@@ -16,10 +16,10 @@ def test_syntax_error_in_score_py_is_said_once_in_under_60_lines(release_project
     assert text.count("def init(:") == 1, "the server log's cause is quoted once"
     assert "SyntaxError: invalid syntax" in text
     assert out[-1].startswith("releasetest: BLOCK port-weather@"), out[-1]
-    assert "43 errors (deploy failed)" in out[-2]
-    assert "releasetest: deploying port-weather@" in text and "deploy failed after" in text
     verdict = release_project.verdict()
-    assert sum(s["errors"] for s in verdict["suites"].values()) == 43
+    errors = sum(s["errors"] for s in verdict["suites"].values())
+    assert errors > 40 and f"{errors} errors (deploy failed)" in out[-2], out[-2]
+    assert "releasetest: deploying port-weather@" in text and "deploy failed after" in text
     assert "SyntaxError" in verdict["deploy"]["log_tail"]
 
 
@@ -30,12 +30,15 @@ def test_progress_defect_summary_and_gate_line_last(release_project: ReleaseProj
     text = "\n".join(out)
     assert result.ret == 0, text
     assert "releasetest: endpoint ready in " in text and "cold start" in text
-    assert "releasetest: schema suite: 26 tests" in text and "releasetest: load suite: 2 tests" in text
+    suites = release_project.verdict()["suites"]
+    for name in ("schema", "load"):
+        ran = sum(suites[name][k] for k in ("passed", "failed", "errors", "skipped"))
+        assert f"releasetest: {name} suite: {ran} tests" in text
     assert "releasetest: load    1/" in text and "p99 so far" in text  # once a second, plain lines off a TTY
     assert "releasetest: load done: " in text
     assert "ContractDefectWarning" not in text and "warnings summary" not in text
     assert "  answered 500 (a client error should be 4xx): 10 (too-few-features," in text
-    assert out[-1].startswith("releasetest: PROMOTE port-weather@"), out[-1]
+    assert out[-1].startswith("releasetest: PROMOTE (partial) port-weather@"), out[-1]
     assert " passed" in out[-2] and out[-2].startswith("=")
 
 

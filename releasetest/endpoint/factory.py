@@ -39,6 +39,8 @@ class TargetOptions:
     endpoint_name: str | None = None
     #: ``gate``: the run's own Azure ML endpoint, deleted after it; ``promote``: the stage's kept one.
     purpose: Purpose = "gate"
+    #: The local server outlives this process (``--release-keep``, ``promote --keep``).
+    keep: bool = False
     #: Added to the log file's name, e.g. ``-champion``: several endpoints of one stage, one folder.
     log_suffix: str = ""
     #: url target: response headers (lower-case name, value) the golden answer must carry.
@@ -48,7 +50,7 @@ class TargetOptions:
     def from_settings(cls, settings: Settings, key: str | None, python: str = sys.executable) -> TargetOptions:
         return cls(log_dir=settings.verdict.parent, ready_timeout=settings.ready_timeout, url=settings.url,
                    key_env=settings.key_env, port=settings.port, key=key,
-                   max_body_bytes=int(settings.max_body_mb * 1024 * 1024), python=python,
+                   max_body_bytes=int(settings.max_body_mb * 1024 * 1024), python=python, keep=settings.keep,
                    workspace_config=settings.workspace_config)
 
 
@@ -112,4 +114,4 @@ def build_endpoint(target: str, release: Release | None, stage: Stage | None, op
     return LocalEndpoint(release, stage, golden,
                          log_path=options.log_dir / f"server-{stage.name}{options.log_suffix}.log",
                          ready_timeout_s=options.ready_timeout, port=options.port, key=options.key,
-                         python=options.python, max_body_bytes=options.max_body_bytes)
+                         python=options.python, max_body_bytes=options.max_body_bytes, detach=options.keep)

@@ -107,8 +107,12 @@ class LocalEndpoint(Endpoint):
         key: str | None = None,
         max_body_bytes: int = 10 * 1024 * 1024,
         require_key: bool | None = None,
+        detach: bool = False,
     ):
         self.release = release
+        #: ``--release-keep``: the server outlives this process, so it gets no lifeline and owns its
+        #: work folder itself (the next run's sweep leaves the folder while the server runs).
+        self.detach = detach
         self.stage = stage
         self.golden = golden
         self.log_path = log_path
@@ -218,14 +222,20 @@ class LocalEndpoint(Endpoint):
             "--worker_count", str(dc.worker_count),
         ]
         started = time.monotonic()
-        self._lifeline = lifeline.Lifeline()
+        popen: dict[str, Any] = {"env": self._env(model_dir), "cwd": str(self.release.inference.entry_script.parent),
+                                 "stdout": self._log, "stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL,
+                                 "start_new_session": True}
+        if not self.detach:
+            self._lifeline = lifeline.Lifeline()
+            popen = self._lifeline.popen_kwargs(**popen)
         try:
-            self.proc = subprocess.Popen(cmd, **self._lifeline.popen_kwargs(
-                self._env(model_dir), cwd=str(self.release.inference.entry_script.parent),
-                stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+            self.proc = subprocess.Popen(cmd, **popen)
         finally:
-            self._lifeline.started()
+            if self._lifeline is not None:
+                self._lifeline.started()
         self._pid = self.proc.pid
+        if self.detach:
+            (self.workdir / OWNER_FILE).write_text(f"{self.proc.pid}\n", encoding="ascii")
         base = f"http://127.0.0.1:{self.port}"
         handle = EndpointHandle(
             target=self.target,

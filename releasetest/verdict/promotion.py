@@ -159,7 +159,7 @@ def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *,
     kept: Endpoint | None = None
     options = TargetOptions(log_dir=out_dir or verdict_path.parent, ready_timeout=ready_timeout, port=port,
                             workspace_config=workspace_config, endpoint_name=endpoint_name, url=url,
-                            key_env=key_env, expect_headers=tuple((expect_headers or {}).items()))
+                            key_env=key_env, expect_headers=tuple((expect_headers or {}).items()), keep=keep)
     if target == "azureml":
         endpoint = _promote_azureml(release, stage, options)
     elif target == "local":
