@@ -92,6 +92,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RUN_KEY] = run
     if not settings.active:
         return
+    _refuse_checkout_config(config)
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     if workerinput is None:
         config.stash[GATE_LOCK_KEY] = acquire_gate_lock(settings.verdict.parent, lambda line: _say(config, line))
@@ -118,6 +119,21 @@ def pytest_configure(config: pytest.Config) -> None:
         if config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistController(run), "releasetest-xdist")
     _add_suites_to_args(config)
+
+
+def _refuse_checkout_config(config: pytest.Config) -> None:
+    """pytest looks for its configuration above the paths on the command line: a pasted node id of a
+    built-in suite, run from a source checkout of releasetest, would read releasetest's own
+    configuration (and release) instead of the user's, so the wrong release would be gated."""
+    inipath = config.inipath
+    here = Path(config.invocation_params.dir).resolve()
+    checkout = suites_dir().parent
+    if (inipath is None or config.option.inifilename or inipath.parent.resolve() != checkout
+            or here.is_relative_to(checkout)):
+        return
+    raise pytest.UsageError(
+        f"{inipath}: pytest read releasetest's own configuration, found above the built-in suite on the "
+        f"command line, not yours in {here}; name your configuration file with -c (e.g. -c pytest.ini)")
 
 
 def _say(config: pytest.Config, line: str) -> None:
@@ -155,8 +171,10 @@ def _add_suites_to_args(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
-    """Built-in suite files are named ``suite_*.py`` so a user's python_files never picks them twice."""
-    if file_path.suffix == ".py" and file_path.name.startswith("suite_") and file_path.parent == suites_dir():
+    """Built-in suite files are named ``suite_*.py`` so a user's python_files never picks them twice;
+    a suite file named on the command line (a pasted node id) pytest's python plugin collects itself."""
+    if (file_path.suffix == ".py" and file_path.name.startswith("suite_") and file_path.parent == suites_dir()
+            and not parent.session.isinitpath(file_path)):
         run = parent.config.stash.get(RUN_KEY, None)
         if run is not None and run.settings.active:
             return pytest.Module.from_parent(parent, path=file_path)

@@ -24,6 +24,8 @@ from releasetest.wiring.keys import OUTPUT_LINES_KEY, RUN_KEY, VERDICT_KEY
 #: pytest's status category for those tests: counted in the last line, kept out of the per-test
 #: ERRORS and short-summary listings that would otherwise repeat the pointer for each of them.
 DEPLOY_CATEGORY = "errors (deploy failed)"
+#: The same category when it holds one test: pytest pluralises only its own categories' names.
+DEPLOY_CATEGORY_ONE = "error (deploy failed)"
 #: Server-log lines shown for a failed deploy: from its first traceback, at most this many.
 LOG_LINES = 30
 
@@ -88,6 +90,9 @@ class GateTerminal:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """The releasetest section: why, the server log of a failed deploy (once), tolerated
         contract defects by kind, warnings and the files written. The gate's line comes last."""
+        stats = terminalreporter.stats
+        if len(stats.get(DEPLOY_CATEGORY, ())) == 1:  # pytest's last line comes after this hook
+            stats[DEPLOY_CATEGORY_ONE] = stats.pop(DEPLOY_CATEGORY)
         verdict = self.config.stash.get(VERDICT_KEY, None)
         if verdict is None:
             return
@@ -112,7 +117,7 @@ class GateTerminal:
                 tr.write_line(line)
         for warning in verdict.get("warnings", []):
             tr.write_line(f"warning: {warning}", yellow=True)
-        tr.write_line(f"verdict file: {run.settings.verdict}")
+        tr.write_line(f"verdict file: {run.output(run.settings.verdict)}")
         for line in self.config.stash.get(OUTPUT_LINES_KEY, []):
             tr.write_line(line)
         if run.settings.keep and run.handle is not None:
