@@ -25,7 +25,8 @@ from releasetest.checks.acceptance.scoring import BatchScores
 from releasetest.checks.contract.judging import FAILURE, Finding, classify, find_leak
 from releasetest.checks.contract.probes import negative_probes
 from releasetest.checks.load.latency import LoadResult, summarize
-from releasetest.checks.load.slo import LoadSpec, evaluate as evaluate_slos, failure_message, parse_load
+from releasetest.checks.load.slo import LoadSpec, failure_message, parse_load
+from releasetest.checks.load.slo import evaluate as evaluate_slos
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.release.data import Holdout
 from releasetest.release.manifest import load_release
@@ -42,7 +43,9 @@ ENDPOINT = EndpointHandle(target="local", scoring_uri="http://127.0.0.1:5001/sco
                           liveness_uri="http://127.0.0.1:5001/", swagger_uri="http://127.0.0.1:5001/swagger.json",
                           log_path="/x/releasetest-out/server-devtest.log",
                           info={"pid": 4242, "port": 5001, "server": "azmlinfsrv", "workers": 1,
-                                "scoring_timeout_ms": 60000, "max_body_bytes": 10485760})
+                                "scoring_timeout_ms": 60000, "max_body_bytes": 10485760, "ready_s": 3.9,
+                                "deployment_config": "/x/AciDeploymentConfig.yml",
+                                "model_dir": "/tmp/releasetest-x/azureml-models"})
 #: The published example row the schema probes are built around (the example's seven features).
 EXAMPLE_ROW = [23.61666667, 0.76, 12.7834, 79.0, 15.8263, 1015.66, 1.0]
 #: What azmlinfsrv answers when run() raises: the generic text, or (BLOCK) a leaked traceback.
@@ -185,16 +188,19 @@ def _verdict(decision: str) -> dict[str, Any]:
         endpoint=ENDPOINT.describe(),
         deployment={"stage": "devtest", "config": "AciDeploymentConfig.yml", "workers": 1,
                     "scoring_timeout_ms": 60000, "requires_approval_to_promote": True,
-                    "settings": {"computeType": "ACI", "primaryKey": "***"}},
+                    "settings": {"computeType": "ACI", "containerResourceRequirements": {"cpu": 1, "memoryInGB": 1},
+                                 "primaryKey": "***"}},
         deploy={"ok": True, "error": None, "seconds": 4.2,
                 "log_tail": "2026-01-01 INFO worker booted\n<script>alert('log')</script>",
-                "left_behind": {"pid": 4242, "port": 5001, "log": ENDPOINT.log_path}},
+                "left_behind": {"pid": 4242, "port": 5001, "log": ENDPOINT.log_path,
+                                "model_dir": "/tmp/releasetest-x"}},
         results=results,
         findings={
             "acceptance": evaluation.findings(),
-            "schema": {"findings": [f.as_dict() for found in schema.values() for f in found], "policy": "azure", "requests_sent": 118,
-                       "requests_by_process": {"main": 118}},
-            "load": {**load.findings(), "slo": slos, "slo_derivation": "\n".join(spec.derivation)},
+            "schema": {"findings": [f.as_dict() for found in schema.values() for f in found], "policy": "azure",
+                       "requests_sent": 118, "requests_by_process": {"main": 118}},
+            "load": {**load.findings(), "slo": slos, "slo_derivation": "\n".join(spec.derivation),
+                     "memory": {"requests": load.requests, "rss_growth_mb": 0.4, "max_rss_growth_mb": 64.0}},
         },
         required=REQUIRED,
         exit_status=0 if decision == "PROMOTE" else 1,
