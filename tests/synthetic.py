@@ -1,28 +1,182 @@
-"""A verdict carrying every finding key the suites agreed on, for testing the renderers.
+"""Verdicts for testing the renderers, signing, history and promotion without running a gate.
 
-The acceptance, schema and load suites are built elsewhere; this fixture is their contract as
-the brief states it, so the report works the day they merge.
+Every finding and outcome is made by the product's own code from small fixed inputs: acceptance
+by ``evaluate`` on a 500-row holdout, schema findings by the real probe catalogue, ``classify`` and
+``find_leak``, load figures by ``summarize`` on fixed timings with SLOs from ``parse_load`` on the
+bundled example's devtest stage, outcomes through ``Results``/``decide``/``build_verdict``, and the
+seal by ``seal_verdict``. So the shapes are the ones a real run writes, and they follow the code.
+
+The release section names a manifest that is not on disk (``/x/release.toml``): a promotion of
+these verdicts is refused at its release check, before anything is deployed.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from typing import Any
 
+import numpy as np
+
+from releasetest.checks.acceptance.config import AcceptanceConfig, Threshold
+from releasetest.checks.acceptance.evaluation import Evaluation, evaluate
+from releasetest.checks.acceptance.scoring import BatchScores
+from releasetest.checks.contract.judging import FAILURE, Finding, classify, find_leak
+from releasetest.checks.contract.probes import negative_probes
+from releasetest.checks.load.latency import LoadResult, summarize
+from releasetest.checks.load.slo import LoadSpec, failure_message, parse_load
+from releasetest.checks.load.slo import evaluate as evaluate_slos
+from releasetest.endpoint.handle import EndpointHandle
+from releasetest.release.data import Holdout
+from releasetest.release.manifest import load_release
+from releasetest.verdict.decision import Results, build_verdict, decide
 from releasetest.verdict.seal import seal_verdict
+
+from .conftest import EXAMPLE
+
+CLASSES = (0, 1)
+FEATURES = ("Temperature_C", "Current_weather_condition")
+ROWS = 500
+REQUIRED = ["smoke", "acceptance", "schema", "load"]
+ENDPOINT = EndpointHandle(target="local", scoring_uri="http://127.0.0.1:5001/score",
+                          liveness_uri="http://127.0.0.1:5001/", swagger_uri="http://127.0.0.1:5001/swagger.json",
+                          log_path="/x/releasetest-out/server-devtest.log",
+                          info={"pid": 4242, "port": 5001, "server": "azmlinfsrv", "workers": 1,
+                                "scoring_timeout_ms": 60000, "max_body_bytes": 10485760, "ready_s": 3.9,
+                                "deployment_config": "/x/AciDeploymentConfig.yml",
+                                "model_dir": "/tmp/releasetest-x/azureml-models"})
+#: The published example row the schema probes are built around (the example's seven features).
+EXAMPLE_ROW = [23.61666667, 0.76, 12.7834, 79.0, 15.8263, 1015.66, 1.0]
+#: What azmlinfsrv answers when run() raises: the generic text, or (BLOCK) a leaked traceback.
+CLEAN_500 = "An unexpected internal error occurred. Check the logs for more details."
+LEAKY_500 = ('Traceback (most recent call last):\n  File "/var/azureml-app/score.py", line 41, in run\n'
+             "ValueError: could not convert string to float: 'warm'")
+
+ACCEPTANCE = AcceptanceConfig(parity=0.99, persistence_feature="Current_weather_condition", thresholds=(
+    Threshold("accuracy", "min", 0.93),
+    Threshold("accuracy", "min_absolute_change", 0.005, "persistence"),
+    Threshold("balanced_accuracy", "min_absolute_change", 0.25, "majority"),
+    Threshold("roc_auc", "min", 0.9),
+))
+
+
+def acceptance_evaluation(decision: str) -> Evaluation:
+    """A 500-row holdout, 20% class 0. PROMOTE's model errs on 10 rows, BLOCK's on 50 (below the
+    accuracy minimum and the persistence baseline); the training-time predictions differ from what
+    the endpoint says on one row (parity 0.998)."""
+    labels = [0 if i % 5 == 0 else 1 for i in range(ROWS)]
+    current = [1 - y if i % 25 == 1 else y for i, y in enumerate(labels)]
+    rows = np.array([[10 + (i % 17) * 0.5, c] for i, c in enumerate(current)], dtype=np.float64)
+    wrong = 50 if decision == "PROMOTE" else 10
+    predictions = [1 - y if i % wrong == 3 else y for i, y in enumerate(labels)]
+    expected = [1 - p if i == 7 else p for i, p in enumerate(predictions)]
+    p1 = [0.7 + 0.025 * (i * 37 % 11) if p == 1 else 0.05 + 0.05 * (i * 53 % 7) for i, p in enumerate(predictions)]
+    holdout = Holdout(features=FEATURES, rows=rows, labels=labels, expected=expected)
+    scores = BatchScores(predictions, np.array([[1 - p, p] for p in p1]), seconds=0.25, requests=1)
+    return evaluate(ACCEPTANCE, holdout, CLASSES, scores)
+
+
+def schema_findings(decision: str) -> dict[str, list[Finding]]:
+    """Two probes' findings, by probe, as the suite judges them under the ``azure`` policy: a 500
+    for a word where a number belongs and a scored NaN (defects); in BLOCK the 500 also leaks a
+    traceback (a failure)."""
+    probes = negative_probes(EXAMPLE_ROW)
+    answers = {"string-value": (500, LEAKY_500 if decision == "BLOCK" else CLEAN_500),
+               "nan-value": (200, '{"predictions": [1]}')}
+    by_probe: dict[str, list[Finding]] = {}
+    for name, (status, text) in answers.items():
+        probe = probes[name]
+        curl = probe.curl(ENDPOINT.scoring_uri, None)
+        found = by_probe.setdefault(name, [])
+        leak = find_leak(text)
+        if leak:
+            found.append(Finding("leak", FAILURE, status, probe.shown_body(), curl,
+                                 f"{probe.what}: the {status} answer leaks a {leak}"))
+        judged = classify(probe, status, text, "azure", has_key=False, classes=CLASSES)
+        if judged is not None:
+            found.append(Finding(name, judged[0], status, probe.shown_body(), curl, judged[1]))
+    return by_probe
+
+
+def load_spec() -> LoadSpec:
+    """The bundled example's devtest stage with p95 bounded at 80 ms; p99 comes from its scoringTimeoutMs."""
+    release = load_release(EXAMPLE / "release.toml")
+    return parse_load({"rate": 50, "duration_s": 62, "warmup_s": 2, "p95_ms": 80}, release, release.stage("devtest"))
+
+
+def load_result(decision: str, spec: LoadSpec) -> LoadResult:
+    """3100 requests due at 50 req/s, the first 2 s warm-up. Latency waves between 12 and 28 ms;
+    every 211th request is 30 ms slower (PROMOTE), every 15th 98 ms slower and two get a 503 (BLOCK)."""
+    n = round(spec.rate * spec.duration_s)
+    slow, extra = (15, 98.0) if decision == "BLOCK" else (211, 30.0)
+    intended = [i / spec.rate for i in range(n)]
+    latency_s = [(20 + 8 * math.sin(i / 40) + (extra if i % slow == 0 else 0.0)) / 1000 for i in range(n)]
+    status = [503 if decision == "BLOCK" and i in (700, 2100) else 200 for i in range(n)]
+    return summarize(mode="open", intended=intended, sent=intended,
+                     done=[t + d for t, d in zip(intended, latency_s, strict=True)], status=status,
+                     warmup_s=spec.warmup_s, end_s=spec.duration_s, concurrency=spec.concurrency,
+                     target_rps=spec.rate)
+
+
+def _outcomes(results: Results, suite: str, module: str, tests: list[str], failing: dict[str, str],
+              skipped: dict[str, str]) -> None:
+    """Each test's setup, call and teardown reports, as pytest hands them to the gate."""
+    for name in tests:
+        nodeid = f"suites/{module}::{name}"
+        results.add(suite, nodeid, "setup", "passed", seconds=0.001)
+        if name in skipped:
+            results.add(suite, nodeid, "call", "skipped", skipped[name], seconds=0.001)
+        else:
+            results.add(suite, nodeid, "call", "failed" if name in failing else "passed", failing.get(name),
+                        seconds=0.05)
+        results.add(suite, nodeid, "teardown", "passed", seconds=0.001)
 
 
 def synthetic_verdict(decision: str = "BLOCK") -> dict[str, Any]:
-    timeline = [[round(i * 0.02, 3), round(20 + 8 * math.sin(i / 40) + (90 if i % 211 == 0 else 0), 2)]
-                for i in range(3000)]
-    verdict = {
-        "schema": "releasetest/verdict/1",
-        "decision": decision,
-        "reasons": ["load: 1 failed, 0 errors (suites/suite_load.py::test_p99)",
-                    "test_p99: p99 latency 118 ms exceeds the SLO 100 ms"] if decision == "BLOCK" else
-                   ["all 20 tests passed in suites: acceptance, load, schema, smoke"],
-        "stage": "devtest", "promote_to": "production", "target": "local",
-        "release": {
+    """A sealed verdict from a run that PROMOTEs, or one that BLOCKs on an acceptance minimum and the
+    persistence baseline, a leaked traceback and the p95 latency SLO; a fresh copy each call, so a
+    test may edit it."""
+    return copy.deepcopy(_verdict(decision))
+
+
+@functools.lru_cache(maxsize=2)
+def _verdict(decision: str) -> dict[str, Any]:
+    evaluation = acceptance_evaluation(decision)
+    spec = load_spec()
+    load = load_result(decision, spec)
+    slos = evaluate_slos(spec, load)
+    schema = schema_findings(decision)
+    results = Results()
+    _outcomes(results, "smoke", "suite_smoke.py",
+              ["test_liveness", "test_swagger_example_scores[2]", "test_swagger_example_scores[3]",
+               "test_output_conforms_to_output_schema", "test_golden_rows", "test_same_request_same_answer",
+               "test_batch_returns_one_label_per_row", "test_auth_enforced",
+               "test_memory_stable_under_repeated_requests"],
+              {}, {"test_auth_enforced": "authEnabled is False in AciDeploymentConfig.yml"})
+    _outcomes(results, "acceptance", "suite_acceptance.py",
+              ["test_holdout_scored_through_endpoint", "test_predictions_are_not_constant",
+               "test_training_serving_parity", "test_absolute_minimums", "test_beats_naive_baselines",
+               "test_no_regression_against_champion"],
+              {test: "; ".join(r.message for r in failed) for test, refs in
+               (("test_absolute_minimums", (None,)), ("test_beats_naive_baselines", ("majority", "persistence")))
+               if (failed := evaluation.failed(refs))},
+              {"test_no_regression_against_champion": "no threshold of this kind in [acceptance.thresholds]"})
+    probe_failures = {f"test_negative_input[{name}]": failed[0].message for name, found in schema.items()
+                      if (failed := [f for f in found if f.severity == FAILURE])}
+    _outcomes(results, "schema", "suite_schema.py",
+              ["test_published_contract", "test_valid_inputs_are_answered_by_contract",
+               *(f"test_negative_input[{name}]" for name in negative_probes(EXAMPLE_ROW))],
+              probe_failures, {})
+    _outcomes(results, "load", "suite_load.py", ["test_slo_at_expected_rate", "test_capacity"],
+              {} if all(s["passed"] for s in slos) else {"test_slo_at_expected_rate": failure_message(slos, load)},
+              {"test_capacity": "capacity mode is off (set capacity = true in [load] to find the highest rate "
+                                "that holds)"})
+    verdict, reasons = decide(results, REQUIRED, None, None)
+    assert verdict == decision, (verdict, reasons)
+    return seal_verdict(build_verdict(
+        decision=verdict, reasons=reasons, warnings=[], stage="devtest", promote_to="production", target="local",
+        release={
             "name": "port-weather", "id": "sha256:" + "ab" * 32, "manifest": "/x/release.toml",
             "artifacts": [{"name": "model-scaler", "version": "1",
                            "files": [{"path": "models/model-scaler.pkl", "sha256": "c3" * 32}]},
@@ -31,67 +185,29 @@ def synthetic_verdict(decision: str = "BLOCK") -> dict[str, Any]:
             "entry_script": {"path": "score.py", "sha256": "7a" * 32},
             "configs": {"AciDeploymentConfig.yml": "15" * 32},
         },
-        "endpoint": {"target": "local", "scoring_uri": "http://127.0.0.1:5001/score", "pid": 4242, "port": 5001},
-        "deployment": {"stage": "devtest", "config": "AciDeploymentConfig.yml", "workers": 1,
-                       "scoring_timeout_ms": 60000, "requires_approval_to_promote": True,
-                       "settings": {"computeType": "ACI", "primaryKey": "***"}},
-        "deploy": {"ok": True, "error": None, "seconds": 4.2,
-                   "log_tail": "2026-01-01 INFO worker booted\n<script>alert('log')</script>"},
-        "required_suites": ["smoke", "acceptance", "schema", "load"],
-        "suites": {
-            "smoke": {"passed": 7, "failed": 0, "errors": 0, "skipped": 0, "failing": [], "messages": {},
-                      "tests": {"suites/suite_smoke.py::test_liveness": {"outcome": "passed", "seconds": 0.01}}},
-            "acceptance": {"passed": 5, "failed": 0, "errors": 0, "skipped": 1, "failing": [], "messages": {},
-                           "tests": {"suites/suite_acceptance.py::test_thresholds": {"outcome": "passed",
-                                                                                     "seconds": 1.5}}},
-            "schema": {"passed": 4, "failed": 0, "errors": 0, "skipped": 0, "failing": [], "messages": {}},
-            "load": {"passed": 2, "failed": 1, "errors": 0, "skipped": 0,
-                     "failing": ["suites/suite_load.py::test_p99"],
-                     "messages": {"suites/suite_load.py::test_p99": "p99 latency 118 ms exceeds the SLO 100 ms"}},
+        endpoint=ENDPOINT.describe(),
+        deployment={"stage": "devtest", "config": "AciDeploymentConfig.yml", "workers": 1,
+                    "scoring_timeout_ms": 60000, "requires_approval_to_promote": True,
+                    "settings": {"computeType": "ACI", "containerResourceRequirements": {"cpu": 1, "memoryInGB": 1},
+                                 "primaryKey": "***"}},
+        deploy={"ok": True, "error": None, "seconds": 4.2,
+                "log_tail": "2026-01-01 INFO worker booted\n<script>alert('log')</script>",
+                "left_behind": {"pid": 4242, "port": 5001, "log": ENDPOINT.log_path,
+                                "model_dir": "/tmp/releasetest-x"}},
+        results=results,
+        findings={
+            "acceptance": evaluation.findings(),
+            "schema": {"findings": [f.as_dict() for found in schema.values() for f in found], "policy": "azure",
+                       "requests_sent": 118, "requests_by_process": {"main": 118}},
+            "load": {**load.findings(), "slo": slos, "slo_derivation": "\n".join(spec.derivation),
+                     "memory": {"requests": load.requests, "rss_growth_mb": 0.4, "max_rss_growth_mb": 64.0}},
         },
-        "findings": {
-            "acceptance": {
-                "metrics": {"balanced_accuracy": 0.861, "f1_macro": 0.842, "accuracy": 0.873},
-                "thresholds": [
-                    {"metric": "balanced_accuracy", "kind": "min", "bound": 0.8, "value": 0.861,
-                     "reference": 0.5, "passed": True},
-                    {"metric": "f1_macro", "kind": "beats_reference", "bound": 0.55, "value": 0.842,
-                     "reference": 0.5, "passed": True},
-                    {"metric": "accuracy", "kind": "min", "bound": 0.9, "value": 0.873, "reference": None,
-                     "passed": False},
-                ],
-                "references": {"majority": {"balanced_accuracy": 0.5, "f1_macro": 0.41},
-                               "previous": {"balanced_accuracy": 0.85, "f1_macro": 0.83}},
-                "confusion_matrix": {"labels": [0, 1], "matrix": [[420, 38], [31, 211]]},
-                "parity": {"agreement": 0.998, "required": 0.99,
-                           "mismatches": [{"row": 17, "inputs": [1.0, 0.5], "expected": 1, "got": 0}]},
-                "class_distribution": {"expected": {"0": 458, "1": 242}, "predicted": {"0": 451, "1": 249}},
-            },
-            "schema": {
-                "findings": [
-                    {"kind": "missing_field", "severity": "defect", "status": 500,
-                     "body": '{"data": [{}]}', "message": "a missing field crashed run() with HTTP 500",
-                     "curl": "curl -sS -X POST http://127.0.0.1:5001/score -d '{\"data\": [{}]}'"},
-                    {"kind": "wrong_type", "severity": "failure", "status": 200, "body": '{"data": "x"}',
-                     "message": "a string was accepted as a row", "curl": "curl -sS -X POST ..."},
-                ],
-                "requests_sent": 120, "policy": "reject-invalid",
-            },
-            "load": {
-                "latency_ms": {"p50": 21.0, "p90": 30.5, "p95": 41.2, "p99": 118.0, "p99_9": 130.0, "max": 140.2},
-                "achieved_rps": 48.7, "target_rps": 50, "errors": {"503": 2}, "timeouts": 0,
-                "slo": [{"name": "p95_ms", "bound": 80, "value": 41.2, "passed": True},
-                        {"name": "p99_ms", "bound": 100, "value": 118.0, "passed": False}],
-                "timeline": timeline, "capacity_rps": 61.0,
-                "slo_derivation": "p99 bound = production scoringTimeoutMs / 10",
-            },
-            "custom": {"note": "<b>not bold</b>", "rows": [{"a": 1, "b": 2}, {"a": 3, "b": 4}]},
-        },
-        "exit_status": 1 if decision == "BLOCK" else 0,
-        "started_at": "2026-01-01T10:00:00+00:00", "finished_at": "2026-01-01T10:02:00+00:00",
-        "releasetest_version": "0.1.0",
-        "environment": {"python": "3.11.7", "implementation": "cpython", "platform": "Linux",
-                        "packages": {"pytest": "9.0"}},
-        "git": {"commit": "0123456789abcdef", "branch": "develop", "dirty": False},
-    }
-    return seal_verdict(verdict)
+        required=REQUIRED,
+        exit_status=0 if decision == "PROMOTE" else 1,
+        started_at="2026-01-01T10:00:00+00:00", finished_at="2026-01-01T10:02:00+00:00",
+        environment={"python": "3.11.7", "implementation": "cpython", "platform": "Linux",
+                     "packages": {"pytest": "9.0"},
+                     "conda_check": {"conda_file": "/x/myenv.yml", "interpreter": "/x/.venv/bin/python",
+                                     "python": "3.11.7", "mismatches": [], "mode": "warn"}},
+        git={"commit": "0123456789abcdef", "branch": "develop", "dirty": False},
+    ))
