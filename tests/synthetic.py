@@ -27,6 +27,8 @@ from releasetest.checks.contract.probes import negative_probes
 from releasetest.checks.load.latency import LoadResult, summarize
 from releasetest.checks.load.slo import LoadSpec, failure_message, parse_load
 from releasetest.checks.load.slo import evaluate as evaluate_slos
+from releasetest.checks.tasks import Classification
+from releasetest.endpoint.formats import Wire
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.release.data import Holdout
 from releasetest.release.manifest import load_release
@@ -45,7 +47,8 @@ ENDPOINT = EndpointHandle(target="local", scoring_uri="http://127.0.0.1:5001/sco
                           info={"pid": 4242, "port": 5001, "server": "azmlinfsrv", "workers": 1,
                                 "scoring_timeout_ms": 60000, "max_body_bytes": 10485760, "ready_s": 3.9,
                                 "deployment_config": "/x/AciDeploymentConfig.yml",
-                                "model_dir": "/tmp/releasetest-x/azureml-models"})
+                                "model_dir": "/tmp/releasetest-x/azureml-models",
+                                "wire": Wire(input="rows", features=FEATURES, batch_size=500).as_dict()})
 #: The published example row the schema probes are built around (the example's seven features).
 EXAMPLE_ROW = [23.61666667, 0.76, 12.7834, 79.0, 15.8263, 1015.66, 1.0]
 #: What azmlinfsrv answers when run() raises: the generic text, or (BLOCK) a leaked traceback.
@@ -53,7 +56,8 @@ CLEAN_500 = "An unexpected internal error occurred. Check the logs for more deta
 LEAKY_500 = ('Traceback (most recent call last):\n  File "/var/azureml-app/score.py", line 41, in run\n'
              "ValueError: could not convert string to float: 'warm'")
 
-ACCEPTANCE = AcceptanceConfig(parity=0.99, persistence_feature="Current_weather_condition", thresholds=(
+ACCEPTANCE = AcceptanceConfig(task=Classification(CLASSES), parity=0.99,
+                              persistence_feature="Current_weather_condition", thresholds=(
     Threshold("accuracy", "min", 0.93),
     Threshold("accuracy", "min_absolute_change", 0.005, "persistence"),
     Threshold("balanced_accuracy", "min_absolute_change", 0.25, "majority"),
@@ -72,9 +76,9 @@ def acceptance_evaluation(decision: str) -> Evaluation:
     predictions = [1 - y if i % wrong == 3 else y for i, y in enumerate(labels)]
     expected = [1 - p if i == 7 else p for i, p in enumerate(predictions)]
     p1 = [0.7 + 0.025 * (i * 37 % 11) if p == 1 else 0.05 + 0.05 * (i * 53 % 7) for i, p in enumerate(predictions)]
-    holdout = Holdout(features=FEATURES, rows=rows, labels=labels, expected=expected)
+    holdout = Holdout(features=FEATURES, rows=rows, labels=labels, expected=expected, classes=CLASSES)
     scores = BatchScores(predictions, np.array([[1 - p, p] for p in p1]), seconds=0.25, requests=1)
-    return evaluate(ACCEPTANCE, holdout, CLASSES, scores)
+    return evaluate(ACCEPTANCE, holdout, scores)
 
 
 def schema_findings(decision: str) -> dict[str, list[Finding]]:
