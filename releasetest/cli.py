@@ -140,6 +140,16 @@ def _cmd_trigger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dispatch(args: argparse.Namespace) -> int:
+    """Start the GitHub release pipeline for a registry event GitHub cannot see (repository_dispatch)."""
+    from releasetest.pipeline import dispatch_payload, send_dispatch
+
+    body = dispatch_payload(args.event, {"model": args.model, "version": args.version, "image": args.image})
+    url = send_dispatch(args.repo, body, os.environ)
+    print(f"sent {args.event} {json.dumps(body['client_payload'], sort_keys=True)} to {url}")
+    return 0
+
+
 def _cmd_workspace_config(args: argparse.Namespace) -> int:
     """Write the Azure ML config.json promote needs from the pipeline's variables."""
     from releasetest.pipeline import workspace_config
@@ -293,6 +303,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ci", choices=("github", "azure"), required=True,
                    help="github: NAME=VALUE lines for $GITHUB_ENV; azure: ##vso[task.setvariable] lines")
     p.set_defaults(func=_cmd_trigger)
+    p = sub.add_parser("dispatch", help="send a repository_dispatch event (model-registered, image-pushed) to "
+                       "GitHub with $GITHUB_TOKEN: the relay for registry events GitHub does not see")
+    p.add_argument("--repo", required=True, metavar="OWNER/NAME", help="the repository running the release pipeline")
+    p.add_argument("--event", required=True, choices=("model-registered", "image-pushed"), help="event type")
+    p.add_argument("--model", help="model name (model-registered)")
+    p.add_argument("--version", help="model version (model-registered)")
+    p.add_argument("--image", help="image reference, e.g. myacr.azurecr.io/port-weather:1.4 (image-pushed)")
+    p.set_defaults(func=_cmd_dispatch)
     p = sub.add_parser("workspace-config", help="write the Azure ML config.json from AZURE_SUBSCRIPTION_ID, "
                        "AZUREML_RESOURCE_GROUP and AZUREML_WORKSPACE")
     p.add_argument("--out", required=True, help="file to write")
