@@ -140,6 +140,16 @@ def _cmd_trigger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dispatch(args: argparse.Namespace) -> int:
+    """Start the GitHub release pipeline for a registry event GitHub cannot see (repository_dispatch)."""
+    from releasetest.pipeline import dispatch_payload, send_dispatch
+
+    body = dispatch_payload(args.event, {"model": args.model, "version": args.version, "image": args.image})
+    url = send_dispatch(args.repo, body, os.environ)
+    print(f"sent {args.event} {json.dumps(body['client_payload'], sort_keys=True)} to {url}")
+    return 0
+
+
 def _cmd_workspace_config(args: argparse.Namespace) -> int:
     """Write the Azure ML config.json promote needs from the pipeline's variables."""
     from releasetest.pipeline import workspace_config
@@ -170,22 +180,38 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    """Past verdicts with approvals and promotions, oldest first."""
-    rows = _store(args).history()
-    if args.release:
-        rows = [r for r in rows if r["release"] == args.release]
+    """Each release's path through the stages (gated, approved, promoted, rolled back), oldest first."""
+    from releasetest.verdict.report import KEY_FIGURES, fmt
+
+    releases = [r for r in _store(args).releases() if not args.release or r["release"] == args.release]
+    releases = releases[-args.last:]
     if args.json:
-        _print_json(rows[-args.last:])
+        _print_json(releases)
         return 0
-    if not rows:
-        print(f"no verdicts recorded in {_store(args).root}")
+    if not releases:
+        print(f"no releases recorded in {_store(args).root}")
         return 0
-    print(f"{'when':25} {'release':28} {'stage':11} {'decision':8} {'approved by':20} promoted")
-    for r in rows[-args.last:]:
-        name = f"{r['release']}@{r['release_id'].split(':', 1)[-1][:12]}"
-        decision = f"{r['decision']}{' (partial)' if r['partial'] else ''}"
-        print(f"{str(r['when']):25} {name:28} {str(r['stage']):11} {decision:8} "
-              f"{', '.join(r['approved_by']) or '-':20} {'; '.join(r['promoted']) or '-'}")
+    units = {label: unit for label, _, _, unit in KEY_FIGURES}
+    for rel in releases:
+        print(f"{rel['release']}@{rel['release_id'].split(':', 1)[-1][:12]}  {', '.join(rel['artifacts']) or '-'}  "
+              f"now: {rel['status']}")
+        for e in rel["events"]:
+            what = f"{e['decision']}{' (partial)' if e['partial'] else ''}" if e["step"] == "gated" else ""
+            figures = ", ".join(f"{k} {fmt(v)}{units.get(k, '')}" for k, v in (e.get("figures") or {}).items())
+            extra = [f"at {e['where']}" if e["where"] else "", figures,
+                     f"ran: {e['command']}" if e.get("command") else "", f"({e['note']})" if e.get("note") else ""]
+            print("  ".join([f"  {str(e['at']):25} {e['step']:11} {str(e['stage'] or '-'):11} {what:8} "
+                             f"by {e['by'] or '-'}", *filter(None, extra)]))
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    record = _store(args).record_rollback(args.stage, args.by, args.note)
+    print(f"recorded: {record['stage']} rolled back from {record['release']}@"
+          f"{str(record['release_id']).split(':', 1)[-1][:12]} (promoted at {record['promotion_at']}) by "
+          f"{record['by']} at {record['at']}")
+    if record["command"]:
+        print(f"the promotion's rollback command: {record['command']}")
     return 0
 
 
@@ -290,6 +316,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ci", choices=("github", "azure"), required=True,
                    help="github: NAME=VALUE lines for $GITHUB_ENV; azure: ##vso[task.setvariable] lines")
     p.set_defaults(func=_cmd_trigger)
+    p = sub.add_parser("dispatch", help="send a repository_dispatch event (model-registered, image-pushed) to "
+                       "GitHub with $GITHUB_TOKEN: the relay for registry events GitHub does not see")
+    p.add_argument("--repo", required=True, metavar="OWNER/NAME", help="the repository running the release pipeline")
+    p.add_argument("--event", required=True, choices=("model-registered", "image-pushed"), help="event type")
+    p.add_argument("--model", help="model name (model-registered)")
+    p.add_argument("--version", help="model version (model-registered)")
+    p.add_argument("--image", help="image reference, e.g. myacr.azurecr.io/port-weather:1.4 (image-pushed)")
+    p.set_defaults(func=_cmd_dispatch)
     p = sub.add_parser("workspace-config", help="write the Azure ML config.json from AZURE_SUBSCRIPTION_ID, "
                        "AZUREML_RESOURCE_GROUP and AZUREML_WORKSPACE")
     p.add_argument("--out", required=True, help="file to write")
@@ -300,10 +334,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("-o", "--output", help="HTML file to write (default: report.html beside the verdict)")
     p.add_argument("--markdown", help="also write the Markdown summary here")
     p.set_defaults(func=_cmd_report)
-    p = command("history", "list past verdicts, approvals and promotions")
+    p = command("history", "each release's path through the stages: gated, approved, promoted, rolled back, "
+                "with who, when, where and the key figures")
     p.add_argument("--store", help=store_help)
     p.add_argument("--release", help="only this release name")
-    p.add_argument("--last", type=int, default=50, help="show the last N verdicts (default 50)")
+    p.add_argument("--last", type=int, default=50, help="show the last N releases (default 50)")
     p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=_cmd_history)
     p = command("approve", "record a reviewer's approval of a PROMOTE verdict (once per person)")
@@ -336,6 +371,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--by", help="who or what promotes (recorded)")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=_cmd_promote)
+    p = command("rollback", "record that a stage's last promotion was rolled back (after running the command "
+                "promote printed; this records, it deploys nothing)")
+    p.add_argument("--stage", required=True, help="the stage rolled back, e.g. production")
+    p.add_argument("--by", required=True, help="who rolled back (recorded in the history)")
+    p.add_argument("--note", help="free text kept with the record, e.g. the incident or run URL")
+    p.add_argument("--store", help=store_help)
+    p.set_defaults(func=_cmd_rollback)
     p = sub.add_parser("load-worker", help="join a gate's distributed load run as one Locust worker")
     p.add_argument("--master", required=True, metavar="HOST:PORT",
                    help="the gate machine's address and [load] master_port (default port 5557)")

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 from releasetest.errors import ReleaseTestError
+
+#: ``repository_dispatch`` event types the GitHub template listens to, and the payload each carries.
+DISPATCH_EVENTS = {"model-registered": ("model", "version"), "image-pushed": ("image",)}
+_REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 
 _SAFE = re.compile(r"[A-Za-z0-9._:/@+=* \-]*")
 
@@ -95,3 +100,45 @@ def workspace_config(env: Mapping[str, str]) -> dict[str, str]:
         raise ReleaseTestError(f"{', '.join(missing)} not set: give the production job the workspace's subscription, "
                                "resource group and name (see docs/pipeline.md, service connection)")
     return {key: env[var] for key, var in names.items()}
+
+
+def dispatch_payload(event: str, fields: Mapping[str, str | None]) -> dict[str, Any]:
+    """The ``repository_dispatch`` body for ``event``; each field is checked by the same rule the
+    receiving run's :func:`describe_trigger` applies, so a sent event is never refused there."""
+    if event not in DISPATCH_EVENTS:
+        raise ReleaseTestError(f"--event {event}: not an event the release pipeline listens to "
+                               f"({', '.join(DISPATCH_EVENTS)})")
+    missing = [f"--{name}" for name in DISPATCH_EVENTS[event] if not (fields.get(name) or "").strip()]
+    if missing:
+        raise ReleaseTestError(f"--event {event} needs {' and '.join(missing)}")
+    payload = {name: _safe(name, str(fields[name]).strip()) for name in DISPATCH_EVENTS[event]}
+    return {"event_type": event, "client_payload": payload}
+
+
+def send_dispatch(repo: str, body: Mapping[str, Any], env: Mapping[str, str], timeout_s: float = 30.0) -> str:
+    """POST ``body`` to GitHub's ``/repos/{repo}/dispatches`` with ``$GITHUB_TOKEN``; ``$GITHUB_API_URL``
+    (GitHub's own variable, for GitHub Enterprise Server) overrides https://api.github.com. Returns
+    the URL posted to; any answer but 204 is an error that quotes GitHub's message."""
+    import requests
+
+    if not _REPO.fullmatch(repo):
+        raise ReleaseTestError(f"--repo {repo!r}: give the repository as OWNER/NAME")
+    token = env.get("GITHUB_TOKEN", "").strip()
+    if not token:
+        raise ReleaseTestError("GITHUB_TOKEN is not set: give a token that may write the repository's contents "
+                               "(fine-grained: Contents read and write; classic: repo)")
+    url = f"{env.get('GITHUB_API_URL', '').rstrip('/') or 'https://api.github.com'}/repos/{repo}/dispatches"
+    try:
+        resp = requests.post(url, json=dict(body), timeout=timeout_s,
+                             headers={"Accept": "application/vnd.github+json", "Authorization": f"Bearer {token}",
+                                      "X-GitHub-Api-Version": "2022-11-28"})
+    except requests.RequestException as exc:
+        raise ReleaseTestError(f"{url}: {exc}") from None
+    if resp.status_code != 204:
+        try:
+            message = resp.json().get("message", "")
+        except ValueError:
+            message = resp.text[:200]
+        raise ReleaseTestError(f"{url}: GitHub answered {resp.status_code} {message}".rstrip()
+                               + (" (check GITHUB_TOKEN and --repo)" if resp.status_code in (401, 403, 404) else ""))
+    return url

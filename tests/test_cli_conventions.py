@@ -42,8 +42,9 @@ def test_version_help_and_json(capsys: pytest.CaptureFixture[str], tmp_path) -> 
     store.approve(verdict, "alice")
     store.approve(verdict, "alice")
     code, out, _ = _cli(capsys, "history", "--store", str(tmp_path / "h"), "--json")
-    (row,) = json.loads(out)
-    assert code == 0 and row["approved_by"] == ["alice"] and row["partial"] is False
+    (release,) = json.loads(out)
+    gated, approved = release["events"]
+    assert code == 0 and approved["by"] == "alice" and gated["partial"] is False
     path = tmp_path / "verdict.json"
     path.write_text(json.dumps(verdict))
     code, out, _ = _cli(capsys, "verdict", str(path), "--json")
@@ -59,5 +60,5 @@ def test_partial_run_keeps_the_full_verdict(release_project: ReleaseProject) -> 
     assert partial["partial"] is True and partial["partial_because"] == "-k liveness"
     assert release_project.verdict()["full"] is True, "the last full verdict stays"
     assert result.outlines[-1].startswith("releasetest: BLOCK (partial) port-weather@"), result.outlines[-1]
-    (row,) = Store(release_project.verdict_path.parent / "history").history()
-    assert row["partial"] is True
+    (release,) = Store(release_project.verdict_path.parent / "history").releases()
+    assert release["events"][0]["partial"] is True

@@ -10,7 +10,10 @@ A wrong command fails the step and the test. What the runner does not execute, a
 upload/download, azure/login: the jobs share one folder and the stand-in's credential), the
 Install steps (the test venv has the editable install; their command is asserted), and the load
 stage (Locust master and ``releasetest load-worker`` jobs: distributed load is tested with its
-own code). The gate is narrowed to the smoke suite through ``PYTEST_ADDOPTS`` to keep CI short.
+own code). The gate is narrowed to the smoke suite to keep CI short: ``PYTEST_ADDOPTS`` passes the
+suite's file and ``--release-require smoke`` (no ``-k``/``-m``, which would make the verdict partial
+and promotion refuse it). The two templates' gate steps are the same command, so the full chain
+runs that gate once for both. A copy of each template with one wrong command must fail the runner.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import releasetest.suites
 import yaml
 
 from releasetest.verdict.history import Store, read_verdict
@@ -34,7 +38,10 @@ pytest.importorskip("azure.ai.ml", reason="the azureml extra is not installed")
 
 CI = Path(__file__).resolve().parent.parent / "ci"
 BIN = str(Path(sys.executable).parent)
-FAST = "--release-require smoke -m smoke -p no:cacheprovider"
+SMOKE = Path(releasetest.suites.__path__[0]) / "suite_smoke.py"
+FAST = f"--release-require smoke -p no:cacheprovider {SMOKE}"
+GITHUB = CI / "github" / "release-gate.yml"
+AZURE = CI / "azure" / "azure-pipelines.yml"
 INSTALL = re.compile(r'python -m pip install -e (\.|"\.\[azureml\]")')
 SKIPPED_JOBS = {"production-load", "load-worker", "ProductionLoad"}
 
@@ -95,8 +102,9 @@ def _gh_ctx(event: str, ref: str, action: str = "", payload: dict[str, str] | No
             "inputs": inputs or {}}
 
 
-def _run_github(ctx: dict[str, Any], project: Path, base: dict[str, str], jobs: set[str]) -> dict[str, list[str]]:
-    doc = yaml.safe_load((CI / "github" / "release-gate.yml").read_text())
+def _run_github(ctx: dict[str, Any], project: Path, base: dict[str, str], jobs: set[str],
+                template: Path = GITHUB) -> dict[str, list[str]]:
+    doc = yaml.safe_load(template.read_text())
     ctx["env"] = {}
     env = dict(base)
     env.update({k: _gh_eval(str(v), ctx) for k, v in doc["env"].items()})
@@ -169,31 +177,6 @@ def test_github_trigger_step_carries_the_payload(trigger: str, release_project: 
         assert lines["RELEASETEST_ARTIFACT"] == "support-vector-classifier=1"
 
 
-def test_github_pipeline_gates_approves_and_promotes(release_project: ReleaseProject, tmp_path: Path,
-                                                    arm: Any, keys: dict[str, str]) -> None:  # noqa: F811
-    from tests.azure_standin import WORKSPACE_CONFIG
-
-    ctx = _gh_ctx("push", "refs/heads/main")
-    ctx["secrets"] = {"RELEASETEST_SIGNING_KEY": keys["SIGNING"], "AZURE_SUBSCRIPTION_ID": WORKSPACE_CONFIG[
-        "subscription_id"]}
-    ctx["vars"] = {"RELEASETEST_VERIFY_KEY": keys["VERIFY"], "AZUREML_RESOURCE_GROUP": WORKSPACE_CONFIG[
-        "resource_group"], "AZUREML_WORKSPACE": WORKSPACE_CONFIG["workspace_name"]}
-    base = _base_env(tmp_path, arm.client_env(tmp_path / "az"), {})
-    ran = _run_github(ctx, release_project.release, base, {"devtest-gate", "production"})
-    assert set(ran) == {"devtest-gate", "production"}
-    out = release_project.release / "releasetest-out"
-    verdict = read_verdict(out / "verdict.json")
-    assert verdict["decision"] == "PROMOTE" and verdict["signature"]
-    assert verdict["trigger"]["kind"] == "git" and verdict["trigger"]["branch"] == "main"
-    store = Store(out / "history")
-    (approval,) = store.approvals(verdict["digest"])
-    assert approval["by"] == "approved through environment production"
-    assert approval["note"] == "https://github.com/acme/port-weather/actions/runs/42"
-    (promotion,) = store.promotions()
-    assert promotion["target"] == "azureml" and promotion["endpoint"]["endpoint"] == "port-weather-production"
-    assert promotion["endpoint"]["traffic"] == {f"r-{verdict['release']['id'].split(':')[1][:12]}": 100}
-
-
 # --- Azure Pipelines --------------------------------------------------------------------------
 
 def _az_expand(text: str, params: dict[str, str], macros: dict[str, str]) -> str:
@@ -216,8 +199,11 @@ def _az_script(step: dict[str, Any]) -> str | None:
 
 
 def _run_azure(project: Path, base: dict[str, str], params: dict[str, str], macros: dict[str, str],
-               reason: str, branch: str, stages: list[str]) -> dict[str, str]:
-    doc = yaml.safe_load((CI / "azure" / "azure-pipelines.yml").read_text())
+               reason: str, branch: str, stages: list[str], template: Path = AZURE,
+               already_ran: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Run the stages' script steps; a script in ``already_ran`` (byte for byte the same command,
+    run by the other template in this project) is not run again."""
+    doc = yaml.safe_load(template.read_text())
     defaults = {p["name"]: p.get("default", "") for p in doc["parameters"]}
     params = {**defaults, **params}
     env = dict(base)
@@ -233,6 +219,8 @@ def _run_azure(project: Path, base: dict[str, str], params: dict[str, str], macr
                 continue
             if step.get("displayName") == "Install":
                 assert INSTALL.fullmatch(script), step
+                continue
+            if _az_expand(script, params, macros) in already_ran:
                 continue
             step_env = dict(env)
             step_env.update({k: _az_expand(str(v), params, macros) for k, v in (step.get("env") or {}).items()})
@@ -282,23 +270,72 @@ def test_azure_production_needs_the_approved_environment() -> None:
     assert "parameters" not in str(production)
 
 
-def test_azure_pipeline_gates_approves_and_promotes(release_project: ReleaseProject, tmp_path: Path,
-                                                   arm: Any, keys: dict[str, str]) -> None:  # noqa: F811
+def test_both_pipelines_gate_approve_and_promote(release_project: ReleaseProject, tmp_path: Path,
+                                                 arm: Any, keys: dict[str, str]) -> None:  # noqa: F811
+    """One DEV TEST gate for both templates (their gate steps are the same command): GitHub's job
+    runs it, Azure's DevTest stage runs its other steps on that verdict; then each template's
+    approval and promotion: GitHub's shifts the stand-in's production endpoint blue/green to the
+    release, Azure's finds it already serving and checks it answers."""
     from tests.azure_standin import WORKSPACE_CONFIG
 
+    github_doc, azure_doc = yaml.safe_load(GITHUB.read_text()), yaml.safe_load(AZURE.read_text())
+    gate = next(s["run"] for s in github_doc["jobs"]["devtest-gate"]["steps"] if "--release-stage" in s.get("run", ""))
+    assert gate in {_az_script(s) for s in _az_steps(azure_doc, "DevTest")}, "the templates' gate steps differ"
+    project = release_project.release
+    out = project / "releasetest-out"
+    ctx = _gh_ctx("push", "refs/heads/main")
+    ctx["secrets"] = {"RELEASETEST_SIGNING_KEY": keys["SIGNING"], "AZURE_SUBSCRIPTION_ID": WORKSPACE_CONFIG[
+        "subscription_id"]}
+    ctx["vars"] = {"RELEASETEST_VERIFY_KEY": keys["VERIFY"], "AZUREML_RESOURCE_GROUP": WORKSPACE_CONFIG[
+        "resource_group"], "AZUREML_WORKSPACE": WORKSPACE_CONFIG["workspace_name"]}
     base = _base_env(tmp_path, arm.client_env(tmp_path / "az"), {})
+    assert set(_run_github(ctx, project, base, {"devtest-gate"})) == {"devtest-gate"}
+    verdict = read_verdict(out / "verdict.json")
+    assert verdict["decision"] == "PROMOTE" and verdict["signature"] and not verdict["partial"]
+    assert verdict["trigger"]["kind"] == "git" and verdict["trigger"]["branch"] == "main"
     base.update(AZURE_SUBSCRIPTION_ID=WORKSPACE_CONFIG["subscription_id"],
                 AZUREML_RESOURCE_GROUP=WORKSPACE_CONFIG["resource_group"],
                 AZUREML_WORKSPACE=WORKSPACE_CONFIG["workspace_name"])
     macros = {"RELEASETEST_SIGNING_KEY": keys["SIGNING"], "RELEASETEST_VERIFY_KEY": keys["VERIFY"]}
-    _run_azure(release_project.release, base, {"model": "support-vector-classifier", "version": "1"}, macros,
-               "Manual", "main", ["DevTest", "Production"])
-    out = release_project.release / "releasetest-out"
-    verdict = read_verdict(out / "verdict.json")
-    assert verdict["decision"] == "PROMOTE" and verdict["signature"]
-    assert verdict["trigger"]["kind"] == "artifact" and verdict["trigger"]["version"] == "1"
+    azure_env = _run_azure(project, base, {}, macros, "IndividualCI", "main", ["DevTest"],
+                           already_ran=frozenset({gate}))
+    assert "kind=git" in azure_env["RELEASETEST_TRIGGER"] and "branch=main" in azure_env["RELEASETEST_TRIGGER"]
+
+    assert set(_run_github(ctx, project, base, {"production"})) == {"production"}
     store = Store(out / "history")
     (approval,) = store.approvals(verdict["digest"])
-    assert approval["by"] == "approved through environment production" and "buildId=7" in approval["note"]
+    assert approval["by"] == "approved through environment production"
+    assert approval["note"] == "https://github.com/acme/port-weather/actions/runs/42"
     (promotion,) = store.promotions()
+    deployment = f"r-{verdict['release']['id'].split(':')[1][:12]}"
     assert promotion["target"] == "azureml" and promotion["endpoint"]["endpoint"] == "port-weather-production"
+    assert promotion["endpoint"]["traffic"] == {deployment: 100}
+
+    _run_azure(project, base, {}, macros, "IndividualCI", "main", ["Production"])
+    (approval,) = store.approvals(verdict["digest"])  # the same environment approves once
+    _, again = store.promotions()
+    assert again["target"] == "azureml" and again["endpoint"]["endpoint"] == "port-weather-production"
+    assert again["endpoint"]["traffic_before"] == {deployment: 100} == again["endpoint"]["traffic"]
+    assert "buildId=7" in again["by"]
+
+
+@pytest.mark.parametrize(("template", "wrong", "right"), [
+    (GITHUB, "--release-stage dev-test -n auto", "--release-stage devtest -n auto"),
+    (AZURE, "releasetest trigger --ci github", "releasetest trigger --ci azure"),
+])
+def test_a_wrong_step_command_fails_the_runner(template: Path, wrong: str, right: str,
+                                               release_project: ReleaseProject, tmp_path: Path) -> None:
+    """The runner is not vacuous: the same template with one command wrong stops at that step."""
+    text = template.read_text()
+    assert text.count(right) == 1
+    mutated = tmp_path / template.name
+    mutated.write_text(text.replace(right, wrong))
+    base = _base_env(tmp_path, {}, {})
+    with pytest.raises(AssertionError) as failed:
+        if template == GITHUB:
+            ctx = _gh_ctx("push", "refs/heads/develop")
+            ctx["secrets"], ctx["vars"] = {}, {}
+            _run_github(ctx, release_project.release, base, {"devtest-gate"}, template=mutated)
+        else:
+            _run_azure(release_project.release, base, {}, {}, "IndividualCI", "develop", ["DevTest"], template=mutated)
+    assert wrong in str(failed.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -67,8 +68,9 @@ def test_gate_outputs_then_approve_and_promote(reference_run: ReferenceRun, tmp_
 
     code, out, _ = cli(capsys, "history", "--store", store)
     assert code == 0
-    [row] = [ln for ln in out.splitlines() if "port-weather@" in ln]
-    assert "devtest" in row and "PROMOTE" in row and "alice" in row and "production at" in row
+    assert "now: promoted production" in out
+    assert re.search(r"gated +devtest +PROMOTE", out) and re.search(r"approved +production .*by alice", out)
+    assert re.search(r"promoted +production .*at local http://127\.0\.0\.1:\d+/score", out)
 
     # The artifact changes after the test (in a copy: the reference run is shared): promote re-hashes it.
     release = tmp_path / "release"

@@ -142,20 +142,19 @@ def test_markdown_summary_and_ci_outputs(tmp_path: Path) -> None:
 
 def test_store_history_approvals_and_promotions(tmp_path: Path) -> None:
     store = Store(tmp_path / "h")
-    assert store.history() == []
+    assert store.releases() == []
     blocked, passed = synthetic_verdict("BLOCK"), synthetic_verdict("PROMOTE")
     store.add_verdict(blocked)
     store.approve(passed, "alice")
     store.add_verdict(passed)  # idempotent
     store.record_promotion({"release_id": passed["release"]["id"], "verdict_digest": passed["digest"],
-                            "to": "production", "at": "2026-01-01T11:00:00+00:00"})
+                            "to": "production", "at": "2999-01-01T11:00:00+00:00"})
     (tmp_path / "h" / "verdicts" / "junk.json").write_text("{not json")
-    rows = store.history()
-    assert sorted(r["decision"] for r in rows) == ["BLOCK", "PROMOTE"]
-    by_decision = {r["decision"]: r for r in rows}
-    assert by_decision["PROMOTE"]["approved_by"] == ["alice"]
-    assert by_decision["PROMOTE"]["promoted"] == ["production at 2026-01-01T11:00:00+00:00"]
-    assert by_decision["BLOCK"]["approved_by"] == []
+    (release,) = store.releases()  # both verdicts are of the same release
+    events = [(e["step"], e.get("decision"), e["by"]) for e in release["events"]]
+    assert sorted(events[:2], key=str) == [("gated", "BLOCK", "manual run"), ("gated", "PROMOTE", "manual run")]
+    assert events[2:] == [("approved", None, "alice"), ("promoted", None, "")]
+    assert release["status"] == "promoted production"
     with pytest.raises(ReleaseTestError, match="digest mismatch"):
         store.add_verdict(dict(blocked, decision="PROMOTE"))
 
@@ -210,11 +209,11 @@ def test_approve_and_promote_refuse_before_touching_anything(tmp_path: Path) -> 
         promote(blocked, "devtest", "production", store)
     with pytest.raises(PromotionRefused, match="the verdict is for stage 'devtest', not 'qa'"):
         promote(passed, "qa", "production", store)
-    with pytest.raises(PromotionRefused, match="stage devtest promotes to 'production', not 'staging'"):
+    with pytest.raises(PromotionRefused, match="stage devtest promotes to production, not staging"):
         promote(passed, "devtest", "staging", store)
     with pytest.raises(PromotionRefused, match="the release no longer matches what was tested: .*release.toml"):
         promote(passed, "devtest", "production", store)
-    assert store.history() == [] and store.promotions() == []
+    assert store.releases() == [] and store.promotions() == []
 
 
 def _svgs(html: str) -> dict[str, str]:

@@ -143,7 +143,7 @@ class Plan:
         code["code"] = os.path.relpath(self.base_path / code["code"], out)
         docs = {
             "model.yml": {"$schema": SCHEMA.format("model"), "name": model.name, "version": str(model.version),
-                          "path": os.path.relpath(folder, out), "type": "custom_model",
+                          "path": os.path.relpath(folder, out),
                           "description": self.endpoint["description"],
                           "tags": {SHA_TAG: model.digest, "release_id": self.endpoint["tags"]["release_id"]}},
             "environment.yml": {"$schema": SCHEMA.format("environment"), **env},

@@ -8,6 +8,10 @@ reviewers on one machine never overwrite each other's records. Layout::
     <dir>/verdicts/<verdict digest>.json     a sealed verdict, as the run wrote it
     <dir>/approvals/<verdict digest>--<when>[-N].json     signed like the verdict when a key is set
     <dir>/promotions/<when>--<release id>[-N].json
+    <dir>/rollbacks/<when>--<stage>[-N].json     a stage's last promotion, rolled back
+
+:meth:`Store.releases` reads them back as each release's path through the stages (gated,
+approved, promoted, rolled back), the view of a release pipeline's list of releases.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 from releasetest.errors import ReleaseTestError
 from releasetest.files import now_iso, write_json_atomic
 from releasetest.verdict import signing
+from releasetest.verdict.report import key_figures
 from releasetest.verdict.seal import verdict_digest
 
 
@@ -66,6 +71,21 @@ def check_verdict(verdict: Mapping[str, Any], where: str) -> None:
     signed by it (:mod:`releasetest.verdict.signing`)."""
     check_digest(verdict, where)
     signing.verify(verdict, where)
+
+
+def _where(target: Any, endpoint: Any) -> str:
+    """Where a release ran or went: the target and the endpoint's name, else its scoring URI."""
+    ep = endpoint if isinstance(endpoint, dict) else {}
+    return " ".join(str(x) for x in (target, ep.get("endpoint") or ep.get("scoring_uri")) if x)
+
+
+def _trigger(trigger: Any) -> str:
+    """Who or what started a gate, from the verdict's ``trigger`` field (``releasetest trigger``)."""
+    t = trigger if isinstance(trigger, dict) else {}
+    detail = [f"{k} {t[k]}" for k in ("branch", "model", "version", "image", "cron", "artifact") if t.get(k)]
+    if t.get("commit"):
+        detail.append(f"commit {str(t['commit'])[:12]}")
+    return " ".join([str(t.get("kind") or "manual run"), *detail])
 
 
 def _free(path: Path) -> Path:
@@ -155,22 +175,78 @@ class Store:
     def promotions(self) -> list[dict[str, Any]]:
         return sorted(self._records("promotions"), key=lambda p: str(p.get("at", "")))
 
-    def history(self) -> list[dict[str, Any]]:
-        """One row per verdict, oldest first, with who approved it and where it was promoted to."""
-        approvals: dict[str, list[str]] = {}
-        for a in self.approvals():
-            approvals.setdefault(str(a.get("verdict_digest")), []).append(str(a.get("by")))
-        promoted: dict[str, list[str]] = {}
-        for p in self.promotions():
-            promoted.setdefault(str(p.get("verdict_digest")), []).append(f"{p.get('to')} at {p.get('at')}")
-        rows = []
+    def record_rollback(self, stage: str, by: str, note: str | None = None) -> dict[str, Any]:
+        """Record that ``stage``'s last promotion was rolled back, with the command its promotion
+        printed for that; refuses when nothing was promoted there or that promotion is already
+        rolled back. The record says what was done by ``by``; releasetest deploys nothing here."""
+        if not by.strip():
+            raise ReleaseTestError("a rollback needs a name: --by NAME")
+        with self._locked():
+            promoted = [p for p in self.promotions() if p.get("to") == stage]
+            if not promoted:
+                raise ReleaseTestError(f"{self.root}: no promotion to {stage} is recorded, so there is nothing to "
+                                       "roll back (check --stage and --store)")
+            last = promoted[-1]
+            for earlier in self.rollbacks():
+                if earlier.get("stage") == stage and earlier.get("promotion_at") == last.get("at"):
+                    raise ReleaseTestError(
+                        f"the last promotion to {stage} ({last.get('release')} at {last.get('at')}) is already "
+                        f"recorded as rolled back by {earlier.get('by')} at {earlier.get('at')}")
+            endpoint: dict[str, Any] = last["endpoint"] if isinstance(last.get("endpoint"), dict) else {}
+            at = now_iso()
+            record = {"stage": stage, "release": last.get("release"), "release_id": last.get("release_id"),
+                      "verdict_digest": last.get("verdict_digest"), "promotion_at": last.get("at"),
+                      "target": last.get("target"), "endpoint": endpoint,
+                      "traffic_restored": endpoint.get("traffic_before"), "command": endpoint.get("rollback"),
+                      "by": by.strip(), "note": note, "at": at}
+            write_json_atomic(_free(self._dir("rollbacks") / f"{_stamp(at)}--{stage}.json"), record)
+        return record
+
+    def rollbacks(self) -> list[dict[str, Any]]:
+        return sorted(self._records("rollbacks"), key=lambda r: str(r.get("at", "")))
+
+    def releases(self) -> list[dict[str, Any]]:
+        """Each release's path through the stages, oldest release first: one event per gate run
+        (decision, trigger, where, key figures), approval, promotion and rollback, in time order,
+        and ``status``, its last step."""
+        found: dict[str, dict[str, Any]] = {}
+
+        def entry(release_id: Any, name: Any, artifacts: Any) -> dict[str, Any]:
+            rid = str(release_id or "")
+            if rid not in found:
+                found[rid] = {"release": str(name or "?"), "release_id": rid, "events": [],
+                              "artifacts": [f"{a['name']}:{a['version']}" for a in artifacts or []
+                                            if isinstance(a, dict) and "name" in a and "version" in a]}
+            return found[rid]
+
         for v in self.verdicts():
             rel = v.get("release") or {}
-            digest = str(v.get("digest"))
-            rows.append({"release": rel.get("name", "?"), "release_id": str(rel.get("id") or ""),
-                         "artifacts": ", ".join(f"{a['name']}:{a['version']}" for a in rel.get("artifacts", [])),
-                         "stage": v.get("stage"), "decision": v.get("decision"), "when": v.get("finished_at"),
-                         "partial": bool(v.get("partial")),
-                         "approved_by": approvals.get(digest, []), "promoted": promoted.get(digest, []),
-                         "digest": digest})
-        return rows
+            trigger: dict[str, Any] = v["trigger"] if isinstance(v.get("trigger"), dict) else {}
+            entry(rel.get("id"), rel.get("name"), rel.get("artifacts"))["events"].append(
+                {"step": "gated", "stage": v.get("stage"), "at": v.get("finished_at"), "by": _trigger(trigger),
+                 "where": _where(v.get("target"), v.get("endpoint")), "decision": v.get("decision"),
+                 "partial": bool(v.get("partial")), "figures": key_figures(v), "run_url": trigger.get("run_url"),
+                 "verdict_digest": v.get("digest")})
+        for a in self.approvals():
+            entry(a.get("release_id"), None, None)["events"].append(
+                {"step": "approved", "stage": a.get("promote_to"), "at": a.get("at"), "by": a.get("by"), "where": "",
+                 "note": a.get("note"), "verdict_digest": a.get("verdict_digest")})
+        for p in self.promotions():
+            entry(p.get("release_id"), p.get("release"), p.get("artifacts"))["events"].append(
+                {"step": "promoted", "stage": p.get("to"), "at": p.get("at"), "by": p.get("by") or "",
+                 "where": _where(p.get("target"), p.get("endpoint")), "approved_by": p.get("approved_by") or [],
+                 "verdict_digest": p.get("verdict_digest")})
+        for r in self.rollbacks():
+            entry(r.get("release_id"), r.get("release"), None)["events"].append(
+                {"step": "rolled back", "stage": r.get("stage"), "at": r.get("at"), "by": r.get("by"),
+                 "where": _where(r.get("target"), r.get("endpoint")), "command": r.get("command"),
+                 "note": r.get("note"), "verdict_digest": r.get("verdict_digest")})
+        releases = []
+        for rel in found.values():
+            rel["events"].sort(key=lambda e: str(e.get("at") or ""))
+            last = rel["events"][-1]
+            rel["status"] = f"{last['step']} {last.get('stage') or ''}".strip()
+            if last["step"] == "gated":
+                rel["status"] += f" {last.get('decision')}"
+            releases.append(rel)
+        return sorted(releases, key=lambda r: str(r["events"][0].get("at") or ""))

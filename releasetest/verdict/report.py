@@ -478,6 +478,12 @@ def _figure(verdict: Mapping[str, Any], suite: str, path: tuple[str, ...]) -> fl
     return _num(node)
 
 
+def key_figures(verdict: Mapping[str, Any]) -> dict[str, float]:
+    """The :data:`KEY_FIGURES` the verdict has, by label: the history strip's and ``releasetest
+    history``'s columns."""
+    return {label: x for label, suite, path, _ in KEY_FIGURES if (x := _figure(verdict, suite, path)) is not None}
+
+
 def history_strip(verdict: Mapping[str, Any], earlier: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """This release's key figures (accuracy or RMSE, p99, req/s) beside the last releases on the
     same stage, newest first."""
