@@ -156,7 +156,14 @@ def test_gate_promotes_only_a_clean_complete_run() -> None:
     decision, reasons = decide(_results(smoke=(3, 1)), ["smoke"], None, None)
     assert decision == "BLOCK" and reasons == ["smoke: 1 failed, 0 errors (smoke::f0)"]
     decision, reasons = decide(_results(smoke=(3, 0)), ["smoke", "acceptance"], None, None)
-    assert reasons == ["required suite 'acceptance' did not run (no passing test)"]
+    assert reasons == ["required suite 'acceptance' did not run (no test of it ran)"]
+    skipped = _results(smoke=(3, 0))
+    skipped.add("load", "load::t", "setup", "skipped")
+    assert decide(skipped, ["smoke", "load"], None, None)[1] == [
+        "required suite 'load' did not run (all 1 of its tests skipped)"]
+    # a required suite that ran and failed is reported by its failure, not as "did not run"
+    decision, reasons = decide(_results(smoke=(3, 0), load=(0, 1)), ["smoke", "load"], None, None)
+    assert reasons == ["load: 1 failed, 0 errors (load::f0)"]
     assert decide(_results(smoke=(3, 0)), ["smoke"], None, "KeyboardInterrupt")[0] == "BLOCK"
     assert decide(Results(), [], None, None) == ("BLOCK", ["no tests ran"])
 

@@ -95,9 +95,10 @@ def decide(
                         reasons.append(f"{nodeid.rsplit('::', 1)[-1]}: {res.messages[nodeid]}")
     for name in required:
         got = results.suites.get(name)
-        if got is None or got.passed == 0:
-            if not deploy_error and not config_error:
-                reasons.append(f"required suite '{name}' did not run (no passing test)")
+        if deploy_error or config_error or (got is not None and (got.passed or got.failed or got.errors)):
+            continue  # it passed something, or its failures are the reasons already
+        why = f"all {got.skipped} of its tests skipped" if got is not None and got.skipped else "no test of it ran"
+        reasons.append(f"required suite '{name}' did not run ({why})")
     if not reasons and not results.suites:
         reasons.append("no tests ran")
     if reasons:
