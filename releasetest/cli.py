@@ -216,7 +216,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
-    from releasetest.verdict.promotion import approve
+    from releasetest.promotion import approve
 
     record = approve(Path(args.verdict), _store(args), args.by, args.note)
     print(f"approved {record['release_id']} ({record['stage']} -> {record['promote_to'] or 'no next stage'}) "
@@ -226,7 +226,7 @@ def _cmd_approve(args: argparse.Namespace) -> int:
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:
-    from releasetest.verdict.promotion import promote
+    from releasetest.promotion import promote
 
     done = promote(Path(args.verdict), args.from_stage, args.to_stage, _store(args),
                    manifest=Path(args.manifest) if args.manifest else None, target=args.target, url=args.url,
@@ -383,7 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="the gate machine's address and [load] master_port (default port 5557)")
     p.set_defaults(func=_cmd_load_worker)
     args = parser.parse_args(argv)
-    from releasetest.verdict.promotion import PromotionRefused
+    from releasetest.promotion import PromotionRefused
 
     try:
         return args.func(args)

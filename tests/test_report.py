@@ -197,7 +197,7 @@ def test_parse_artifact_versions() -> None:
 
 
 def test_approve_and_promote_refuse_before_touching_anything(tmp_path: Path) -> None:
-    from releasetest.verdict.promotion import PromotionRefused, approve, promote
+    from releasetest.promotion import PromotionRefused, approve, promote
 
     store = Store(tmp_path / "h")
     blocked, passed = tmp_path / "blocked.json", tmp_path / "passed.json"
