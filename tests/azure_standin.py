@@ -138,13 +138,19 @@ class AzureStandin:
     def url(self) -> str:
         return f"https://127.0.0.1:{self.server.server_address[1]}"
 
+    @property
+    def cloud(self) -> str:
+        """The cloud's name, one per stand-in: azure-ai-ml keeps a cloud's endpoints process-wide
+        by name, so a later stand-in (another port) in the same process must not share it."""
+        return f"{CLOUD}{self.server.server_address[1]}"
+
     def ca_bundle(self, path: str) -> str:
         self.ca.cert_pem.write_to_path(path)
         return path
 
     @property
     def cloud_kwargs(self) -> dict[str, Any]:
-        return {"cloud": CLOUD, "cloud_metadata": {
+        return {"cloud": self.cloud, "cloud_metadata": {
             "azure_portal": self.url + "/", "resource_manager": self.url + "/",
             "active_directory": self.url + "/", "aml_resource_id": self.url + "/",
             "storage_endpoint": STORAGE_SUFFIX, "registry_discovery_endpoint": self.url + "/"}}
@@ -160,7 +166,7 @@ class AzureStandin:
         return {
             "REQUESTS_CA_BUNDLE": self.ca_bundle(str(workdir / "standin-ca.pem")),
             "ARM_CLOUD_METADATA_URL": f"{self.url}/metadata/endpoints?api-version=2019-05-01",
-            "AZUREML_CURRENT_CLOUD": CLOUD,
+            "AZUREML_CURRENT_CLOUD": self.cloud,
             "AZURE_TOKEN_CREDENTIALS": "AzureCliCredential",
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
             "HTTPS_PROXY": f"http://127.0.0.1:{self.proxy.server_address[1]}",
@@ -336,7 +342,7 @@ def _operation(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
 
 def _metadata(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
     """ARM cloud metadata (what ARM_CLOUD_METADATA_URL names): one cloud whose endpoints are here."""
-    return 200, [{"name": CLOUD, "portal": f"https://portal.{STORAGE_SUFFIX}", "resourceManager": st.url + "/",
+    return 200, [{"name": st.cloud, "portal": f"https://portal.{STORAGE_SUFFIX}", "resourceManager": st.url + "/",
                   "authentication": {"loginEndpoint": st.url + "/", "audiences": [st.url + "/"]},
                   "suffixes": {"storage": STORAGE_SUFFIX}}], None
 

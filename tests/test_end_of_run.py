@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from releasetest.verdict.decision import gate_exit_status, settle
-from tests.conftest import ReleaseProject
+from tests.conftest import INI, ReleaseProject
 from tests.test_azureml_target import arm  # noqa: F401  (the Azure ML stand-in fixture)
 
 
@@ -57,7 +57,7 @@ def test_teardown_failure_is_a_verdict_warning_under_filterwarnings_error(releas
 
     monkeypatch.setattr(standin, "ROUTES", [(method, pattern, refuse_delete if func is standin._endpoint_delete
                                              else func) for method, pattern, func in standin.ROUTES])
-    release_project.pytester.makeini("[pytest]\nrelease_config = release/release.toml\nfilterwarnings = error\n")
+    release_project.pytester.makeini(INI + "filterwarnings = error\n")
     release_project.pytester.makepyfile(test_own="""
         def test_own(endpoint):
             pass

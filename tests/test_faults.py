@@ -147,7 +147,10 @@ def test_memory_growth_per_request(release_project: ReleaseProject, selection: t
 def test_signal_during_a_running_suite(release_project: ReleaseProject, sig: signal.Signals) -> None:
     """The runner is stopped while a test is sending traffic: teardown and a BLOCK verdict follow."""
     returncode, output = signal_while_busy(release_project, sig, timeout=RUN_TIMEOUT_S)
-    assert returncode == pytest.ExitCode.INTERRUPTED, output
+    # pytest itself exits 1 when the interrupt lands on a bytecode CPython gives no line number
+    # (its KeyboardInterrupt report computes ``tb_lineno - 1`` on None): rare, and after the verdict.
+    pytest_crashed = "tb_lineno - 1" in output and "TypeError: unsupported operand" in output
+    assert returncode == pytest.ExitCode.INTERRUPTED or pytest_crashed, output
     cause = "SIGTERM received" if sig == signal.SIGTERM else "KeyboardInterrupt"
     assert_clean_block(release_project, returncode, f"run interrupted: {cause}")
 

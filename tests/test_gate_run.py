@@ -21,9 +21,10 @@ def test_example_release_promotes(reference_run: ReferenceRun) -> None:
     result = reference_run.result
     outcomes = assert_clean_pass(result)
     assert result.ret == 0
-    result.stdout.fnmatch_lines([f"*releasetest: PROMOTE port-weather@* stage=devtest -> production: "
-                                 f"{outcomes['passed']} passed*",
-                                 "verdict file: *verdict.json"])
+    result.stdout.fnmatch_lines(["verdict file: *verdict.json",  # the gate's line comes last
+                                 f"releasetest: PROMOTE port-weather@* stage=devtest -> production: "
+                                 f"{outcomes['passed']} passed*"])
+    assert result.outlines[-1].startswith("releasetest: PROMOTE port-weather@")
     verdict = reference_run.verdict()
     assert verdict["decision"] == "PROMOTE"
     assert verdict["exit_status"] == 0

@@ -77,15 +77,15 @@ def test_xdist_run_deploys_once_counts_every_worker_and_runs_load_alone(release_
     assert log.count("Listening at: http://127.0.0.1:") == 1, "the endpoint was deployed more than once"
     assert process_group_gone(verdict["endpoint"]["pid"])
     load = verdict["findings"]["load"]
-    assert load["target_rps"] == 40 and load["mode"] == "open" and load["engine"] == "builtin"
+    assert load["target_rps"] == 70 and load["mode"] == "open" and load["engine"] == "builtin"
     assert set(load["latency_ms"]) == {"p50", "p90", "p95", "p99", "p99_9", "max"}
-    assert load["errors"] == {} and load["timeouts"] == 0 and load["requests"] == 120
+    assert load["errors"] == {} and load["timeouts"] == 0 and load["requests"] == 210
     assert [s["name"] for s in load["slo"]] == ["p99_ms", "max_error_rate", "min_rps"]
     assert all(s["passed"] for s in load["slo"])
     assert "p99_ms = 1000: set in [load] of release.toml" in load["slo_derivation"]
     assert 0 < len(load["timeline"]) <= 2000
-    assert [s["rate"] for s in load["capacity_steps"]][:3] == [40, 80, 160]
-    assert load["capacity_rps"] in (40, 80, 160)
+    assert [s["rate"] for s in load["capacity_steps"]] == [70, 140]
+    assert load["capacity_rps"] in (70, 140)
     rows = [json.loads(line) for line in (release_project.root / "intervals.jsonl").read_text().splitlines()]
     loads = [r for r in rows if r[1] == "load"]
     others = [r for r in rows if r[1] != "load"]
@@ -228,7 +228,7 @@ def test_too_few_load_workers_fail_naming_how_many_joined(tmp_path: Path) -> Non
 
 
 def test_bad_load_setting_stops_before_deploy(release_project: ReleaseProject) -> None:
-    release_project.edit("release.toml", "rate = 40", "rate = \"fast\"")
+    release_project.edit("release.toml", "rate = 70", "rate = \"fast\"")
     result = release_project.run(*LOAD_ONLY)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*release.toml: load.rate: expected a number, got str 'fast'*"])

@@ -11,7 +11,8 @@ upload/download, azure/login: the jobs share one folder and the stand-in's crede
 Install steps (the test venv has the editable install; their command is asserted), and the load
 stage (Locust master and ``releasetest load-worker`` jobs: distributed load is tested with its
 own code). The gate is narrowed to the smoke suite to keep CI short: ``PYTEST_ADDOPTS`` passes the
-suite's file and ``--release-require smoke`` (no ``-k``/``-m``, which would make the verdict partial
+suite's file, ``-c ../tox.ini`` (the project's own configuration, which pytest would otherwise look for
+above that file) and ``--release-require smoke`` (no ``-k``/``-m``, which would make the verdict partial
 and promotion refuse it). The two templates' gate steps are the same command, so the full chain
 runs that gate once for both. A copy of each template with one wrong command must fail the runner.
 """
@@ -39,7 +40,7 @@ pytest.importorskip("azure.ai.ml", reason="the azureml extra is not installed")
 CI = Path(__file__).resolve().parent.parent / "ci"
 BIN = str(Path(sys.executable).parent)
 SMOKE = Path(releasetest.suites.__path__[0]) / "suite_smoke.py"
-FAST = f"--release-require smoke -p no:cacheprovider {SMOKE}"
+FAST = f"-c ../tox.ini --release-require smoke -p no:cacheprovider {SMOKE}"
 GITHUB = CI / "github" / "release-gate.yml"
 AZURE = CI / "azure" / "azure-pipelines.yml"
 INSTALL = re.compile(r'python -m pip install -e (\.|"\.\[azureml\]")')

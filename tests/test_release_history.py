@@ -12,11 +12,22 @@ from releasetest import cli
 from releasetest.errors import ReleaseTestError
 from releasetest.files import now_iso
 from releasetest.verdict.history import Store
+from releasetest.verdict.report import fmt
 from releasetest.verdict.seal import seal_verdict
 
 from .synthetic import synthetic_verdict
 
 ROLLBACK = 'az ml online-endpoint update --name port-weather-production --traffic "r-old=100 r-new=0"'
+
+
+def _figures(verdict: dict[str, Any]) -> dict[str, float]:
+    """The key figures the gated step shows, as the PROMOTE verdict's findings carry them."""
+    acceptance, load = verdict["findings"]["acceptance"], verdict["findings"]["load"]
+    return {"accuracy": acceptance["metrics"]["accuracy"], "p99": load["latency_ms"]["p99"],
+            "req/s": load["achieved_rps"]}
+
+
+FIGURES = _figures(synthetic_verdict("PROMOTE"))
 
 
 def _verdict(decision: str, release_id: str, at: str, trigger: dict[str, str] | None = None) -> dict[str, Any]:
@@ -57,7 +68,7 @@ def test_releases_show_each_path_through_the_stages(store: Store) -> None:
     gated, approved, promoted, rolled = shipped["events"]
     assert gated["by"] == "git branch develop commit 0123456789ab" and gated["run_url"] == "https://ci/run/7"
     assert gated["where"] == "local http://127.0.0.1:5001/score"
-    assert gated["figures"] == {"accuracy": 0.873, "p99": 118.0, "req/s": 48.7}
+    assert gated["figures"] == FIGURES
     assert (approved["by"], approved["note"]) == ("approved through environment production", "https://ci/run/8")
     assert (promoted["by"], promoted["where"]) == ("ci", "azureml port-weather-production")
     assert (rolled["by"], rolled["note"], rolled["command"]) == ("bob", "INC-7", ROLLBACK)
@@ -83,7 +94,8 @@ def test_history_and_rollback_commands(store: Store, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("port-weather@aaaaaaaaaaaa") and out[0].endswith("now: gated devtest BLOCK")
     assert out[2].startswith("port-weather@bbbbbbbbbbbb") and out[2].endswith("now: rolled back production")
-    assert "accuracy 0.873, p99 118 ms, req/s 48.7" in out[3]
+    shown = f"accuracy {fmt(FIGURES['accuracy'])}, p99 {fmt(FIGURES['p99'])} ms, req/s {fmt(FIGURES['req/s'])}"
+    assert shown in out[3]
     assert "by approved through environment production  (https://ci/run/8)" in out[4]
     assert "rolled back production" in out[6] and ROLLBACK in out[6]
     assert cli.main(["history", "--json", "--last", "1", *where]) == 0

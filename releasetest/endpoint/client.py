@@ -138,7 +138,9 @@ class ScoringClient:
             failed = (f"POST {self.handle.scoring_uri} answered {resp.status_code} "
                       f"(request id {rid}{', ms-azureml-model-error-reason: ' + reason if reason else ''}): "
                       f"{resp.text[:500]}")
-            if len(rows) > 1 and resp.status_code >= 500 and self._scores_one(rows[0]):
+            # A timed-out batch is slow, not row-at-a-time: its own answer is the cause to show.
+            timed_out = resp.status_code == 504 or "timeout" in resp.text.lower()
+            if len(rows) > 1 and resp.status_code >= 500 and not timed_out and self._scores_one(rows[0]):
                 raise EndpointError(
                     f"the entry script fails on batches of {len(rows)} rows and scores single rows; its contract "
                     f"looks like one row per request: set [acceptance] batch_size = 1 ({failed})")
