@@ -19,6 +19,7 @@ tests behave the same when the outer run was started from a background job that 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -135,9 +136,30 @@ class ReferenceRun:
 
 
 @pytest.fixture(scope="session")
-def reference_run(tmp_path_factory: pytest.TempPathFactory) -> ReferenceRun:
-    """The example release gated once, in a subprocess, for every test that only reads the outputs."""
-    root = tmp_path_factory.mktemp("reference")
+def reference_run(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> ReferenceRun:
+    """The example release gated once, in a subprocess, for every test that only reads the outputs.
+
+    Under pytest-xdist the workers share one run: the first to get the lock runs it in the
+    session's common temp folder and leaves its result there for the others.
+    """
+    if not hasattr(pytestconfig, "workerinput"):
+        return _reference_run(tmp_path_factory.mktemp("reference"))
+    shared = tmp_path_factory.getbasetemp().parent
+    with open(shared / "reference.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        root = shared / "reference"
+        done = root / "result.json"
+        if not done.is_file():
+            root.mkdir()
+            run = _reference_run(root)
+            done.write_text(json.dumps({"ret": run.result.ret, "out": run.result.outlines,
+                                        "err": run.result.errlines, "seconds": run.result.duration}))
+            return run
+    saved = json.loads(done.read_text())
+    return ReferenceRun(root, pytest.RunResult(saved["ret"], saved["out"], saved["err"], saved["seconds"]))
+
+
+def _reference_run(root: Path) -> ReferenceRun:
     copy_example(root)
     (root / "pytest.ini").write_text(INI)
     env = child_env(GITHUB_STEP_SUMMARY=str(root / "gh-summary.md"), TF_BUILD="True", HOME=str(root))

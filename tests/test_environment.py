@@ -66,14 +66,15 @@ def test_compare_reports_each_unsatisfied_pin(tmp_path: Path) -> None:
 
 def test_drift_is_a_warning_by_default_and_blocks_in_strict(release_project: ReleaseProject) -> None:
     release_project.edit("myenv.yml", "scikit-learn==", "scikit-learn==0.20.3\n      - unused-placeholder==")
-    result = release_project.run("--release-stage", "devtest")
+    result = release_project.run("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke")
     assert result.ret == 0
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE"
     assert "scikit-learn: scikit-learn==0.20.3 pinned" in verdict["warnings"][0]
     result.stdout.fnmatch_lines(["warning: environment differs from myenv.yml: scikit-learn: scikit-learn==0.20.3*"])
 
-    result = release_project.run("--release-stage", "devtest", "--release-env", "strict")
+    result = release_project.run("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke",
+                                 "--release-env", "strict")
     assert result.ret != 0
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
@@ -96,7 +97,8 @@ def test_isolated_builds_the_pinned_env_and_serves_from_it(release_project: Rele
     """The endpoint runs in a fresh venv with exactly the conda file's pip pins (needs PyPI)."""
     cache = tmp_path_factory.mktemp("envcache")
     monkeypatch.setenv("RELEASETEST_CACHE_DIR", str(cache))
-    result = release_project.run("--release-stage", "devtest", "--release-env", "isolated", timeout=900)
+    result = release_project.run("--release-stage", "devtest", "--release-env", "isolated", "--release-require",
+                                 "smoke", "-m", "smoke", timeout=900)
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE", verdict["reasons"]
     env = verdict["environment"]["conda_check"]

@@ -25,6 +25,9 @@ from .conftest import BUSY_TEST, ReleaseProject, port_closed, process_group_gone
 #: Bound on any one faulty run: a case that hangs fails here instead of hanging CI.
 RUN_TIMEOUT_S = 120
 
+#: The smoke suite alone: enough where a fault shows in any request, at a fraction of a whole gate.
+SMOKE_ONLY = ("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke")
+
 
 def assert_clean_block(project: ReleaseProject, result: pytest.RunResult | int, cause: str,
                        server_log: bool = True) -> dict[str, Any]:
@@ -80,7 +83,7 @@ def test_run_raises_for_some_inputs(release_project: ReleaseProject) -> None:
     release_project.edit("score.py", "    x = scaler.transform(",
                          "    if len(data) > 32:\n        raise MemoryError('batch too large')\n"
                          "    x = scaler.transform(")
-    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    result = release_project.run(*SMOKE_ONLY, timeout=RUN_TIMEOUT_S)
     assert_clean_block(release_project, result, "answered 500")
 
 
@@ -88,7 +91,7 @@ def test_run_hangs_past_scoring_timeout(release_project: ReleaseProject) -> None
     release_project.edit("AciDeploymentConfig.yml", "authEnabled: False", "authEnabled: False\nscoringTimeoutMs: 500")
     release_project.edit("score.py", "    x = scaler.transform(",
                          "    if len(data) > 32:\n        import time; time.sleep(30)\n    x = scaler.transform(")
-    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    result = release_project.run(*SMOKE_ONLY, timeout=RUN_TIMEOUT_S)
     assert_clean_block(release_project, result, "Scoring timeout after 500 ms")
 
 

@@ -170,7 +170,7 @@ def test_suite_marker_with_arguments_is_refused(release_project: ReleaseProject)
 
 
 def test_missing_required_suite_blocks(release_project: ReleaseProject) -> None:
-    result = release_project.run("--release-stage", "devtest", "-m", "not smoke")
+    result = release_project.run("--release-stage", "devtest", "-m", "acceptance")
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
     assert "required suite 'smoke' did not run (no test of it ran)" in verdict["reasons"]
@@ -179,14 +179,15 @@ def test_missing_required_suite_blocks(release_project: ReleaseProject) -> None:
 
 def test_keep_leaves_endpoint_up_and_url_target_tests_it(release_project: ReleaseProject) -> None:
     """--release-keep leaves a live endpoint; a second run tests it through --release-target url."""
-    first = release_project.run("--release-stage", "devtest", "--release-keep")
+    smoke = ("--release-require", "smoke", "-m", "smoke")
+    first = release_project.run("--release-stage", "devtest", "--release-keep", *smoke)
     assert first.ret == 0
     kept = release_project.verdict()["endpoint"]
     try:
         first.stdout.fnmatch_lines([f"endpoint kept running: {kept['scoring_uri']} (stop it with: kill -TERM -*"])
         assert not process_group_gone(kept["pid"])
         second = release_project.run("--release-stage", "devtest", "--release-target", "url",
-                                     f"--release-url={kept['scoring_uri']}")
+                                     f"--release-url={kept['scoring_uri']}", *smoke)
         assert_clean_pass(second)
         verdict = release_project.verdict()
         assert verdict["decision"] == "PROMOTE"
