@@ -144,3 +144,17 @@ def test_batch_size_one_is_honoured_by_the_golden_check_and_smoke(iris: ReleaseP
                       "-k", "not memory")
     verdict = iris.verdict()
     assert verdict["decision"] == "PROMOTE", result.stdout.str()[-3000:]
+
+
+def test_two_swapped_classes_block_naming_the_rows(iris: ReleaseProject) -> None:
+    """A label mapping bug (versicolor and virginica swapped) BLOCKs at the golden rows, which hold
+    one row of every class, naming the rows and labels that differ."""
+    iris.edit("score.py", '"predictions": [str(p) for p in model.predict(x)]',
+              '"predictions": [{"versicolor": "virginica", "virginica": "versicolor"}.get(str(p), str(p)) '
+              'for p in model.predict(x)]')
+    result = iris.run("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke")
+    assert result.ret == 1
+    reason = iris.verdict()["reasons"][0]
+    assert reason.startswith("deploy failed: local endpoint for stage devtest did not become ready: golden prediction "
+                             "mismatch: "), reason
+    assert "got 'virginica', recorded 'versicolor'" in reason and "got 'versicolor', recorded 'virginica'" in reason
