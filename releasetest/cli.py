@@ -324,8 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--version", help="model version (model-registered)")
     p.add_argument("--image", help="image reference, e.g. myacr.azurecr.io/port-weather:1.4 (image-pushed)")
     p.set_defaults(func=_cmd_dispatch)
-    p = sub.add_parser("workspace-config", help="write the Azure ML config.json from AZURE_SUBSCRIPTION_ID, "
-                       "AZUREML_RESOURCE_GROUP and AZUREML_WORKSPACE")
+    p = command("workspace-config", "write the Azure ML config.json from AZURE_SUBSCRIPTION_ID, "
+                "AZUREML_RESOURCE_GROUP and AZUREML_WORKSPACE (the pipeline's variables)")
     p.add_argument("--out", required=True, help="file to write")
     p.set_defaults(func=_cmd_workspace_config)
     store_help = "history directory (default: $RELEASETEST_HISTORY, else releasetest-out/history)"
