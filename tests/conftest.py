@@ -27,8 +27,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +174,20 @@ def _reference_run(root: Path) -> ReferenceRun:
                               time.monotonic() - started)
     assert (root / "releasetest-out" / "verdict.json").is_file(), f"no verdict:\n{done.stdout[-3000:]}"
     return ReferenceRun(root, result)
+
+
+@contextmanager
+def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[ThreadingHTTPServer]:
+    """A plain HTTP server on 127.0.0.1 (a free port) serving ``handler``, stopped on exit."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def process_group_gone(pid: int) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +12,8 @@ import pytest
 from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointError
+
+from .conftest import loopback_server
 
 
 class _AzureFrontEndRefusing(http.server.BaseHTTPRequestHandler):
@@ -35,15 +36,8 @@ class _AzureFrontEndRefusing(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def refusing_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AzureFrontEndRefusing)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with loopback_server(_AzureFrontEndRefusing) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_error_reason_header_is_in_the_failure(refusing_server: str) -> None:

@@ -4,9 +4,8 @@ mapping (``releasetest trigger``, ``--release-trigger``) without a CI."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -16,6 +15,8 @@ from releasetest.errors import ReleaseTestError
 from releasetest.pipeline import describe_trigger
 from releasetest.settings import SettingError, parse_trigger
 
+from .conftest import loopback_server
+
 
 class GitHub:
     """Records each request; answers ``status`` (204 unless a test sets another, with GitHub's JSON error)."""
@@ -23,6 +24,7 @@ class GitHub:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.status = 204
+        self.url = ""
         github = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -38,23 +40,17 @@ class GitHub:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.handler = Handler
 
 
 @pytest.fixture
 def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHub]:
     gh = GitHub()
-    thread = threading.Thread(target=gh.server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("GITHUB_API_URL", gh.url)
-    monkeypatch.setenv("GITHUB_TOKEN", "test-token")
-    try:
+    with loopback_server(gh.handler) as server:
+        gh.url = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("GITHUB_API_URL", gh.url)
+        monkeypatch.setenv("GITHUB_TOKEN", "test-token")
         yield gh
-    finally:
-        gh.server.shutdown()
-        gh.server.server_close()
-        thread.join(timeout=10)
 
 
 def test_dispatch_posts_the_event_the_pipeline_turns_into_its_trigger(

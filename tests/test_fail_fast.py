@@ -4,9 +4,8 @@ address where nothing listens is a named failure within seconds, not a silent wa
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from releasetest.endpoint.factory import TargetOptions, build_endpoint
 from releasetest.errors import DeployError
 from releasetest.release.manifest import load_release
 
-from .conftest import EXAMPLE, ReleaseProject
+from .conftest import EXAMPLE, ReleaseProject, loopback_server
 
 #: Bound on one gate run here; a run that waits out the 120 s readiness timeout fails on it.
 RUN_TIMEOUT_S = 60
@@ -67,15 +66,8 @@ class _NotReady(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def not_ready() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotReady)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with loopback_server(_NotReady) as server:
         yield f"http://127.0.0.1:{server.server_address[1]}/score"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def test_a_server_that_answers_but_is_not_ready_keeps_the_full_timeout(not_ready: str, tmp_path: Path) -> None:
