@@ -55,8 +55,10 @@ def release_run(pytestconfig: pytest.Config) -> ReleaseRun:
 
 @pytest.fixture(scope="session")
 def release_workdir(release_run: ReleaseRun) -> Path:
-    """A folder for a suite's working files (generated locustfile, engine CSVs), next to the verdict."""
-    return release_run.settings.verdict.parent
+    """A folder for a suite's working files (generated locustfile, engine CSVs): next to the
+    verdict, or on an xdist worker its own folder in the run's scratch space (workers write no
+    files into the output folder)."""
+    return release_run.log_dir
 
 
 @pytest.fixture(scope="session")
@@ -87,27 +89,24 @@ def champion_endpoint(release_run: ReleaseRun) -> Endpoint | None:
 
 
 @pytest.fixture(scope="session")
-def release(pytestconfig: pytest.Config) -> Release:
+def release(release_run: ReleaseRun) -> Release:
     """The validated release (manifest, configs, artifacts whose sha256 matched)."""
-    run = _active_run(pytestconfig)
-    assert run.release is not None
-    return run.release
+    assert release_run.release is not None
+    return release_run.release
 
 
 @pytest.fixture(scope="session")
-def release_stage(pytestconfig: pytest.Config) -> Stage:
+def release_stage(release_run: ReleaseRun) -> Stage:
     """The stage under test, with its v1 deployment config."""
-    run = _active_run(pytestconfig)
-    assert run.stage is not None
-    return run.stage
+    assert release_run.stage is not None
+    return release_run.stage
 
 
 @pytest.fixture(scope="session")
-def holdout(pytestconfig: pytest.Config) -> Holdout:
+def holdout(release_run: ReleaseRun) -> Holdout:
     """The release's holdout rows, labels and training-time predictions."""
-    run = _active_run(pytestconfig)
-    assert run.holdout is not None
-    return run.holdout
+    assert release_run.holdout is not None
+    return release_run.holdout
 
 
 @pytest.fixture(scope="session")
