@@ -194,6 +194,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                                     "a test belongs to one suite")
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """An endpoint launched early that no selected test uses (``-k`` on the user's own tests) stops now."""
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None and not any("endpoint" in getattr(item, "fixturenames", ()) for item in session.items):
+        run.cancel_deploy()
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     run = config.stash.get(RUN_KEY, None)
     if run is None or not run.settings.active or run.release is None:
@@ -228,12 +235,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """Under xdist, deploy on the controller before the workers start (they get it in workerinput)."""
+    """Launch the endpoint before collection, so its cold start overlaps it (the ``endpoint``
+    fixture waits for it). Under xdist, deploy on the controller before the workers start (they
+    get it in workerinput)."""
     config = session.config
     run = config.stash.get(RUN_KEY, None)
-    if run is None or not run.settings.active or hasattr(config, "workerinput"):
+    if run is None or not run.settings.active or hasattr(config, "workerinput") or config.option.collectonly:
         return
-    if config.pluginmanager.getplugin("dsession") is None or config.option.collectonly:
+    if config.pluginmanager.getplugin("dsession") is None:
+        run.start_deploy()
         return
     try:
         handle = run.deploy()

@@ -93,6 +93,7 @@ class ReleaseRun:
     partial: str | None = None
     #: Where deploy and environment builds report what they are doing (the plugin's terminal lines).
     progress: Progress = silent
+    _deploy_began: float = 0.0
 
     @property
     def log_dir(self) -> Path:
@@ -161,14 +162,13 @@ class ReleaseRun:
             self.config_error = str(exc)
             raise
 
-    def deploy(self) -> EndpointHandle:
-        """Deploy once; later calls return the same handle or re-raise the same failure."""
-        if self.handle is not None:
-            return self.handle
-        if self.deploy_error is not None:
-            raise DeployError(self.deploy_error, self.deploy_log_tail)
+    def start_deploy(self) -> None:
+        """Launch the endpoint without waiting for it, so its cold start overlaps collection;
+        :meth:`deploy` waits. A failure is kept on the run, for :meth:`deploy` to raise."""
+        if self.endpoint is not None or self.handle is not None or self.deploy_error is not None:
+            return
         assert self.release and self.stage and self.holdout
-        started = time.monotonic()
+        self._deploy_began = time.monotonic()
         self.progress(Event(f"deploying {self.release.name}@{self.release.short_id} to {self.settings.target} "
                             f"(stage {self.stage.name}, {self.stage.deployment.path.name})"))
         try:
@@ -177,25 +177,50 @@ class ReleaseRun:
             options = TargetOptions.from_settings(self.settings, os.environ.get(self.settings.key_env) or None,
                                                   python)
             self.endpoint = build_endpoint(self.settings.target, self.release, self.stage, options, golden)
-            self.handle = self.endpoint.deploy()
-        except ConfigError as exc:
-            self.deploy_error = f"environment: {exc}"
-            raise DeployError(self.deploy_error) from None
-        except DeployError as exc:
-            self.deploy_error, self.deploy_log_tail = exc.cause, exc.log_tail
-            raise
-        finally:
-            self.deploy_seconds = round(time.monotonic() - started, 2)
-            if self.endpoint is not None:
-                self.warnings.extend(self.endpoint.notes())
-            if self.deploy_error is not None:
-                self.progress(Event(f"deploy failed after {self.deploy_seconds:.1f} s "
-                                    "(cause and server log in the releasetest gate section)"))
-        cold = self.handle.info.get("ready_s")
-        self.progress(Event(f"endpoint ready in {self.deploy_seconds:.1f} s"
-                            + (f" (cold start {cold:.1f} s: server start to first golden prediction)"
-                               if cold is not None else "") + f": {self.handle.scoring_uri}"))
+            self.endpoint.start()
+        except (ConfigError, DeployError) as exc:
+            self._deploy_failed(exc)
+
+    def deploy(self) -> EndpointHandle:
+        """Deploy once (or finish what :meth:`start_deploy` began); later calls return the same
+        handle or re-raise the same failure."""
+        if self.handle is None and self.deploy_error is None:
+            self.start_deploy()
+            if self.endpoint is not None and self.deploy_error is None:
+                try:
+                    self.handle = self.endpoint.deploy()
+                except DeployError as exc:
+                    self._deploy_failed(exc)
+                else:
+                    self._deploy_ended()
+                    cold = self.handle.info.get("ready_s")
+                    self.progress(Event(f"endpoint ready in {self.deploy_seconds:.1f} s"
+                                        + (f" (cold start {cold:.1f} s: server start to first golden prediction)"
+                                           if cold is not None else "") + f": {self.handle.scoring_uri}"))
+        if self.handle is None:
+            raise DeployError(self.deploy_error or "the endpoint was not deployed", self.deploy_log_tail)
         return self.handle
+
+    def cancel_deploy(self) -> None:
+        """Stop an endpoint launched early that no selected test turned out to need."""
+        if self.handle is None and self.endpoint is not None:
+            self.endpoint.teardown()
+            self.endpoint = None
+            self.progress(Event("no selected test uses the endpoint: stopped it"))
+
+    def _deploy_failed(self, exc: ConfigError | DeployError) -> None:
+        if isinstance(exc, ConfigError):
+            self.deploy_error = f"environment: {exc}"
+        else:
+            self.deploy_error, self.deploy_log_tail = exc.cause, exc.log_tail
+        self._deploy_ended()
+        self.progress(Event(f"deploy failed after {self.deploy_seconds:.1f} s "
+                            "(cause and server log in the releasetest gate section)"))
+
+    def _deploy_ended(self) -> None:
+        self.deploy_seconds = round(time.monotonic() - self._deploy_began, 2)
+        if self.endpoint is not None:
+            self.warnings.extend(self.endpoint.notes())
 
     def _serving_python(self) -> str:
         """The interpreter the local endpoint runs in, checked against the release's conda file."""

@@ -156,6 +156,22 @@ def test_user_tests_hooks_and_interruption(release_project: ReleaseProject) -> N
     assert process_group_gone(verdict["endpoint"]["pid"])
 
 
+def test_an_endpoint_no_selected_test_uses_is_stopped_after_collection(release_project: ReleaseProject) -> None:
+    """The server starts while pytest collects; when the selection needs no endpoint it is stopped
+    then, and the verdict records no endpoint."""
+    release_project.pytester.makepyfile(test_own="""
+        def test_plain():
+            pass
+    """)
+    result = release_project.run("--release-stage", "devtest", "test_own.py", "-k", "test_plain")
+    text = "\n".join(result.outlines)
+    assert "releasetest: deploying port-weather@" in text
+    assert "releasetest: no selected test uses the endpoint: stopped it" in text
+    verdict = release_project.verdict()
+    assert verdict["endpoint"] is None and verdict["deploy"]["left_behind"] == {}
+    assert verdict["deploy"]["ok"] is False and verdict["deploy"]["error"] is None
+
+
 def test_suite_marker_with_arguments_is_refused(release_project: ReleaseProject) -> None:
     release_project.pytester.makepyfile(test_own="""
         import pytest

@@ -30,6 +30,9 @@ def test_progress_defect_summary_and_gate_line_last(release_project: ReleaseProj
     text = "\n".join(out)
     assert result.ret == 0, text
     assert "releasetest: endpoint ready in " in text and "cold start" in text
+    deploying = next(i for i, line in enumerate(out) if line.startswith("releasetest: deploying"))
+    collected = next(i for i, line in enumerate(out) if line.startswith("collected "))
+    assert deploying < collected, "the server starts while pytest collects the suites"
     suites = release_project.verdict()["suites"]
     for name in ("schema", "load"):
         ran = sum(suites[name][k] for k in ("passed", "failed", "errors", "skipped"))

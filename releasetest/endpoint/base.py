@@ -18,6 +18,12 @@ class Endpoint(abc.ABC):
 
     target: str = ""
 
+    def start(self) -> None:
+        """Begin deploying without waiting for readiness, so the endpoint's cold start overlaps the
+        caller's own work (pytest collecting the suites); :meth:`deploy` finishes it. Targets whose
+        deploy is one remote call start nothing here."""
+        return None
+
     @abc.abstractmethod
     def deploy(self) -> EndpointHandle: ...
 

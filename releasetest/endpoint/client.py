@@ -171,6 +171,7 @@ def wait_ready(
     still_starting: Callable[[float], bool],
     spec: WireSpec | None = None,
     unreachable_s: float | None = None,
+    started: float | None = None,
 ) -> Ready:
     """Block until liveness answers and the golden rows score to the expected labels (within
     their tolerance, when they are :class:`~releasetest.release.data.Expected`); return the
@@ -182,9 +183,10 @@ def wait_ready(
     ``unreachable_s``, an address where nothing has accepted a connection for that long fails
     then, naming it; once anything answers (e.g. 503 while a model loads) the whole
     ``deadline_s`` applies. Raises :class:`EndpointError` with the cause on a wrong golden answer
-    or on timeout.
+    or on timeout. Both bounds count from ``started`` (``time.monotonic()``, default now): a server
+    launched earlier has had part of its time already.
     """
-    start = time.monotonic()
+    start = time.monotonic() if started is None else started
     end = start + deadline_s
     last = "no answer yet"
     answered = False

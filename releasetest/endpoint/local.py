@@ -132,6 +132,8 @@ class LocalEndpoint(Endpoint):
         self._model_dir: str | None = None
         self._lifeline: lifeline.Lifeline | None = None
         self._notes: list[str] = []
+        #: Launched by :meth:`start`, not yet waited for: the handle to be, and when the launch began.
+        self._starting: tuple[EndpointHandle, float] | None = None
 
     @property
     def handle(self) -> EndpointHandle | None:
@@ -199,7 +201,10 @@ class LocalEndpoint(Endpoint):
             env["RELEASETEST_SERVER_KEY"] = self.key
         return env
 
-    def deploy(self) -> EndpointHandle:
+    def start(self) -> None:
+        """Lay out the models and launch the server; :meth:`deploy` waits for it."""
+        if self._starting is not None or self._handle is not None:
+            return
         dc = self.stage.deployment
         swept = sweep_orphans()
         if swept:
@@ -249,6 +254,15 @@ class LocalEndpoint(Endpoint):
                   "deployment_config": str(dc.path), "model_dir": str(model_dir),
                   "max_body_bytes": self.max_body_bytes},
         )
+        self._starting = (handle, started)
+
+    def deploy(self) -> EndpointHandle:
+        if self._handle is not None:
+            return self._handle
+        self.start()
+        assert self._starting is not None and self.proc is not None and self._log is not None
+        handle, started = self._starting
+        self._starting = None
 
         def still_starting(wait_s: float) -> bool:
             assert self.proc is not None
@@ -260,7 +274,7 @@ class LocalEndpoint(Endpoint):
 
         try:
             wire = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=still_starting,
-                              spec=wire_spec(self.release)).wire
+                              spec=wire_spec(self.release), started=started).wire
         except EndpointError as exc:
             self._log.flush()
             tail = self.log_tail()
@@ -279,6 +293,7 @@ class LocalEndpoint(Endpoint):
     def teardown(self) -> None:
         """Stop the whole process group (master and workers) and remove the model copies."""
         proc, self.proc = self.proc, None
+        self._starting = None
         if proc is not None and proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
