@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from releasetest.release.environment import CondaEnv, build_isolated, compare, parse_conda_env
+from releasetest.release.environment import CondaEnv, build_isolated, compare, parse_conda_env, pinned_names, probe
 
 from .conftest import ReleaseProject
 
@@ -62,6 +62,21 @@ def test_compare_reports_each_unsatisfied_pin(tmp_path: Path) -> None:
     ]
     env311 = CondaEnv(path=path, python="=3.11", pip=("numpy==2.4.6",), conda=())
     assert compare(env311, "3.11.7", {"numpy": "2.4.6"}) == []
+
+
+def test_probe_asks_only_the_pinned_names_in_this_or_another_interpreter(tmp_path: Path) -> None:
+    path = tmp_path / "env.yml"
+    path.write_text("dependencies:\n  - python=3.11\n  - numpy=2.4\n  - pip:\n    - pytest>=8\n"
+                    "    - Not_Installed.Anywhere==1.0\n")
+    names = pinned_names(parse_conda_env(path))
+    assert names == ("pytest", "Not_Installed.Anywhere", "numpy")
+    here = probe(sys.executable, names)
+    # Another spelling of this interpreter's path: the probe runs in a child interpreter.
+    child = probe(str(Path(sys.executable).parent / "." / Path(sys.executable).name), names)
+    assert here == child
+    version, found = here
+    assert version == ".".join(map(str, sys.version_info[:3]))
+    assert set(found) == {"pytest", "numpy"} and found["pytest"] == pytest.__version__
 
 
 def test_drift_is_a_warning_by_default_and_blocks_in_strict(release_project: ReleaseProject) -> None:
