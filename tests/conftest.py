@@ -43,6 +43,13 @@ from releasetest.endpoint.process import group_pids
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "port-weather"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Child interpreters (some 160 gate runs, their servers, the xdist workers) cache bytecode even
+    where the environment says not to (``PYTHONDONTWRITEBYTECODE``, common in CI images): else each
+    recompiles releasetest and has pytest rewrite hypothesis's asserts again, ~0.7 s of CPU apiece."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
 @dataclass
 class ReleaseProject:
     pytester: pytest.Pytester

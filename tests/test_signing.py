@@ -191,7 +191,10 @@ def test_ten_concurrent_writers_lose_no_entry(tmp_path: Path, monkeypatch: pytes
     same release) at once: all twenty records are there."""
     for name in (signing.ENV_SIGNING_KEY, signing.ENV_VERIFY_KEY, signing.ENV_HMAC_SECRET):
         monkeypatch.delenv(name, raising=False)
-    ctx = multiprocessing.get_context("spawn")
+    # Forked from one server that imported this module once: ten spawned interpreters would each
+    # import it again (~1 s of CPU apiece), and a plain fork of an xdist worker copies its threads.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
     start = ctx.Barrier(10)
     procs = [ctx.Process(target=_add_and_record, args=(str(tmp_path), n, start)) for n in range(10)]
     for p in procs:
