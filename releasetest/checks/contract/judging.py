@@ -4,6 +4,7 @@ the release's policy (``strict`` or ``azure``), and leaked tracebacks and file p
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -61,14 +62,24 @@ def find_leak(text: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=8)
+def _validator(schema: str) -> Any:
+    """A checked validator per schema (as JSON text): ``jsonschema.validate`` checks the schema
+    against its metaschema on every call, which cost more than the request it judges."""
+    loaded = json.loads(schema)
+    cls = jsonschema.validators.validator_for(loaded)
+    cls.check_schema(loaded)
+    return cls(loaded)
+
+
 def output_violation(body: Any, output_schema: Mapping[str, Any] | None, n_rows: int,
                      classes: Sequence[Any], wire: Wire | None = None) -> str | None:
     """Why an answer to ``n_rows`` valid rows breaks the contract (the published output schema, when
     there is one, and the release's answer format), or None when it keeps it."""
     if output_schema is not None:
-        try:
-            jsonschema.validate(body, output_schema)
-        except jsonschema.ValidationError as exc:
+        exc = jsonschema.exceptions.best_match(_validator(json.dumps(output_schema, sort_keys=True))
+                                               .iter_errors(body))
+        if exc is not None:
             where = "/".join(map(str, exc.absolute_path)) or "top level"
             return (f"response {json.dumps(body)[:120]} does not match the published output schema: "
                     f"{exc.message} at {where}")
