@@ -30,12 +30,12 @@ from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.formats import wire_spec
 from releasetest.endpoint.handle import EndpointHandle
-from releasetest.endpoint.process import process_alive
+from releasetest.endpoint.process import group_pids, process_alive
 from releasetest.errors import DeployError, EndpointError
 from releasetest.files import read_tail, sha256_file
 from releasetest.release.manifest import Release, Stage
 
-#: Seconds a gunicorn master gets to stop its workers before the group is killed.
+#: Seconds the gunicorn workers get to finish after SIGTERM before the group is killed.
 STOP_GRACE_S = 10.0
 #: Work folders are ``<temp dir>/releasetest-*``; this file in each holds the owning gate's pid.
 WORKDIR_PREFIX = "releasetest-"
@@ -88,6 +88,17 @@ def cause_from_log(log: str, port: int) -> str | None:
         name, msg = errors[-1]
         return f"{name}: {msg}"
     return None
+
+
+def _await_workers(master: subprocess.Popen[bytes], deadline: float) -> None:
+    """Until the gunicorn workers in ``master``'s group have finished (they answer their last
+    requests and exit) or the master has exited, at most until ``deadline``."""
+    while time.monotonic() < deadline and any(pid != master.pid for pid in group_pids(master.pid)):
+        try:
+            master.wait(timeout=0.01)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 class LocalEndpoint(Endpoint):
@@ -297,18 +308,17 @@ class LocalEndpoint(Endpoint):
         if proc is not None and proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=STOP_GRACE_S)
+                _await_workers(proc, time.monotonic() + STOP_GRACE_S)
             except ProcessLookupError:
                 pass
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=STOP_GRACE_S)
         if proc is not None:
-            # Workers of a master that died on its own may linger in the group.
+            # The master once its workers are gone (it would only poll, every 0.1 s, to notice
+            # and exit), a worker past the grace, or workers of a master that died on its own.
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+            proc.wait(timeout=STOP_GRACE_S)
         if self._lifeline is not None:
             self._lifeline.close()
             self._lifeline = None
