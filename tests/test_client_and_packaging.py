@@ -55,3 +55,40 @@ def test_installed_requirements_are_consistent() -> None:
     the opentelemetry pin in the azureml extra keeps azure-ai-ml and the inference server together."""
     out = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+class _ForwardProxy(http.server.BaseHTTPRequestHandler):
+    """A forward proxy that answers every request itself and records the absolute URL it was asked for."""
+
+    seen: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.seen.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("no_proxy", [None, "127.0.0.1"])
+def test_client_honours_the_proxy_environment(refusing_server: str, no_proxy: str | None,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client reads the proxy settings once, as requests would per request: through the proxy,
+    unless NO_PROXY names the endpoint's host."""
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    handle = EndpointHandle(target="url", scoring_uri=f"{refusing_server}/score", liveness_uri=f"{refusing_server}/",
+                            swagger_uri=f"{refusing_server}/swagger.json")
+    _ForwardProxy.seen = []
+    with loopback_server(_ForwardProxy) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+        if no_proxy:
+            monkeypatch.setenv("NO_PROXY", no_proxy)
+        with ScoringClient(handle, timeout=10) as client:
+            status = client.liveness().status_code
+    if no_proxy:
+        assert _ForwardProxy.seen == [] and status == 501, "straight to the endpoint, which has no GET"
+    else:
+        assert _ForwardProxy.seen == [f"{refusing_server}/"] and status == 200
