@@ -43,11 +43,24 @@ from releasetest.endpoint.process import group_pids
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "port-weather"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``long`` first (the order is otherwise kept): under xdist each then runs beside
+    short ones instead of alone at the end of the run."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Child interpreters (some 160 gate runs, their servers, the xdist workers) cache bytecode even
+    """Speed settings of this suite, made before xdist starts its workers.
+
+    Child interpreters (some 160 gate runs, their servers, the xdist workers) cache bytecode even
     where the environment says not to (``PYTHONDONTWRITEBYTECODE``, common in CI images): else each
-    recompiles releasetest and has pytest rewrite hypothesis's asserts again, ~0.7 s of CPU apiece."""
+    recompiles releasetest and has pytest rewrite hypothesis's asserts again, ~0.7 s of CPU apiece.
+    xdist's first hand-out is one block of consecutive tests per worker (a quarter of its share),
+    which would give one worker every ``long`` test; at most two each spreads them.
+    """
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    if getattr(config.option, "maxschedchunk", 0) is None:
+        config.option.maxschedchunk = 1
 
 
 @dataclass

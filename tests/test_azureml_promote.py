@@ -108,6 +108,7 @@ def _index(arm: Any, method: str, pattern: str, header: str | None = None) -> li
             and (header is None or r.headers.get("azureml-model-deployment") == header)]
 
 
+@pytest.mark.long
 def test_blue_green_promotions_keep_the_endpoint_and_the_old_deployment(
         release_project: ReleaseProject, arm: Any, capsys: pytest.CaptureFixture[str]) -> None:
     store = str(release_project.root / "history")

@@ -65,6 +65,7 @@ def _manifest_digest(release_project: ReleaseProject) -> str:
     return str(tree_digest(plan.deployment_model.files))
 
 
+@pytest.mark.long
 def test_devtest_on_azureml_promotes(release_project: ReleaseProject, arm: Any) -> None:
     result = release_project.run("--release-stage", "devtest", "--release-target", "azureml")
     assert result.ret == 0, result.stdout.str()[-3000:]

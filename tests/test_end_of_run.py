@@ -42,6 +42,7 @@ def test_settle_lets_a_hook_block_but_never_promote() -> None:
     assert gate_exit_status("PROMOTE", 0) == 0
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("workers", [(), ("-n", "1")], ids=["fixture-teardown", "xdist-controller-teardown"])
 def test_teardown_failure_is_a_verdict_warning_under_filterwarnings_error(release_project: ReleaseProject,
                                                                           arm: Any, workers: tuple[str, ...],  # noqa: F811

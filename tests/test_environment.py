@@ -107,6 +107,7 @@ def test_isolated_with_an_unavailable_python_names_the_pin(release_project: Rele
     assert "dependencies: python=3.6.2: no python3.6 interpreter on this machine" in reason
 
 
+@pytest.mark.long
 @pytest.mark.usefixtures("package_index")
 def test_isolated_builds_the_pinned_env_and_serves_from_it(release_project: ReleaseProject,
                                                            tmp_path_factory: pytest.TempPathFactory,

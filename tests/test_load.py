@@ -53,6 +53,7 @@ def _interval(request):
 """
 
 
+@pytest.mark.long
 def test_xdist_run_deploys_once_counts_every_worker_and_runs_load_alone(release_project: ReleaseProject) -> None:
     """One -n 2 run of the example with capacity mode and a team test that records from a worker:
     the example holds its SLOs and reports a capacity; the endpoint is deployed once and every

@@ -271,6 +271,7 @@ def test_azure_production_needs_the_approved_environment() -> None:
     assert "parameters" not in str(production)
 
 
+@pytest.mark.long
 def test_both_pipelines_gate_approve_and_promote(release_project: ReleaseProject, tmp_path: Path,
                                                  arm: Any, keys: dict[str, str]) -> None:  # noqa: F811
     """One DEV TEST gate for both templates (their gate steps are the same command): GitHub's job

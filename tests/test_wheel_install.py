@@ -15,6 +15,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import INI, child_env, copy_example, default_sigint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,6 +29,7 @@ def run(*cmd: str | Path, cwd: Path, timeout: float = 180) -> subprocess.Complet
                           timeout=timeout, preexec_fn=default_sigint)
 
 
+@pytest.mark.long
 def test_a_wheel_in_a_fresh_venv_gates_a_release_outside_the_repository(tmp_path: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()
