@@ -203,7 +203,7 @@ class ReleaseRun:
 
     def cancel_deploy(self) -> None:
         """Stop an endpoint launched early that no selected test turned out to need."""
-        if self.handle is None and self.endpoint is not None:
+        if self.handle is None and self.deploy_error is None and self.endpoint is not None:
             self.endpoint.teardown()
             self.endpoint = None
             self.progress(Event("no selected test uses the endpoint: stopped it"))

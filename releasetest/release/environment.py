@@ -217,9 +217,8 @@ def build_isolated(env: CondaEnv, cache_dir: Path, progress: Progress = silent) 
             shutil.rmtree(target, ignore_errors=True)
             # pip says "ERROR: ... <pin>"; uv says "error: No solution found" and names the pin on the
             # next line (after box-drawing characters): keep both kinds of line.
-            pins = [name.lower() for name in pinned_names(env)]
             lines = [ln.strip().lstrip("│╰─▶× ") for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-            errors = [ln for ln in lines if "error" in ln.lower() or any(p in ln.lower() for p in pins)] or lines
+            errors = [ln for ln in lines if "error" in ln.lower() or any(n in ln.lower() for n in names)] or lines
             raise ConfigError(env.path, "dependencies.pip",
                               "the pinned environment cannot be built: " + " | ".join(errors[-4:])[:800],
                               "pin versions that exist for this Python and platform")
