@@ -113,5 +113,5 @@ def build_endpoint(target: str, release: Release | None, stage: Stage | None, op
 
     return LocalEndpoint(release, stage, golden,
                          log_path=options.log_dir / f"server-{stage.name}{options.log_suffix}.log",
-                         ready_timeout_s=options.ready_timeout, port=options.port, key=options.key,
+                         ready_timeout_s=options.ready_timeout, port=options.port,
                          python=options.python, max_body_bytes=options.max_body_bytes, detach=options.keep)
