@@ -13,14 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import (BUSY_TEST, ReleaseProject, port_closed, process_group_gone, signal_while_busy,
-                       wait_all_exit)
+from .conftest import BUSY_TEST, ReleaseProject, port_closed, process_group_gone, signal_while_busy, wait_all_exit
 
 #: Bound on any one faulty run: a case that hangs fails here instead of hanging CI.
 RUN_TIMEOUT_S = 120
