@@ -245,7 +245,8 @@ class LocalEndpoint(Endpoint):
             "--worker_count", str(dc.worker_count),
         ]
         code_dir = self.release.inference.entry_script.parent
-        cmd = wrap(self.isolation, cmd, python=self.python, workdir=self.workdir, code_dirs=[code_dir], cwd=code_dir)
+        cmd = wrap(self.isolation, cmd, python=self.python, workdir=self.workdir, code_dirs=[code_dir], cwd=code_dir,
+                   detach=self.detach)
         started = time.monotonic()
         popen: dict[str, Any] = {"env": self._env(model_dir, self.workdir), "cwd": str(code_dir),
                                  "stdout": self._log, "stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL,

@@ -104,8 +104,8 @@ def probe() -> Isolation:
     return Isolation("none", "; ".join(reasons))
 
 
-def _bwrap_flags() -> list[str]:
-    flags = ["--unshare-pid", "--die-with-parent"]
+def _bwrap_flags(detach: bool = False) -> list[str]:
+    flags = ["--unshare-pid"] if detach else ["--unshare-pid", "--die-with-parent"]
     if os.geteuid() == 0:
         # root keeps every capability in the sandbox unless told: it could remount the binds writable.
         flags += ["--cap-drop", "ALL"]
@@ -116,8 +116,8 @@ def _bwrap_mounts() -> list[str]:
     return ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
 
 
-def _unshare_base() -> list[str]:
-    return ["--user", "--map-root-user", "--pid", "--fork", "--kill-child", "--mount-proc"]
+def _unshare_base(detach: bool = False) -> list[str]:
+    return ["--user", "--map-root-user", "--pid", "--fork", *([] if detach else ["--kill-child"]), "--mount-proc"]
 
 
 def _interpreter_paths(python: str) -> list[str]:
@@ -149,10 +149,10 @@ def readable_paths(python: str, code_dirs: Iterable[str | Path]) -> list[str]:
 
 
 def bwrap_argv(cmd: Sequence[str], *, python: str, workdir: Path, code_dirs: Iterable[str | Path],
-               cwd: Path) -> list[str]:
+               cwd: Path, detach: bool = False) -> list[str]:
     """``cmd`` under bwrap: read-only binds of :func:`readable_paths`, the work folder writable."""
     # /tmp first: the release's code folder may be inside the host's /tmp, and is bound over it.
-    argv = [shutil.which("bwrap") or "bwrap", *_bwrap_flags(), *_bwrap_mounts()]
+    argv = [shutil.which("bwrap") or "bwrap", *_bwrap_flags(detach), *_bwrap_mounts()]
     for path in readable_paths(python, code_dirs):
         if os.path.islink(path) and path in SYSTEM_DIRS:
             argv += ["--symlink", os.readlink(path), path]  # merged /usr: /bin -> usr/bin
@@ -163,12 +163,13 @@ def bwrap_argv(cmd: Sequence[str], *, python: str, workdir: Path, code_dirs: Ite
 
 
 def wrap(isolation: Isolation, cmd: Sequence[str], *, python: str, workdir: Path,
-         code_dirs: Iterable[str | Path], cwd: Path) -> list[str]:
-    """The command line that runs ``cmd`` under ``isolation``."""
+         code_dirs: Iterable[str | Path], cwd: Path, detach: bool = False) -> list[str]:
+    """The command line that runs ``cmd`` under ``isolation``. ``detach`` (``--release-keep``):
+    the sandbox outlives the gate, until its process group is signalled."""
     if isolation.kind == "bwrap":
-        return bwrap_argv(cmd, python=python, workdir=workdir, code_dirs=code_dirs, cwd=cwd)
+        return bwrap_argv(cmd, python=python, workdir=workdir, code_dirs=code_dirs, cwd=cwd, detach=detach)
     if isolation.kind == "unshare":
-        return [shutil.which("unshare") or "unshare", *_unshare_base(), "--", *cmd]
+        return [shutil.which("unshare") or "unshare", *_unshare_base(detach), "--", *cmd]
     return list(cmd)
 
 
