@@ -32,7 +32,7 @@ from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.formats import wire_spec
 from releasetest.endpoint.handle import EndpointHandle
-from releasetest.endpoint.process import group_pids, process_alive
+from releasetest.endpoint.process import depths_below, group_pids, process_alive
 from releasetest.endpoint.sandbox import Isolation, probe, sandbox_env, signal_targets, wrap
 from releasetest.errors import DeployError, EndpointError
 from releasetest.files import read_tail, sha256_file
@@ -93,12 +93,17 @@ def cause_from_log(log: str, port: int) -> str | None:
     return None
 
 
-def _await_workers(master: subprocess.Popen[bytes], deadline: float) -> None:
-    """Until the gunicorn workers in ``master``'s group have finished (they answer their last
-    requests and exit) or the master has exited, at most until ``deadline``."""
-    while time.monotonic() < deadline and any(pid != master.pid for pid in group_pids(master.pid)):
+def _await_workers(launched: subprocess.Popen[bytes], server_depth: int, deadline: float) -> None:
+    """Until the gunicorn workers in the launched process's group (the processes below the
+    server's master, which is ``server_depth`` generations below it) have finished (they answer
+    their last requests and exit) or everything has exited, at most until ``deadline``."""
+    def workers_left() -> bool:
+        depths = depths_below(launched.pid, group_pids(launched.pid))
+        return any(depth > server_depth for depth in depths.values())
+
+    while time.monotonic() < deadline and workers_left():
         try:
-            master.wait(timeout=0.01)
+            launched.wait(timeout=0.01)
             return
         except subprocess.TimeoutExpired:
             continue
@@ -324,7 +329,7 @@ class LocalEndpoint(Endpoint):
                     os.kill(pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
-            _await_workers(proc, time.monotonic() + STOP_GRACE_S)
+            _await_workers(proc, self.isolation.server_depth, time.monotonic() + STOP_GRACE_S)
         if proc is not None:
             # The master once its workers are gone (it would only poll, every 0.1 s, to notice
             # and exit), a worker past the grace, or workers of a master that died on its own.

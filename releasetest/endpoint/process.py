@@ -36,6 +36,26 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
+def depths_below(root: int, pids: list[int]) -> dict[int, int]:
+    """How many generations below ``root`` each of ``pids`` is (from the parent links in /proc);
+    a pid not descended from ``root`` is left out."""
+    parent = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                parent[pid] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    depths = {}
+    for pid in parent:
+        depth, at = 0, pid
+        while at != root and at in parent and depth <= len(parent):
+            depth, at = depth + 1, parent[at]
+        if at == root:
+            depths[pid] = depth
+    return depths
+
+
 def group_rss_bytes(pgid: int) -> int | None:
     """Resident memory of a process group; None where /proc is not available."""
     if not os.path.isdir("/proc"):

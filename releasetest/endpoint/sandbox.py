@@ -60,6 +60,12 @@ class Isolation:
     kind: Kind
     detail: str
 
+    @property
+    def server_depth(self) -> int:
+        """Generations between the launched process and the server's master: bwrap's launcher
+        and its init, unshare's launcher, or none."""
+        return {"bwrap": 2, "unshare": 1, "none": 0}[self.kind]
+
     def line(self) -> str:
         """One line for the verdict, the report and the gate's output."""
         if self.kind == "none":
