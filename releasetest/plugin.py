@@ -22,7 +22,7 @@ from releasetest.checks.registry import REGISTRY, SUITES
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import DeployError, ReleaseTestError
 from releasetest.run import ReleaseRun, suites_dir
-from releasetest.settings import OPTIONS, Option, SettingError, resolve
+from releasetest.settings import OPTIONS, PLUGIN_PREFIX, Option, SettingError, add_options, resolve
 from releasetest.suite_names import OTHER
 from releasetest.verdict.summary import ci_properties
 from releasetest.wiring import hookspecs
@@ -65,13 +65,8 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("releasetest", "release gate (releasetest)")
+    add_options(group.addoption, prefix=PLUGIN_PREFIX, check_only=_cli_type)
     for opt in OPTIONS:
-        dest = "release_" + opt.name
-        if opt.is_flag:
-            group.addoption(opt.flag, action="store_true", default=None, dest=dest, help=opt.help)
-        else:
-            group.addoption(opt.flag, dest=dest, default=None, metavar=opt.metavar, type=_cli_type(opt),
-                            help=f"{opt.help} Default: {opt.default}." if opt.default else opt.help)
         parser.addini(opt.ini, help=opt.help, default="")
     parser.addini("release_testpaths", type="paths", default=[],
                   help="Your own release test files/folders, collected with the built-in suites "
@@ -202,11 +197,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
+    """The release under test and where each setting that shapes the run came from."""
     run = config.stash.get(RUN_KEY, None)
     if run is None or not run.settings.active or run.release is None:
         return None
-    return (f"releasetest: release {run.release.name}@{run.release.short_id} stage={run.settings.stage} "
-            f"target={run.settings.target} manifest={run.release.manifest}")
+    return (f"releasetest: release {run.release.name}@{run.release.short_id}, "
+            + run.settings.origins(Path(config.invocation_params.dir)))
 
 
 @pytest.hookimpl(wrapper=True)
