@@ -112,7 +112,7 @@ class Deployment:
             return self.handle
         if self.state is DeployState.FAILED:
             assert self.failure is not None
-            raise self.failure
+            raise self.failure.with_traceback(None)  # the same failure, without the earlier callers' frames
         raise DeployStateError(f"wait: the deployment is {self.state.value}")
 
     def cancel(self) -> bool:
