@@ -62,10 +62,15 @@ def parse_all(release: Release, stage: Stage) -> dict[str, Any]:
     return {s.name: s.parse(release.suite_tables.get(s.name, {}), release, stage) for s in REGISTRY}
 
 
+def findings_type(suite: str) -> type[SuiteFindings]:
+    """The findings type of a suite; the base type for a suite that is not built in."""
+    return _BY_NAME[suite].findings if suite in _BY_NAME else SuiteFindings
+
+
 def findings_of(verdict: Mapping[str, Any]) -> dict[str, SuiteFindings]:
     """Each suite's findings in a verdict, typed by its suite (any suite that recorded some)."""
     recorded = verdict.get("findings")
-    return {name: (_BY_NAME[name].findings if name in _BY_NAME else SuiteFindings).from_json(data)
+    return {name: findings_type(name).from_json(data)
             for name, data in (recorded.items() if isinstance(recorded, Mapping) else ())}
 
 

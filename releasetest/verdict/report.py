@@ -20,7 +20,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from releasetest.checks.findings import SuiteFindings
-from releasetest.checks.registry import FIGURE_UNITS, findings_of, key_figures
+from releasetest.checks.registry import FIGURE_UNITS, findings_of, findings_type, key_figures
 from releasetest.files import short_id
 from releasetest.verdict.formatting import compact_json, fmt
 
@@ -54,8 +54,8 @@ def table_of(value: Any) -> dict[str, Any] | None:
 
 
 def suite_view(name: str, result: Mapping[str, Any] | None, findings: SuiteFindings | None) -> dict[str, Any]:
-    found = findings or SuiteFindings()
-    view: dict[str, Any] = {"name": name, "result": result, "findings": found.to_json(), "plots": {}}
+    found = findings or findings_type(name)()
+    view: dict[str, Any] = {"name": name, "result": result, "findings": found, "plots": {}}
     tests = (result or {}).get("tests") or {}
     messages = (result or {}).get("messages") or {}
     view["tests"] = [{"id": tid, "name": tid.split("::", 1)[-1], **t, "message": messages.get(tid)}
