@@ -40,6 +40,11 @@ class ThresholdRecord:
             return "minimum"
         return "champion" if self.reference == "champion" else f"{self.reference} baseline"
 
+    @property
+    def compared_value(self) -> float | None:
+        """The baseline's or champion's value the threshold compared with; None for a minimum."""
+        return num(self.reference_value) if isinstance(self.reference, str) else num(self.reference)
+
 
 @dataclass
 class AcceptanceFindings(SuiteFindings):
@@ -91,13 +96,12 @@ class AcceptanceFindings(SuiteFindings):
         # The chart kit is imported here, not at the top: reading findings (history) needs no SVG.
         from releasetest.verdict import charts
 
-        rows = [{**t.to_json(), "against": t.against,
-                 "reference_value": num(t.reference_value) if isinstance(t.reference, str) else num(t.reference)}
-                for t in self.thresholds or []]
-        bars = [charts.Bar(f"{r['metric'] or '?'} vs {r['against']}", value, num(r["bound"]),
-                           r["passed"] if isinstance(r["passed"], bool) else None,
-                           ((r["against"], r["reference_value"]),) if r["reference_value"] is not None else ())
-                for r in rows if (value := num(r["value"])) is not None]
+        thresholds = self.thresholds or []
+        rows = [{**t.to_json(), "against": t.against, "reference_value": t.compared_value} for t in thresholds]
+        bars = [charts.Bar(f"{t.metric or '?'} vs {t.against}", value, num(t.bound),
+                           t.passed if isinstance(t.passed, bool) else None,
+                           ((t.against, ref),) if (ref := t.compared_value) is not None else ())
+                for t in thresholds if (value := num(t.value)) is not None]
         plots = {"thresholds": charts.bar_chart(bars, "metrics against thresholds"),
                  "metrics": charts.bar_chart(
                      [charts.Bar(str(name), v, markers=self._reference_markers(name))
