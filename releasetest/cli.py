@@ -11,7 +11,7 @@ from pathlib import Path
 
 from releasetest import __version__
 from releasetest.errors import ReleaseTestError
-from releasetest.files import sha256_file, write_json_atomic
+from releasetest.files import sha256_file, short_id, write_json_atomic
 from releasetest.release.manifest import load_release
 from releasetest.settings import DEFAULT_CONFIG, DEFAULT_HISTORY, DEFAULT_VERDICT, OPTION, add_options
 from releasetest.verdict.decision import summary_line
@@ -179,7 +179,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_history(args: argparse.Namespace) -> int:
     """Each release's path through the stages (gated, approved, promoted, rolled back), oldest first."""
-    from releasetest.verdict.report import KEY_FIGURES, fmt
+    from releasetest.checks.registry import FIGURE_UNITS
+    from releasetest.verdict.formatting import fmt
 
     releases = [r for r in _store(args).releases() if not args.release or r["release"] == args.release]
     releases = releases[-args.last:]
@@ -189,13 +190,12 @@ def _cmd_history(args: argparse.Namespace) -> int:
     if not releases:
         print(f"no releases recorded in {_store(args).root}")
         return 0
-    units = {label: unit for label, _, _, unit in KEY_FIGURES}
     for rel in releases:
-        print(f"{rel['release']}@{rel['release_id'].split(':', 1)[-1][:12]}  {', '.join(rel['artifacts']) or '-'}  "
+        print(f"{rel['release']}@{short_id(rel['release_id'])}  {', '.join(rel['artifacts']) or '-'}  "
               f"now: {rel['status']}")
         for e in rel["events"]:
             what = f"{e['decision']}{' (partial)' if e['partial'] else ''}" if e["step"] == "gated" else ""
-            figures = ", ".join(f"{k} {fmt(v)}{units.get(k, '')}" for k, v in (e.get("figures") or {}).items())
+            figures = ", ".join(f"{k} {fmt(v)}{FIGURE_UNITS.get(k, '')}" for k, v in (e.get("figures") or {}).items())
             extra = [f"at {e['where']}" if e["where"] else "", figures,
                      f"ran: {e['command']}" if e.get("command") else "", f"({e['note']})" if e.get("note") else ""]
             print("  ".join([f"  {str(e['at']):25} {e['step']:11} {str(e['stage'] or '-'):11} {what:8} "
@@ -206,7 +206,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 def _cmd_rollback(args: argparse.Namespace) -> int:
     record = _store(args).record_rollback(args.stage, args.by, args.note)
     print(f"recorded: {record['stage']} rolled back from {record['release']}@"
-          f"{str(record['release_id']).split(':', 1)[-1][:12]} (promoted at {record['promotion_at']}) by "
+          f"{short_id(record['release_id'])} (promoted at {record['promotion_at']}) by "
           f"{record['by']} at {record['at']}")
     if record["command"]:
         print(f"the promotion's rollback command: {record['command']}")
@@ -230,7 +230,7 @@ def _cmd_promote(args: argparse.Namespace) -> int:
     done = promote(args.verdict, args.from_stage, args.to_stage, _store(args), options)
     rec = done.record
     ep = rec["endpoint"]
-    print(f"promoted {rec['release']}@{rec['release_id'].split(':', 1)[1][:12]} {rec['from']} -> {rec['to']} "
+    print(f"promoted {rec['release']}@{short_id(rec['release_id'])} {rec['from']} -> {rec['to']} "
           f"({rec['target']}, {rec['deployment_config']}): {ep['scoring_uri']}"
           + (f", approved by {', '.join(rec['approved_by'])}" if rec["approved_by"] else ""))
     if done.endpoint is not None:
