@@ -125,7 +125,7 @@ def _run(data):
 def test_bad_schema_table_stops_before_deploy(release_project: ReleaseProject, table: str, expected: str) -> None:
     manifest = release_project.release / "release.toml"
     manifest.write_text(manifest.read_text() + f"\n[schema]\n{table}\n")
-    result = release_project.run(*SCHEMA_ONLY)
+    result = release_project.run_inprocess(*SCHEMA_ONLY)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([expected])
     assert "Traceback" not in result.stderr.str()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import ReleaseProject
+from tests.recorded_target import RecordedTarget
 
 
 def test_syntax_error_in_score_py_is_said_once_in_under_60_lines(release_project: ReleaseProject) -> None:
@@ -45,8 +46,9 @@ def test_progress_defect_summary_and_gate_line_last(release_project: ReleaseProj
     assert " passed" in out[-2] and out[-2].startswith("=")
 
 
-def test_quiet_shows_no_progress(release_project: ReleaseProject) -> None:
-    result = release_project.run("--release-stage", "devtest", "--release-require", "smoke", "-q", "-m", "smoke")
+def test_quiet_shows_no_progress(release_project: ReleaseProject, recorded: RecordedTarget) -> None:
+    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "--release-require", "smoke",
+                                           "-q", "-m", "smoke")
     text = "\n".join(result.outlines)
     assert "releasetest: deploying" not in text and "suite:" not in text
     assert result.outlines[-1].startswith("releasetest: PROMOTE"), result.outlines[-1]
