@@ -90,8 +90,8 @@ def test_drift_is_a_warning_by_default_and_blocks_in_strict(release_project: Rel
     assert "scikit-learn: scikit-learn==0.20.3 pinned" in verdict["warnings"][0]
     result.stdout.fnmatch_lines(["warning: environment differs from myenv.yml: scikit-learn: scikit-learn==0.20.3*"])
 
-    result = release_project.run("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke",
-                                 "--release-env", "strict")
+    result = release_project.run_inprocess("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke",
+                                           "--release-env", "strict")
     assert result.ret != 0
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"

@@ -194,8 +194,8 @@ def test_keep_leaves_endpoint_up_and_url_target_tests_it(release_project: Releas
     try:
         first.stdout.fnmatch_lines([f"endpoint kept running: {kept['scoring_uri']} (stop it with: kill -TERM -*"])
         assert not process_group_gone(kept["pid"])
-        second = release_project.run("--release-stage", "devtest", "--release-target", "url",
-                                     f"--release-url={kept['scoring_uri']}", *smoke)
+        second = release_project.run_inprocess("--release-stage", "devtest", "--release-target", "url",
+                                               f"--release-url={kept['scoring_uri']}", *smoke)
         assert_clean_pass(second)
         verdict = release_project.verdict()
         assert verdict["decision"] == "PROMOTE"

@@ -82,19 +82,10 @@ def test_crash_on_extreme_valid_value_is_caught_with_a_shrunk_body(release_proje
         kill_group(kept["pid"])
 
 
-def test_error_string_with_200_is_an_output_schema_violation(release_project: ReleaseProject) -> None:
-    release_project.edit("score.py", RUN_START,
-                         RUN_START + "    if (np.asarray(data, dtype=float)[:, 0] < 0).any():\n"
-                                     "        return 'error'\n")
-    result = release_project.run(*SCHEMA_ONLY)
-    assert result.ret == 1
-    finding = _by_kind(release_project.verdict())["output-schema-violation"]
-    assert finding["status"] == 200
-    assert "does not match the published output schema" in finding["message"]
-    assert json.loads(finding["body"])["data"][0][0] < 0
-
-
-def test_traceback_echo_is_a_leak(release_project: ReleaseProject) -> None:
+def test_error_string_with_200_and_a_traceback_echo_are_caught(release_project: ReleaseProject) -> None:
+    """One release with two defects that different probes find: run() returns an error string with
+    200 for a negative temperature (a valid request: the output schema is violated), and answers
+    every exception with a 400 quoting the traceback (an invalid request: a leak)."""
     release_project.edit("score.py", "def run(data):\n    x = ", """def run(data):
     try:
         return _run(data)
@@ -105,10 +96,16 @@ def test_traceback_echo_is_a_leak(release_project: ReleaseProject) -> None:
 
 
 def _run(data):
+    if (np.asarray(data, dtype=float)[:, 0] < 0).any():
+        return 'error'
     x = """)
     result = release_project.run(*SCHEMA_ONLY)
     assert result.ret == 1
     verdict = release_project.verdict()
+    finding = _by_kind(verdict)["output-schema-violation"]
+    assert finding["status"] == 200
+    assert "does not match the published output schema" in finding["message"]
+    assert json.loads(finding["body"])["data"][0][0] < 0
     leaks = [f for f in _schema(verdict)["findings"] if f["kind"] == "leak"]
     assert leaks and all(f["severity"] == "failure" for f in leaks)
     assert any("Python traceback" in f["message"] for f in leaks)
