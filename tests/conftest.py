@@ -26,6 +26,8 @@ tests behave the same when the outer run was started from a background job that 
 from __future__ import annotations
 
 import fcntl
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -119,10 +121,63 @@ def copy_example(root: Path) -> Path:
 
 @pytest.fixture
 def release_project(pytester: pytest.Pytester) -> ReleaseProject:
-    """A copy of the example release and an ini pointing at it, for a test that changes something."""
-    copy_example(pytester.path)
+    """A light copy of the example release (:func:`lighten`) and an ini pointing at it, for a test
+    that changes something."""
+    lighten(copy_example(pytester.path))
     pytester.makeini(INI)
     return ReleaseProject(pytester, pytester.path)
+
+
+#: What :func:`lighten` puts into score.py: the scaler's arithmetic, without scikit-learn.
+_STANDARDIZE = '''
+
+class _Standardize:
+    """StandardScaler.transform from its fitted mean and scale (no scikit-learn import)."""
+
+    def __init__(self, fitted):
+        self.mean, self.scale = fitted["mean"], fitted["scale"]
+
+    def transform(self, x):
+        return (x - self.mean) / self.scale
+'''
+
+
+@functools.cache
+def _light_scaler() -> bytes:
+    """The example's fitted scaler as a joblib pickle of two numpy arrays (made once per process)."""
+    import io
+
+    import joblib
+
+    fitted = joblib.load(EXAMPLE / "models" / "model-scaler.pkl")
+    buffer = io.BytesIO()
+    joblib.dump({"mean": fitted.mean_, "scale": fitted.scale_}, buffer)
+    return buffer.getvalue()
+
+
+def lighten(release: Path) -> Path:
+    """Make a copied example release cheap to serve: the scaler artifact becomes its two fitted arrays
+    and score.py standardises with them, so the server's init() no longer imports scikit-learn
+    (about 2 s of CPU per server start, most of a cold start). The predictions are the same
+    arithmetic (``(x - mean) / scale`` in float64), so expected_predictions.csv still holds, and the
+    release is still served by the real azmlinfsrv. Tests about the example's own files use
+    :func:`copy_example` (``reference_run`` does)."""
+    scaler = release / "models" / "model-scaler.pkl"
+    old_digest = hashlib.sha256(scaler.read_bytes()).hexdigest()
+    scaler.write_bytes(_light_scaler())
+    manifest = release / "release.toml"
+    text = manifest.read_text()
+    assert old_digest in text, f"{old_digest} not pinned in {manifest}"
+    manifest.write_text(text.replace(old_digest, hashlib.sha256(scaler.read_bytes()).hexdigest()))
+    script = release / "score.py"
+    source = script.read_text()
+    load = "    scaler = joblib.load(scaler_path)\n"
+    for old, new in ((load, load.replace("joblib.load(scaler_path)", "_Standardize(joblib.load(scaler_path))")),
+                     ("\n\ndef _version_key(", _STANDARDIZE + "\n\ndef _version_key(")):
+        assert old in source, f"{old!r} not in {script}"
+        source = source.replace(old, new, 1)
+    script.write_text(source)
+    return release
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ the port closed and the temporary model directory gone.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import select
 import signal
@@ -92,9 +93,11 @@ def test_artifact_sha256_mismatch_loads_no_pickle(release_project: ReleaseProjec
     # A pickle that would leave a trace if anything unpickled it.
     marker = release_project.root / "unpickled"
     payload = (b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
-    (release_project.release / "models" / "model-scaler.pkl").write_bytes(payload)
+    scaler = release_project.release / "models" / "model-scaler.pkl"
+    pinned = hashlib.sha256(scaler.read_bytes()).hexdigest()
+    scaler.write_bytes(payload)
     result = release_project.run_inprocess("--release-stage", "devtest")
-    assert_clean_block(release_project, result, "the manifest pins c35808ed", server_log=False)
+    assert_clean_block(release_project, result, f"the manifest pins {pinned[:8]}", server_log=False)
     assert not marker.exists(), "the pickle was loaded before its sha256 was checked"
 
 
