@@ -11,7 +11,13 @@ Two ways to test a gate run:
   into its folders: copy what you change into ``tmp_path`` (promote takes ``--manifest``; a verdict file
   copied byte for byte keeps its seal).
 - ``release_project`` (function scope): a fresh copy to edit, for a test that changes the release, the
-  options or the environment; ``run()`` starts its own gate.
+  options or the environment; ``run()`` starts its own gate in a subprocess, ``run_inprocess()`` in
+  this process.
+- ``recorded`` (function scope): for tests of the plugin's wiring (options, markers, hooks, the end
+  of the run, partial runs, the xdist hand-over), an in-process endpoint that answers with the
+  example's recorded predictions; ``release_project.run_inprocess(*recorded.args, ...)`` gates
+  against it with no server and no child interpreter. What is about the endpoint (deploy, suites,
+  faults, signals) runs against the real azmlinfsrv.
 
 Every child pytest a test starts gets the default SIGINT disposition (``default_sigint``), so the
 tests behave the same when the outer run was started from a background job that ignores SIGINT.
@@ -20,6 +26,8 @@ tests behave the same when the outer run was started from a background job that 
 from __future__ import annotations
 
 import fcntl
+import functools
+import hashlib
 import json
 import os
 import select
@@ -35,11 +43,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from releasetest.endpoint.process import group_pids
+
+if TYPE_CHECKING:
+    from tests.recorded_target import RecordedTarget
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "port-weather"
 
@@ -64,6 +75,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.maxschedchunk = 1
 
 
+#: The one warning a gate run in this process gets that a run of its own would not.
+IN_PROCESS_WARNING = "ignore:Module already imported so cannot be rewritten:pytest.PytestAssertRewriteWarning"
+
+
 @dataclass
 class ReleaseProject:
     pytester: pytest.Pytester
@@ -83,6 +98,14 @@ class ReleaseProject:
     def run(self, *args: str, timeout: float = 240) -> pytest.RunResult:
         return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=timeout)
 
+    def run_inprocess(self, *args: str, interrupts: bool = False) -> pytest.RunResult:
+        """The gate in this process, for tests of the plugin's wiring: give it the ``recorded``
+        target, or a run that stops before anything is deployed. ``interrupts``: the run's own
+        KeyboardInterrupt is its result, not a Ctrl-C for this session. This session has imported
+        releasetest already, so the run's pytest could not rewrite its asserts and would say so."""
+        return self.pytester.runpytest_inprocess("-p", "no:cacheprovider", "-W", IN_PROCESS_WARNING, *args,
+                                                 no_reraise_ctrlc=interrupts)
+
     def edit(self, relpath: str, old: str, new: str) -> None:
         path = self.release / relpath
         text = path.read_text()
@@ -99,10 +122,77 @@ def copy_example(root: Path) -> Path:
 
 @pytest.fixture
 def release_project(pytester: pytest.Pytester) -> ReleaseProject:
-    """A copy of the example release and an ini pointing at it, for a test that changes something."""
-    copy_example(pytester.path)
+    """A light copy of the example release (:func:`lighten`) and an ini pointing at it, for a test
+    that changes something."""
+    lighten(copy_example(pytester.path))
     pytester.makeini(INI)
     return ReleaseProject(pytester, pytester.path)
+
+
+#: What :func:`lighten` puts into score.py: the scaler's arithmetic, without scikit-learn.
+_STANDARDIZE = '''
+
+class _Standardize:
+    """StandardScaler.transform from its fitted mean and scale (no scikit-learn import)."""
+
+    def __init__(self, fitted):
+        self.mean, self.scale = fitted["mean"], fitted["scale"]
+
+    def transform(self, x):
+        return (x - self.mean) / self.scale
+'''
+
+
+@functools.cache
+def _light_scaler() -> bytes:
+    """The example's fitted scaler as a joblib pickle of two numpy arrays (made once per process)."""
+    import io
+
+    import joblib
+
+    fitted = joblib.load(EXAMPLE / "models" / "model-scaler.pkl")
+    buffer = io.BytesIO()
+    joblib.dump({"mean": fitted.mean_, "scale": fitted.scale_}, buffer)
+    return buffer.getvalue()
+
+
+def lighten(release: Path) -> Path:
+    """Make a copied example release cheap to serve: the scaler artifact becomes its two fitted arrays
+    and score.py standardises with them, so the server's init() no longer imports scikit-learn
+    (about 2 s of CPU per server start, most of a cold start). The predictions are the same
+    arithmetic (``(x - mean) / scale`` in float64), so expected_predictions.csv still holds, and the
+    release is still served by the real azmlinfsrv. Tests about the example's own files use
+    :func:`copy_example` (``reference_run`` does)."""
+    scaler = release / "models" / "model-scaler.pkl"
+    old_digest = hashlib.sha256(scaler.read_bytes()).hexdigest()
+    scaler.write_bytes(_light_scaler())
+    manifest = release / "release.toml"
+    text = manifest.read_text()
+    assert old_digest in text, f"{old_digest} not pinned in {manifest}"
+    manifest.write_text(text.replace(old_digest, hashlib.sha256(scaler.read_bytes()).hexdigest()))
+    script = release / "score.py"
+    source = script.read_text()
+    load = "    scaler = joblib.load(scaler_path)\n"
+    for old, new in ((load, load.replace("joblib.load(scaler_path)", "_Standardize(joblib.load(scaler_path))")),
+                     ("\n\ndef _version_key(", _STANDARDIZE + "\n\ndef _version_key(")):
+        assert old in source, f"{old!r} not in {script}"
+        source = source.replace(old, new, 1)
+    script.write_text(source)
+    return release
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordedTarget]:
+    """An in-process endpoint answering with the example's recorded predictions
+    (``tests/recorded_target.py``); ``recorded.args`` point a gate at it. CI and releasetest
+    variables of this run are hidden from the gates run in this process."""
+    from tests.recorded_target import recorded_target
+
+    for name in list(os.environ):
+        if name.startswith("RELEASETEST_") or name in ("GITHUB_STEP_SUMMARY", "TF_BUILD"):
+            monkeypatch.delenv(name)
+    with recorded_target() as target:
+        yield target
 
 
 #: Most tests run one suite (-m) and read verdict.json: partial runs may write it.
