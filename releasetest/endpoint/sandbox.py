@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from releasetest.errors import ConfigError
+
 Kind = Literal["bwrap", "unshare", "none"]
 
 #: Variables the gate passes on from its own environment (none of them can hold a secret).
@@ -108,6 +110,26 @@ def probe() -> Isolation:
     else:
         reasons.append("unshare not installed")
     return Isolation("none", "; ".join(reasons))
+
+
+#: What each CI image needs for ``--release-isolation required`` (one line, for the error).
+NEEDS = ("install bubblewrap (apt-get install bubblewrap) and allow unprivileged user namespaces "
+         "(Ubuntu 24.04: the bubblewrap package's AppArmor profile allows bwrap; containers: run with "
+         "seccomp/AppArmor that permit unshare), or pass --release-isolation auto")
+
+
+def choose(mode: str) -> Isolation:
+    """The isolation ``--release-isolation`` asks for: ``off`` by the user's choice (recorded as
+    such), ``auto`` the best this machine makes, ``required`` only bwrap (the one sandbox with a
+    read-only file system), else a configuration error naming what is missing."""
+    if mode == "off":
+        return Isolation("none", "--release-isolation off")
+    found = probe()
+    if mode == "required" and found.kind != "bwrap":
+        missing = found.detail.removeprefix("; ")
+        raise ConfigError(None, "--release-isolation", f"required, but only {found.kind} is possible here ({missing})",
+                          NEEDS)
+    return found
 
 
 def _bwrap_flags(detach: bool = False) -> list[str]:
@@ -187,6 +209,23 @@ def sandbox_env(server: Mapping[str, str], deployment: Mapping[str, str], home: 
     env = os.environ if environ is None else environ
     passed = {k: v for k, v in env.items() if k in PASSED_ENV or k.startswith("LC_")}
     return {**passed, "HOME": str(home), "TMPDIR": "/tmp", **deployment, **server}
+
+
+#: What an installer needs besides :data:`PASSED_ENV`: its own settings (a private index's URL and
+#: credentials are in them), proxies, CA bundles, and where its caches and interpreters live.
+INSTALLER_ENV = ("HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+                 "http_proxy", "https_proxy", "no_proxy", "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR",
+                 "REQUESTS_CA_BUNDLE", "PIP_CONFIG_FILE")
+INSTALLER_PREFIXES = ("PIP_", "UV_", "LC_")
+
+
+def installer_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment pip or uv builds a release's environment in: the build scripts of the
+    release's requirements run in it, so only the installer's own settings pass, never the CI's
+    secrets (signing keys, CI tokens, cloud credentials)."""
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in env.items()
+            if k in PASSED_ENV or k in INSTALLER_ENV or k.startswith(INSTALLER_PREFIXES)}
 
 
 def signal_targets(group: Iterable[int], launcher: int, isolation: Isolation) -> list[int]:
