@@ -32,7 +32,7 @@ from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.formats import wire_spec
 from releasetest.endpoint.handle import EndpointHandle
-from releasetest.endpoint.process import depths_below, group_pids, process_alive
+from releasetest.endpoint.process import catches, depths_below, group_pids, process_alive
 from releasetest.endpoint.sandbox import Isolation, probe, sandbox_env, signal_targets, wrap
 from releasetest.errors import DeployError, EndpointError
 from releasetest.files import read_tail, sha256_file
@@ -96,11 +96,15 @@ def cause_from_log(log: str, port: int) -> str | None:
 
 def _await_workers(launched: subprocess.Popen[bytes], server_depth: int, deadline: float) -> None:
     """Until the gunicorn workers in the launched process's group (the processes below the
-    server's master, which is ``server_depth`` generations below it) have finished (they answer
-    their last requests and exit) or everything has exited, at most until ``deadline``."""
+    server's master, which is ``server_depth`` generations below it) have finished serving (they
+    answer their last requests, leave their loop and drop their SIGTERM handler as the
+    interpreter shuts down) or everything has exited, at most until ``deadline``.
+
+    What a worker does after that (joining telemetry threads, flushing exporters: seconds on a
+    busy machine) serves no request, and the caller's SIGKILL ends it."""
     def workers_left() -> bool:
         depths = depths_below(launched.pid, group_pids(launched.pid))
-        return any(depth > server_depth for depth in depths.values())
+        return any(depth > server_depth and catches(pid, signal.SIGTERM) for pid, depth in depths.items())
 
     while time.monotonic() < deadline and workers_left():
         try:

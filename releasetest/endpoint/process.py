@@ -20,6 +20,19 @@ def process_alive(pid: int) -> bool:
         return True
 
 
+def catches(pid: int, signum: int) -> bool:
+    """True while ``pid`` has a handler for ``signum`` (``SigCgt`` in /proc); False once it has
+    exited or dropped the handler (a Python process does, as it shuts down)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except OSError:
+        pass
+    return False
+
+
 def group_pids(pgid: int) -> list[int]:
     """Live (not zombie) processes of a process group, from /proc: gunicorn master and workers."""
     pids = []
