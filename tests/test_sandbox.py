@@ -14,15 +14,25 @@ import re
 import secrets
 import signal
 import sysconfig
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from releasetest.endpoint.local import LocalEndpoint
 from releasetest.endpoint.sandbox import probe
+from releasetest.release.data import load_holdout
+from releasetest.release.environment import build_isolated, parse_conda_env
+from releasetest.release.manifest import load_release
 
-from .conftest import ReferenceRun, ReleaseProject, wait_all_exit
+from .conftest import ReferenceRun, ReleaseProject, copy_example, lighten, wait_all_exit
+from .test_acceptance_run import _candidate_against
+from .test_environment import package_index  # noqa: F401 (a fixture)
 
 RUN_TIMEOUT_S = 180
 SMOKE_ONLY = ("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke")
@@ -190,6 +200,167 @@ def test_entry_script_cannot_plant_start_up_hooks_or_files(release_project: Rele
 
 @needs_bwrap
 def test_the_honest_example_promotes_inside_bwrap(reference_run: ReferenceRun) -> None:
+    """The honest example PROMOTEs under bwrap, and every output says so: the verdict, the
+    progress line, the terminal's gate section, the CI summary and the report's header."""
     verdict = reference_run.verdict()
     assert verdict["decision"] == "PROMOTE"
-    assert verdict["endpoint"]["isolation"].startswith("isolation: bwrap ("), verdict["endpoint"]
+    line = verdict["endpoint"]["isolation"]
+    assert line.startswith("isolation: bwrap ("), verdict["endpoint"]
+    out = reference_run.result.outlines
+    assert f"releasetest: {line}" in out, "the run did not say which isolation is in force"
+    assert out.index(line) > out.index(f"releasetest: {line}"), "no isolation line in the gate's section"
+    assert "target local (isolation bwrap)" in reference_run.gh_summary.read_text()
+    assert "target local (isolation bwrap)" in (reference_run.out_dir / "summary.md").read_text()
+    report = (reference_run.out_dir / "report.html").read_text()
+    assert re.search(r"target local <span title=\"isolation: bwrap \(.*\)\">\(isolation bwrap\)</span>", report)
+
+
+@pytest.fixture
+def no_sandbox_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process finds neither bwrap nor unshare (as on a runner without them), probed afresh."""
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    probe.cache_clear()
+    yield
+    monkeypatch.undo()
+    probe.cache_clear()
+
+
+@pytest.mark.usefixtures("no_sandbox_tools")
+def test_required_isolation_without_a_sandbox_is_a_configuration_error(release_project: ReleaseProject) -> None:
+    """``--release-isolation required`` where no sandbox can be made: BLOCK at load, nothing
+    deployed, one line naming what is missing and what the CI image needs."""
+    result = release_project.run_inprocess("--release-stage", "devtest", "--release-isolation", "required")
+    assert result.ret == 4
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "BLOCK" and verdict["endpoint"] is None
+    reason = verdict["reasons"][0]
+    assert "--release-isolation: required, but only none is possible here (bwrap not installed" in reason
+    assert "install bubblewrap" in reason and "--release-isolation auto" in reason
+    assert "\n" not in reason
+
+
+def test_an_unknown_isolation_mode_is_refused(release_project: ReleaseProject) -> None:
+    result = release_project.run_inprocess("--release-stage", "devtest", "--release-isolation", "maybe")
+    assert result.ret != 0
+    assert "unknown isolation 'maybe': use auto" in result.stderr.str()
+
+
+@needs_pid_namespace
+def test_isolation_off_is_recorded(release_project: ReleaseProject) -> None:
+    """``off`` runs the release without a sandbox (its /proc shows the host's processes), and
+    the verdict, its warnings and the CI summary say so."""
+    _prepend_to_init(release_project, READ_SECRETS.format(names=SECRET_NAMES))
+    result = release_project.run(*SMOKE_ONLY, "--release-isolation", "off", timeout=RUN_TIMEOUT_S)
+    verdict = release_project.verdict()
+    assert result.ret == 0 and verdict["decision"] == "PROMOTE", verdict["reasons"]
+    line = "isolation: none (--release-isolation off); environment allow-list only"
+    assert verdict["endpoint"]["isolation"] == line
+    assert line in verdict["warnings"]
+    assert "target local (isolation none)" in (release_project.verdict_path.parent / "summary.md").read_text()
+    scanned = [int(fields[1]) for fields in _reports(Path(verdict["endpoint"]["log"]).read_text(), "secret-scan-done")]
+    assert scanned and scanned[0] > PROCS_IN_SANDBOX, scanned
+
+
+#: More /proc/<pid>/environ files than a sandboxed server can see (its launcher's init, gunicorn's
+#: master and workers, and the script's own helpers).
+PROCS_IN_SANDBOX = 12
+
+
+@needs_pid_namespace
+def test_the_champion_runs_in_the_sandbox(release_project: ReleaseProject, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The champion deployed beside the candidate is built like it: its entry script sees none
+    of the CI's secrets and only its own namespace's processes."""
+    for name in SECRET_NAMES:
+        monkeypatch.setenv(name, secrets.token_urlsafe(24))
+    champion = lighten(copy_example(release_project.root / "champion-root"))
+    script = champion / "score.py"
+    script.write_text(script.read_text().replace(
+        "def init():\n", READ_SECRETS.format(names=SECRET_NAMES) + "\n\ninit_route = init\n\n\ndef init():\n"
+        "    init_route()\n", 1))
+    _candidate_against(release_project, "../champion-root/release/release.toml")
+
+    result = release_project.run("--release-stage", "devtest", "--release-require", "acceptance",
+                                 "-k", "test_no_regression_against_champion", timeout=RUN_TIMEOUT_S)
+
+    verdict = release_project.verdict()
+    assert result.ret == 0 and verdict["decision"] == "PROMOTE", verdict["reasons"]
+    log = (release_project.verdict_path.parent / "server-devtest-champion.log").read_text()
+    scanned = [int(fields[1]) for fields in _reports(log, "secret-scan-done")]
+    assert scanned, f"the champion's scan did not run:\n{log[-2000:]}"
+    assert scanned[0] <= PROCS_IN_SANDBOX, f"the champion saw {scanned[0]} processes: not in a PID namespace"
+    leaked = [fields for fields in _reports(log, "leaked") if fields[2] != "RELEASETEST_SERVER_KEY"]
+    assert not leaked, leaked
+
+
+#: A package whose build script (run by the installer) reports the CI secrets it can see.
+LEAKY_SETUP = """import os
+from setuptools import setup
+found = [n for n in {names!r} if n in os.environ]
+with open({report!r}, "w") as f:
+    f.write("seen: " + ",".join(found) + "\\n")
+setup(name="azureml-inference-server-http", version="0.0.1", py_modules=[])
+"""
+
+
+@pytest.mark.usefixtures("package_index")
+def test_isolated_build_scripts_see_no_ci_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--release-env isolated`` runs the installer, and with it the build scripts of the
+    release's requirements, in an allow-listed environment."""
+    for name in SECRET_NAMES:
+        monkeypatch.setenv(name, secrets.token_urlsafe(24))
+    report = tmp_path / "seen.txt"
+    package = tmp_path / "leaky"
+    package.mkdir()
+    (package / "setup.py").write_text(LEAKY_SETUP.format(names=SECRET_NAMES, report=str(report)))
+    conda = tmp_path / "myenv.yml"
+    conda.write_text("dependencies:\n  - python=3.11\n  - pip:\n"
+                     f"    - azureml-inference-server-http @ {package.as_uri()}\n")
+
+    build_isolated(parse_conda_env(conda), tmp_path / "cache")
+
+    assert report.read_text() == "seen: \n"
+
+
+#: The start of a run() that answers a three-row request slowly and says when it has begun.
+SLOW_RUN = """def run(data):
+    if len(data) == 3:
+        print("slow-request-started", flush=True)
+        import time
+        time.sleep(2)
+"""
+
+
+@needs_pid_namespace
+def test_teardown_answers_the_request_in_flight(release_project: ReleaseProject) -> None:
+    """Teardown stops the sandboxed server only once its worker has answered the request it is
+    serving (the gate no longer waits for the worker's exit work, but must wait for that)."""
+    release_project.edit("score.py", "def run(data):\n", SLOW_RUN)
+    release = load_release(release_project.release / "release.toml")
+    assert release.data is not None
+    holdout = load_holdout(release.data)
+    log = release_project.root / "server.log"
+    endpoint = LocalEndpoint(release, release.stage("devtest"), holdout.golden(5), log_path=log)
+    answers: list[requests.Response | BaseException] = []
+    try:
+        handle = endpoint.deploy()
+        rows = holdout.golden(3)[0][:3]
+
+        def send() -> None:
+            try:
+                answers.append(requests.post(handle.scoring_uri, json={"data": rows}, timeout=30))
+            except requests.RequestException as exc:
+                answers.append(exc)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        deadline = time.monotonic() + 30
+        while "slow-request-started" not in log.read_text() and time.monotonic() < deadline:
+            sender.join(timeout=0.05)
+        assert "slow-request-started" in log.read_text(), "the slow request never reached run()"
+    finally:
+        endpoint.teardown()
+    sender.join(timeout=30)
+    assert len(answers) == 1 and isinstance(answers[0], requests.Response), answers
+    assert answers[0].status_code == 200 and len(answers[0].json()["predictions"]) == 3, answers[0].text
