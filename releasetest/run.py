@@ -21,6 +21,7 @@ from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.deployment import Deployment, ReadyCallback
 from releasetest.endpoint.factory import TargetOptions, build_endpoint, check_target
 from releasetest.endpoint.handle import EndpointHandle
+from releasetest.endpoint.sandbox import choose
 from releasetest.errors import ConfigError, DeployError, ReleaseTestError
 from releasetest.files import now_iso
 from releasetest.progress import Event, Progress, silent
@@ -128,7 +129,7 @@ class ReleaseRun:
             self.release = load_release(self.settings.config, artifact_versions=dict(self.settings.artifact or ()),
                                         registry=registry)
             self.stage = self.release.stage(self.settings.stage)
-            check_target(self.settings.target, self.release, TargetOptions.from_settings(self.settings, None),
+            check_target(self.settings.target, self.release, TargetOptions.from_settings(self.settings),
                          self.settings.sources)
             if self.release.data is None:
                 raise ConfigError(self.release.manifest, "data", "missing [data] table",
@@ -192,8 +193,9 @@ class ReleaseRun:
             python, self.conda_check = serving_python(self.settings, conda, self.progress)
             self.warnings.extend(_drift(self.conda_check, conda, self.settings.env))
             golden = self.holdout.golden(self.release.data.golden_rows if self.release.data else 5)
-            options = TargetOptions.from_settings(self.settings, os.environ.get(self.settings.key_env) or None,
-                                                  python)
+            if self.settings.target == "local":
+                self.progress(Event(choose(self.settings.isolation).line()))
+            options = TargetOptions.from_settings(self.settings, python)
             return build_endpoint(self.settings.target, self.release, self.stage, options, golden)
         except ConfigError as exc:
             raise DeployError(f"environment: {exc}") from exc

@@ -24,6 +24,7 @@ DEFAULT_TARGET = "local"
 DEFAULT_KEY_ENV = "RELEASETEST_ENDPOINT_KEY"
 DEFAULT_READY_TIMEOUT = 120.0
 DEFAULT_PORT = 0
+DEFAULT_ISOLATION = "auto"
 DEFAULT_MAX_BODY_MB = 10.0
 MIB = 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = int(DEFAULT_MAX_BODY_MB * MIB)
@@ -61,6 +62,16 @@ def parse_env_mode(value: str) -> str:
     if value not in ("warn", "strict", "isolated"):
         raise SettingError(f"unknown environment mode {value!r}: use warn (report drift from the conda file), "
                            "strict (drift blocks) or isolated (serve from a venv built from the conda file)")
+    return value
+
+
+ISOLATION_MODES = ("auto", "required", "off")
+
+
+def parse_isolation(value: str) -> str:
+    if value not in ISOLATION_MODES:
+        raise SettingError(f"unknown isolation {value!r}: use auto (the best sandbox this machine makes), "
+                           "required (bwrap or a configuration error) or off (no sandbox, recorded)")
     return value
 
 
@@ -200,6 +211,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("workspace_config", "Azure ML workspace config.json (subscription_id, resource_group, workspace_name) "
            "for --release-target azureml. Default: aml_config/config.json next to the manifest.", None,
            is_path=True, metavar="PATH"),
+    Option("isolation", "Sandbox of the release's code on the local endpoint, its champion and isolated "
+           "builds: auto (bwrap, else unshare, else none, said in one line), required (bwrap, else a "
+           "configuration error) or off (no sandbox; recorded in the verdict).", DEFAULT_ISOLATION,
+           parse_isolation, metavar="auto|required|off"),
 )
 
 OPTION: Mapping[str, Option] = {opt.name: opt for opt in OPTIONS}
@@ -262,6 +277,7 @@ class Settings:
     sources: Mapping[str, str]
     workspace_config: Path | None = None
     trigger: tuple[tuple[str, str], ...] | None = None
+    isolation: str = DEFAULT_ISOLATION
 
     @property
     def active(self) -> bool:

@@ -30,6 +30,7 @@ import functools
 import hashlib
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -307,6 +308,30 @@ def process_group_gone(pid: int) -> bool:
     killed stays a zombie, holding no port and no memory.
     """
     return not group_pids(pid)
+
+
+def wait_all_exit(pids: list[int], timeout_s: float) -> list[int]:
+    """Wait (on pidfds, no polling) until every pid has exited; return those still running."""
+    fds = {}
+    for pid in pids:
+        try:
+            fds[os.pidfd_open(pid)] = pid
+        except ProcessLookupError:
+            continue
+    try:
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        pending = set(fds)
+        deadline = time.monotonic() + timeout_s
+        while pending and time.monotonic() < deadline:
+            for fd, _ in poller.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+                pending.discard(fd)
+                poller.unregister(fd)
+        return [fds[fd] for fd in pending]
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def port_closed(port: int) -> bool:

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import select
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from .conftest import (
     port_closed,
     process_group_gone,
     signal_while_busy,
+    wait_all_exit,
 )
 
 #: Bound on any one faulty run: a case that hangs fails here instead of hanging CI.
@@ -199,30 +198,6 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-def _wait_all_exit(pids: list[int], timeout_s: float) -> list[int]:
-    """Wait (on pidfds, no polling) until every pid has exited; return those still running."""
-    fds = {}
-    for pid in pids:
-        try:
-            fds[os.pidfd_open(pid)] = pid
-        except ProcessLookupError:
-            continue
-    try:
-        poller = select.poll()
-        for fd in fds:
-            poller.register(fd, select.POLLIN)
-        pending = set(fds)
-        deadline = time.monotonic() + timeout_s
-        while pending and time.monotonic() < deadline:
-            for fd, _ in poller.poll(max(1, int((deadline - time.monotonic()) * 1000))):
-                pending.discard(fd)
-                poller.unregister(fd)
-        return [fds[fd] for fd in pending]
-    finally:
-        for fd in fds:
-            os.close(fd)
-
-
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs Linux pidfds to wait for foreign processes")
 def test_sigkill_leaves_nothing_behind(release_project: ReleaseProject, monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGKILL of pytest mid-run (a CI timeout, the OOM killer): the server and its workers die with it,
@@ -249,7 +224,7 @@ def test_sigkill_leaves_nothing_behind(release_project: ReleaseProject, monkeypa
         proc.communicate(timeout=RUN_TIMEOUT_S)
     assert proc.returncode == -signal.SIGKILL, "pytest ended before the endpoint served"
     assert tree, "no server process was started"
-    survivors = _wait_all_exit(tree, timeout_s=30)
+    survivors = wait_all_exit(tree, timeout_s=30)
     for pid in survivors:  # leave the machine clean even when the assertion below fails
         try:
             os.killpg(pid, signal.SIGKILL)

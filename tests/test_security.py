@@ -122,9 +122,14 @@ def test_oversized_config_file_is_refused(tmp_path: Path) -> None:
 
 def test_key_auth_and_no_secret_in_any_output(release_project: ReleaseProject,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """authEnabled: True with a known key: smoke checks 401s, and the key appears in no output."""
+    """authEnabled: True: smoke checks 401s with the run's fresh key, which appears in no output
+    and is not the CI's endpoint key (``RELEASETEST_ENDPOINT_KEY``, for url targets)."""
     release_project.edit("AciDeploymentConfig.yml", "authEnabled: False", "authEnabled: True")
     monkeypatch.setenv("RELEASETEST_ENDPOINT_KEY", KNOWN_KEY)
+    release_project.pytester.makeconftest("""
+        def pytest_releasetest_endpoint_ready(config, handle):
+            (config.rootpath / "endpoint-key.secret").write_text(handle.key)
+    """)
     signing_pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
     monkeypatch.setenv("RELEASETEST_SIGNING_KEY", signing_pem)
@@ -139,7 +144,9 @@ def test_key_auth_and_no_secret_in_any_output(release_project: ReleaseProject,
         if path.is_file():
             outputs[str(path)] = path.read_text(errors="replace")
     assert len(outputs) >= 5
-    leaked = [name for name, text in outputs.items() if KNOWN_KEY in text]
+    used_key = (release_project.root / "endpoint-key.secret").read_text()
+    assert used_key and used_key != KNOWN_KEY
+    leaked = [name for name, text in outputs.items() if used_key in text or KNOWN_KEY in text]
     assert not leaked, f"the endpoint key leaked into {leaked}"
     assert verdict["signature"]["alg"] == "ed25519"
     key_lines = [ln for ln in signing_pem.splitlines() if "-----" not in ln]

@@ -19,6 +19,7 @@ from releasetest.errors import ConfigError
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import Release, Stage
 from releasetest.settings import (
+    DEFAULT_ISOLATION,
     DEFAULT_KEY_ENV,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PORT,
@@ -39,7 +40,6 @@ class TargetOptions:
     url: str | None = None
     key_env: str = DEFAULT_KEY_ENV
     port: int = DEFAULT_PORT
-    key: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     python: str = sys.executable
     workspace_config: Path | None = None
@@ -52,13 +52,15 @@ class TargetOptions:
     log_suffix: str = ""
     #: url target: response headers (lower-case name, value) the golden answer must carry.
     expect_headers: tuple[tuple[str, str], ...] = ()
+    #: local target: ``--release-isolation`` (see :func:`releasetest.endpoint.sandbox.choose`).
+    isolation: str = DEFAULT_ISOLATION
 
     @classmethod
-    def from_settings(cls, settings: Settings, key: str | None, python: str = sys.executable) -> TargetOptions:
+    def from_settings(cls, settings: Settings, python: str = sys.executable) -> TargetOptions:
         return cls(log_dir=settings.verdict.parent, ready_timeout=settings.ready_timeout, url=settings.url,
-                   key_env=settings.key_env, port=settings.port, key=key,
+                   key_env=settings.key_env, port=settings.port,
                    max_body_bytes=settings.max_body_bytes, python=python, keep=settings.keep,
-                   workspace_config=settings.workspace_config)
+                   workspace_config=settings.workspace_config, isolation=settings.isolation)
 
 
 def golden_of(release: Release) -> Golden:
@@ -81,6 +83,10 @@ def check_target(target: str, release: Release, options: TargetOptions, sources:
         from releasetest.endpoint.url import handle_for_url
 
         handle_for_url(options.url, None)
+    elif target == "local":
+        from releasetest.endpoint.sandbox import choose
+
+        choose(options.isolation)
     elif target == "azureml":
         from releasetest.azureml.workspace import read_workspace_config, workspace_config_path
 
@@ -117,8 +123,10 @@ def build_endpoint(target: str, release: Release | None, stage: Stage | None, op
                                ready_timeout_s=options.ready_timeout, endpoint_name=options.endpoint_name,
                                purpose=options.purpose)
     from releasetest.endpoint.local import LocalEndpoint
+    from releasetest.endpoint.sandbox import choose
 
     return LocalEndpoint(release, stage, golden,
                          log_path=options.log_dir / f"server-{stage.name}{options.log_suffix}.log",
-                         ready_timeout_s=options.ready_timeout, port=options.port, key=options.key,
-                         python=options.python, max_body_bytes=options.max_body_bytes, detach=options.keep)
+                         ready_timeout_s=options.ready_timeout, port=options.port,
+                         python=options.python, max_body_bytes=options.max_body_bytes, detach=options.keep,
+                         isolation=choose(options.isolation))

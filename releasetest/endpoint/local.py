@@ -4,7 +4,9 @@ The model directory is laid out the way Azure ML v1 mounts registered models (on
 ``$AZUREML_MODEL_DIR/<file>``; several: ``$AZUREML_MODEL_DIR/<name>/<version>/<file>``), from
 copies whose sha256 is checked again after copying, so the server loads exactly the bytes the
 manifest pins. The server runs in its own process group; teardown signals the whole group, so
-gunicorn workers cannot outlive it.
+gunicorn workers cannot outlive it. The server runs in the sandbox of
+:mod:`releasetest.endpoint.sandbox` (an allow-listed environment; under bwrap or unshare a PID
+namespace that takes every process the release starts down with it).
 A gate that is killed outright (SIGKILL, the OOM killer) gets no teardown: the server dies with
 it through its lifeline (:mod:`releasetest.lifeline`), and the work folder, which records its
 owner's pid, is removed by the next run (:func:`sweep_orphans`).
@@ -30,7 +32,8 @@ from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.formats import wire_spec
 from releasetest.endpoint.handle import EndpointHandle
-from releasetest.endpoint.process import group_pids, process_alive
+from releasetest.endpoint.process import catches, depths_below, group_pids, process_alive
+from releasetest.endpoint.sandbox import Isolation, probe, sandbox_env, signal_targets, wrap
 from releasetest.errors import DeployError, EndpointError
 from releasetest.files import read_tail, sha256_file
 from releasetest.release.manifest import Release, Stage
@@ -91,12 +94,21 @@ def cause_from_log(log: str, port: int) -> str | None:
     return None
 
 
-def _await_workers(master: subprocess.Popen[bytes], deadline: float) -> None:
-    """Until the gunicorn workers in ``master``'s group have finished (they answer their last
-    requests and exit) or the master has exited, at most until ``deadline``."""
-    while time.monotonic() < deadline and any(pid != master.pid for pid in group_pids(master.pid)):
+def _await_workers(launched: subprocess.Popen[bytes], server_depth: int, deadline: float) -> None:
+    """Until the gunicorn workers in the launched process's group (the processes below the
+    server's master, which is ``server_depth`` generations below it) have finished serving (they
+    answer their last requests, leave their loop and drop their SIGTERM handler as the
+    interpreter shuts down) or everything has exited, at most until ``deadline``.
+
+    What a worker does after that (joining telemetry threads, flushing exporters: seconds on a
+    busy machine) serves no request, and the caller's SIGKILL ends it."""
+    def workers_left() -> bool:
+        depths = depths_below(launched.pid, group_pids(launched.pid))
+        return any(depth > server_depth and catches(pid, signal.SIGTERM) for pid, depth in depths.items())
+
+    while time.monotonic() < deadline and workers_left():
         try:
-            master.wait(timeout=0.01)
+            launched.wait(timeout=0.01)
             return
         except subprocess.TimeoutExpired:
             continue
@@ -120,6 +132,7 @@ class LocalEndpoint(Endpoint):
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         require_key: bool | None = None,
         detach: bool = False,
+        isolation: Isolation | None = None,
     ):
         self.release = release
         #: ``--release-keep``: the server outlives this process, so it gets no lifeline and owns its
@@ -136,6 +149,8 @@ class LocalEndpoint(Endpoint):
         auth = stage.deployment.auth_enabled if require_key is None else require_key
         self.key = (key or secrets.token_urlsafe(32)) if auth else None
         self.max_body_bytes = max_body_bytes
+        #: The sandbox the server runs in: the best this machine allows unless one is given.
+        self.isolation = isolation or probe()
         self.workdir: Path | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: TextIO | None = None
@@ -187,10 +202,10 @@ class LocalEndpoint(Endpoint):
             return model_dir / only.name / only.version
         return model_dir
 
-    def _env(self, model_dir: Path) -> dict[str, str]:
+    def _env(self, model_dir: Path, home: Path) -> dict[str, str]:
+        """The server's environment: never the gate's (see :func:`sandbox_env`)."""
         dc = self.stage.deployment
-        env = dict(os.environ)
-        env.update({
+        server = {
             "AZUREML_MODEL_DIR": str(model_dir),
             "AML_APP_ROOT": str(self.release.inference.entry_script.parent),
             "SCORING_TIMEOUT_MS": str(dc.scoring_timeout_ms),
@@ -200,18 +215,17 @@ class LocalEndpoint(Endpoint):
             "SERVICE_VERSION": self.release.short_id,
             "PYTHONUNBUFFERED": "1",
             "RELEASETEST_MAX_BODY_BYTES": str(self.max_body_bytes),
-        })
-        env.pop("AZUREML_CONFIG_FILE", None)
-        env.pop("RELEASETEST_SERVER_KEY", None)
+        }
         if self.python != sys.executable:
             # An isolated venv has the release's pins but not releasetest: its launcher needs only
             # the server, so putting releasetest's folder on the path is enough.
             from releasetest.release.environment import source_root
 
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root(), env.get("PYTHONPATH")]))
+            server["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root(), os.environ.get("PYTHONPATH")]))
         if self.key:
-            env["RELEASETEST_SERVER_KEY"] = self.key
-        return env
+            server["RELEASETEST_SERVER_KEY"] = self.key
+        declared = {str(k): str(v) for k, v in (dc.raw.get("environmentVariables") or {}).items()}
+        return sandbox_env(server, declared, home)
 
     def start(self) -> None:
         """Lay out the models and launch the server; :meth:`deploy` waits for it."""
@@ -221,6 +235,8 @@ class LocalEndpoint(Endpoint):
         swept = sweep_orphans()
         if swept:
             self._notes.append(swept)
+        if self.isolation.kind != "bwrap":
+            self._notes.append(self.isolation.line())
         self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
         self._model_dir = str(self.workdir)
         try:
@@ -238,13 +254,19 @@ class LocalEndpoint(Endpoint):
             "--port", str(self.port),
             "--worker_count", str(dc.worker_count),
         ]
+        code_dir = self.release.inference.entry_script.parent
+        cmd = wrap(self.isolation, cmd, python=self.python, workdir=self.workdir, code_dirs=[code_dir], cwd=code_dir,
+                   detach=self.detach)
         started = time.monotonic()
-        popen: dict[str, Any] = {"env": self._env(model_dir), "cwd": str(self.release.inference.entry_script.parent),
+        popen: dict[str, Any] = {"env": self._env(model_dir, self.workdir), "cwd": str(code_dir),
                                  "stdout": self._log, "stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL,
                                  "start_new_session": True}
         if not self.detach:
             self._lifeline = lifeline.Lifeline()
             popen = self._lifeline.popen_kwargs(**popen)
+            if self.isolation.kind != "none":
+                # In a PID namespace the server's parent is the sandbox's init, never the gate.
+                popen["env"].pop(lifeline.ENV_PARENT, None)
         try:
             self.proc = subprocess.Popen(cmd, **popen)
         finally:
@@ -264,7 +286,7 @@ class LocalEndpoint(Endpoint):
             info={"pid": self.proc.pid, "port": self.port, "workers": dc.worker_count,
                   "scoring_timeout_ms": dc.scoring_timeout_ms, "server": "azmlinfsrv",
                   "deployment_config": str(dc.path), "model_dir": str(model_dir),
-                  "max_body_bytes": self.max_body_bytes},
+                  "max_body_bytes": self.max_body_bytes, "isolation": self.isolation.line()},
         )
         self._starting = (handle, started)
 
@@ -307,11 +329,12 @@ class LocalEndpoint(Endpoint):
         proc, self.proc = self.proc, None
         self._starting = None
         if proc is not None and proc.poll() is None:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                _await_workers(proc, time.monotonic() + STOP_GRACE_S)
-            except ProcessLookupError:
-                pass
+            for pid in signal_targets(group_pids(proc.pid), proc.pid, self.isolation):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            _await_workers(proc, self.isolation.server_depth, time.monotonic() + STOP_GRACE_S)
         if proc is not None:
             # The master once its workers are gone (it would only poll, every 0.1 s, to notice
             # and exit), a worker past the grace, or workers of a master that died on its own.

@@ -20,6 +20,19 @@ def process_alive(pid: int) -> bool:
         return True
 
 
+def catches(pid: int, signum: int) -> bool:
+    """True while ``pid`` has a handler for ``signum`` (``SigCgt`` in /proc); False once it has
+    exited or dropped the handler (a Python process does, as it shuts down)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except OSError:
+        pass
+    return False
+
+
 def group_pids(pgid: int) -> list[int]:
     """Live (not zombie) processes of a process group, from /proc: gunicorn master and workers."""
     pids = []
@@ -34,6 +47,26 @@ def group_pids(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             pids.append(int(entry.name))
     return pids
+
+
+def depths_below(root: int, pids: list[int]) -> dict[int, int]:
+    """How many generations below ``root`` each of ``pids`` is (from the parent links in /proc);
+    a pid not descended from ``root`` is left out."""
+    parent = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+                parent[pid] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    depths = {}
+    for pid in parent:
+        depth, at = 0, pid
+        while at != root and at in parent and depth <= len(parent):
+            depth, at = depth + 1, parent[at]
+        if at == root:
+            depths[pid] = depth
+    return depths
 
 
 def group_rss_bytes(pgid: int) -> int | None:

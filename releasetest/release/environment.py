@@ -23,6 +23,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from releasetest.endpoint.sandbox import installer_env
 from releasetest.errors import ConfigError
 from releasetest.files import load_yaml
 from releasetest.lifeline import child_kwargs
@@ -212,7 +213,7 @@ def build_isolated(env: CondaEnv, cache_dir: Path, progress: Progress = silent) 
                  [str(venv_python), "-m", "pip", "install", "--disable-pip-version-check", "--no-compile",
                   *env.pip]]
     for cmd in steps:
-        proc = subprocess.run(cmd, **child_kwargs(capture_output=True, text=True, timeout=1800))
+        proc = subprocess.run(cmd, **child_kwargs(capture_output=True, text=True, timeout=1800, env=installer_env()))
         if proc.returncode != 0:
             shutil.rmtree(target, ignore_errors=True)
             # pip says "ERROR: ... <pin>"; uv says "error: No solution found" and names the pin on the

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -39,3 +40,12 @@ def num(value: Any) -> float | None:
         return None
     return float(value)
 
+
+
+def isolation_of(verdict: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The sandbox the release's code ran in, as (kind, the endpoint's one line); None when the
+    verdict records none (the release ran elsewhere: url, Azure ML; or no endpoint came up)."""
+    line = (verdict.get("endpoint") or {}).get("isolation")
+    if not line:
+        return None
+    return str(line).removeprefix("isolation: ").split(" ", 1)[0], str(line)

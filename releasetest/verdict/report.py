@@ -22,7 +22,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from releasetest.checks.findings import SuiteFindings
 from releasetest.checks.registry import FIGURE_UNITS, findings_of, findings_type, key_figures
 from releasetest.files import short_id
-from releasetest.verdict.formatting import compact_json, fmt
+from releasetest.verdict.formatting import compact_json, fmt, isolation_of
 
 
 def history_strip(verdict: Mapping[str, Any], earlier: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -87,6 +87,7 @@ def build_view(verdict: Mapping[str, Any], digest_ok: bool | None = None,
         "reasons": verdict.get("reasons") or [],
         "release": release,
         "short_id": short_id(release.get("id")),
+        "isolation": isolation_of(verdict),
         "counts": counts,
         "deploy": deploy,
         "suites": suites,

@@ -14,6 +14,7 @@ from typing import Any
 
 from releasetest.checks.registry import findings_of
 from releasetest.files import short_id
+from releasetest.verdict.formatting import isolation_of
 
 
 def summary_markdown(verdict: Mapping[str, Any], report_name: str | None = "report.html") -> str:
@@ -21,7 +22,7 @@ def summary_markdown(verdict: Mapping[str, Any], report_name: str | None = "repo
     icon = "✅" if verdict.get("decision") == "PROMOTE" else "⛔"
     lines = [f"## {icon} releasetest: {verdict.get('decision')} {rel.get('name', '?')}@{short_id(rel.get('id'))}", "",
              f"Stage **{verdict.get('stage')}** → {verdict.get('promote_to') or '–'} · target "
-             f"{verdict.get('target')} · {verdict.get('finished_at', '')}", ""]
+             f"{verdict.get('target')}{_isolation(verdict)} · {verdict.get('finished_at', '')}", ""]
     lines += [f"- {str(r).splitlines()[0]}" for r in verdict.get("reasons") or []]
     lines += ["", "| suite | passed | failed | errors | skipped | key numbers |",
               "| --- | --: | --: | --: | --: | --- |"]
@@ -36,6 +37,11 @@ def summary_markdown(verdict: Mapping[str, Any], report_name: str | None = "repo
     if report_name:
         lines += ["", f"Full report: `{report_name}` (in the job's artifacts)."]
     return "\n".join(lines) + "\n"
+
+
+def _isolation(verdict: Mapping[str, Any]) -> str:
+    found = isolation_of(verdict)
+    return f" (isolation {found[0]})" if found else ""
 
 
 def publish_summary(markdown: str, out: Path, environ: Mapping[str, str]) -> list[str]:

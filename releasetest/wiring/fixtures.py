@@ -80,7 +80,8 @@ def champion_endpoint(release_run: ReleaseRun) -> Endpoint | None:
         return None
     stage = str(release_run.settings.stage)
     options = TargetOptions(log_dir=release_run.log_dir, ready_timeout=release_run.settings.ready_timeout,
-                            url=cfg.champion.url, key_env=cfg.champion.key_env, log_suffix="-champion")
+                            url=cfg.champion.url, key_env=cfg.champion.key_env, log_suffix="-champion",
+                            isolation=release_run.settings.isolation)
     if cfg.champion.url is not None:
         return build_endpoint("champion-url", None, None, options)
     champion = cfg.champion.release

@@ -18,6 +18,7 @@ from releasetest.checks.registry import findings_of
 from releasetest.progress import Event
 from releasetest.suite_names import OTHER
 from releasetest.verdict.decision import summary_line
+from releasetest.verdict.formatting import isolation_of
 from releasetest.wiring.fixtures import suite_of
 from releasetest.wiring.keys import OUTPUT_LINES_KEY, RUN_KEY, VERDICT_KEY
 
@@ -114,6 +115,9 @@ class GateTerminal:
                 tr.write_line(line, yellow=True)
         for warning in verdict.get("warnings", []):
             tr.write_line(f"warning: {warning}", yellow=True)
+        isolation = isolation_of(verdict)
+        if isolation is not None and isolation[1] not in verdict.get("warnings", []):  # else just shown
+            tr.write_line(isolation[1])
         tr.write_line(f"verdict file: {run.output(run.settings.verdict)}")
         for line in self.config.stash.get(OUTPUT_LINES_KEY, []):
             tr.write_line(line)
