@@ -237,8 +237,8 @@ def _mirror_arguments(p: argparse.ArgumentParser) -> None:
                    help="the longest the mirror window stays open; fewer requests compared by then keeps the "
                         f"traffic where it was (default {mirror.DEFAULT_MIRROR_TIMEOUT:g})")
     p.add_argument("--mirror-collector", type=Path, metavar="DIR",
-                   help="the data collector's output: a folder holding <endpoint>/<deployment>/model_outputs "
-                        "(the default datastore's modelDataCollector folder, mounted or synced)")
+                   help="read the data collector's output from this folder (holding <endpoint>/<deployment>/"
+                        "model_outputs) instead of the workspace's default datastore, modelDataCollector/")
     p.add_argument("--mirror-replay", type=Path, metavar="FILE",
                    help="JSON lines of request bodies sent to the endpoint during the window (thin live traffic)")
 

@@ -35,10 +35,11 @@ promotion needs: several deployments behind one endpoint. A request routed by th
 copied to each deployment in ``mirrorTraffic`` at its share (every ``100 / percent``-th request, so
 tests know how many; Azure draws them at random) and the copy's answer is dropped, as Azure does.
 
-With ``collector`` (a folder), each scored request is written as the Azure ML data collector writes
-it to blob storage: ``<collector>/<endpoint>/<deployment>/model_inputs|model_outputs/<yyyy>/<MM>/
-<dd>/<HH>/<file>.jsonl``, one event per line with ``data``, ``time`` and ``correlationid`` (the
-caller's ``x-request-id`` when it sends one; a mirrored copy keeps the live request's id).
+Each request scored through the front end is written as the Azure ML data collector writes it to
+the default datastore: ``modelDataCollector/<endpoint>/<deployment>/model_inputs|model_outputs/
+<yyyy>/<MM>/<dd>/<HH>/<file>.jsonl`` blobs, one event per line with ``data``, ``time`` and
+``correlationid`` (the caller's ``x-request-id`` when it sends one; a mirrored copy keeps the live
+request's id); with ``collector`` (a folder) also below that folder, as a mount of it would show.
 """
 
 from __future__ import annotations
@@ -587,7 +588,7 @@ def _forward(st: AzureStandin, served: Served, name: str, dep: str, method: str,
     with requests.Session() as session:
         session.trust_env = False  # straight to the loopback server, never through HTTPS_PROXY
         resp = session.request(method, upstream, data=raw or None, headers=forward, timeout=60)
-    if st.collector is not None and rest == "/score" and method == "POST":
+    if rest == "/score" and method == "POST":
         _collect(st, name, dep, "model_inputs", cid, raw)
         if 200 <= resp.status_code < 300:
             _collect(st, name, dep, "model_outputs", cid, resp.content)
@@ -595,8 +596,8 @@ def _forward(st: AzureStandin, served: Served, name: str, dep: str, method: str,
 
 
 def _collect(st: AzureStandin, name: str, dep: str, collection: str, cid: str, raw: bytes) -> None:
-    """One data collector event, appended as Azure ML writes it (its CloudEvents fields)."""
-    assert st.collector is not None
+    """One data collector event, appended as Azure ML writes it (its CloudEvents fields) to the default
+    datastore's ``modelDataCollector/`` and, with ``collector``, to that folder."""
     try:
         doc: Any = json.loads(raw) if raw else None
     except ValueError:
@@ -610,11 +611,15 @@ def _collect(st: AzureStandin, name: str, dep: str, collection: str, cid: str, r
              "time": time.strftime("%Y-%m-%dT%H:%M:%S", now) + f".{int(stamp % 1 * 1000):03d}Z",
              "data": data, "correlationid": cid, "xrequestid": cid, "modelversion": "default",
              "collectdatatype": "pandas.core.frame.DataFrame", "agent": "azureml-ai-monitoring/standin"}
-    folder = st.collector / name / dep / collection / time.strftime("%Y/%m/%d/%H", now)
+    line = (json.dumps(event) + "\n").encode()
+    relative = f"{name}/{dep}/{collection}/{time.strftime('%Y/%m/%d/%H', now)}/standin.jsonl"
     with st.lock:
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / "standin.jsonl").open("a", encoding="utf-8") as out:
-            out.write(json.dumps(event) + "\n")
+        blob = f"/{CONTAINER}/modelDataCollector/{relative}"
+        st.state.blobs[blob] = (st.state.blobs.get(blob, (b"", {}))[0] + line, {})
+        if st.collector is not None:
+            (st.collector / relative).parent.mkdir(parents=True, exist_ok=True)
+            with (st.collector / relative).open("ab") as out:
+                out.write(line)
 
 
 def _get_logs(st: AzureStandin, m: re.Match[str], body: Any) -> Result:

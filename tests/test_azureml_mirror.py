@@ -3,7 +3,8 @@
 As in tests/test_azureml_promote.py, ``promote`` runs in a subprocess with the real azure-ai-ml
 ``MLClient`` against the loopback ARM stand-in, whose endpoint front end routes to real local
 endpoints (azmlinfsrv). The stand-in mirrors its share of the live requests to the new deployment
-and writes both deployments' data collector output to a folder, which promote reads. The live
+and writes both deployments' data collector output to the default datastore (promote reads it
+there, through the datastore's account key and the blob API) and to a folder (``--mirror-collector``). The live
 traffic is promote's own ``--mirror-replay``: recorded request bodies (holdout rows the golden
 check never sends), so the window's requests are known and bounded.
 """
@@ -113,7 +114,7 @@ def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
     replay = _replay_file(release_project, tmp_path / "recorded-requests.jsonl")
     promote = ("promote", "--from", "devtest", "--to", "production", "--target", "azureml", "--store", store,
                "--mirror-percent", "50", "--mirror-requests", str(COMPARED), "--mirror-timeout", "60",
-               "--mirror-collector", str(arm.collector), "--mirror-replay", str(replay))
+               "--mirror-replay", str(replay))
 
     # (1) The first promotion has nothing live to mirror against: it says so and shifts.
     first, blue = _approved_verdict(release_project, capsys, store, "first")
@@ -127,7 +128,7 @@ def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
     second, green = _approved_verdict(release_project, capsys, store, "second")
     arm.flip.add(load_release(release_project.release / "release.toml").release_id)
     start = len(arm.state.requests)
-    code, out, err = _promote(*promote, "--verdict", second)
+    code, out, err = _promote(*promote, "--verdict", second, "--mirror-collector", str(arm.collector))
     assert code == 2, out + err
     assert (f"mirror of {green} against {blue} stopped the promotion before the shift: {COMPARED} mirrored "
             f"request(s), {COMPARED} row(s) compared: 100.0% changed label ({COMPARED}), bound max_changed 2.0%; "
@@ -144,12 +145,14 @@ def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
     assert len(_collected(arm, blue) & _collected(arm, green)) == COMPARED, "copies keep the live correlation id"
     assert len(list(Path(store, "promotions").glob("*.json"))) == 1
 
-    # (3) An agreeing release: mirrored, compared, cleared, then all traffic.
+    # (3) An agreeing release, its answers read from the datastore: mirrored, compared, cleared, then all traffic.
     release_project.edit("score.py", "# release 2\n", "# release 3\n")
     third, green3 = _approved_verdict(release_project, capsys, store, "third")
     start = len(arm.state.requests)
     code, out, err = _promote(*promote, "--verdict", third)
     assert code == 0, err
+    assert f"in the default datastore's modelDataCollector/{EP}" in err
+    assert [r for r in arm.requests("GET", r"^/azureml-blobstore$") if "model_outputs" in str(r.query)]
     assert (f"mirror: {COMPARED} request(s), {COMPARED} row(s) compared before the shift, 0.0% changed label "
             "(bound 2.0%)") in out
     puts = _endpoint_puts(arm, start)

@@ -61,8 +61,8 @@ class MirrorOptions:
     percent: int = DEFAULT_MIRROR_PERCENT
     requests: int = DEFAULT_MIRROR_REQUESTS
     timeout_s: float = DEFAULT_MIRROR_TIMEOUT
-    #: Local copy (or mount) of the collector's root: the ``modelDataCollector`` folder of the
-    #: workspace's default blob datastore.
+    #: A local folder holding the collector's output (default: read the workspace's default
+    #: datastore, where Azure ML writes it).
     collector: Path | None = None
     #: JSON lines, one request body per line, sent to the endpoint during the window.
     replay: Path | None = None
@@ -81,9 +81,10 @@ class MirrorOptions:
         if self.requests < 1 or self.timeout_s <= 0:
             raise ConfigError("promote", "--mirror-requests/--mirror-timeout", "must be positive",
                               "e.g. --mirror-requests 200 --mirror-timeout 300")
-        if self.collector is None:
-            raise ConfigError("promote", "--mirror-collector", "the mirror phase reads the data collector's output",
-                              "give the folder holding <endpoint>/<deployment>/model_outputs (see docs/azureml.md)")
+        if self.collector is not None and not self.collector.is_dir():
+            raise ConfigError(self.collector, "--mirror-collector", "is not a folder",
+                              "give the folder holding <endpoint>/<deployment>/model_outputs, or leave it out to "
+                              "read the workspace's default datastore")
         if self.replay is not None:
             replay_bodies(self.replay)
 
@@ -119,22 +120,59 @@ def _stamp(value: Any) -> float | None:
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def collected_outputs(root: Path, endpoint: str, deployment: str, since: float) -> dict[str, Any]:
-    """What ``deployment`` answered, by correlation id, for requests collected at or after ``since``.
-    A line still being written (no newline yet) is left for the next read."""
-    answers: dict[str, Any] = {}
-    for path in sorted((root / endpoint / deployment / "model_outputs").rglob("*.jsonl")):
-        text = path.read_text(encoding="utf-8")
-        for line in text[:text.rfind("\n") + 1].splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            cid = event.get("correlationid") if isinstance(event, dict) else None
-            when = _stamp(event.get("time")) if cid else None
-            if cid and when is not None and when >= since:
-                answers[str(cid)] = event.get("data")
-    return answers
+#: Where the data collector writes in the workspace's default datastore (``<endpoint>/<deployment>/...`` below).
+DATASTORE_FOLDER = "modelDataCollector"
+
+#: ``read(endpoint, deployment, since)``: a deployment's collected answers by correlation id.
+OutputsReader = Callable[[str, str, float], dict[str, Any]]
+
+
+def _answers(text: str, since: float, into: dict[str, Any]) -> None:
+    """Output events of one collector file collected at or after ``since``; a line still being
+    written (no newline yet) is left for the next read."""
+    for line in text[:text.rfind("\n") + 1].splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        cid = event.get("correlationid") if isinstance(event, dict) else None
+        when = _stamp(event.get("time")) if cid else None
+        if cid and when is not None and when >= since:
+            into[str(cid)] = event.get("data")
+
+
+def folder_outputs(root: Path) -> OutputsReader:
+    """The collector's output in a local folder (a mount or a sync of the datastore's
+    ``modelDataCollector``, or what the loopback stand-in writes)."""
+    def read(endpoint: str, deployment: str, since: float) -> dict[str, Any]:
+        answers: dict[str, Any] = {}
+        for path in sorted((root / endpoint / deployment / "model_outputs").rglob("*.jsonl")):
+            _answers(path.read_text(encoding="utf-8"), since, answers)
+        return answers
+
+    return read
+
+
+def datastore_outputs(ml: Any) -> OutputsReader:
+    """The collector's output where Azure ML writes it: the workspace's default blob datastore,
+    ``modelDataCollector/<endpoint>/<deployment>/model_outputs/<yyyy>/<MM>/<dd>/<HH>/*.jsonl``, read
+    with the datastore's account key (azure-storage-blob, which azure-ai-ml installs)."""
+    from azure.storage.blob import ContainerClient
+
+    store = ml.datastores.get_default(include_secrets=True)
+    key = getattr(getattr(store, "credentials", None), "account_key", None)
+    url = f"{store.protocol or 'https'}://{store.account_name}.blob.{store.endpoint}"
+    container = ContainerClient(url, store.container_name, credential=key)
+
+    def read(endpoint: str, deployment: str, since: float) -> dict[str, Any]:
+        answers: dict[str, Any] = {}
+        prefix = f"{DATASTORE_FOLDER}/{endpoint}/{deployment}/model_outputs/"
+        for blob in sorted(container.list_blobs(name_starts_with=prefix), key=lambda b: b.name):
+            if blob.name.endswith(".jsonl"):
+                _answers(container.download_blob(blob.name).readall().decode("utf-8"), since, answers)
+        return answers
+
+    return read
 
 
 @dataclass(frozen=True)
@@ -247,18 +285,17 @@ def replay(handle: EndpointHandle, wire: Wire, bodies: list[Any], count: int) ->
     return answered, failure
 
 
-def mirror_window(options: MirrorOptions, endpoint: str, live: Iterable[str], new: str, since: float,
-                  compare_now: Callable[[dict[str, Any], dict[str, Any]], MirrorComparison],
+def mirror_window(options: MirrorOptions, read: OutputsReader, endpoint: str, live: Iterable[str], new: str,
+                  since: float, compare_now: Callable[[dict[str, Any], dict[str, Any]], MirrorComparison],
                   pause: Callable[[float], Any] = time.sleep) -> MirrorComparison:
     """Read both sides' collected answers until ``options.requests`` pairs or the timeout."""
-    assert options.collector is not None
     deadline = time.monotonic() + options.timeout_s
     live = list(live)
     while True:
         answered: dict[str, Any] = {}
         for dep in live:
-            answered.update(collected_outputs(options.collector, endpoint, dep, since))
-        result = compare_now(answered, collected_outputs(options.collector, endpoint, new, since))
+            answered.update(read(endpoint, dep, since))
+        result = compare_now(answered, read(endpoint, new, since))
         left = deadline - time.monotonic()
         if result.requests >= options.requests or left <= 0:
             return result

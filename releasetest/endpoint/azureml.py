@@ -41,9 +41,12 @@ import yaml
 
 from releasetest.azureml.mapping import ModelAsset, Plan, Purpose, plan_for
 from releasetest.azureml.mirror import (
+    DATASTORE_FOLDER,
     MirrorComparison,
     MirrorOptions,
     compare,
+    datastore_outputs,
+    folder_outputs,
     mirror_window,
     replay,
     replay_bodies,
@@ -367,9 +370,11 @@ class AzureMLEndpoint(Endpoint):
                 replayed, failure = replay(unpinned, wire, replay_bodies(options.replay), count)
                 if failure:
                     self._progress(f"{count - replayed} replayed request(s) failed; first: {failure}")
-            self._progress(f"waiting for {options.requests} mirrored request(s) in {options.collector} "
+            where = options.collector or f"the default datastore's {DATASTORE_FOLDER}/{name}"
+            self._progress(f"waiting for {options.requests} mirrored request(s) in {where} "
                            f"(at most {options.timeout_s:g} s)")
-            result = mirror_window(options, name, serving, dep, since, lambda old, new: compare(
+            read = folder_outputs(options.collector) if options.collector else datastore_outputs(self.ml)
+            result = mirror_window(options, read, name, serving, dep, since, lambda old, new: compare(
                 old, new, wire, regression, bounds, options.requests, replayed))
         finally:
             self._set_traffic(name, None, mirror={})
