@@ -163,3 +163,39 @@ def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
     records = [json.loads(p.read_text()) for p in Path(store, "promotions").glob("*.json")]
     [mirrored] = [r["endpoint"]["mirror"] for r in records if r["endpoint"]["deployment"] == green3]
     assert mirrored["rows"] == COMPARED and mirrored["changed"] == 0 and mirrored["ok"] is True
+
+
+def test_comparison_counts_rows_by_correlation_id_and_names_the_bound() -> None:
+    """In-process: the comparison alone (no endpoint involved), both kinds and a short window."""
+    from releasetest.azureml.mirror import compare
+    from releasetest.endpoint.formats import Wire
+
+    wire = Wire.from_dict({"input": "rows", "key": "data", "predictions": "predictions"})
+    live = {"a": {"predictions": [1, 0]}, "b": {"predictions": [1]}, "only-live": {"predictions": [0]}}
+    new = {"a": {"predictions": [1, 1]}, "b": {"predictions": [1]}, "only-new": {"predictions": [1]}}
+    labels = compare(live, new, wire, regression=False, bounds=(0.5, None), wanted=2)
+    assert (labels.requests, labels.rows, labels.changed, labels.ok) == (2, 3, 1, True)
+    assert labels.line() == "2 mirrored request(s), 3 row(s) compared: 33.3% changed label (1), bound max_changed 50.0%"
+    tight = compare(live, new, wire, regression=False, bounds=(0.02, None), wanted=2)
+    assert not tight.ok and "bound max_changed 2.0%" in tight.line()
+    short = compare(live, new, wire, regression=False, bounds=(0.5, None), wanted=5, replayed=10)
+    assert not short.ok and "wanted 5 mirrored request(s) within the window (10 replayed)" in short.line()
+    values = compare({"a": {"predictions": [1.0, 2.0]}}, {"a": {"predictions": [1.5, 1.0]}}, wire,
+                     regression=True, bounds=(0.02, 0.5), wanted=1)
+    assert values.mean_abs_change == 0.75 and not values.ok
+    assert "mean absolute change 0.75, bound max_mean_abs_change 0.5" in values.line()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--target", "local", "--mirror-percent", "10"), "--mirror-percent needs --target azureml"),
+    (("--target", "azureml", "--mirror-percent", "60"), "60 is above Azure ML's limit"),
+    (("--target", "azureml", "--mirror-percent", "10", "--mirror-collector", "no-such-folder"), "is not a folder"),
+])
+def test_mirror_options_that_cannot_compare_are_refused_before_anything_deploys(
+        args: tuple[str, ...], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from releasetest.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["promote", "--from", "devtest", "--to", "production", "--verdict", "missing.json", *args])
+    assert code == 3 and message in capsys.readouterr().err
