@@ -253,12 +253,16 @@ def compare(live: dict[str, Any], new: dict[str, Any], wire: Wire, regression: b
         if len(before) != len(after):
             problem = problem or f"request {cid}: {len(before)} live answer(s), {len(after)} new"
             continue
-        rows += len(before)
         if regression:
-            diffs = [abs(float(a) - float(b)) for a, b in zip(before, after, strict=True)]
-            total_abs += sum(d if math.isfinite(d) else math.inf for d in diffs)
+            try:
+                diffs = [abs(float(a) - float(b)) for a, b in zip(before, after, strict=True)]
+            except (TypeError, ValueError):
+                problem = problem or f"request {cid}: a prediction is not a number"
+                continue
+            total_abs += sum(d if math.isfinite(d) else math.inf for d in diffs)  # NaN counts as unbounded
         else:
             changed += sum(a != b for a, b in zip(before, after, strict=True))
+        rows += len(before)
     return MirrorComparison(
         wanted=wanted, requests=len(shared), rows=rows, changed=changed,
         mean_abs_change=(total_abs / rows if rows else None) if regression else None,

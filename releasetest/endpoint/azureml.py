@@ -357,11 +357,17 @@ class AzureMLEndpoint(Endpoint):
                 options: MirrorOptions) -> MirrorComparison:
         """Mirror a share of the live traffic to ``dep``, compare the answers, clear the mirror; a
         comparison outside the bounds (or too few requests) is a DeployError naming both."""
+        from azure.core.exceptions import HttpResponseError
+
         assert self.release.data is not None
         bounds = shadow_bounds(self.release)
         regression = self.release.data.task == "regression"
         since = time.time()
-        self._set_traffic(name, None, mirror={dep: options.percent})
+        try:
+            self._set_traffic(name, None, mirror={dep: options.percent})
+        except HttpResponseError as exc:
+            raise DeployError(f"Azure ML endpoint {name}: could not mirror {options.percent}% of the traffic to "
+                              f"{dep}: {exc.message}") from None
         replayed = 0
         try:
             if options.replay is not None:
