@@ -223,6 +223,26 @@ def _cmd_approve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mirror_arguments(p: argparse.ArgumentParser) -> None:
+    """promote --target azureml only: the mirror phase before the traffic shift (docs/azureml.md)."""
+    from releasetest.azureml import mirror
+
+    p.add_argument("--mirror-percent", type=int, metavar="PERCENT",
+                   help="mirror this share of the live traffic to the new deployment and compare its answers "
+                        f"before the shift (at most {mirror.MAX_MIRROR_PERCENT}; default "
+                        f"{mirror.DEFAULT_MIRROR_PERCENT}: no mirror phase)")
+    p.add_argument("--mirror-requests", type=int, metavar="N",
+                   help=f"mirrored requests to compare (default {mirror.DEFAULT_MIRROR_REQUESTS})")
+    p.add_argument("--mirror-timeout", type=float, metavar="SECONDS",
+                   help="the longest the mirror window stays open; fewer requests compared by then keeps the "
+                        f"traffic where it was (default {mirror.DEFAULT_MIRROR_TIMEOUT:g})")
+    p.add_argument("--mirror-collector", type=Path, metavar="DIR",
+                   help="read the data collector's output from this folder (holding <endpoint>/<deployment>/"
+                        "model_outputs) instead of the workspace's default datastore, modelDataCollector/")
+    p.add_argument("--mirror-replay", type=Path, metavar="FILE",
+                   help="JSON lines of request bodies sent to the endpoint during the window (thin live traffic)")
+
+
 def _cmd_promote(args: argparse.Namespace) -> int:
     from releasetest.promotion import PromoteOptions, promote
 
@@ -243,6 +263,11 @@ def _cmd_promote(args: argparse.Namespace) -> int:
               + (f" ({shown})" if shown else ""))
     elif rec["target"] == "azureml":
         print(f"endpoint {ep['endpoint']}: traffic {ep['traffic']} (was {ep['traffic_before'] or 'none'})")
+        if ep.get("mirror"):
+            m = ep["mirror"]
+            print(f"mirror: {m['requests']} request(s), {m['rows']} row(s) compared before the shift, "
+                  + (f"mean absolute change {m['mean_abs_change']:.4g}" if m["mean_abs_change"] is not None
+                     else f"{m['share_changed']:.1%} changed label (bound {m['max_changed']:.1%})"))
         if ep["rollback"]:
             print(f"previous deployment(s) kept: {', '.join(ep['kept_deployments'])}; roll back with: "
                   f"{ep['rollback']}")
@@ -355,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(p.add_argument, ["workspace_config"])
     p.add_argument("--endpoint-name", help="Azure ML endpoint of the stage (default: <release>-<stage>)")
     add_options(p.add_argument, ["keep", "port", "ready_timeout"])
+    _mirror_arguments(p)
     p.add_argument("--by", help="who or what promotes (recorded)")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=_cmd_promote)

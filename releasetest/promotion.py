@@ -17,6 +17,12 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from releasetest.azureml.mirror import (
+    DEFAULT_MIRROR_PERCENT,
+    DEFAULT_MIRROR_REQUESTS,
+    DEFAULT_MIRROR_TIMEOUT,
+    MirrorOptions,
+)
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.factory import TargetOptions, build_endpoint
 from releasetest.errors import ConfigError, DeployError, ReleaseTestError
@@ -123,20 +129,23 @@ class Promotion:
     endpoint: Endpoint | None = None
 
 
-def _promote_azureml(release: Release, stage: Stage, options: TargetOptions) -> dict[str, Any]:
-    """Blue/green into the stage's Azure ML endpoint; the endpoint description for the record."""
+def _promote_azureml(release: Release, stage: Stage, options: TargetOptions,
+                     mirror: MirrorOptions) -> dict[str, Any]:
+    """Blue/green (after a mirror phase, when asked) into the stage's Azure ML endpoint; the endpoint
+    description for the record."""
     from releasetest.endpoint.azureml import AzureMLEndpoint
 
     azure = build_endpoint("azureml", release, stage, replace(options, purpose="promote"))
     assert isinstance(azure, AzureMLEndpoint)
     try:
-        done = azure.promote()
+        done = azure.promote(mirror)
     except DeployError as exc:
         raise ReleaseTestError(f"promotion to {stage.name} failed, traffic stays where it was: {exc}") from None
     finally:
         azure.teardown()  # closes the progress log; the stage's endpoint is kept
     return {**done.handle.describe(), "traffic_before": done.traffic_before, "traffic": done.traffic_after,
-            "created_endpoint": done.created_endpoint, "kept_deployments": done.kept, "rollback": done.rollback}
+            "created_endpoint": done.created_endpoint, "kept_deployments": done.kept, "rollback": done.rollback,
+            "mirror": done.mirror}
 
 
 def _verify_url(release: Release, stage: Stage, options: TargetOptions) -> dict[str, Any]:
@@ -171,11 +180,21 @@ class PromoteOptions:
     ready_timeout: float = DEFAULT_READY_TIMEOUT
     #: Who or what promotes, for the record.
     by: str | None = None
+    #: azureml target: the mirror phase before the shift (off at 0 percent).
+    mirror_percent: int = DEFAULT_MIRROR_PERCENT
+    mirror_requests: int = DEFAULT_MIRROR_REQUESTS
+    mirror_timeout: float = DEFAULT_MIRROR_TIMEOUT
+    mirror_collector: Path | None = None
+    mirror_replay: Path | None = None
 
     @classmethod
     def from_arguments(cls, values: Mapping[str, Any]) -> PromoteOptions:
         """The fields ``values`` (a CLI's parsed arguments) gives, the rest at their defaults."""
         return cls(**{f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None})
+
+    def mirror(self) -> MirrorOptions:
+        return MirrorOptions(percent=self.mirror_percent, requests=self.mirror_requests,
+                             timeout_s=self.mirror_timeout, collector=self.mirror_collector, replay=self.mirror_replay)
 
     def target_options(self, log_dir: Path) -> TargetOptions:
         return TargetOptions(log_dir=log_dir, ready_timeout=self.ready_timeout, port=self.port,
@@ -191,6 +210,14 @@ def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store,
     from releasetest.azureml.registry import registry_for
 
     opts = options or PromoteOptions()
+    mirror = opts.mirror()
+    if mirror.enabled and opts.target != "azureml":
+        raise PromotionRefused(f"--mirror-percent needs --target azureml (an Azure ML endpoint mirrors traffic), "
+                               f"not {opts.target}")
+    try:
+        mirror.check()
+    except ConfigError as exc:
+        raise PromotionRefused(str(exc)) from None
     verdict = read_verdict(verdict_path)
     registry = registry_for(opts.manifest or _tested_manifest(verdict), opts.workspace_config,
                             verdict_path.parent / "registry")
@@ -201,7 +228,7 @@ def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store,
     target = opts.target
     deploy = opts.target_options(verdict_path.parent)
     if target == "azureml":
-        endpoint = _promote_azureml(release, stage, deploy)
+        endpoint = _promote_azureml(release, stage, deploy, mirror)
     elif target == "local":
         local = build_endpoint("local", release, stage, deploy)
         try:

@@ -31,7 +31,15 @@ traffic sums to 100 or 0).
 With ``route=True`` the endpoint's scoring URI is the stand-in itself (``/endpoints/<name>/...``),
 which routes like the Azure ML endpoint front end: to the deployment the
 ``azureml-model-deployment`` header names, else by the traffic split. That is what blue/green
-promotion needs: several deployments behind one endpoint.
+promotion needs: several deployments behind one endpoint. A request routed by the split is also
+copied to each deployment in ``mirrorTraffic`` at its share (every ``100 / percent``-th request, so
+tests know how many; Azure draws them at random) and the copy's answer is dropped, as Azure does.
+
+Each request scored through the front end is written as the Azure ML data collector writes it to
+the default datastore: ``modelDataCollector/<endpoint>/<deployment>/model_inputs|model_outputs/
+<yyyy>/<MM>/<dd>/<HH>/<file>.jsonl`` blobs, one event per line with ``data``, ``time`` and
+``correlationid`` (the caller's ``x-request-id`` when it sends one; a mirrored copy keeps the live
+request's id); with ``collector`` (a folder) also below that folder, as a mount of it would show.
 """
 
 from __future__ import annotations
@@ -111,15 +119,19 @@ class State:
     blobs: dict[str, tuple[bytes, dict[str, str]]] = field(default_factory=dict)
     operations: dict[str, list[Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
+    #: Accumulated mirror share per (endpoint, deployment): a copy goes out each time it reaches 100.
+    mirror_credit: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class AzureStandin:
     """Start with ``with AzureStandin(serve=...) as arm:``; ``arm.cloud_kwargs`` go to ``MLClient``."""
 
-    def __init__(self, in_progress_polls: int = 0, serve: ServeFn | None = None, route: bool = False) -> None:
+    def __init__(self, in_progress_polls: int = 0, serve: ServeFn | None = None, route: bool = False,
+                 collector: Path | None = None) -> None:
         self.in_progress_polls = in_progress_polls
         self.serve = serve
         self.route = route
+        self.collector = collector
         self.ca = trustme.CA()
         cert = self.ca.issue_cert("127.0.0.1", "localhost", f"*.blob.{STORAGE_SUFFIX}")
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -413,6 +425,9 @@ def _traffic_error(st: AzureStandin, name: str, props: dict[str, Any]) -> str | 
     total = sum((props.get("traffic") or {}).values())
     if total not in (0, 100):
         return f"traffic must sum to 100 (or 0), got {total}"
+    mirrored = sum((props.get("mirrorTraffic") or {}).values())
+    if mirrored > 50:
+        return f"mirrorTraffic must sum to at most 50, got {mirrored}"
     if set(props.get("mirrorTraffic") or {}) & {d for d, w in (props.get("traffic") or {}).items() if w}:
         return "mirrorTraffic: a deployment that takes live traffic cannot also get mirrored traffic"
     return None
@@ -431,6 +446,7 @@ def _endpoint_put(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
     else:  # an update: the URIs stay, traffic changes only when sent
         uris = {k: old["properties"][k] for k in ("scoringUri", "swaggerUri")}
         props.setdefault("traffic", old["properties"].get("traffic", {}))
+        props.setdefault("mirrorTraffic", old["properties"].get("mirrorTraffic", {}))
         error = _traffic_error(st, name, props)
         if error:
             return 400, {"error": {"code": "BadArgument", "message": error}}, None
@@ -510,6 +526,9 @@ def _deployment_delete(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
     if (st.state.endpoints[m["ep"]]["properties"].get("traffic") or {}).get(m["dep"]):
         return 400, {"error": {"code": "BadArgument", "message": f"deployment {m['dep']} takes traffic; "
                                "set its traffic to 0 first"}}, None
+    if (st.state.endpoints[m["ep"]]["properties"].get("mirrorTraffic") or {}).get(m["dep"]):
+        return 400, {"error": {"code": "BadArgument", "message": f"deployment {m['dep']} gets mirrored traffic; "
+                               "set its mirror traffic to 0 first"}}, None
     del st.state.deployments[(m["ep"], m["dep"])]
     served = st.state.served.pop((m["ep"], m["dep"]), None)
     if served is not None:
@@ -518,12 +537,14 @@ def _deployment_delete(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
 
 
 def _route(st: AzureStandin, method: str, name: str, rest: str, raw: bytes, headers: Any) -> Result:
-    """The endpoint front end: the header's deployment, else one drawn by the traffic weights."""
+    """The endpoint front end: the header's deployment, else one drawn by the traffic weights; a
+    request routed by the weights is copied to the mirrored deployments at their share."""
     with st.lock:
         ep = st.state.endpoints.get(name)
         if ep is None:
             return _not_found(f"endpoint {name}")
         pinned = headers.get("azureml-model-deployment")
+        mirrored: list[str] = []
         if pinned:
             dep = pinned
         else:
@@ -531,19 +552,74 @@ def _route(st: AzureStandin, method: str, name: str, rest: str, raw: bytes, head
             if not weights:
                 return 503, {"message": "no deployment takes traffic on this endpoint"}, None
             dep = random.choices(list(weights), list(weights.values()))[0]
+            if rest == "/score":
+                for mdep, share in (ep["properties"].get("mirrorTraffic") or {}).items():
+                    credit = st.state.mirror_credit.get((name, mdep), 0) + int(share)
+                    if credit >= 100:
+                        credit -= 100
+                        mirrored.append(mdep)
+                    st.state.mirror_credit[(name, mdep)] = credit
         served = st.state.served.get((name, dep))
     if served is None or served.scoring_uri is None:
         return 404, {"message": f"deployment {dep} not found or not running on endpoint {name}"}, None
-    upstream = served.scoring_uri.rsplit("/score", 1)[0] + rest
-    forward = {k: v for k, v in headers.items() if k.lower() in ("authorization", "content-type")}
+    cid = headers.get("x-request-id") or str(uuid.uuid4())
     try:
-        with requests.Session() as session:
-            session.trust_env = False  # straight to the loopback server, never through HTTPS_PROXY
-            resp = session.request(method, upstream, data=raw or None, headers=forward, timeout=60)
+        resp = _forward(st, served, name, dep, method, rest, raw, headers, cid)
     except requests.RequestException as exc:
         return 502, {"message": f"deployment {dep} did not answer: {exc}"}, None
+    for mdep in mirrored:  # the copy's answer (or failure) never reaches the caller
+        with st.lock:
+            copy_to = st.state.served.get((name, mdep))
+        if copy_to is not None and copy_to.scoring_uri is not None:
+            try:
+                _forward(st, copy_to, name, mdep, method, rest, raw, headers, cid)
+            except requests.RequestException:
+                pass
     return resp.status_code, resp.content, {"Content-Type": resp.headers.get("Content-Type", "application/json"),
-                                            "azureml-model-deployment": dep}
+                                            "azureml-model-deployment": dep, "x-request-id": cid}
+
+
+def _forward(st: AzureStandin, served: Served, name: str, dep: str, method: str, rest: str, raw: bytes,
+             headers: Any, cid: str) -> requests.Response:
+    """One deployment's answer; a scored request is written to the collector's output."""
+    assert served.scoring_uri is not None
+    upstream = served.scoring_uri.rsplit("/score", 1)[0] + rest
+    forward = {k: v for k, v in headers.items() if k.lower() in ("authorization", "content-type")}
+    with requests.Session() as session:
+        session.trust_env = False  # straight to the loopback server, never through HTTPS_PROXY
+        resp = session.request(method, upstream, data=raw or None, headers=forward, timeout=60)
+    if rest == "/score" and method == "POST":
+        _collect(st, name, dep, "model_inputs", cid, raw)
+        if 200 <= resp.status_code < 300:
+            _collect(st, name, dep, "model_outputs", cid, resp.content)
+    return resp
+
+
+def _collect(st: AzureStandin, name: str, dep: str, collection: str, cid: str, raw: bytes) -> None:
+    """One data collector event, appended as Azure ML writes it (its CloudEvents fields) to the default
+    datastore's ``modelDataCollector/`` and, with ``collector``, to that folder."""
+    try:
+        doc: Any = json.loads(raw) if raw else None
+    except ValueError:
+        doc = raw.decode("utf-8", "replace")
+    data = doc.get("data", doc) if isinstance(doc, dict) and collection == "model_inputs" else doc
+    stamp = time.time()
+    now = time.gmtime(stamp)
+    event = {"specversion": "1.0", "id": str(uuid.uuid4()),
+             "source": f"{WS_PATH}/onlineEndpoints/{name}/deployments/{dep}",
+             "type": f"azureml.inference.{collection}", "datacontenttype": "application/json",
+             "time": time.strftime("%Y-%m-%dT%H:%M:%S", now) + f".{int(stamp % 1 * 1000):03d}Z",
+             "data": data, "correlationid": cid, "xrequestid": cid, "modelversion": "default",
+             "collectdatatype": "pandas.core.frame.DataFrame", "agent": "azureml-ai-monitoring/standin"}
+    line = (json.dumps(event) + "\n").encode()
+    relative = f"{name}/{dep}/{collection}/{time.strftime('%Y/%m/%d/%H', now)}/standin.jsonl"
+    with st.lock:
+        blob = f"/{CONTAINER}/modelDataCollector/{relative}"
+        st.state.blobs[blob] = (st.state.blobs.get(blob, (b"", {}))[0] + line, {})
+        if st.collector is not None:
+            (st.collector / relative).parent.mkdir(parents=True, exist_ok=True)
+            with (st.collector / relative).open("ab") as out:
+                out.write(line)
 
 
 def _get_logs(st: AzureStandin, m: re.Match[str], body: Any) -> Result:

@@ -16,11 +16,17 @@ Promotion (:meth:`AzureMLEndpoint.promote`) reuses the same plan, model check an
 check, blue/green: the new deployment joins the stage's kept endpoint at 0 % traffic, must answer
 the golden rows when pinned with ``azureml-model-deployment``, and only then gets all traffic;
 the previous deployment stays for rollback. A failure leaves the traffic where it was.
+
+With a mirror phase (:mod:`releasetest.azureml.mirror`), between the pinned check and the shift the
+new deployment gets a share of the live traffic mirrored to it; its answers must agree with the
+live deployment's on the same requests within the ``[shadow]`` bounds, else the mirror is cleared,
+the new deployment removed and the traffic left where it was.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import shutil
 import sys
 import tempfile
@@ -34,10 +40,22 @@ from typing import Any, TextIO, TypeVar
 import yaml
 
 from releasetest.azureml.mapping import ModelAsset, Plan, Purpose, plan_for
+from releasetest.azureml.mirror import (
+    DATASTORE_FOLDER,
+    MirrorComparison,
+    MirrorOptions,
+    compare,
+    datastore_outputs,
+    folder_outputs,
+    mirror_window,
+    replay,
+    replay_bodies,
+    shadow_bounds,
+)
 from releasetest.azureml.workspace import SHA_TAG, ml_client, tree_digest, workspace_config_path
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
-from releasetest.endpoint.formats import wire_spec
+from releasetest.endpoint.formats import Wire, wire_spec
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.url import handle_for_url
 from releasetest.errors import ConfigError, DeployError, EndpointError
@@ -62,6 +80,8 @@ class BlueGreen:
     traffic_before: dict[str, int]
     traffic_after: dict[str, int]
     kept: list[str] = field(default_factory=list)
+    #: The mirror phase's comparison (None when there was none).
+    mirror: dict[str, Any] | None = None
 
     @property
     def rollback(self) -> str | None:
@@ -190,9 +210,9 @@ class AzureMLEndpoint(Endpoint):
     def deploy(self) -> EndpointHandle:
         return self._sdk_call(self._deploy)
 
-    def promote(self) -> BlueGreen:
+    def promote(self, mirror: MirrorOptions | None = None) -> BlueGreen:
         """Blue/green into the stage's endpoint, which is kept; see the module docstring."""
-        return self._sdk_call(self._promote)
+        return self._sdk_call(lambda: self._promote(mirror or MirrorOptions()))
 
     def _sdk_call(self, func: Callable[[], T]) -> T:
         # azure-ai-ml's own deprecation warnings (marshmallow 4, ...) are not the user's to fix.
@@ -265,7 +285,7 @@ class AzureMLEndpoint(Endpoint):
         self._handle = handle
         return handle
 
-    def _promote(self) -> BlueGreen:
+    def _promote(self, mirror: MirrorOptions) -> BlueGreen:
         from azure.core.exceptions import ResourceNotFoundError
 
         endpoint, deployment = self._start()
@@ -294,10 +314,12 @@ class AzureMLEndpoint(Endpoint):
         handle = self._pinned_handle(name)
         self._progress(f"checking {dep} through {handle.scoring_uri} with azureml-model-deployment: {dep}")
 
+        wires: list[Wire] = []
+
         def pinned_ready() -> None:
             try:
-                wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
-                           spec=wire_spec(self.release))
+                wires.append(wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
+                                        spec=wire_spec(self.release)).wire)
             except EndpointError as exc:
                 raise self._fail(f"deployment {dep} is not ready: {exc}") from None
 
@@ -305,6 +327,14 @@ class AzureMLEndpoint(Endpoint):
             pinned_ready()
         else:
             self._guarded(name, created, pinned_ready)
+        serving = [d for d, w in before.items() if w and d != dep]
+        compared: list[MirrorComparison] = []
+        if mirror.enabled and serving:
+            self._guarded(name, created, lambda: compared.append(
+                self._mirror(name, dep, serving, replace(handle, extra_headers={}), wires[0], mirror)))
+        elif mirror.enabled:
+            self._progress(f"no other deployment takes traffic on {name}: nothing to mirror against, "
+                           "mirror phase skipped")
         after = {d: 0 for d in before} | {dep: 100}
         if after != before:
             self._set_traffic(name, after)
@@ -320,7 +350,45 @@ class AzureMLEndpoint(Endpoint):
             raise DeployError(f"Azure ML endpoint {name}: after the shift to {dep}: {exc}") from None
         self._progress(f"{dep} takes all traffic on {name}; kept for rollback: "
                        f"{', '.join(d for d in before if d != dep) or 'nothing'}")
-        return BlueGreen(handle, name, dep, created, before, after, kept=[d for d in before if d != dep])
+        return BlueGreen(handle, name, dep, created, before, after, kept=[d for d in before if d != dep],
+                         mirror=compared[0].as_dict() if compared else None)
+
+    def _mirror(self, name: str, dep: str, serving: list[str], unpinned: EndpointHandle, wire: Wire,
+                options: MirrorOptions) -> MirrorComparison:
+        """Mirror a share of the live traffic to ``dep``, compare the answers, clear the mirror; a
+        comparison outside the bounds (or too few requests) is a DeployError naming both."""
+        from azure.core.exceptions import HttpResponseError
+
+        assert self.release.data is not None
+        bounds = shadow_bounds(self.release)
+        regression = self.release.data.task == "regression"
+        since = time.time()
+        try:
+            self._set_traffic(name, None, mirror={dep: options.percent})
+        except HttpResponseError as exc:
+            raise DeployError(f"Azure ML endpoint {name}: could not mirror {options.percent}% of the traffic to "
+                              f"{dep}: {exc.message}") from None
+        replayed = 0
+        try:
+            if options.replay is not None:
+                count = math.ceil(options.requests * 100 / options.percent)
+                self._progress(f"replaying {count} recorded request(s) from {options.replay} to {name}")
+                replayed, failure = replay(unpinned, wire, replay_bodies(options.replay), count)
+                if failure:
+                    self._progress(f"{count - replayed} replayed request(s) failed; first: {failure}")
+            where = options.collector or f"the default datastore's {DATASTORE_FOLDER}/{name}"
+            self._progress(f"waiting for {options.requests} mirrored request(s) in {where} "
+                           f"(at most {options.timeout_s:g} s)")
+            read = folder_outputs(options.collector) if options.collector else datastore_outputs(self.ml)
+            result = mirror_window(options, read, name, serving, dep, since, lambda old, new: compare(
+                old, new, wire, regression, bounds, options.requests, replayed))
+        finally:
+            self._set_traffic(name, None, mirror={})
+        if not result.ok:
+            raise DeployError(f"Azure ML endpoint {name}: mirror of {dep} against {', '.join(serving)} stopped the "
+                              f"promotion before the shift: {result.line()}; mirror cleared")
+        self._progress(f"mirror of {dep} within bounds: {result.line()}")
+        return result
 
     def _guarded(self, name: str, created: bool, step: Callable[[], None]) -> None:
         """Run a step of a promotion; if it fails, undo what the promotion added, traffic untouched."""
@@ -341,10 +409,17 @@ class AzureMLEndpoint(Endpoint):
                 self._progress(f"could not remove it: {exc.message}")
             raise
 
-    def _set_traffic(self, name: str, traffic: dict[str, int]) -> None:
-        self._progress(f"traffic on {name}: " + ", ".join(f"{d} {w}%" for d, w in traffic.items()))
+    def _set_traffic(self, name: str, traffic: dict[str, int] | None,
+                     mirror: dict[str, int] | None = None) -> None:
+        """Set the live split and/or the mirrored share (None leaves that one as it is)."""
         ep = self.ml.online_endpoints.get(name)
-        ep.traffic = dict(traffic)
+        if traffic is not None:
+            self._progress(f"traffic on {name}: " + ", ".join(f"{d} {w}%" for d, w in traffic.items()))
+            ep.traffic = dict(traffic)
+        if mirror is not None:
+            self._progress(f"mirrored traffic on {name}: "
+                           + (", ".join(f"{d} {w}%" for d, w in mirror.items()) or "cleared"))
+            ep.mirror_traffic = dict(mirror)
         self.ml.online_endpoints.begin_create_or_update(ep).result()
 
     def teardown(self) -> None:
