@@ -43,13 +43,13 @@ class _Sections(HTMLParser):
         ident = dict(attrs).get("id")
         self.svgs += tag == "svg"
         self.scripts += tag in ("script", "link", "img", "iframe")
-        if tag in ("section", "header", "main"):
+        if tag in ("section", "header", "main", "details"):
             self.open.append((tag, ident))
             if ident:
                 self.text.setdefault(ident, "")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("section", "header", "main") and self.open:
+        if tag in ("section", "header", "main", "details") and self.open:
             self.open.pop()
 
     def handle_data(self, data: str) -> None:
@@ -87,7 +87,9 @@ def test_report_renders_every_conventional_finding() -> None:
     assert "p99_ms = 60000: Azure ML's default scoring timeout" in load, "the SLO derivation is shown"
     assert len(findings["timeline"]) == 2000 < findings["requests"], "3000 requests, thinned to 2000 points"
     assert html.count("<circle") == 2000, "every timeline point is drawn"
-    assert "defectdoes not block: the azure policy tolerates it" in schema
+    assert "2 tolerated defects" in schema, "the schema section links the tolerated defects, folded apart"
+    assert "does not block: the azure policy tolerates it" in doc.text["defects"]
+    assert "curl -sS -i -X POST http://127.0.0.1:5001/score" in doc.text["defects"]
     assert "&lt;script&gt;alert" in html and "<script>alert" not in html
     assert "&lt;b&gt;not bold&lt;/b&gt;" in html, "unknown findings are shown, escaped"
     assert "suite-custom" in html
@@ -317,8 +319,9 @@ def test_severity_matches_the_decision_and_internal_keys_stay_hidden() -> None:
     assert {f["severity"] for f in verdict["findings"]["schema"]["findings"]} == {"defect"}
     html = render_html(verdict)
     schema = html[html.index('id="suite-schema"'):html.index('id="suite-load"')]
-    assert 'class="badge nonblocking">defect' in schema and "does not block: the azure policy tolerates it" in schema
-    assert 'badge failed' not in schema
+    defects = html[html.index('id="defects"'):]
+    assert "does not block: the azure policy tolerates it" in defects and "2 tolerated under the azure policy" in defects
+    assert 'badge failed' not in schema and "2 tolerated defects" in schema
     assert "requests_by_process" not in schema
     assert '<p class="prewrap">rate = 50: set in [load] of release.toml\nduration_s = 62' in html
 

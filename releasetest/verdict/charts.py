@@ -66,7 +66,7 @@ def bar_chart(bars: list[Bar], label: str, unit: str = "") -> Markup:
     """Horizontal bars; a bound is a dark tick, references are hollow diamonds.
 
     The axis ends at 1 when every figure is a share (0..1), else at a round number above the data;
-    each value label sits at the end of its own bar.
+    each value label sits right of its bar and of whatever is drawn on it (bound, references).
     """
     if not bars:
         return Markup("")
@@ -96,7 +96,9 @@ def bar_chart(bars: list[Bar], label: str, unit: str = "") -> Markup:
                     f'{escape(short)}</text>')
         body.append(f'<rect x="{left}" y="{y + 5}" width="{max(1.0, x(b.value) - left):.1f}" height="16" '
                     f'rx="2" fill="{colour}" opacity="0.85"/>')
-        body.append(_text(x(b.value) + 5, y + 17, fmt(b.value) + unit, "start", "val"))
+        # The value's label goes right of the bar, its bound's tick and its references' diamonds, so none covers it.
+        ends = [x(b.value), *([x(b.bound) + 1.5] if b.bound is not None else []), *(x(v) + 6 for _, v in b.markers)]
+        body.append(_text(max(ends) + 5, y + 17, fmt(b.value) + unit, "start", "val"))
         if b.bound is not None and 0 <= b.bound <= scale_max:
             body.append(f'<line x1="{x(b.bound):.1f}" x2="{x(b.bound):.1f}" y1="{y + 1}" y2="{y + 25}" '
                         f'stroke="#24292f" stroke-width="2.5"><title>bound {escape(fmt(b.bound))}</title></line>')
