@@ -191,12 +191,13 @@ def _cmd_history(args: argparse.Namespace) -> int:
         print(f"no releases recorded in {_store(args).root}")
         return 0
     for rel in releases:
-        print(f"{rel['release']}@{short_id(rel['release_id'])}  {', '.join(rel['artifacts']) or '-'}  "
-              f"now: {rel['status']}")
+        label = f"{rel['release']}@{short_id(rel['release_id'])}" if not str(rel["release_id"]).startswith(
+            "manifest:") else f"{rel['release']} (not loaded)"
+        print(f"{label}  {', '.join(rel['artifacts']) or '-'}  now: {rel['status']}")
         for e in rel["events"]:
             what = f"{e['decision']}{' (partial)' if e['partial'] else ''}" if e["step"] == "gated" else ""
             figures = ", ".join(f"{k} {fmt(v)}{FIGURE_UNITS.get(k, '')}" for k, v in (e.get("figures") or {}).items())
-            extra = [f"at {e['where']}" if e["where"] else "", figures,
+            extra = [f"at {e['where']}" if e["where"] else "", figures, f"why: {e['why']}" if e.get("why") else "",
                      f"ran: {e['command']}" if e.get("command") else "", f"({e['note']})" if e.get("note") else ""]
             print("  ".join([f"  {str(e['at']):25} {e['step']:11} {str(e['stage'] or '-'):11} {what:8} "
                              f"by {e['by'] or '-'}", *filter(None, extra)]))

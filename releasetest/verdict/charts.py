@@ -228,7 +228,8 @@ def xy_plot(series: list[Series], xa: Axis, ya: Axis, label: str,
     if hline is not None and ya.low <= hline[1] <= ya.high:
         body.append(f'<line x1="{left}" x2="{width - right}" y1="{y(hline[1]):.1f}" y2="{y(hline[1]):.1f}" '
                     f'stroke="{FAIL}" stroke-width="1.5" stroke-dasharray="6 4"/>')
-        body.append(_text(width - right - 4, y(hline[1]) - 5, f"{hline[0]} {fmt(hline[1])}", "end", "val"))
+        at = y(hline[1]) - 5 if y(hline[1]) - 5 >= top + 12 else y(hline[1]) + 14  # below a line at the top
+        body.append(_text(width - right - 4, at, f"{hline[0]} {fmt(hline[1])}", "end", "val"))
     if note:
         body.append(_text(width - right - 4, top + 12, note, "end", "val"))
     return _svg(width, height, body, label)

@@ -39,15 +39,17 @@ def release_label(verdict: Mapping[str, Any]) -> str:
 
 def history_strip(verdict: Mapping[str, Any], earlier: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """This release's key figures (accuracy or RMSE, p99, req/s) beside the last releases on the
-    same stage, newest first."""
+    same stage, newest first, with why each BLOCK blocked (its first cause)."""
     if not earlier:
         return None
     runs = [(v, key_figures(v)) for v in [verdict, *reversed(earlier)]]
     labels = [label for label in FIGURE_UNITS if any(label in figures for _, figures in runs)]
     rows = []
     for i, (v, figures) in enumerate(runs):
+        causes = blocking_causes(v, findings_of(v))
         reasons = [str(r) for r in v.get("reasons") or []]
-        why = reasons[0].splitlines()[0] if reasons and v.get("decision") != "PROMOTE" else ""
+        why = (causes[0]["cause"] if causes else reasons[0].splitlines()[0] if reasons else "") \
+            if v.get("decision") != "PROMOTE" else ""
         rows.append({"current": i == 0, "release": release_label(v), "why": why,
                      "when": str(v.get("finished_at", "–")), "decision": str(v.get("decision", "?")),
                      "figures": [fmt(figures[label]) + FIGURE_UNITS[label] if label in figures else "–"
@@ -105,7 +107,7 @@ def blocking_causes(verdict: Mapping[str, Any], findings: Mapping[str, SuiteFind
     for reason in (str(r).splitlines()[0] for r in verdict.get("reasons") or []):
         if reason.startswith("configuration error: "):
             stopped = True
-            add("configuration", reason.split(": ", 1)[1], "fix the file and field the message names, then run the "
+            add("configuration", reason, "fix the file and field the message names, then run the "
                 "gate again (nothing was deployed)", "release")
         elif reason.startswith("deploy failed: "):
             stopped = True
@@ -142,11 +144,17 @@ def build_view(verdict: Mapping[str, Any], digest_ok: bool | None = None,
     deploy = verdict.get("deploy") or {}
     findings = findings_of(verdict)
     suites = [suite_view(n, (verdict.get("suites") or {}).get(n), findings.get(n)) for n in _suite_names(verdict)]
+    stopped = "the deploy failed" if deploy.get("error") and not deploy.get("ok") else \
+        "the release did not load" if any(str(r).startswith("configuration error: ") for r in verdict.get("reasons") or []) \
+        else None
     for s in suites:
         result = s["result"] or {}
-        s["failing"] = bool(result.get("failed") or result.get("errors"))
+        # Tests that could not run because the run stopped before them are no evidence of their own.
+        s["failing"] = bool(result.get("failed") or result.get("errors")) and not stopped
         s["line"] = ", ".join(f"{result.get(k, 0)} {k}" for k in ("passed", "failed", "errors", "skipped")
                               if result.get(k)) or "did not run"
+        if stopped and not result.get("passed"):
+            s["line"] = f"not run: {stopped}"
         s["ci_line"] = s["findings"].ci_line()
     return {
         "v": verdict,
@@ -165,6 +173,7 @@ def build_view(verdict: Mapping[str, Any], digest_ok: bool | None = None,
         "defects_summary": "; ".join(s["tolerated_summary"] for s in suites if s.get("tolerated")),
         "label": release_label(verdict),
         "deploy_quote": _deploy_quote(deploy),
+        "stopped": stopped,
     }
 
 
