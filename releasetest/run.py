@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-import tomllib
 from collections.abc import Callable
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from releasetest.azureml.registry import registry_for
 from releasetest.checks.registry import parse_all

@@ -70,9 +70,13 @@ FIRST_SCREEN_JS = """() => {
     causes: [...document.querySelectorAll('ol.causes > li')].map((li) => ({
       bottom: rect(li).bottom, kind: li.querySelector('.kind').innerText,
       fix: (li.querySelector('.fix') || {innerText: ''}).innerText})),
-    evidence: [...document.querySelectorAll('section.suite, section#log')].map((e) => [e.id, rect(e).top + window.scrollY]),
-    folded: [...document.querySelectorAll('details.fold')].map((d) => ({id: d.id, open: d.open,
-      summary: d.querySelector('summary').innerText, top: rect(d).top + window.scrollY})),
+    evidence: [...document.querySelectorAll('section.suite, section#log')]
+      .map((e) => [e.id, rect(e).top + window.scrollY]),
+    folded: [...document.querySelectorAll('details.fold')].map((d) => {
+      const s = d.querySelector('summary');
+      return {id: d.id, open: d.open, summary: s.innerText, top: rect(d).top + window.scrollY,
+              lines: Math.round(rect(s).height / parseFloat(getComputedStyle(s).lineHeight))};
+    }),
     first_fold: top('details.fold'),
   };
 }"""
@@ -94,7 +98,8 @@ WORDS_JS = """() => {
   }
   const covered = [];
   for (const svg of document.querySelectorAll('svg.plot')) {
-    const marks = [...svg.querySelectorAll('path[stroke="#8250df"], line[stroke-width="2.5"]')].map((m) => m.getBoundingClientRect());
+    const marks = [...svg.querySelectorAll('path[stroke="#8250df"], line[stroke-width="2.5"]')]
+      .map((m) => m.getBoundingClientRect());
     for (const t of svg.querySelectorAll('text.val')) {
       const r = t.getBoundingClientRect();
       if (marks.some((m) => m.left < r.right && r.left < m.right && m.top < r.bottom && r.top < m.bottom))
@@ -200,7 +205,7 @@ def assert_decision_first(opened: Opened, max_height: int | None = None) -> None
     assert first["folded"], "Release, Environment, Endpoint... are folded"
     for fold in first["folded"]:
         assert not fold["open"], f"{fold['id']} opens unfolded"
-        assert " · " in fold["summary"] and "\n" not in fold["summary"].strip(), f"{fold['id']}: {fold['summary']!r}"
+        assert " · " in fold["summary"] and fold["lines"] == 1, f"{fold['id']}: {fold['summary']!r} is not one line"
     assert {f["id"] for f in first["folded"]} >= {"release", "environment", "deployment"}
     for ident, top in first["evidence"]:
         assert top < first["first_fold"], f"evidence {ident} after the folded details"
@@ -215,7 +220,8 @@ def test_promote_report_of_a_reference_run(reference_run: ReferenceRun, browser:
     assert_decision_first(opened)
     texts, layout = opened.texts, opened.layout
     assert not opened.first["causes"] and not opened.first["evidence"], "a PROMOTE has nothing to explain"
-    assert {f["id"] for f in opened.first["folded"]} >= {f"suite-{s}" for s in ("smoke", "acceptance", "schema", "load")}
+    suites = {f"suite-{s}" for s in ("smoke", "acceptance", "schema", "load")}
+    assert {f["id"] for f in opened.first["folded"]} >= suites, "a PROMOTE's suites are folded"
     for section in SECTIONS:
         assert texts.get(section, "").strip(), f"section {section} missing or empty in the rendered page"
     assert texts["decision"].startswith("PROMOTE · port-weather@")

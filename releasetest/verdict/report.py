@@ -144,9 +144,9 @@ def build_view(verdict: Mapping[str, Any], digest_ok: bool | None = None,
     deploy = verdict.get("deploy") or {}
     findings = findings_of(verdict)
     suites = [suite_view(n, (verdict.get("suites") or {}).get(n), findings.get(n)) for n in _suite_names(verdict)]
+    config_error = any(str(r).startswith("configuration error: ") for r in verdict.get("reasons") or [])
     stopped = "the deploy failed" if deploy.get("error") and not deploy.get("ok") else \
-        "the release did not load" if any(str(r).startswith("configuration error: ") for r in verdict.get("reasons") or []) \
-        else None
+        "the release did not load" if config_error else None
     for s in suites:
         result = s["result"] or {}
         # Tests that could not run because the run stopped before them are no evidence of their own.
@@ -155,7 +155,9 @@ def build_view(verdict: Mapping[str, Any], digest_ok: bool | None = None,
                               if result.get(k)) or "did not run"
         if stopped and not result.get("passed"):
             s["line"] = f"not run: {stopped}"
-        s["ci_line"] = s["findings"].ci_line()
+        figures = s["findings"].key_figures()
+        s["brief"] = ", ".join(f"{k} {fmt(v)}{FIGURE_UNITS.get(k, '')}" for k, v in figures.items()) \
+            or s["findings"].ci_line()
     return {
         "v": verdict,
         "decision": verdict.get("decision", "BLOCK"),
