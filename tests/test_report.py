@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from releasetest.checks.metrics import binary_auc, binary_curves, classification_metrics
+from releasetest.checks.registry import findings_of
 from releasetest.errors import ConfigError, ReleaseTestError
 from releasetest.plugin import _failure_message
 from releasetest.release.manifest import load_release
@@ -354,3 +355,29 @@ def test_skip_reasons_reach_the_verdict_and_the_report() -> None:
     verdict = synthetic_verdict("PROMOTE")
     verdict["suites"]["load"] = results.suites["load"].as_dict()
     assert "no capacity search configured" in parse_sections(render_html(verdict)).text["suite-load"]
+
+
+def test_blocking_causes_say_what_to_do_for_each_kind_of_failure() -> None:
+    from releasetest.verdict.report import blocking_causes, release_label
+
+    parity = synthetic_verdict("PROMOTE", "parity")
+    parity["findings"]["acceptance"]["production"] = {
+        "regressed": True, "message": "regression against production port-weather@0123456789ab: McNemar p = 0.002"}
+    parity["reasons"].append("blocked by the team's hook: model card missing")
+    causes = blocking_causes(parity, findings_of(parity))
+    assert [c["kind"] for c in causes] == ["acceptance", "acceptance", "other"]
+    drift, regression, hook = causes
+    assert hook["cause"] == "blocked by the team's hook: model card missing"
+    assert drift["fix"].startswith("the served model differs from the one that wrote expected_predictions: ")
+    assert "60 of 500 rows differ" in drift["cause"] and drift["anchor"] == "suite-acceptance"
+    assert regression["cause"].startswith("regression against production port-weather@0123456789ab")
+    assert "keep the production release" in regression["fix"]
+    block = synthetic_verdict("BLOCK")
+    lost = [c["fix"] for c in blocking_causes(block, findings_of(block)) if "persistence" in c["fix"]]
+    assert lost == ["accuracy 0.9 lost to the persistence baseline 0.96 by 0.06 and needs 0.065 more to pass: improve "
+                    "the model, or change this bound in [acceptance.thresholds] if it is wrong"]
+    assert blocking_causes(synthetic_verdict("PROMOTE"), {}) == []
+    config = {"decision": "BLOCK", "release": None, "manifest": "wine (release.toml)",
+              "reasons": ["configuration error: release.toml: data.holdout: holdout file not found"]}
+    assert [c["kind"] for c in blocking_causes(config, {})] == ["configuration"]
+    assert release_label(config) == "wine (release.toml) (not loaded)"

@@ -104,6 +104,7 @@ def blocking_causes(verdict: Mapping[str, Any], findings: Mapping[str, SuiteFind
         out.append({"kind": kind, "cause": cause, "fix": fix, "anchor": anchor})
 
     stopped = False
+    unexplained: list[str] = []
     for reason in (str(r).splitlines()[0] for r in verdict.get("reasons") or []):
         if reason.startswith("configuration error: "):
             stopped = True
@@ -121,13 +122,15 @@ def blocking_causes(verdict: Mapping[str, Any], findings: Mapping[str, SuiteFind
         elif not any(reason.startswith(f"{name}: ") for name in suites) and not any(
                 reason.startswith(f"{str(t).rsplit('::', 1)[-1]}: ") for r in suites.values()
                 for t in (r or {}).get("failing") or []):
-            add("other", reason, "added by a pytest_releasetest_verdict hook or a plugin: see its message", "decision")
+            unexplained.append(reason)
     if not stopped:
         for name, result in suites.items():
             if (result or {}).get("failed") or (result or {}).get("errors"):
                 found = findings.get(name) or findings_type(name)()
                 for c in found.causes(name, result):
                     add(name, c.cause, c.fix, f"suite-{name}")
+    for reason in unexplained:
+        add("other", reason, "added by a pytest_releasetest_verdict hook or a plugin: see its message", "decision")
     return out
 
 
