@@ -96,6 +96,22 @@ WORDS_JS = """() => {
       if (new Set(tops).size > 1) broken.push(cell.textContent.trim().slice(0, 60));
     }
   }
+  // Words of free text (messages, paths, JSON, causes): none split over two lines (a line may end
+  // after a space, "-" or "/"), but a "word" longer than 100 characters, which no line holds.
+  for (const box of document.querySelectorAll('td.text, ol.causes li, .why')) {
+    const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      if (!n.parentElement.getClientRects().length || n.parentElement.closest('pre')) continue;
+      for (const m of n.textContent.matchAll(/[^\\s/-]+/g)) {
+        if (m[0].length > 100) continue;
+        const range = document.createRange();
+        range.setStart(n, m.index);
+        range.setEnd(n, m.index + m[0].length);
+        const tops = new Set([...range.getClientRects()].filter((r) => r.width > 0).map((r) => Math.round(r.top)));
+        if (tops.size > 1) broken.push(m[0].slice(0, 60));
+      }
+    }
+  }
   const covered = [];
   for (const svg of document.querySelectorAll('svg.plot')) {
     const marks = [...svg.querySelectorAll('path[stroke="#8250df"], line[stroke-width="2.5"]')]
@@ -293,6 +309,7 @@ def test_block_report_with_every_finding_kind(browser: Any, tmp_path: Path) -> N
     acc["residuals"] = [[p, a - p] for a, p in acc["predicted_vs_actual"]]
     acc["thresholds"][0]["metric"] = "a_very_long_metric_name_for_a_per_class_recall_of_class_overcast"
     verdict["findings"]["schema"]["findings"][0]["message"] = "x" * 400  # one unbroken word
+    verdict["endpoint"]["model_dir"] = "/tmp/releasetest-" + "a" * 60 + "/azureml-models"  # a path stays whole
     opened = open_report(browser, _render(verdict, tmp_path / "report.html", [synthetic_verdict("PROMOTE")]),
                          tmp_path / "report-block.png")
     assert_readable(opened)
