@@ -243,7 +243,9 @@ def _cmd_history(args: argparse.Namespace) -> int:
     from releasetest.verdict.formatting import fmt
 
     releases = [r for r in _store(args).releases() if not args.release or r["release"] == args.release]
-    releases = releases[-args.last:]
+    # The last N by their latest step (a release gated long ago and promoted just now is recent).
+    recent = sorted(releases, key=lambda r: str(r["events"][-1].get("at") or ""))[-args.last:] if args.last else []
+    releases = [r for r in releases if any(r is x for x in recent)]
     if args.json:
         _print_json(releases)
         return 0
@@ -411,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "with who, when, where and the key figures")
     p.add_argument("--store", help=store_help)
     p.add_argument("--release", help="only this release name")
-    p.add_argument("--last", type=int, default=50, help="show the last N releases (default 50)")
+    p.add_argument("--last", type=int, default=50, help="show the N releases with the latest steps (gated, "
+                   "approved, promoted, rolled back), oldest first (default 50)")
     p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=_cmd_history)
     p = command("approve", "record a reviewer's approval of a PROMOTE verdict (once per person)")

@@ -177,3 +177,20 @@ def test_example_manifest_is_unchanged_by_hash_write_of_a_copy(tmp_path: Path,
     code, out, _ = _cli(capsys, "hash", "--write", str(tmp_path / "ex" / "release.toml"))
     assert code == 0 and "0 of 2 pinned digests changed" in out
     assert (tmp_path / "ex" / "release.toml").read_bytes() == (EXAMPLE / "release.toml").read_bytes()
+
+
+def test_history_last_shows_the_release_with_the_latest_step(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A release gated first but approved last is among the last 1, though another was gated after it."""
+    store = Store(tmp_path / "h")
+    first = seal_verdict(synthetic_verdict("PROMOTE"))
+    second = synthetic_verdict("PROMOTE")
+    second["release"] = {**second["release"], "id": "sha256:" + "cd" * 32}
+    second["finished_at"] = "2026-01-02T10:00:00+00:00"
+    store.add_verdict(first)
+    store.add_verdict(seal_verdict({k: v for k, v in second.items() if k != "digest"}))
+    store.approve(first, "alice")
+    code, out, _ = _cli(capsys, "history", "--store", str(tmp_path / "h"), "--last", "1")
+    assert code == 0 and "port-weather@abababababab" in out and "@cdcdcdcdcdcd" not in out
+    code, out, _ = _cli(capsys, "history", "--store", str(tmp_path / "h"), "--last", "2")
+    assert out.index("@abababababab") < out.index("@cdcdcdcdcdcd"), "shown oldest first"
