@@ -381,3 +381,13 @@ def test_blocking_causes_say_what_to_do_for_each_kind_of_failure() -> None:
               "reasons": ["configuration error: release.toml: data.holdout: holdout file not found"]}
     assert [c["kind"] for c in blocking_causes(config, {})] == ["configuration"]
     assert release_label(config) == "wine (release.toml) (not loaded)"
+
+
+def test_more_than_five_causes_fold_after_the_fifth() -> None:
+    verdict = synthetic_verdict("BLOCK")
+    verdict["reasons"] += [f"hook reason {i}" for i in range(4)]
+    html = render_html(verdict)
+    shown, folded = html.split('class="more-causes"')
+    assert shown.count('<span class="kind">') == 5 and "and 3 more blocking failures" in folded
+    assert folded.count('<span class="kind">') == 3 and "hook reason 3" in folded
+
