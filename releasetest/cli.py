@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,8 +62,67 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_hash(args: argparse.Namespace) -> int:
+    if args.write:
+        changed = write_digests(Path(args.write))
+        for path, (old, new) in changed.items():
+            print(f"{args.write}: {path}: {'pinned' if not old else 'changed'} {old[:12] or '(none)'} -> {new[:12]}"
+                  if old != new else f"{args.write}: {path}: unchanged")
+        print(f"{sum(o != n for o, n in changed.values())} of {len(changed)} pinned digests changed")
     for path in args.files:
         print(f"{sha256_file(Path(path))}  {path}")
+    if not args.files and not args.write:
+        raise ReleaseTestError("hash: name the files to hash, or --write release.toml to update its pinned digests")
+    return 0
+
+
+#: One inline file entry of [[artifacts]]: ``{ path = "...", sha256 = "..." }`` (either order).
+_FILE_ENTRY = re.compile(r"\{[^{}]*\bpath\s*=\s*\"(?P<path>[^\"]+)\"[^{}]*\}")
+_SHA = re.compile(r'(\bsha256\s*=\s*")([^"]*)(")')
+
+
+def write_digests(manifest: Path) -> dict[str, tuple[str, str]]:
+    """Set each ``[[artifacts]]`` file's ``sha256`` in ``manifest`` to the file's digest, in place
+    (comments and layout kept; written atomically); returns ``{path: (old, new)}``."""
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ReleaseTestError(f"{manifest}: cannot read it: {exc.strerror}") from None
+    changed: dict[str, tuple[str, str]] = {}
+
+    def pin(entry: re.Match[str]) -> str:
+        path = entry["path"]
+        target = manifest.parent / path
+        if not target.is_file():
+            raise ReleaseTestError(f"{manifest}: artifacts files path {path!r}: no such file next to the manifest "
+                                   "(write it first, e.g. with train.py, or fix the path)")
+        digest = sha256_file(target)
+        body = entry.group(0)
+        old = _SHA.search(body)
+        changed[path] = (old.group(2) if old else "", digest)
+        if old:
+            return _SHA.sub(lambda m: f"{m.group(1)}{digest}{m.group(3)}", body, count=1)
+        return body[:-1].rstrip() + f', sha256 = "{digest}" }}'
+
+    updated = _FILE_ENTRY.sub(pin, text)
+    if not changed:
+        raise ReleaseTestError(f"{manifest}: no [[artifacts]] files = [{{ path = ..., sha256 = ... }}] entries to pin")
+    if updated != text:
+        tmp = manifest.with_name(manifest.name + ".tmp")
+        tmp.write_text(updated, encoding="utf-8")
+        tmp.replace(manifest)
+    return changed
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    """Write a new release folder to fill in, and the commands that take it to its first gate."""
+    from releasetest.scaffold import init_release
+
+    folder = Path(args.folder)
+    for path in init_release(folder, args.name, v2=args.v2):
+        print(f"wrote {path}")
+    pin = "" if args.v2 else "releasetest hash --write release.toml && "
+    print(f"next: cd {folder} && python train.py && {pin}pytest --release-stage devtest "
+          "(then replace each FILL IN with your own model)")
     return 0
 
 
@@ -183,7 +243,9 @@ def _cmd_history(args: argparse.Namespace) -> int:
     from releasetest.verdict.formatting import fmt
 
     releases = [r for r in _store(args).releases() if not args.release or r["release"] == args.release]
-    releases = releases[-args.last:]
+    # The last N by their latest step (a release gated long ago and promoted just now is recent).
+    recent = sorted(releases, key=lambda r: str(r["events"][-1].get("at") or ""))[-args.last:] if args.last else []
+    releases = [r for r in releases if any(r is x for x in recent)]
     if args.json:
         _print_json(releases)
         return 0
@@ -191,12 +253,13 @@ def _cmd_history(args: argparse.Namespace) -> int:
         print(f"no releases recorded in {_store(args).root}")
         return 0
     for rel in releases:
-        print(f"{rel['release']}@{short_id(rel['release_id'])}  {', '.join(rel['artifacts']) or '-'}  "
-              f"now: {rel['status']}")
+        label = f"{rel['release']}@{short_id(rel['release_id'])}" if not str(rel["release_id"]).startswith(
+            "manifest:") else f"{rel['release']} (not loaded)"
+        print(f"{label}  {', '.join(rel['artifacts']) or '-'}  now: {rel['status']}")
         for e in rel["events"]:
             what = f"{e['decision']}{' (partial)' if e['partial'] else ''}" if e["step"] == "gated" else ""
             figures = ", ".join(f"{k} {fmt(v)}{FIGURE_UNITS.get(k, '')}" for k, v in (e.get("figures") or {}).items())
-            extra = [f"at {e['where']}" if e["where"] else "", figures,
+            extra = [f"at {e['where']}" if e["where"] else "", figures, f"why: {e['why']}" if e.get("why") else "",
                      f"ran: {e['command']}" if e.get("command") else "", f"({e['note']})" if e.get("note") else ""]
             print("  ".join([f"  {str(e['at']):25} {e['step']:11} {str(e['stage'] or '-'):11} {what:8} "
                              f"by {e['by'] or '-'}", *filter(None, extra)]))
@@ -247,7 +310,15 @@ def _cmd_promote(args: argparse.Namespace) -> int:
     from releasetest.promotion import PromoteOptions, promote
 
     options = PromoteOptions.from_arguments({**vars(args), "expect_headers": tuple(args.expect_headers or ())})
-    done = promote(args.verdict, args.from_stage, args.to_stage, _store(args), options)
+    to_stage = args.to_stage
+    if to_stage is None:
+        recorded = read_verdict(Path(args.verdict))
+        to_stage = recorded.get("promote_to")
+        if not to_stage:
+            raise ReleaseTestError(f"{args.verdict}: stage {recorded.get('stage')!r} has no promote_to in the "
+                                   "manifest (the last stage): give --to STAGE")
+        print(f"promoting to {to_stage} (stage {recorded.get('stage')}'s promote_to, as the verdict records it)")
+    done = promote(args.verdict, args.from_stage, to_stage, _store(args), options)
     rec = done.record
     ep = rec["endpoint"]
     print(f"promoted {rec['release']}@{short_id(rec['release_id'])} {rec['from']} -> {rec['to']} "
@@ -310,8 +381,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", help="also check this stage exists")
     p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=_cmd_check)
-    p = command("hash", "print sha256 digests to pin in the manifest")
-    p.add_argument("files", nargs="+", help="files to hash (artifacts, entry script)")
+    p = command("init", "write a new release folder to fill in: manifest, config files, score.py and train.py")
+    p.add_argument("folder", metavar="DIR", help="the folder to create (must not exist, or be empty)")
+    p.add_argument("--name", help="the release's name (default: the folder's name)")
+    p.add_argument("--v2", action="store_true", help="Azure ML v2 files (endpoint.yml, blue-deployment.yml) "
+                   "instead of v1 (InferenceConfig.yml, deployment configs)")
+    p.set_defaults(func=_cmd_init)
+    p = command("hash", "print sha256 digests to pin in the manifest, or update them in it (--write)")
+    p.add_argument("files", nargs="*", help="files to hash (artifacts, entry script)")
+    p.add_argument("--write", metavar="MANIFEST", help="update the sha256 of every [[artifacts]] file in this "
+                   "manifest (e.g. release.toml) to the file's digest, in place, and say which changed")
     p.set_defaults(func=_cmd_hash)
     p = command("verdict", "print a verdict; exit 0 only if it is PROMOTE")
     p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT, help=verdict_help)
@@ -359,7 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "with who, when, where and the key figures")
     p.add_argument("--store", help=store_help)
     p.add_argument("--release", help="only this release name")
-    p.add_argument("--last", type=int, default=50, help="show the last N releases (default 50)")
+    p.add_argument("--last", type=int, default=50, help="show the N releases with the latest steps (gated, "
+                   "approved, promoted, rolled back), oldest first (default 50)")
     p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=_cmd_history)
     p = command("approve", "record a reviewer's approval of a PROMOTE verdict (once per person)")
@@ -370,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_approve)
     p = command("promote", "deploy the tested release to the next stage, if its verdict allows it")
     p.add_argument("--from", dest="from_stage", required=True, help="stage the verdict is for, e.g. devtest")
-    p.add_argument("--to", dest="to_stage", required=True, help="stage to deploy, e.g. production")
+    p.add_argument("--to", dest="to_stage", help="stage to deploy, e.g. production (default: the --from stage's "
+                   "promote_to, as the verdict records it from the manifest)")
     add_options(p.add_argument, ["verdict"])
     p.add_argument("--manifest", type=Path, help="release manifest (default: the one the verdict names)")
     add_options(p.add_argument, ["target", "url", "key_env"])

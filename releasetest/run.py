@@ -15,6 +15,8 @@ from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 from releasetest.azureml.registry import registry_for
 from releasetest.checks.registry import parse_all
 from releasetest.endpoint.base import Endpoint
@@ -171,7 +173,7 @@ class ReleaseRun:
         endpoint = deployed.handle.describe() if deployed.handle else None
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True
-        return build_verdict(
+        verdict = build_verdict(
             decision=decision, reasons=reasons, warnings=[*self.warnings, *deployed.warnings],
             stage=self.settings.stage or "", promote_to=self.stage.promote_to if self.stage else None,
             target=self.settings.target, release=self.release.describe() if self.release else None,
@@ -182,6 +184,9 @@ class ReleaseRun:
             environment={**provenance.environment(), "conda_check": self.conda_check},
             git=provenance.git_info(self.settings.config.parent),
             trigger=dict(self.settings.trigger) if self.settings.trigger else None, partial=self.partial)
+        if self.release is None:
+            verdict["manifest"] = manifest_name(self.settings.config)
+        return verdict
 
     def _build_endpoint(self) -> Endpoint:
         """The run's endpoint, not yet started, in the serving environment checked against the conda file."""
@@ -245,6 +250,16 @@ def _drift(found: dict[str, Any] | None, conda: Path | None, mode: str) -> list[
                           + "; ".join(found["mismatches"]),
                           "install the pinned versions, update the pins, or use --release-env isolated")
     return [f"environment differs from {conda.name}: " + "; ".join(found["mismatches"])]
+
+
+def manifest_name(path: Path) -> str:
+    """What names a release that did not load, in history and the report: the manifest's
+    ``[release] name`` if the file still parses that far, else the manifest's path."""
+    try:
+        name = tomllib.loads(path.read_text(encoding="utf-8")).get("release", {}).get("name")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    return f"{name} ({path.name})" if isinstance(name, str) and name else str(path)
 
 
 def _stage_facts(release: Release | None, stage: Stage | None) -> dict[str, Any] | None:

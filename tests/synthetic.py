@@ -66,16 +66,17 @@ ACCEPTANCE = AcceptanceConfig(task=Classification(CLASSES), parity=0.99,
 ))
 
 
-def acceptance_evaluation(decision: str) -> Evaluation:
+def acceptance_evaluation(decision: str, parity_rows: int = 1) -> Evaluation:
     """A 500-row holdout, 20% class 0. PROMOTE's model errs on 10 rows, BLOCK's on 50 (below the
     accuracy minimum and the persistence baseline); the training-time predictions differ from what
-    the endpoint says on one row (parity 0.998)."""
+    the endpoint says on ``parity_rows`` rows (one: parity 0.998)."""
     labels = [0 if i % 5 == 0 else 1 for i in range(ROWS)]
     current = [1 - y if i % 25 == 1 else y for i, y in enumerate(labels)]
     rows = np.array([[10 + (i % 17) * 0.5, c] for i, c in enumerate(current)], dtype=np.float64)
     wrong = 50 if decision == "PROMOTE" else 10
     predictions = [1 - y if i % wrong == 3 else y for i, y in enumerate(labels)]
-    expected = [1 - p if i == 7 else p for i, p in enumerate(predictions)]
+    flipped = {7, *range(9, 9 + 3 * (parity_rows - 1), 3)}
+    expected = [1 - p if i in flipped else p for i, p in enumerate(predictions)]
     p1 = [0.7 + 0.025 * (i * 37 % 11) if p == 1 else 0.05 + 0.05 * (i * 53 % 7) for i, p in enumerate(predictions)]
     holdout = Holdout(features=FEATURES, rows=rows, labels=labels, expected=expected, classes=CLASSES)
     scores = BatchScores(predictions, np.array([[1 - p, p] for p in p1]), seconds=0.25, requests=1)
@@ -125,11 +126,25 @@ def load_result(decision: str, spec: LoadSpec) -> LoadResult:
                      target_rps=spec.rate)
 
 
+#: What a deploy BLOCK's server said: score.py's init() cannot load the model.
+DEPLOY_ERROR = ("the server exited with status 3 before it was ready (after 2.8 s); its log says: "
+                "ModuleNotFoundError: No module named 'sklearn'")
+DEPLOY_LOG = ("2026-01-01 10:00:01 INFO azmlinfsrv: starting gunicorn 22.0.0\n"
+              "2026-01-01 10:00:02 INFO azmlinfsrv: Booting worker with pid: 4243\n"
+              "2026-01-01 10:00:02 INFO azmlinfsrv: Users's init has started\n"
+              "Traceback (most recent call last):\n  File \"/x/score.py\", line 9, in init\n"
+              "    import sklearn\nModuleNotFoundError: No module named 'sklearn'\n"
+              "2026-01-01 10:00:03 INFO azmlinfsrv: Worker exiting (pid: 4243)")
+
+
 def _outcomes(results: Results, suite: str, module: str, tests: list[str], failing: dict[str, str],
-              skipped: dict[str, str]) -> None:
+              skipped: dict[str, str], setup_error: str | None = None) -> None:
     """Each test's setup, call and teardown reports, as pytest hands them to the gate."""
     for name in tests:
         nodeid = f"suites/{module}::{name}"
+        if setup_error:
+            results.add(suite, nodeid, "setup", "failed", setup_error, seconds=0.001)
+            continue
         results.add(suite, nodeid, "setup", "passed", seconds=0.001)
         if name in skipped:
             results.add(suite, nodeid, "call", "skipped", skipped[name], seconds=0.001)
@@ -139,16 +154,20 @@ def _outcomes(results: Results, suite: str, module: str, tests: list[str], faili
         results.add(suite, nodeid, "teardown", "passed", seconds=0.001)
 
 
-def synthetic_verdict(decision: str = "BLOCK") -> dict[str, Any]:
+def synthetic_verdict(decision: str = "BLOCK", variant: str = "") -> dict[str, Any]:
     """A sealed verdict from a run that PROMOTEs, or one that BLOCKs on an acceptance minimum and the
     persistence baseline, a leaked traceback and the p95 latency SLO; a fresh copy each call, so a
-    test may edit it."""
-    return copy.deepcopy(_verdict(decision))
+    test may edit it. ``variant`` turns PROMOTE's run into a BLOCK of one kind: ``parity`` (the
+    endpoint's answers differ from expected_predictions on 60 of 500 rows) or ``deploy`` (init()
+    fails, every test errors at setup)."""
+    return copy.deepcopy(_verdict(decision, variant))
 
 
-@functools.lru_cache(maxsize=2)
-def _verdict(decision: str) -> dict[str, Any]:
-    evaluation = acceptance_evaluation(decision)
+@functools.lru_cache(maxsize=4)
+def _verdict(decision: str, variant: str = "") -> dict[str, Any]:
+    deploy_error = DEPLOY_ERROR if variant == "deploy" else None
+    setup_error = f"deploy failed: {DEPLOY_ERROR}" if deploy_error else None
+    evaluation = acceptance_evaluation(decision, parity_rows=60 if variant == "parity" else 1)
     spec = load_spec()
     load = load_result(decision, spec)
     slos = evaluate_slos(spec, load)
@@ -159,27 +178,31 @@ def _verdict(decision: str) -> dict[str, Any]:
                "test_output_conforms_to_output_schema", "test_golden_rows", "test_same_request_same_answer",
                "test_batch_returns_one_label_per_row", "test_auth_enforced",
                "test_memory_stable_under_repeated_requests"],
-              {}, {"test_auth_enforced": "authEnabled is False in AciDeploymentConfig.yml"})
+              {}, {"test_auth_enforced": "authEnabled is False in AciDeploymentConfig.yml"}, setup_error)
     _outcomes(results, "acceptance", "suite_acceptance.py",
               ["test_holdout_scored_through_endpoint", "test_predictions_are_not_constant",
                "test_training_serving_parity", "test_absolute_minimums", "test_beats_naive_baselines",
                "test_no_regression_against_champion"],
-              {test: "; ".join(r.message for r in failed) for test, refs in
-               (("test_absolute_minimums", (None,)), ("test_beats_naive_baselines", ("majority", "persistence")))
-               if (failed := evaluation.failed(refs))},
-              {"test_no_regression_against_champion": "no threshold of this kind in [acceptance.thresholds]"})
+              {**{test: "; ".join(r.message for r in failed) for test, refs in
+                  (("test_absolute_minimums", (None,)), ("test_beats_naive_baselines", ("majority", "persistence")))
+                  if (failed := evaluation.failed(refs))},
+               **({"test_training_serving_parity": f"training-serving parity {parity['agreement']:.4f} is below the "
+                   f"required {parity['required']:.4f}: {parity['mismatching_rows']} of {ROWS} rows differ from "
+                   "expected_predictions"} if (parity := evaluation.parity) and not parity["passed"] else {})},
+              {"test_no_regression_against_champion": "no threshold of this kind in [acceptance.thresholds]"},
+              setup_error)
     probe_failures = {f"test_negative_input[{name}]": failed[0].message for name, found in schema.items()
                       if (failed := [f for f in found if f.severity == FAILURE])}
     _outcomes(results, "schema", "suite_schema.py",
               ["test_published_contract", "test_valid_inputs_are_answered_by_contract",
                *(f"test_negative_input[{name}]" for name in negative_probes(EXAMPLE_ROW))],
-              probe_failures, {})
+              probe_failures, {}, setup_error)
     _outcomes(results, "load", "suite_load.py", ["test_slo_at_expected_rate", "test_capacity"],
               {} if all(s["passed"] for s in slos) else {"test_slo_at_expected_rate": failure_message(slos, load)},
               {"test_capacity": "capacity mode is off (set capacity = true in [load] to find the highest rate "
-                                "that holds)"})
-    verdict, reasons = decide(results, REQUIRED, None, None)
-    assert verdict == decision, (verdict, reasons)
+                                "that holds)"}, setup_error)
+    verdict, reasons = decide(results, REQUIRED, deploy_error, None)
+    assert verdict == ("BLOCK" if variant else decision), (verdict, reasons)
     return seal_verdict(build_verdict(
         decision=verdict, reasons=reasons, warnings=[], stage="devtest", promote_to="production", target="local",
         release={
@@ -191,17 +214,18 @@ def _verdict(decision: str) -> dict[str, Any]:
             "entry_script": {"path": "score.py", "sha256": "7a" * 32},
             "configs": {"AciDeploymentConfig.yml": "15" * 32},
         },
-        endpoint=ENDPOINT.describe(),
+        endpoint=None if deploy_error else ENDPOINT.describe(),
         deployment={"stage": "devtest", "config": "AciDeploymentConfig.yml", "workers": 1,
                     "scoring_timeout_ms": 60000, "requires_approval_to_promote": True,
                     "settings": {"computeType": "ACI", "containerResourceRequirements": {"cpu": 1, "memoryInGB": 1},
                                  "primaryKey": "***"}},
-        deploy={"ok": True, "error": None, "seconds": 4.2,
+        deploy={"ok": False, "error": DEPLOY_ERROR, "seconds": 2.8, "log_tail": DEPLOY_LOG} if deploy_error else
+               {"ok": True, "error": None, "seconds": 4.2,
                 "log_tail": "2026-01-01 INFO worker booted\n<script>alert('log')</script>",
                 "left_behind": {"pid": 4242, "port": 5001, "log": ENDPOINT.log_path,
                                 "model_dir": "/tmp/releasetest-x"}},
         results=results,
-        findings={
+        findings={} if deploy_error else {
             "acceptance": evaluation.findings().to_json(),
             "schema": {"findings": [f.to_json() for found in schema.values() for f in found], "policy": "azure",
                        "requests_sent": 118, "requests_by_process": {"main": 118}},
@@ -209,7 +233,7 @@ def _verdict(decision: str) -> dict[str, Any]:
                      "memory": {"requests": load.requests, "rss_growth_mb": 0.4, "max_rss_growth_mb": 64.0}},
         },
         required=REQUIRED,
-        exit_status=0 if decision == "PROMOTE" else 1,
+        exit_status=0 if verdict == "PROMOTE" else 1,
         started_at="2026-01-01T10:00:00+00:00", finished_at="2026-01-01T10:02:00+00:00",
         environment={"python": "3.11.7", "implementation": "cpython", "platform": "Linux",
                      "packages": {"pytest": "9.0"},

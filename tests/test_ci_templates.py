@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -95,3 +96,77 @@ def test_azure_pipeline_triggers_and_stages() -> None:
     assert production["dependsOn"] == "DevTest" and "refs/heads/main" in production["condition"]
     assert production["jobs"][0]["environment"] == "production"
     assert "Build.RequestedFor" not in AZURE.read_text()
+
+
+HISTORY_BRANCH = "releasetest-history"
+
+
+def _named(steps: list[dict[str, Any]], start: str) -> tuple[int, dict[str, Any]]:
+    return next((i, s) for i, s in enumerate(steps) if str(s.get("name", s.get("displayName", ""))).startswith(start))
+
+
+def _history_steps(steps: list[dict[str, Any]], gate_or_promote: str) -> tuple[str, str]:
+    """The restore and save scripts around the step that writes history; asserts their order."""
+    restore_at, restore = _named(steps, "Restore the release history")
+    save_at, save = _named(steps, "Save the release history")
+    writes_at = next(i for i, s in enumerate(steps) if gate_or_promote in str(s.get("run", s.get("script", "")))
+                     + str((s.get("inputs") or {}).get("inlineScript", "")))
+    assert restore_at < writes_at < save_at
+    assert save.get("if", save.get("condition")) in ("always()",), "the history is saved even when the gate BLOCKs"
+    return restore.get("run", restore.get("script")), save.get("run", save.get("script"))
+
+
+def test_github_history_carried_across_runs_on_a_branch() -> None:
+    jobs = _load(GITHUB)["jobs"]
+    for job, writes in (("devtest-gate", "pytest --release-stage devtest"), ("production", "releasetest promote")):
+        restore, save = _history_steps(jobs[job]["steps"], writes)
+        assert f"origin {HISTORY_BRANCH}:{HISTORY_BRANCH}" in restore and "RELEASETEST_HISTORY=" in restore
+        assert f"git push -q origin HEAD:{HISTORY_BRANCH}" in save
+        assert jobs[job]["permissions"]["contents"] == "write"
+
+
+def test_azure_history_carried_across_runs_on_a_branch() -> None:
+    devtest, production, _ = _load(AZURE)["stages"]
+    deploy_steps = production["jobs"][0]["strategy"]["runOnce"]["deploy"]["steps"]
+    for steps, writes in ((devtest["jobs"][0]["steps"], "pytest --release-stage devtest"),
+                          (deploy_steps, "releasetest promote")):
+        restore, save = _history_steps(steps, writes)
+        assert "##vso[task.setvariable variable=RELEASETEST_HISTORY]" in restore
+        assert f"git push -q origin HEAD:{HISTORY_BRANCH}" in save
+        assert steps[0] == {"checkout": "self", "persistCredentials": True}
+
+
+def _git(*args: str, cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def test_the_github_history_scripts_bring_back_the_previous_runs_history(tmp_path: Path) -> None:
+    """The workflow's own restore and save scripts, run twice against a local bare repository:
+    the second run starts with what the first one recorded, and the branch holds only history."""
+    steps = _load(GITHUB)["jobs"]["devtest-gate"]["steps"]
+    restore, save = _history_steps(steps, "pytest --release-stage devtest")
+    origin = tmp_path / "origin.git"
+    _git("init", "-q", "--bare", "-b", "main", str(origin), cwd=tmp_path)
+    seed = tmp_path / "seed"
+    _git("clone", "-q", origin.as_uri(), str(seed), cwd=tmp_path)
+    (seed / "release.toml").write_text("[release]\n")
+    _git("add", ".", cwd=seed)
+    _git("-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "-q", "-m", "init", cwd=seed)
+    _git("push", "-q", "origin", "HEAD:main", cwd=seed)
+    seen = []
+    for run in (1, 2):
+        checkout = tmp_path / f"run{run}"
+        _git("clone", "-q", origin.as_uri(), str(checkout), cwd=tmp_path)
+        env = {**os.environ, "GITHUB_ENV": str(tmp_path / f"run{run}.env"), "GITHUB_JOB": "devtest-gate",
+               "GITHUB_RUN_ID": str(run)}
+        subprocess.run(["bash", "-e", "-c", restore], cwd=checkout, env=env, capture_output=True, timeout=60,
+                       check=True)
+        history = Path((tmp_path / f"run{run}.env").read_text().strip().split("=", 1)[1])
+        seen.append(sorted(p.name for p in (history / "verdicts").glob("*")) if history.is_dir() else [])
+        (history / "verdicts").mkdir(parents=True, exist_ok=True)
+        (history / "verdicts" / f"run{run}.json").write_text("{}")
+        subprocess.run(["bash", "-e", "-c", save], cwd=checkout, env=env, capture_output=True, timeout=60,
+                       check=True)
+    assert seen == [[], ["run1.json"]]
+    tree = _git("--git-dir", str(origin), "ls-tree", "-r", "--name-only", HISTORY_BRANCH, cwd=tmp_path).split()
+    assert tree == ["history/verdicts/run1.json", "history/verdicts/run2.json"]

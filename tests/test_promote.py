@@ -99,7 +99,7 @@ def test_unknown_artifact_version_is_a_usage_error_with_a_report(release_project
             "and sha256 to the [[artifacts]] entry") in result.stderr.str()
     assert "Traceback" not in result.stderr.str()
     report = (release_project.root / "releasetest-out" / "report.html").read_text()
-    assert "BLOCK · port-weather" not in report and "BLOCK · release@unknown" in report
+    assert "BLOCK · port-weather (release.toml) (not loaded)" in report, "named by its manifest, not ?@"
     assert "version 9 was asked for" in report
 
 

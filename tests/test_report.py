@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from releasetest.checks.metrics import binary_auc, binary_curves, classification_metrics
+from releasetest.checks.registry import findings_of
 from releasetest.errors import ConfigError, ReleaseTestError
 from releasetest.plugin import _failure_message
 from releasetest.release.manifest import load_release
@@ -43,13 +44,13 @@ class _Sections(HTMLParser):
         ident = dict(attrs).get("id")
         self.svgs += tag == "svg"
         self.scripts += tag in ("script", "link", "img", "iframe")
-        if tag in ("section", "header", "main"):
+        if tag in ("section", "header", "main", "details"):
             self.open.append((tag, ident))
             if ident:
                 self.text.setdefault(ident, "")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("section", "header", "main") and self.open:
+        if tag in ("section", "header", "main", "details") and self.open:
             self.open.pop()
 
     def handle_data(self, data: str) -> None:
@@ -87,7 +88,9 @@ def test_report_renders_every_conventional_finding() -> None:
     assert "p99_ms = 60000: Azure ML's default scoring timeout" in load, "the SLO derivation is shown"
     assert len(findings["timeline"]) == 2000 < findings["requests"], "3000 requests, thinned to 2000 points"
     assert html.count("<circle") == 2000, "every timeline point is drawn"
-    assert "defectdoes not block: the azure policy tolerates it" in schema
+    assert "2 tolerated defects" in schema, "the schema section links the tolerated defects, folded apart"
+    assert "does not block: the azure policy tolerates it" in doc.text["defects"]
+    assert "curl -sS -i -X POST http://127.0.0.1:5001/score" in doc.text["defects"]
     assert "&lt;script&gt;alert" in html and "<script>alert" not in html
     assert "&lt;b&gt;not bold&lt;/b&gt;" in html, "unknown findings are shown, escaped"
     assert "suite-custom" in html
@@ -317,8 +320,10 @@ def test_severity_matches_the_decision_and_internal_keys_stay_hidden() -> None:
     assert {f["severity"] for f in verdict["findings"]["schema"]["findings"]} == {"defect"}
     html = render_html(verdict)
     schema = html[html.index('id="suite-schema"'):html.index('id="suite-load"')]
-    assert 'class="badge nonblocking">defect' in schema and "does not block: the azure policy tolerates it" in schema
-    assert 'badge failed' not in schema
+    defects = html[html.index('id="defects"'):]
+    assert "does not block: the azure policy tolerates it" in defects
+    assert "2 tolerated under the azure policy" in defects
+    assert 'badge failed' not in schema and "2 tolerated defects" in schema
     assert "requests_by_process" not in schema
     assert '<p class="prewrap">rate = 50: set in [load] of release.toml\nduration_s = 62' in html
 
@@ -350,3 +355,39 @@ def test_skip_reasons_reach_the_verdict_and_the_report() -> None:
     verdict = synthetic_verdict("PROMOTE")
     verdict["suites"]["load"] = results.suites["load"].as_dict()
     assert "no capacity search configured" in parse_sections(render_html(verdict)).text["suite-load"]
+
+
+def test_blocking_causes_say_what_to_do_for_each_kind_of_failure() -> None:
+    from releasetest.verdict.report import blocking_causes, release_label
+
+    parity = synthetic_verdict("PROMOTE", "parity")
+    parity["findings"]["acceptance"]["production"] = {
+        "regressed": True, "message": "regression against production port-weather@0123456789ab: McNemar p = 0.002"}
+    parity["reasons"].append("blocked by the team's hook: model card missing")
+    causes = blocking_causes(parity, findings_of(parity))
+    assert [c["kind"] for c in causes] == ["acceptance", "acceptance", "other"]
+    drift, regression, hook = causes
+    assert hook["cause"] == "blocked by the team's hook: model card missing"
+    assert drift["fix"].startswith("the served model differs from the one that wrote expected_predictions: ")
+    assert "60 of 500 rows differ" in drift["cause"] and drift["anchor"] == "suite-acceptance"
+    assert regression["cause"].startswith("regression against production port-weather@0123456789ab")
+    assert "keep the production release" in regression["fix"]
+    block = synthetic_verdict("BLOCK")
+    lost = [c["fix"] for c in blocking_causes(block, findings_of(block)) if "persistence" in c["fix"]]
+    assert lost == ["accuracy 0.9 lost to the persistence baseline 0.96 by 0.06 and needs 0.065 more to pass: improve "
+                    "the model, or change this bound in [acceptance.thresholds] if it is wrong"]
+    assert blocking_causes(synthetic_verdict("PROMOTE"), {}) == []
+    config = {"decision": "BLOCK", "release": None, "manifest": "wine (release.toml)",
+              "reasons": ["configuration error: release.toml: data.holdout: holdout file not found"]}
+    assert [c["kind"] for c in blocking_causes(config, {})] == ["configuration"]
+    assert release_label(config) == "wine (release.toml) (not loaded)"
+
+
+def test_more_than_five_causes_fold_after_the_fifth() -> None:
+    verdict = synthetic_verdict("BLOCK")
+    verdict["reasons"] += [f"hook reason {i}" for i in range(4)]
+    html = render_html(verdict)
+    shown, folded = html.split('class="more-causes"')
+    assert shown.count('<span class="kind">') == 5 and "and 3 more blocking failures" in folded
+    assert folded.count('<span class="kind">') == 3 and "hook reason 3" in folded
+

@@ -17,6 +17,16 @@ from typing import Any, ClassVar, TypeVar
 T = TypeVar("T", bound="SuiteFindings")
 
 
+@dataclass(frozen=True)
+class Cause:
+    """One blocking failure as the report's first screen says it: what went wrong, in one line,
+    and what to do about it; ``test`` is the failing test it explains (None for a suite-wide one)."""
+
+    cause: str
+    fix: str
+    test: str | None = None
+
+
 @dataclass
 class SuiteFindings:
     """A suite's findings. Subclasses declare their keys as fields (None when not recorded) and
@@ -77,6 +87,27 @@ class SuiteFindings:
     def report_section(self) -> dict[str, Any]:
         """What this suite's report section shows beside its JSON form: plots and tables."""
         return {"plots": {}}
+
+    def causes(self, suite: str, result: Mapping[str, Any] | None) -> list[Cause]:
+        """Why this suite blocks, one :class:`Cause` per failure, for the report's first screen.
+        Here: each failing test's message; a suite that knows its failures better says more."""
+        return test_causes(suite, result)
+
+
+def test_causes(suite: str, result: Mapping[str, Any] | None, explained: frozenset[str] = frozenset()) -> list[Cause]:
+    """One cause per failing test of ``result`` whose name is not in ``explained``, with its message."""
+    result = result or {}
+    messages = result.get("messages") or {}
+    out = []
+    for nodeid in result.get("failing") or []:
+        name = str(nodeid).rsplit("::", 1)[-1]
+        if name.split("[", 1)[0] in explained:
+            continue
+        message = str(messages.get(nodeid) or "failed (no message)").splitlines()[0]
+        out.append(Cause(f"{name}: {message}", f"read the test's message and the server log in the {suite} "
+                         "evidence below; rerun only it with pytest --release-stage STAGE -k " + name.split("[")[0],
+                         name))
+    return out
 
 
 def _dump(value: Any) -> Any:

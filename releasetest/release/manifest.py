@@ -298,8 +298,11 @@ def _parse_artifacts(items: list[Any], manifest: Path, verify: bool, pick: Mappi
             fvalues = check_table(f, ARTIFACT_FILE, manifest, f"{where}.files[{j}]")
             digest = fvalues["sha256"].lower()
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                written = (manifest.parent / fvalues["path"]).is_file()
                 raise ConfigError(manifest, f"{where}.files[{j}].sha256", f"not a sha256 hex digest: {digest!r}",
-                                  "64 hex characters, as printed by sha256sum")
+                                  ("" if written else f"{fvalues['path']} is not written yet: run the release's "
+                                   "train.py, then ") + f"run releasetest hash --write {manifest.name} to pin it "
+                                  "(64 hex characters)")
             files.append(ArtifactFile(path=(manifest.parent / fvalues["path"]).resolve(), sha256=digest))
         entries.setdefault(name, {})[str(version)] = tuple(files)
     unknown = sorted(set(pick) - set(entries))
@@ -327,7 +330,8 @@ def _parse_artifacts(items: list[Any], manifest: Path, verify: bool, pick: Mappi
             rel = _rel(af.path, manifest.parent)
             if not af.path.is_file():
                 raise ConfigError(manifest, f"artifacts[{name}].files[{j}].path",
-                                  f"artifact file not found: {af.path}", "fix the path or restore the file")
+                                  f"artifact file not found: {af.path}",
+                                  "fix the path or restore the file (a new release: run its train.py to write it)")
             if verify:
                 actual = sha256_file(af.path)
                 if actual != af.sha256:
@@ -335,7 +339,7 @@ def _parse_artifacts(items: list[Any], manifest: Path, verify: bool, pick: Mappi
                         manifest, f"artifacts[{name}].files[{j}].sha256",
                         f"artifact {name} version {version}: {rel} has sha256 {actual}, the manifest pins {af.sha256}",
                         "the file changed since it was pinned: restore the tested file, or if this is a new "
-                        "model version, bump version and update sha256")
+                        f"model version, bump version and pin it with releasetest hash --write {manifest.name}")
         artifacts.append(Artifact(name=name, version=version, files=listed))
     return tuple(artifacts)
 
@@ -346,7 +350,8 @@ def _parse_data(table: dict[str, Any] | None, manifest: Path) -> DataSpec | None
     values = check_table(table, DATA, manifest, "data")
     holdout = manifest.parent / values["holdout"]
     if not holdout.is_file():
-        raise ConfigError(manifest, "data.holdout", f"holdout file not found: {holdout}", "fix the path")
+        raise ConfigError(manifest, "data.holdout", f"holdout file not found: {holdout}",
+                          "fix the path (a new release: run its train.py to write it)")
     features = values["features"]
     if not all(isinstance(x, str) for x in features):
         raise ConfigError(manifest, "data.features", "expected a list of column names",

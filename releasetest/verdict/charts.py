@@ -66,7 +66,7 @@ def bar_chart(bars: list[Bar], label: str, unit: str = "") -> Markup:
     """Horizontal bars; a bound is a dark tick, references are hollow diamonds.
 
     The axis ends at 1 when every figure is a share (0..1), else at a round number above the data;
-    each value label sits at the end of its own bar.
+    each value label sits right of its bar and of whatever is drawn on it (bound, references).
     """
     if not bars:
         return Markup("")
@@ -96,7 +96,9 @@ def bar_chart(bars: list[Bar], label: str, unit: str = "") -> Markup:
                     f'{escape(short)}</text>')
         body.append(f'<rect x="{left}" y="{y + 5}" width="{max(1.0, x(b.value) - left):.1f}" height="16" '
                     f'rx="2" fill="{colour}" opacity="0.85"/>')
-        body.append(_text(x(b.value) + 5, y + 17, fmt(b.value) + unit, "start", "val"))
+        # The value's label goes right of the bar, its bound's tick and its references' diamonds, so none covers it.
+        ends = [x(b.value), *([x(b.bound) + 1.5] if b.bound is not None else []), *(x(v) + 6 for _, v in b.markers)]
+        body.append(_text(max(ends) + 5, y + 17, fmt(b.value) + unit, "start", "val"))
         if b.bound is not None and 0 <= b.bound <= scale_max:
             body.append(f'<line x1="{x(b.bound):.1f}" x2="{x(b.bound):.1f}" y1="{y + 1}" y2="{y + 25}" '
                         f'stroke="#24292f" stroke-width="2.5"><title>bound {escape(fmt(b.bound))}</title></line>')
@@ -226,7 +228,8 @@ def xy_plot(series: list[Series], xa: Axis, ya: Axis, label: str,
     if hline is not None and ya.low <= hline[1] <= ya.high:
         body.append(f'<line x1="{left}" x2="{width - right}" y1="{y(hline[1]):.1f}" y2="{y(hline[1]):.1f}" '
                     f'stroke="{FAIL}" stroke-width="1.5" stroke-dasharray="6 4"/>')
-        body.append(_text(width - right - 4, y(hline[1]) - 5, f"{hline[0]} {fmt(hline[1])}", "end", "val"))
+        at = y(hline[1]) - 5 if y(hline[1]) - 5 >= top + 12 else y(hline[1]) + 14  # below a line at the top
+        body.append(_text(width - right - 4, at, f"{hline[0]} {fmt(hline[1])}", "end", "val"))
     if note:
         body.append(_text(width - right - 4, top + 12, note, "end", "val"))
     return _svg(width, height, body, label)

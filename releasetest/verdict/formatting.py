@@ -49,3 +49,14 @@ def isolation_of(verdict: Mapping[str, Any]) -> tuple[str, str] | None:
     if not line:
         return None
     return str(line).removeprefix("isolation: ").split(" ", 1)[0], str(line)
+
+
+def clip(text: str, limit: int = 160) -> str:
+    """``text`` cut at the last word boundary before ``limit`` characters, with "…"; whole if it fits.
+    A single word longer than ``limit`` is cut at ``limit`` (there is no word boundary to keep)."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:(") + "…"

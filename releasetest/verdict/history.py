@@ -222,9 +222,13 @@ class Store:
         for v in self.verdicts():
             rel = v.get("release") or {}
             trigger: dict[str, Any] = v["trigger"] if isinstance(v.get("trigger"), dict) else {}
-            entry(rel.get("id"), rel.get("name"), rel.get("artifacts"))["events"].append(
+            reasons = v.get("reasons") if isinstance(v.get("reasons"), list) else []
+            entry(rel.get("id") or (f"manifest:{v['manifest']}" if v.get("manifest") else None),
+                  rel.get("name") or v.get("manifest"),
+                  rel.get("artifacts"))["events"].append(
                 {"step": "gated", "stage": v.get("stage"), "at": v.get("finished_at"), "by": _trigger(trigger),
                  "where": _where(v.get("target"), v.get("endpoint")), "decision": v.get("decision"),
+                 "why": str(reasons[0]).splitlines()[0] if reasons and v.get("decision") != "PROMOTE" else "",
                  "partial": bool(v.get("partial")), "figures": key_figures(v), "run_url": trigger.get("run_url"),
                  "verdict_digest": v.get("digest")})
         for a in self.approvals():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from releasetest.checks.findings import SuiteFindings
+from releasetest.checks.findings import Cause, SuiteFindings, test_causes
 from releasetest.verdict.formatting import fmt, num
 
 
@@ -119,6 +119,38 @@ class AcceptanceFindings(SuiteFindings):
                 "reference_errors": [f"{k}: {v}" for k, v in errors.items()] if isinstance(errors, dict) else [],
                 "distribution": self._distribution(), "references": self._reference_table()}
 
+    #: The tests whose failures :meth:`causes` explains from the findings (the rest keep their message).
+    EXPLAINED: ClassVar[frozenset[str]] = frozenset({
+        "test_training_serving_parity", "test_absolute_minimums", "test_beats_naive_baselines",
+        "test_no_regression_against_champion", "test_no_regression_against_production"})
+
+    def causes(self, suite: str, result: Any) -> list[Cause]:
+        """Parity, each failed threshold (what it lost to and by how much) and a regression against
+        production, from the findings; any other failing test with its message."""
+        found: list[Cause] = []
+        parity = self.parity if isinstance(self.parity, dict) else {}
+        if parity.get("passed") is False:
+            found.append(Cause(_parity_line(parity), "the served model differs from the one that wrote "
+                               "expected_predictions: check that the pinned model files are the ones train.py "
+                               "saved, that score.py prepares the features as training did, and regenerate "
+                               "expected_predictions with the model you ship", "test_training_serving_parity"))
+        for t in self.thresholds or []:
+            if t.passed is not True and (value := num(t.value)) is not None and (bound := num(t.bound)) is not None:
+                ref = t.compared_value if t.compared_value is not None else bound
+                found.append(Cause(t.message or f"{t.metric} {fmt(value)} does not reach {fmt(bound)}",
+                                   f"{t.metric} {fmt(value)} lost to the {t.against} {fmt(ref)} by "
+                                   f"{fmt(abs(ref - value))} and needs {fmt(abs(bound - value))} more to pass: "
+                                   "improve the model, or change this bound in [acceptance.thresholds] if it is wrong",
+                                   "test_absolute_minimums" if t.reference is None else "test_beats_naive_baselines"))
+        production = self.extra.get("production")
+        if isinstance(production, dict) and production.get("regressed"):
+            found.append(Cause(str(production.get("message") or "regression against production").splitlines()[0],
+                               "keep the production release: this one is significantly worse on the same holdout "
+                               "rows (the paired comparison is below); retrain and gate again",
+                               "test_no_regression_against_production"))
+        explained = self.EXPLAINED if found else frozenset()
+        return found + test_causes(suite, result, explained)
+
     def _reference_markers(self, metric: str) -> tuple[tuple[str, float], ...]:
         """Each reference's value of ``metric``: the hollow diamonds on its bar."""
         return tuple((ref, rv) for ref, vals in (self.references or {}).items() if isinstance(vals, dict)
@@ -146,3 +178,17 @@ class AcceptanceFindings(SuiteFindings):
         rows = [["this release", *[fmt((self.metrics or {}).get(m)) for m in names]]]
         rows += [[str(r), *[fmt(v.get(m)) if isinstance(v, dict) else "–" for m in names]] for r, v in refs.items()]
         return {"columns": ["", *names], "rows": rows, "more": 0}
+
+
+def _parity_line(parity: dict[str, Any]) -> str:
+    """``training-serving parity 0.998 < 0.999 required: 1 of 500 rows differ (worst: row 7 expected 0, got 1)``."""
+    agreement, bad = num(parity.get("agreement")), parity.get("mismatching_rows")
+    total = round(bad / (1 - agreement)) if isinstance(bad, int) and agreement is not None and agreement < 1 else None
+    text = f"training-serving parity {fmt(agreement)} < {fmt(parity.get('required'))} required"
+    if isinstance(bad, int):
+        text += f": {bad}{f' of {total}' if total else ''} rows differ from expected_predictions"
+    shown = parity.get("worst") or (parity.get("mismatches") or [None])[0]
+    if isinstance(shown, dict):
+        text += f" ({'worst' if parity.get('worst') else 'first'}: row {shown.get('row')} expected " \
+                f"{fmt(shown.get('expected'))}, got {fmt(shown.get('got'))})"
+    return text

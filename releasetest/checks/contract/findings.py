@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from releasetest.checks.findings import SuiteFindings
+from releasetest.checks.findings import Cause, SuiteFindings, test_causes
 
 #: A finding that warns (recorded, run still passes) or fails the test.
 DEFECT, FAILURE = "defect", "failure"
@@ -84,5 +84,22 @@ class SchemaFindings(SuiteFindings):
     def report_section(self) -> dict[str, Any]:
         """Each finding with whether it blocks: red when it does, amber with the reason when not."""
         why = {k: v.format(policy=self.policy or "release's") for k, v in NON_BLOCKING.items()}
-        return {"plots": {}, "schema_findings": [{**f.to_json(), "blocks": f.severity not in why,
-                                                  "why": why.get(f.severity)} for f in self.findings or []]}
+        shown = [{**f.to_json(), "blocks": f.severity not in why, "why": why.get(f.severity),
+                  "problem": f.problem or f.kind} for f in self.findings or []]
+        tolerated = [x for x in shown if not x["blocks"]]
+        kinds: dict[str, int] = {}
+        for x in tolerated:
+            kinds[x["problem"]] = kinds.get(x["problem"], 0) + 1
+        by_kind = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+        return {"plots": {}, "schema_findings": [x for x in shown if x["blocks"]], "tolerated": tolerated,
+                "tolerated_summary": f"{len(tolerated)} tolerated under the {self.policy or 'release'} policy"
+                                     + (f": {by_kind}" if by_kind else "")}
+
+    def causes(self, suite: str, result: Any) -> list[Cause]:
+        """Each blocking contract problem with what the endpoint should have done; failing tests the
+        findings do not explain keep their message."""
+        found = [Cause(f"{f.kind}: {f.message}", "make score.py's run() answer this request as its contract says "
+                       "(a 4xx naming the field for bad input, no traceback); the request and its curl line are "
+                       "in the schema evidence below", "test_negative_input")
+                 for f in self.findings or [] if f.severity not in NON_BLOCKING]
+        return found + test_causes(suite, result, frozenset({"test_negative_input"}) if found else frozenset())

@@ -3,10 +3,10 @@ memory growth and capacity, with their summaries."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
-from releasetest.checks.findings import SuiteFindings
+from releasetest.checks.findings import Cause, SuiteFindings, test_causes
 from releasetest.verdict.formatting import fmt, num
 
 #: Percentiles shown in the CI summary's suite line.
@@ -114,3 +114,11 @@ class LoadFindings(SuiteFindings):
             section["histogram_of"] = (f"all {len(pts)} requests" if self.requests == len(pts) else
                                        f"the {len(pts)} timeline points (the slowest request of each time bucket)")
         return section
+
+    def causes(self, suite: str, result: Any) -> list[Cause]:
+        """Each failing load test's message, with where to look: capacity, not correctness."""
+        rate = f" at {fmt(self.target_rps)} req/s" if self.target_rps is not None else ""
+        fix = (f"the endpoint is too slow or fails under load{rate}: add workers in the stage's deployment config "
+               "or make run() faster (the latency curves are in the load evidence below), or change the SLO in "
+               "[load] if it is wrong")
+        return [replace(c, fix=fix) for c in test_causes(suite, result)]
