@@ -330,6 +330,10 @@ def stratified_indices(times: np.ndarray, sample: int, seed: int = 0) -> np.ndar
 
 
 def _numbers(rows: list[_Row], features: Sequence[str]) -> np.ndarray:
+    try:
+        return np.array([r.cells for r in rows], dtype=np.float64).reshape(len(rows), len(features))
+    except (TypeError, ValueError):
+        pass
     out = np.empty((len(rows), len(features)), dtype=np.float64)
     for i, row in enumerate(rows):
         for j, value in enumerate(row.cells):
