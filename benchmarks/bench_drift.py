@@ -100,8 +100,10 @@ def main() -> None:
         write_collector(Path(tmp), prod)
         size = sum(p.stat().st_size for p in Path(tmp).rglob("*.jsonl"))
         read = median_seconds(lambda: read_traffic(tmp, FEATURES), r)
-        print(f"  {f'read_traffic: {n} rows, {size / 1e6:.0f} MB of JSON lines, sample 20000':<50} {read * 1000:8.1f} ms")
-    code = "import time; t=time.process_time(); import scipy.stats, scipy.spatial.distance; print(time.process_time()-t)"
+        label = f"read_traffic: {n} rows, {size / 1e6:.0f} MB of JSON lines, sample 20000"
+        print(f"  {label:<50} {read * 1000:8.1f} ms")
+    code = ("import time; t=time.process_time(); import scipy.stats, scipy.spatial.distance; "
+            "print(time.process_time()-t)")
     imports = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
                for _ in range(r)]
     print(f"  {'import scipy.stats, scipy.spatial.distance':<50} {statistics.median(imports) * 1000:8.1f} ms")

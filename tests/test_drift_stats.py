@@ -54,7 +54,8 @@ def test_population_stability_index_by_hand_with_plus_one_smoothing() -> None:
 
 def test_normalized_wasserstein_by_hand_and_its_floor() -> None:
     # W1([0, 2], [1, 3]) = 1; the reference's sample standard deviation is sqrt(2)
-    assert normalized_wasserstein_distance(np.array([0.0, 2.0]), np.array([1.0, 3.0])) == pytest.approx(1 / math.sqrt(2))
+    got = normalized_wasserstein_distance(np.array([0.0, 2.0]), np.array([1.0, 3.0]))
+    assert got == pytest.approx(1 / math.sqrt(2))
     # a constant reference divides by 0.001, not by zero
     assert normalized_wasserstein_distance(np.array([5.0, 5.0]), np.array([5.0, 6.0])) == pytest.approx(500.0)
 
@@ -100,7 +101,8 @@ def test_a_shifted_numerical_feature_drifts_and_a_same_distribution_one_does_not
     assert same.metric == "normalized_wasserstein_distance" and same.threshold == 0.1
     assert not same.drifted and same.value < 0.03
     assert moved.drifted and moved.value == pytest.approx(0.5, abs=0.03)
-    assert "x (numerical): normalized_wasserstein_distance 0.5" in moved.describe() and "> threshold 0.1" in moved.describe()
+    assert "x (numerical): normalized_wasserstein_distance 0.5" in moved.describe()
+    assert "> threshold 0.1" in moved.describe()
     assert moved.metrics["jensen_shannon_distance"] > same.metrics["jensen_shannon_distance"]
     assert moved.metrics["population_stability_index"] > 0.1 > same.metrics["population_stability_index"]
 
@@ -125,6 +127,16 @@ def test_a_categorical_feature_drifts_on_its_shares() -> None:
     assert moved.drifted and moved.bins == [0.0, 1.0]
     assert moved.production_share == pytest.approx([0.5, 0.5], abs=0.03)
     assert moved.metrics["pearsons_chi_squared_test"] < 1e-6 < same.metrics["pearsons_chi_squared_test"]
+
+
+def test_a_sample_read_as_the_other_kind_is_compared_as_the_reference_reads_it() -> None:
+    as_categories = FeatureSample.of("c", np.array([0.0, 0.0, 1.0, 1.0]), "categorical")
+    as_numbers = FeatureSample.of("c", np.array([0.0, 1.0, 1.0, 1.0]), "numerical")
+    categorical = compare_feature(as_categories, as_numbers)
+    assert categorical.kind == "categorical" and categorical.production_share == [0.25, 0.75]
+    numerical = compare_feature(as_numbers, as_categories)
+    assert numerical.kind == "numerical"
+    assert numerical.metrics["normalized_wasserstein_distance"] == pytest.approx(0.25 / 0.5)  # W1 0.25, std 0.5
 
 
 def test_compare_names_the_drifted_feature_first_and_honours_per_feature_thresholds() -> None:

@@ -38,10 +38,7 @@ from releasetest.errors import ConfigError
 
 #: Rows kept by default (``[production] sample``).
 DEFAULT_SAMPLE = 20000
-#: What each file holds.
-FORMATS = ("collector", "jsonl", "csv")
-#: Collector event types that carry model inputs, and model outputs.
-INPUT_TYPES = ("azureml.inference.inputs", "azureml.inference.request")
+#: Collector event types that carry model outputs (custom logging, payload logging).
 OUTPUT_TYPES = ("azureml.inference.outputs", "azureml.inference.response")
 #: CSV columns taken as the row's time or correlation id when present.
 TIME_COLUMNS = ("time", "timestamp", "Timestamp", "Time")
@@ -189,7 +186,7 @@ def _json_lines(path: Path) -> Iterator[tuple[int, Any]]:
                 continue
             try:
                 yield number, json.loads(text)
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise _err(path, number, None, f"not JSON ({exc.msg} at column {exc.colno})",
                            "write one JSON object per line (JSON lines)") from None
 

@@ -101,7 +101,8 @@ def load_profile(path: Path, features: Sequence[str]) -> list[FeatureSample]:
         raise ConfigError(path, None, f"cannot read the profile ({exc})",
                           "write it with: releasetest profile TRAINING.csv --out reference.json") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ConfigError(path, "format", f"not a releasetest profile (format {doc.get('format') if isinstance(doc, dict) else None!r})",
+        found = doc.get("format") if isinstance(doc, dict) else None
+        raise ConfigError(path, "format", f"not a releasetest profile (format {found!r})",
                           f"write it with: releasetest profile TRAINING.csv --out {path.name}")
     return _samples(doc.get("features") or {}, features, path)
 
