@@ -200,6 +200,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("workspace_config", "Azure ML workspace config.json (subscription_id, resource_group, workspace_name) "
            "for --release-target azureml. Default: aml_config/config.json next to the manifest.", None,
            is_path=True, metavar="PATH"),
+    Option("traffic", "Recorded production traffic for the drift and shadow suites (data collector model_inputs "
+           "JSON lines, JSON lines of request bodies or a CSV; a file, folder or glob). Replaces the manifest's "
+           "[production] traffic.", None, is_path=True, metavar="PATH"),
 )
 
 OPTION: Mapping[str, Option] = {opt.name: opt for opt in OPTIONS}
@@ -262,6 +265,7 @@ class Settings:
     sources: Mapping[str, str]
     workspace_config: Path | None = None
     trigger: tuple[tuple[str, str], ...] | None = None
+    traffic: Path | None = None
 
     @property
     def active(self) -> bool:

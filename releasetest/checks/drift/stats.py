@@ -29,11 +29,10 @@ import numpy as np
 from scipy.spatial import distance
 from scipy.stats import chisquare, ks_2samp, wasserstein_distance
 
+from releasetest.checks.drift.config import CATEGORICAL_METRICS, DEFAULT_THRESHOLDS, NUMERICAL_METRICS
+
 Kind = Literal["numerical", "categorical"]
 
-NUMERICAL_METRICS = ("jensen_shannon_distance", "normalized_wasserstein_distance", "population_stability_index",
-                     "two_sample_kolmogorov_smirnov_test")
-CATEGORICAL_METRICS = ("jensen_shannon_distance", "population_stability_index", "pearsons_chi_squared_test")
 #: Azure ML's names for the same metrics (the REST API and the studio use these).
 AZURE_NAMES = {
     "jensen_shannon_distance": "JensenShannonDistance",
@@ -44,11 +43,6 @@ AZURE_NAMES = {
 }
 #: Metrics that are p-values: drift is a value *below* the threshold.
 P_VALUES = frozenset({"two_sample_kolmogorov_smirnov_test", "pearsons_chi_squared_test"})
-#: Azure ML's default data drift thresholds (azure-ai-ml ``DataDriftMetricThreshold``).
-DEFAULT_THRESHOLDS: dict[str, tuple[str, float]] = {
-    "numerical": ("normalized_wasserstein_distance", 0.1),
-    "categorical": ("jensen_shannon_distance", 0.1),
-}
 #: The smallest standard deviation the Wasserstein distance is divided by (Azure's floor).
 MIN_NORM = 0.001
 #: A feature of whole numbers with at most this many distinct values is taken as categorical.
