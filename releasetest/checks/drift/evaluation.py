@@ -82,8 +82,8 @@ def evaluate(config: DriftConfig, holdout: Holdout, traffic: Traffic) -> DriftEv
     on_holdout = compare(held, production, config.thresholds)
     on_training = compare(reference, production, config.thresholds) if reference is not None else None
     by_name = {d.feature: d for d in on_holdout}
-    worst = {f: max(by_name[f].metrics["jensen_shannon_distance"],
-                    *(d.metrics["jensen_shannon_distance"] for d in on_training or () if d.feature == f))
+    worst = {f: max([by_name[f].metrics["jensen_shannon_distance"],
+                     *(d.metrics["jensen_shannon_distance"] for d in on_training or () if d.feature == f)])
              for f in features}
     distributions = []
     for f in sorted(features, key=lambda name: -worst[name]):

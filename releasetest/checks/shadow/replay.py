@@ -7,9 +7,11 @@ A refused request is counted, not raised: the error rate is one of the findings.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -183,17 +185,24 @@ def by_segment(comparison: Comparison, values: np.ndarray, config: ShadowConfig,
 
 
 def most_changed(comparison: Comparison, traffic: Traffic, candidate: Replay, production: Replay,
-                 top: int) -> list[dict[str, Any]]:
-    """The ``top`` rows whose answer moved most, quoted: where they were recorded, their inputs and
-    both answers."""
+                 top: int, root: Path) -> list[dict[str, Any]]:
+    """The ``top`` rows whose answer moved most, quoted: where they were recorded (``file:line``,
+    relative to ``root``), their inputs and both answers."""
     order = np.argsort(-comparison.change, kind="stable")[:top]
     out = []
     for k in order:
         if comparison.change[k] <= 0:
             break
         i = int(comparison.compared[k])
-        out.append({"source": traffic.sources[i], "correlation_id": traffic.correlation_ids[i],
+        out.append({"source": _relative(traffic.sources[i], root), "correlation_id": traffic.correlation_ids[i],
                     "inputs": {f: float(v) for f, v in zip(traffic.features, traffic.rows[i], strict=True)},
                     "production": production.predictions[i], "candidate": candidate.predictions[i],
                     "change": round(float(comparison.change[k]), 6)})
     return out
+
+
+def _relative(source: str, root: Path) -> str:
+    """``file:line`` with the file relative to ``root`` when it lies below it."""
+    path, sep, where = source.rpartition(":")
+    rel = os.path.relpath(path, root) if path and Path(path).is_absolute() else path
+    return f"{path if rel.startswith('..') else rel}{sep}{where}"
