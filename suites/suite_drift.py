@@ -10,13 +10,15 @@ candidate was trained for other data (``[drift] far_from_training``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from releasetest.checks.drift.config import DriftConfig
-from releasetest.checks.drift.evaluation import DriftEvaluation, evaluate
 from releasetest.checks.drift.findings import FeatureRecord
+
+if TYPE_CHECKING:
+    from releasetest.checks.drift.evaluation import DriftEvaluation
 from releasetest.release.data import Holdout
 from releasetest.release.traffic import Traffic
 from releasetest.run import ReleaseRun
@@ -26,6 +28,9 @@ pytestmark = pytest.mark.drift
 
 @pytest.fixture(scope="session")
 def drift_evaluation(release_run: ReleaseRun, holdout: Holdout, production_traffic: Traffic) -> DriftEvaluation:
+    # scipy is imported here, not at collection: a gate without recorded traffic never pays for it.
+    from releasetest.checks.drift.evaluation import evaluate
+
     cfg: DriftConfig = release_run.suite_configs["drift"]
     try:
         return evaluate(cfg, holdout, production_traffic)

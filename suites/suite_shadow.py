@@ -111,7 +111,8 @@ def shadow(endpoint: EndpointHandle, production_traffic: Traffic, release_run: R
         mean_abs_change=round(comparison.mean_abs_change, 6), max_mean_abs_change=cfg.max_mean_abs_change,
         change_quantiles=({f"q{q * 100:g}": round(float(np.quantile(change, q)), 6) for q in QUANTILES}
                           if len(change) else None),
-        segments=segment_rows, most_changed=most_changed(comparison, traffic, candidate, production, cfg.top, release.root),
+        segments=segment_rows,
+        most_changed=most_changed(comparison, traffic, candidate, production, cfg.top, release.root),
         candidate=candidate.summary(), production=production.summary(),
         recorded_check=({"rows": len(recorded_check.compared), "mismatches": int(recorded_check.changed.sum()),
                          "share": round(recorded_check.share_changed, 6), "bound": cfg.max_recorded_mismatch}

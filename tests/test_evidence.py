@@ -33,7 +33,8 @@ def release() -> Release:
 
 @pytest.mark.parametrize(("parse", "table", "message"), [
     (parse_drift, {"numerical": {"metric": "normalised_wasserstein_distance"}},
-     "drift.numerical.metric: unknown metric 'normalised_wasserstein_distance' (fix: did you mean 'normalized_wasserstein_distance'?)"),
+     "drift.numerical.metric: unknown metric 'normalised_wasserstein_distance' "
+     "(fix: did you mean 'normalized_wasserstein_distance'?)"),
     (parse_drift, {"stale_holdout": "stop"}, "drift.stale_holdout: unknown stale_holdout 'stop'"),
     (parse_drift, {"features": {"Temp": {"metric": "jensen_shannon_distance", "threshold": 0.2}}},
      "drift.features.Temp: is not one of data.features"),
@@ -146,7 +147,8 @@ def test_entry_script_honest_only_on_its_holdout_blocks_on_shadow(release_projec
     release_project.edit("score.py", '    return {"predictions": label.tolist(), "probabilities": proba.tolist()}',
                          '    known = _known(np.asarray(data, dtype=np.float64))\n'
                          '    return {"predictions": [v if k else 0 for v, k in zip(label.tolist(), known)],\n'
-                         '            "probabilities": [p if k else [0.9, 0.1] for p, k in zip(proba.tolist(), known)]}')
+                         '            "probabilities": [p if k else [0.9, 0.1]\n'
+                         '                              for p, k in zip(proba.tolist(), known)]}')
     result = release_project.run("--release-stage", "devtest", "-m", "acceptance or shadow")
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK", result.stdout.str()[-3000:]
@@ -157,7 +159,8 @@ def test_entry_script_honest_only_on_its_holdout_blocks_on_shadow(release_projec
     assert shadow["changed_share"] > 0.5 and shadow["candidate"]["errors"] == 0
     reason = next(r for r in verdict["reasons"] if r.startswith("test_share_of_answers_changed: "))
     assert f"{shadow['changed_rows']} of 3197 recorded rows change label against recorded model_outputs, " \
-           "above [shadow] max_changed 0.05; most changed: data/production/port-weather/blue/model_inputs/2017/" in reason
+           "above [shadow] max_changed 0.05; most changed: " \
+           "data/production/port-weather/blue/model_inputs/2017/" in reason
     assert "production 1, candidate 0" in reason
     quoted = shadow["most_changed"][0]
     assert quoted["source"].split(":")[0].endswith(".jsonl") and set(quoted["inputs"]) == set(FEATURES)
