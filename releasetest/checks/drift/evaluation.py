@@ -21,6 +21,18 @@ from releasetest.checks.drift.stats import P_VALUES, FeatureDrift, FeatureSample
 from releasetest.release.data import Holdout
 from releasetest.release.traffic import Traffic
 
+#: Short metric names for the small multiples' captions (the tables spell them out).
+SHORT = {"jensen_shannon_distance": "JS distance", "normalized_wasserstein_distance": "norm. Wasserstein",
+         "population_stability_index": "PSI", "two_sample_kolmogorov_smirnov_test": "KS p-value",
+         "pearsons_chi_squared_test": "chi-squared p-value"}
+
+
+def _op(d: FeatureDrift) -> str:
+    """How the value compares with its threshold, in the direction that drifts."""
+    if d.metric in P_VALUES:
+        return "<" if d.drifted else "≥"
+    return ">" if d.drifted else "≤"
+
 
 def _record(d: FeatureDrift) -> FeatureRecord:
     return FeatureRecord(feature=d.feature, kind=d.kind, metric=d.metric, value=d.value, threshold=d.threshold,
@@ -96,8 +108,8 @@ def evaluate(config: DriftConfig, holdout: Holdout, traffic: Traffic) -> DriftEv
         view = side_by_side(samples)
         gating = [d for d in (by_name[f], *(x for x in on_training or () if x.feature == f))]
         view.update(feature=f, drifted=any(d.drifted for d in gating),
-                    label="; ".join(f"{who} {d.metric} {d.value:.3g} (threshold {d.threshold:g})"
-                                    for who, d in zip(("holdout", "training"), gating, strict=False)))
+                    lines=[f"{who}: {SHORT[d.metric]} {d.value:.3g} {_op(d)} {d.threshold:g}"
+                           for who, d in zip(("holdout", "training"), gating, strict=False)])
         distributions.append(view)
     summary = {"rows": len(traffic), "recorded_rows": traffic.total, "files": len(traffic.files),
                "formats": sorted(set(traffic.formats))}

@@ -24,6 +24,8 @@ from releasetest.errors import EndpointError
 from releasetest.release.manifest import Tolerance
 from releasetest.release.traffic import Traffic
 
+#: A change no larger than this is float noise (recorded answers keep about nine digits), not quoted.
+NOISE = 1e-6
 #: Percentiles of the replayed requests' latency in the findings.
 PERCENTILES = (50, 95, 99)
 
@@ -191,7 +193,7 @@ def most_changed(comparison: Comparison, traffic: Traffic, candidate: Replay, pr
     order = np.argsort(-comparison.change, kind="stable")[:top]
     out = []
     for k in order:
-        if comparison.change[k] <= 0:
+        if comparison.change[k] <= NOISE:
             break
         i = int(comparison.compared[k])
         out.append({"source": _relative(traffic.sources[i], root), "correlation_id": traffic.correlation_ids[i],
