@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +191,34 @@ def test_profile_command_writes_the_reference(tmp_path: Path, capsys: pytest.Cap
     samples = load_profile(out, FEATURES)
     assert [s.kind for s in samples] == ["numerical"] * 6 + ["categorical"]
     assert json.loads(out.read_text())["source"]["rows"] == 3858
+
+
+@pytest.mark.long
+def test_shadow_against_a_champion_that_no_longer_answers_as_recorded(release_project: ReleaseProject) -> None:
+    """Production is the champion release deployed beside the candidate. This champion is honest
+    only on its holdout, so its answers now differ from what production recorded: the recorded-vs-now
+    check says the release named as production did not serve that traffic, and the honest
+    candidate changes its labels."""
+    champion = release_project.root / "champion"
+    shutil.copytree(EXAMPLE, champion, ignore=shutil.ignore_patterns("weather.csv", "__pycache__", "train.py"))
+    script = champion / "score.py"
+    text = script.read_text().replace("logger = logging.getLogger(__name__)",
+                                      "logger = logging.getLogger(__name__)" + HOLDOUT_ONLY)
+    script.write_text(text.replace(
+        '    return {"predictions": label.tolist(), "probabilities": proba.tolist()}',
+        '    known = _known(np.asarray(data, dtype=np.float64))\n'
+        '    return {"predictions": [v if k else 0 for v, k in zip(label.tolist(), known)],\n'
+        '            "probabilities": [p if k else [0.9, 0.1] for p, k in zip(proba.tolist(), known)]}'))
+    release_project.edit("release.toml", "[acceptance]\n", '[acceptance]\nchampion = "../champion/release.toml"\n')
+    release_project.edit("release.toml", "persistence = 0.0 }", "persistence = 0.0, champion = -1.0 }")
+    release_project.run("--release-stage", "devtest", "-m", "shadow")
+    verdict = release_project.verdict()
+    shadow = verdict["findings"]["shadow"]
+    assert shadow["production_source"] == "champion release ../champion/release.toml deployed beside the candidate"
+    assert shadow["production"]["errors"] == 0 and shadow["production"]["latency_ms"]["p50"] > 0
+    assert shadow["recorded_check"]["rows"] == 3197 and shadow["recorded_check"]["mismatches"] > 1000
+    reasons = "\n".join(verdict["reasons"])
+    assert "test_production_answers_as_recorded: production (champion release ../champion/release.toml deployed " \
+           "beside the candidate) now answers " in reasons and "may not be what served that traffic" in reasons
+    assert "test_share_of_answers_changed: share changed " in reasons
+    assert (release_project.root / "releasetest-out" / "server-devtest-production.log").is_file()
