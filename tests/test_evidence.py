@@ -11,14 +11,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from releasetest.checks.drift.config import parse_drift
 from releasetest.checks.drift.profile import load_profile
-from releasetest.checks.shadow.config import parse_shadow
+from releasetest.checks.shadow.config import ShadowConfig, parse_shadow
+from releasetest.checks.shadow.replay import Replay, by_segment, compare_answers, segments
 from releasetest.cli import main as cli_main
 from releasetest.errors import ConfigError
-from releasetest.release.manifest import Release, load_release
+from releasetest.release.manifest import Release, Tolerance, load_release
 
 from .conftest import EXAMPLE, ReferenceRun, ReleaseProject
 from .recorded_target import RecordedTarget
@@ -222,3 +224,33 @@ def test_shadow_against_a_champion_that_no_longer_answers_as_recorded(release_pr
            "beside the candidate) now answers " in reasons and "may not be what served that traffic" in reasons
     assert "test_share_of_answers_changed: share changed " in reasons
     assert (release_project.root / "releasetest-out" / "server-devtest-production.log").is_file()
+
+
+def _replay(predictions: list[Any], probabilities: list[Any] | None = None) -> Replay:
+    return Replay("x", predictions, probabilities or [None] * len(predictions), len(predictions), 0, [], [])
+
+
+def test_regression_changes_by_size_and_segment() -> None:
+    """A regression's change is |candidate - production| beyond the parity tolerance; segments of a
+    numerical feature are equal-count bins, and a segment under min_segment_rows is not gated."""
+    n = 40
+    production = _replay([float(i) for i in range(n)])
+    candidate = _replay([float(i) + (3.0 if i >= 30 else 1e-9) for i in range(n - 1)] + [None])
+    comparison = compare_answers(candidate, production, True, Tolerance(abs=1e-6))
+    assert len(comparison.compared) == n - 1  # the row the candidate did not answer is left out
+    assert comparison.changed.sum() == 9 and comparison.mean_abs_change == pytest.approx(27 / 39, abs=1e-6)
+    config = ShadowConfig(segments=4, max_mean_abs_change_per_segment=1.0, min_segment_rows=5)
+    rows = by_segment(comparison, np.arange(n, dtype=np.float64), config, True, "x")
+    assert [r["rows"] for r in rows] == [10, 9, 10, 10]  # quartiles of the 39 rows compared
+    assert [r["passed"] for r in rows] == [True, True, True, False]
+    assert rows[-1]["mean_abs_change"] == pytest.approx(2.7)  # rows 29-38: nine moved by 3
+
+
+def test_classification_change_counts_labels_and_sizes_by_probability() -> None:
+    production = _replay([1, 1, 0, 1], [[0.1, 0.9], [0.4, 0.6], [0.8, 0.2], None])
+    candidate = _replay([1, 0, 0, 1], [[0.3, 0.7], [0.6, 0.4], [0.8, 0.2], [0.5, 0.5]])
+    comparison = compare_answers(candidate, production, False, Tolerance())
+    assert comparison.changed.tolist() == [False, True, False, False]
+    assert comparison.change.tolist() == pytest.approx([0.2, 1.0, 0.0, 0.0])
+    labels, which = segments(np.array([0.0, 1.0, 1.0, 0.0]), 4)
+    assert labels == ["0", "1"] and which.tolist() == [0, 1, 1, 0]
