@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from releasetest import __version__
-from releasetest.errors import ReleaseTestError
+from releasetest.errors import ConfigError, ReleaseTestError
 from releasetest.files import sha256_file, short_id, write_json_atomic
 from releasetest.release.manifest import load_release
 from releasetest.settings import DEFAULT_CONFIG, DEFAULT_HISTORY, DEFAULT_VERDICT, OPTION, add_options
@@ -123,6 +123,26 @@ def _cmd_init(args: argparse.Namespace) -> int:
     pin = "" if args.v2 else "releasetest hash --write release.toml && "
     print(f"next: cd {folder} && python train.py && {pin}pytest --release-stage devtest "
           "(then replace each FILL IN with your own model)")
+    return 0
+
+
+def _cmd_profile(args: argparse.Namespace) -> int:
+    """Write the training data's profile: the drift suite's reference ([drift] reference)."""
+    from releasetest.checks.drift.profile import profile_csv, write_profile
+
+    if args.features:
+        features = [f.strip() for f in args.features.split(",") if f.strip()]
+    else:
+        release = load_release(args.manifest, verify_artifacts=False)
+        if release.data is None:
+            raise ConfigError(release.manifest, "data", "has no [data] features to profile",
+                              "name the columns with --features a,b,c")
+        features = list(release.data.features)
+    categorical = [f.strip() for f in (args.categorical or "").split(",") if f.strip()]
+    doc = profile_csv(Path(args.data), features, categorical=categorical)
+    write_profile(doc, Path(args.out))
+    kinds = ", ".join(f"{name} ({entry['kind']})" for name, entry in doc["features"].items())
+    print(f"{args.out}: {doc['source']['rows']} rows of {args.data}: {kinds}")
     return 0
 
 
@@ -392,6 +412,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write", metavar="MANIFEST", help="update the sha256 of every [[artifacts]] file in this "
                    "manifest (e.g. release.toml) to the file's digest, in place, and say which changed")
     p.set_defaults(func=_cmd_hash)
+    p = command("profile", "write the training data's profile, the drift suite's reference")
+    p.add_argument("data", help="the training rows (CSV with a header)")
+    p.add_argument("--out", default="reference.json", help="the profile to write (default: reference.json)")
+    p.add_argument("--features", help="columns to profile, comma-separated (default: the manifest's data.features)")
+    p.add_argument("--categorical", help="columns to profile as categories, comma-separated (default: whole "
+                   "numbers with at most 20 distinct values)")
+    p.add_argument("--manifest", default=DEFAULT_CONFIG, help=manifest_help)
+    p.set_defaults(func=_cmd_profile)
     p = command("verdict", "print a verdict; exit 0 only if it is PROMOTE")
     p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT, help=verdict_help)
     p.add_argument("--manifest", help="also require the verdict to be for this release as it is now")

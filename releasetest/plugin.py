@@ -30,6 +30,8 @@ from releasetest.wiring.fixtures import (  # noqa: F401  (fixtures are registere
     champion_endpoint,
     endpoint,
     holdout,
+    production_endpoint,
+    production_traffic,
     release,
     release_record,
     release_run,

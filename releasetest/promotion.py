@@ -23,6 +23,7 @@ from releasetest.azureml.mirror import (
     DEFAULT_MIRROR_TIMEOUT,
     MirrorOptions,
 )
+from releasetest.checks.shadow.config import parse_shadow
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.factory import TargetOptions, build_endpoint
 from releasetest.errors import ConfigError, DeployError, ReleaseTestError
@@ -224,6 +225,9 @@ def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store,
     release, approvers = verify_for_promotion(verdict, str(verdict_path), from_stage, to_stage, opts.manifest,
                                               store, registry)
     stage = release.stage(to_stage)
+    if mirror.enabled:
+        shadow = parse_shadow(release.suite_tables.get("shadow", {}), release, stage)
+        mirror = replace(mirror, max_changed=shadow.max_changed, max_mean_abs_change=shadow.max_mean_abs_change)
     kept: Endpoint | None = None
     target = opts.target
     deploy = opts.target_options(verdict_path.parent)

@@ -30,8 +30,9 @@ from releasetest.progress import Event, Progress, silent
 from releasetest.release import provenance
 from releasetest.release.data import Holdout, load_holdout
 from releasetest.release.manifest import Release, Stage, load_release
+from releasetest.release.traffic import Traffic, read_traffic
 from releasetest.settings import Settings
-from releasetest.suite_names import SUITES
+from releasetest.suite_names import PRODUCTION_SUITES, SUITES
 from releasetest.verdict.decision import Results, build_verdict, decide, gate_exit_status, settle
 from releasetest.verdict.publish import Outputs, publish
 from releasetest.verdict.seal import seal_verdict
@@ -82,6 +83,8 @@ class ReleaseRun:
     release: Release | None = None
     stage: Stage | None = None
     holdout: Holdout | None = None
+    #: The recorded production traffic (``[production]``), read at load time; None without any.
+    traffic: Traffic | None = None
     suite_configs: dict[str, Any] = field(default_factory=dict)
     config_error: str | None = None
     interrupted: str | None = None
@@ -119,8 +122,12 @@ class ReleaseRun:
 
     @property
     def required(self) -> tuple[str, ...]:
-        """Suites that must pass: as set, or every built-in suite that ships with this version."""
-        return self.settings.require if self.settings.require is not None else builtin_suites()
+        """Suites that must pass: as set, or every built-in suite that ships with this version
+        (the drift and shadow suites only when the release has recorded production traffic)."""
+        if self.settings.require is not None:
+            return self.settings.require
+        has_traffic = self.release is not None and self.release.production is not None
+        return tuple(s for s in builtin_suites() if has_traffic or s not in PRODUCTION_SUITES)
 
     def load(self) -> None:
         """Parse and verify the release; a problem is kept as the run's config error and re-raised."""
@@ -129,7 +136,7 @@ class ReleaseRun:
             registry = registry_for(self.settings.config, self.settings.workspace_config,
                                     self.settings.verdict.parent / "registry")
             self.release = load_release(self.settings.config, artifact_versions=dict(self.settings.artifact or ()),
-                                        registry=registry)
+                                        registry=registry, traffic=self.settings.traffic)
             self.stage = self.release.stage(self.settings.stage)
             check_target(self.settings.target, self.release, TargetOptions.from_settings(self.settings),
                          self.settings.sources)
@@ -138,6 +145,10 @@ class ReleaseRun:
                                   "name the holdout CSV, features, label and classes (see the example)")
             self.holdout = load_holdout(self.release.data)
             self.holdout.golden(self.release.data.golden_rows)
+            production = self.release.production
+            if production is not None:
+                self.traffic = read_traffic(production.traffic, self.release.data.features, sample=production.sample,
+                                            base=self.release.root, key=production.key, outputs=production.outputs)
             self.suite_configs = parse_all(self.release, self.stage)
         except ReleaseTestError as exc:
             self.config_error = str(exc)

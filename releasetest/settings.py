@@ -215,6 +215,9 @@ OPTIONS: tuple[Option, ...] = (
            "builds: auto (bwrap, else unshare, else none, said in one line), required (bwrap, else a "
            "configuration error) or off (no sandbox; recorded in the verdict).", DEFAULT_ISOLATION,
            parse_isolation, metavar="auto|required|off"),
+    Option("traffic", "Recorded production traffic for the drift and shadow suites (data collector model_inputs "
+           "JSON lines, JSON lines of request bodies or a CSV; a file, folder or glob). Replaces the manifest's "
+           "[production] traffic.", None, is_path=True, metavar="PATH"),
 )
 
 OPTION: Mapping[str, Option] = {opt.name: opt for opt in OPTIONS}
@@ -278,6 +281,7 @@ class Settings:
     workspace_config: Path | None = None
     trigger: tuple[tuple[str, str], ...] | None = None
     isolation: str = DEFAULT_ISOLATION
+    traffic: Path | None = None
 
     @property
     def active(self) -> bool:

@@ -12,8 +12,14 @@ SUITE_MARKERS: dict[str, str] = {
     "acceptance": "model quality through the endpoint against thresholds and baselines (releasetest suite)",
     "schema": "the endpoint honours its published input/output schema (releasetest suite)",
     "load": "latency and throughput at the expected traffic (releasetest suite)",
+    "drift": "training data, holdout and recorded production inputs against drift thresholds (releasetest suite)",
+    "shadow": "recorded production requests replayed through the candidate and production (releasetest suite)",
 }
 SUITES: tuple[str, ...] = tuple(SUITE_MARKERS)
+
+#: Suites that judge recorded production traffic: required by default only when the release
+#: configures ``[production] traffic`` (or ``--release-traffic``), else skipped with the reason.
+PRODUCTION_SUITES: tuple[str, ...] = ("drift", "shadow")
 
 #: Tests carrying none of the suite markers: the user's own release tests.
 OTHER = "other"

@@ -49,6 +49,10 @@ import pytest
 
 from releasetest.endpoint.process import group_pids
 
+# Loaded once for the session: pytester's in-process runs put sys.modules back as they found it,
+# and scipy (the drift suite's metrics) cannot be imported a second time in one interpreter.
+import releasetest.checks.drift.stats  # noqa: E402, F401  isort: skip
+
 if TYPE_CHECKING:
     from tests.recorded_target import RecordedTarget
 

@@ -131,7 +131,7 @@ def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
     code, out, err = _promote(*promote, "--verdict", second, "--mirror-collector", str(arm.collector))
     assert code == 2, out + err
     assert (f"mirror of {green} against {blue} stopped the promotion before the shift: {COMPARED} mirrored "
-            f"request(s), {COMPARED} row(s) compared: 100.0% changed label ({COMPARED}), bound max_changed 2.0%; "
+            f"request(s), {COMPARED} row(s) compared: 100.0% changed label ({COMPARED}), bound max_changed 5.0%; "
             "mirror cleared") in err
     puts = _endpoint_puts(arm, start)
     assert [p.get("mirrorTraffic") or {} for p in puts] == [{green: 50}, {}]
@@ -154,7 +154,7 @@ def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
     assert f"in the default datastore's modelDataCollector/{EP}" in err
     assert [r for r in arm.requests("GET", r"^/azureml-blobstore$") if "model_outputs" in str(r.query)]
     assert (f"mirror: {COMPARED} request(s), {COMPARED} row(s) compared before the shift, 0.0% changed label "
-            "(bound 2.0%)") in out
+            "(bound 5.0%)") in out
     puts = _endpoint_puts(arm, start)
     assert [(p["traffic"], p.get("mirrorTraffic") or {}) for p in puts] == [
         ({blue: 100}, {green3: 50}), ({blue: 100}, {}), ({green3: 100}, {})], \

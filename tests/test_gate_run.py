@@ -34,7 +34,7 @@ def test_example_release_promotes(reference_run: ReferenceRun) -> None:
     assert verdict["release"]["id"] == load_release(reference_run.release / "release.toml").release_id
     assert {a["name"]: a["version"] for a in verdict["release"]["artifacts"]} == {
         "model-scaler": "1", "support-vector-classifier": "1"}
-    assert set(verdict["suites"]) == {"smoke", "acceptance", "schema", "load"}
+    assert set(verdict["suites"]) == {"smoke", "acceptance", "schema", "load", "drift", "shadow"}
     assert all(s["failed"] == s["errors"] == 0 and s["passed"] > 0 for s in verdict["suites"].values())
     assert verdict["promote_to"] == "production"
     assert verdict["endpoint"]["scoring_uri"].startswith("http://127.0.0.1:")

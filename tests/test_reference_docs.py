@@ -29,7 +29,8 @@ def test_every_fixture_and_hook_has_a_section_and_an_example() -> None:
     text = REFERENCE.read_text()
     sections = re.findall(r"^### `([a-z_]+)", text, re.M)
     fixtures = {"release", "release_stage", "holdout", "endpoint", "scoring_client", "release_record", "suite_config",
-                "release_run", "release_workdir", "release_worker", "champion_endpoint"}
+                "release_run", "release_workdir", "release_worker", "champion_endpoint", "production_traffic",
+                "production_endpoint"}
     hooks = {"pytest_releasetest_endpoint_ready", "pytest_releasetest_verdict"}
     assert set(sections) == fixtures | hooks
     code = "\n".join(example_files().values())

@@ -23,6 +23,7 @@ import re
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -63,6 +64,7 @@ SCALER_FILE = "models/model-scaler.pkl"
 ONNX_FILE = "models/support-vector-classifier.onnx"
 HOLDOUT_FILE = "data/holdout.csv"
 EXPECTED_FILE = "data/expected_predictions.csv"
+REFERENCE_FILE = "data/reference.json"
 
 
 def read_rows(path):
@@ -109,6 +111,17 @@ def export_onnx(svc, path):
         onx.opset_import.add(domain=domain, version=version)
     with open(path, "wb") as fh:
         fh.write(onx.SerializeToString(deterministic=True))
+
+
+def write_reference(path, train_rows, data_path):
+    """The training rows' profile: the drift suite's reference ([drift] reference), written from
+    exactly the rows the model was fitted on (profiling weather.csv would include the holdout)."""
+    from releasetest.checks.drift.profile import profile, write_profile
+
+    columns = {c: np.array([float(r[c]) for r in train_rows], dtype=np.float64) for c in FEATURES}
+    source = {"file": os.path.basename(data_path), "sha256": sha256(data_path), "rows": len(train_rows),
+              "selection": f"earliest {TRAIN_FRACTION:.0%} by {TIMESTAMP} (the training rows)"}
+    write_profile(profile(columns, categorical=["Current_weather_condition"], source=source), Path(path))
 
 
 def update_manifest(path, digests):
@@ -166,6 +179,8 @@ def main(argv=None):
         w.writerow(cols)
         for r in holdout_rows:
             w.writerow([r[c] for c in cols])
+
+    write_reference(os.path.join(out, REFERENCE_FILE), train_rows, args.data)
 
     # Expected predictions: the exact serving path of score.py, from the saved files.
     served_scaler = joblib.load(scaler_path)

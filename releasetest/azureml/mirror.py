@@ -29,7 +29,6 @@ from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.formats import Wire
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import ConfigError, EndpointError
-from releasetest.release.manifest import Release
 
 #: Share of the live traffic mirrored: 0 leaves the mirror phase out (it needs the collector's output).
 DEFAULT_MIRROR_PERCENT = 0
@@ -39,19 +38,8 @@ MAX_MIRROR_PERCENT = 50
 DEFAULT_MIRROR_REQUESTS = 200
 #: Seconds the mirror window may last; fewer requests compared by then keeps the traffic where it was.
 DEFAULT_MIRROR_TIMEOUT = 300.0
-#: ``[shadow] max_changed`` when the manifest sets none.
-DEFAULT_MAX_CHANGED = 0.02
 #: Seconds between reads of the collector's output while the window is open.
 POLL_S = 1.0
-
-
-def shadow_bounds(release: Release) -> tuple[float, float | None]:
-    """``[shadow] max_changed`` and ``max_mean_abs_change`` (defaults 0.02 and None).
-
-    Reads the raw table only: the shadow suite owns the table's parser and its checks."""
-    table = release.suite_tables.get("shadow") or {}
-    changed, mean_abs = table.get("max_changed", DEFAULT_MAX_CHANGED), table.get("max_mean_abs_change")
-    return float(changed), None if mean_abs is None else float(mean_abs)
 
 
 @dataclass(frozen=True)
@@ -66,6 +54,9 @@ class MirrorOptions:
     collector: Path | None = None
     #: JSON lines, one request body per line, sent to the endpoint during the window.
     replay: Path | None = None
+    #: The ``[shadow]`` bounds, as the shadow suite's parser read them (``promotion.promote`` sets them).
+    max_changed: float = 0.05
+    max_mean_abs_change: float | None = None
 
     @property
     def enabled(self) -> bool:

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from releasetest.checks.acceptance.findings import AcceptanceFindings
 from releasetest.checks.contract.findings import SchemaFindings
+from releasetest.checks.drift.findings import DriftFindings
 from releasetest.checks.findings import SuiteFindings
 from releasetest.checks.load.findings import LoadFindings
+from releasetest.checks.shadow.findings import ShadowFindings
 from releasetest.suite_names import SUITE_MARKERS, SUITES
 
 if TYPE_CHECKING:
@@ -51,6 +53,8 @@ _PARSERS: dict[str, tuple[str, type[SuiteFindings]]] = {
     "acceptance": ("releasetest.checks.acceptance.config:parse", AcceptanceFindings),
     "schema": ("releasetest.checks.contract.config:parse_schema_config", SchemaFindings),
     "load": ("releasetest.checks.load.slo:parse_load", LoadFindings),
+    "drift": ("releasetest.checks.drift.config:parse_drift", DriftFindings),
+    "shadow": ("releasetest.checks.shadow.config:parse_shadow", ShadowFindings),
 }
 
 #: Every built-in suite, in report order.

@@ -50,7 +50,6 @@ from releasetest.azureml.mirror import (
     mirror_window,
     replay,
     replay_bodies,
-    shadow_bounds,
 )
 from releasetest.azureml.workspace import SHA_TAG, ml_client, tree_digest, workspace_config_path
 from releasetest.endpoint.base import Endpoint
@@ -360,7 +359,7 @@ class AzureMLEndpoint(Endpoint):
         from azure.core.exceptions import HttpResponseError
 
         assert self.release.data is not None
-        bounds = shadow_bounds(self.release)
+        bounds = (options.max_changed, options.max_mean_abs_change)
         regression = self.release.data.task == "regression"
         since = time.time()
         try:

@@ -22,6 +22,7 @@ import tomllib
 from releasetest.azureml.v1 import DeploymentConfig, InferenceConfig, parse_deployment_config, parse_inference_config
 from releasetest.errors import ConfigError
 from releasetest.files import read_bytes, sha256_file, short_id
+from releasetest.release.production import ProductionSpec, parse_production
 from releasetest.suite_names import SUITES
 from releasetest.tables import Key, Table, check, check_table
 
@@ -42,6 +43,7 @@ MANIFEST = Table({
                      "(or only name and version, to take that version from the workspace's model registry)",
                      required=True, ge=1),
     "data": Key("mapping", "see the example release.toml"),
+    "production": Key("mapping", 'write [production] traffic = "data/production/**/*.jsonl"'),
     **{suite: Key("mapping", f"write it as [{suite}] with key = value lines", default={}) for suite in SUITE_TABLES},
 })
 
@@ -213,6 +215,8 @@ class Release:
     config_digests: dict[str, str] = field(default_factory=dict)
     #: Raw ``[acceptance]``, ``[schema]``, ``[load]`` ... tables, by suite name.
     suite_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``[production]``: the recorded traffic the drift and shadow suites judge; None without any.
+    production: ProductionSpec | None = None
 
     @property
     def root(self) -> Path:
@@ -401,14 +405,16 @@ def _task_and_classes(values: dict[str, Any], manifest: Path) -> tuple[str, tupl
 
 
 def load_release(manifest: Path | str, verify_artifacts: bool = True,
-                 artifact_versions: Mapping[str, str] | None = None, registry: Resolver | None = None) -> Release:
+                 artifact_versions: Mapping[str, str] | None = None, registry: Resolver | None = None,
+                 traffic: Path | str | None = None) -> Release:
     """Read and validate a release manifest and everything it names.
 
     ``verify_artifacts`` hashes every artifact file against the manifest; it is on for every
     deploy, so a pickle is never loaded before its digest matched. ``artifact_versions`` picks
     a version by name (default: the highest listed); ``registry`` fetches a picked version the
     manifest does not list, or lists by reference only
-    (:class:`releasetest.azureml.registry.ModelRegistry`).
+    (:class:`releasetest.azureml.registry.ModelRegistry`). ``traffic`` (``--release-traffic``)
+    replaces ``[production] traffic``.
     """
     manifest = Path(manifest).resolve()
     raw = read_bytes(manifest, "release manifest", None, None)
@@ -441,6 +447,7 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True,
     artifacts = _parse_artifacts(values["artifacts"], manifest, verify_artifacts, artifact_versions, registry)
     data = _parse_data(values["data"], manifest)
     suite_tables = {suite: dict(values[suite]) for suite in SUITE_TABLES}
+    production = parse_production(values["production"], manifest, traffic)
 
     for p in (inference.path, inference.conda_file):
         if p is not None:
@@ -455,5 +462,6 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True,
         entry_script_sha256=sha256_file(inference.entry_script),
         config_digests=config_digests,
         suite_tables=suite_tables,
+        production=production,
     )
 

@@ -338,3 +338,51 @@ def regression_plots(predicted_vs_actual: Any, residuals: Any) -> dict[str, Mark
                                    Axis("residual (actual − predicted)", -r_abs, r_abs), "residuals",
                                    guide=((min(px) - xspan, 0.0), (max(px) + xspan, 0.0)))
     return out
+
+
+#: The samples a drift panel draws, in order, each in its colour of :data:`SERIES`.
+DISTRIBUTION_SERIES = ("training", "holdout", "production")
+
+
+def small_multiples(panels: Any) -> Markup:
+    """One small grouped-bar chart per feature (share of rows per bin, one bar per sample), in the
+    order given; a panel marked ``drifted`` gets a red title. Each panel is
+    ``{"feature", "lines" (captions), "bins", "shares": {sample: [share per bin]}, "drifted", "kind"}``."""
+    out = []
+    for p in panels if isinstance(panels, list) else []:
+        shares = p.get("shares") or {}
+        series = [(name, SERIES[i], shares[name]) for i, name in enumerate(DISTRIBUTION_SERIES) if name in shares]
+        bins = p.get("bins") or []
+        n = len(series[0][2]) if series else 0
+        if not n:
+            continue
+        captions = [str(x) for x in p.get("lines") or []][:2]
+        width, height, bottom, left = 300, 150 + 12 * len(captions), 22, 8
+        top = 22 + 12 * len(captions)
+        plot_w, plot_h = width - 2 * left, height - top - bottom
+        peak = nice_max(max((v for _, _, vals in series for v in vals), default=0.0))
+        slot = plot_w / n
+        bar = max(1.0, (slot - 2) / max(1, len(series)))
+        body = [f'<text x="{left}" y="14" class="{"fail" if p.get("drifted") else ""}" font-weight="bold" '
+                f'fill="{FAIL if p.get("drifted") else "#1f2328"}">{escape(str(p.get("feature", "?")))}</text>',
+                *(_text(left, 28 + 12 * k, line[:48], cls="muted") for k, line in enumerate(captions))]
+        body.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="{GRID}"/>')
+        for k, (name, colour, vals) in enumerate(series):
+            for i, v in enumerate(vals[:n]):
+                h = plot_h * (num(v) or 0.0) / peak
+                x = left + i * slot + 1 + k * bar
+                body.append(f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                            f'fill="{colour}"><title>{escape(name)} {escape(_bin(bins, i, p.get("kind")))}: '
+                            f'{fmt(v)}</title></rect>')
+        if bins:
+            body.append(_text(left, height - 6, _bin(bins, 0, p.get("kind")).split(" ")[0]))
+            body.append(_text(left + plot_w, height - 6, str(bins[-1]), anchor="end"))
+        out.append(str(_svg(width, height, body, f"{p.get('feature')}: " + "; ".join(captions))))
+    return Markup('<div class="multiples">' + "".join(out) + "</div>") if out else Markup("")
+
+
+def _bin(bins: list[Any], i: int, kind: Any) -> str:
+    """A bin's label: the category, or the edges ``[lo, hi)``."""
+    if kind == "categorical":
+        return str(bins[i]) if i < len(bins) else "?"
+    return f"{bins[i]} to {bins[i + 1]}" if i + 1 < len(bins) else str(bins[i]) if i < len(bins) else "?"

@@ -16,6 +16,7 @@ from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import DeployError
 from releasetest.release.data import Holdout
 from releasetest.release.manifest import Release, Stage
+from releasetest.release.traffic import Traffic
 from releasetest.run import ReleaseRun
 from releasetest.suite_names import OTHER, SUITES
 from releasetest.wiring.keys import RUN_KEY
@@ -67,6 +68,22 @@ def release_worker(pytestconfig: pytest.Config) -> str:
     return worker_id(pytestconfig) or "main"
 
 
+def build_champion(release_run: ReleaseRun, log_suffix: str) -> Endpoint | None:
+    """A new endpoint of the champion of ``[acceptance]`` (not deployed); None without one."""
+    cfg: AcceptanceConfig | None = release_run.suite_configs.get("acceptance")
+    if cfg is None or cfg.champion is None:
+        return None
+    stage = str(release_run.settings.stage)
+    options = TargetOptions(log_dir=release_run.log_dir, ready_timeout=release_run.settings.ready_timeout,
+                            url=cfg.champion.url, key_env=cfg.champion.key_env, log_suffix=log_suffix,
+                            isolation=release_run.settings.isolation)
+    if cfg.champion.url is not None:
+        return build_endpoint("champion-url", None, None, options)
+    champion = cfg.champion.release
+    assert champion is not None
+    return build_endpoint("local", champion, champion.stage(stage), options)
+
+
 @pytest.fixture(scope="session")
 def champion_endpoint(release_run: ReleaseRun) -> Endpoint | None:
     """The champion of ``[acceptance]``, built but not deployed (the suite deploys it only as
@@ -75,18 +92,23 @@ def champion_endpoint(release_run: ReleaseRun) -> Endpoint | None:
     On an xdist worker its log goes to the run's scratch space and reaches the verdict's folder
     through the controller.
     """
-    cfg: AcceptanceConfig | None = release_run.suite_configs.get("acceptance")
-    if cfg is None or cfg.champion is None:
-        return None
-    stage = str(release_run.settings.stage)
-    options = TargetOptions(log_dir=release_run.log_dir, ready_timeout=release_run.settings.ready_timeout,
-                            url=cfg.champion.url, key_env=cfg.champion.key_env, log_suffix="-champion",
-                            isolation=release_run.settings.isolation)
-    if cfg.champion.url is not None:
-        return build_endpoint("champion-url", None, None, options)
-    champion = cfg.champion.release
-    assert champion is not None
-    return build_endpoint("local", champion, champion.stage(stage), options)
+    return build_champion(release_run, "-champion")
+
+
+@pytest.fixture(scope="session")
+def production_endpoint(release_run: ReleaseRun) -> Endpoint | None:
+    """Production for the shadow suite: the same champion as ``[acceptance]`` (its URL, or its
+    release deployed beside the candidate), as an endpoint of its own, built but not deployed."""
+    return build_champion(release_run, "-production")
+
+
+@pytest.fixture(scope="session")
+def production_traffic(release_run: ReleaseRun) -> Traffic:
+    """The recorded production traffic (``[production]`` or ``--release-traffic``), read before
+    deploy; skips when the release has none."""
+    if release_run.traffic is None:
+        pytest.skip("no recorded production traffic: set [production] traffic in the manifest or --release-traffic")
+    return release_run.traffic
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Drift between the training data, the holdout and recorded production inputs (issue 24)."""

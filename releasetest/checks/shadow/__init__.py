@@ -1,0 +1,1 @@
+"""Recorded production requests replayed through the candidate and production (issue 24)."""
