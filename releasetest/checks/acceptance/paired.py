@@ -195,6 +195,11 @@ class ProductionComparison:
         return cls(**values)
 
 
+def _p(p_value: float) -> str:
+    """A p-value as the message shows it; one below the smallest double reads as a bound, not 0."""
+    return f"p = {p_value:.3g}" if p_value > 0 else "p < 1e-300"
+
+
 def _label_indices(classes: Sequence[Any], labels: Sequence[Any]) -> np.ndarray:
     """Each label's index in ``classes`` (-1 for one outside them, which no prediction matches):
     correctness per row is then one comparison of small ints, whatever the classes' type."""
@@ -237,7 +242,7 @@ def compare_paired(candidate: Predictions, stored: Predictions, labels: Sequence
     significant = test.p_value < settings.p_value
     regressed = significant and drop > settings.tolerance
     evidence = (f"{deciding.describe()}; {test.worse} rows got worse and {test.better} better; "
-                f"{test.name}, p = {test.p_value:.3g}")
+                f"{test.name}, {_p(test.p_value)}")
     if regressed:
         message = (f"regression against production {production.label} ({production.how}): {evidence} < "
                    f"{settings.p_value:g}, a drop of {drop:.1%} beyond the tolerated {settings.tolerance:.1%}")
@@ -245,7 +250,7 @@ def compare_paired(candidate: Predictions, stored: Predictions, labels: Sequence
         message = (f"no regression against production {production.label} ({production.how}): every one of the "
                    f"{len(candidate)} holdout rows {'has the same error' if task == 'regression' else 'is as right'}")
     else:
-        why = (f"p = {test.p_value:.3g} is not below {settings.p_value:g}" if not significant else
+        why = (f"{_p(test.p_value)} is not below {settings.p_value:g}" if not significant else
                f"the drop of {drop:.1%} is within the tolerated {settings.tolerance:.1%}" if drop > 0 else
                "the candidate is not worse")
         message = (f"no significant regression against production {production.label} ({production.how}): "
