@@ -16,6 +16,7 @@ from releasetest.checks.acceptance.paired import (
     EXACT_BELOW,
     ComparisonSettings,
     ProductionComparison,
+    against_production,
     compare,
     mcnemar,
     parse_settings,
@@ -155,6 +156,36 @@ def test_a_different_holdout_compares_metrics_only() -> None:
     assert "history keeps no predictions of production" in none_kept.message and not none_kept.regressed
 
 
+def test_production_kept_with_another_class_order_still_pairs() -> None:
+    labels, prod, cand = _classification(3000, 0.963, 0.07, 0.20, seed=1)
+    reordered = (7, 3, 5)
+    prod_other = Predictions.encode(PROD.release_id, DIGEST, "classification", prod.decoded(), reordered)
+    assert prod_other.values.tolist() != prod.values.tolist()
+    same_order = compare(cand, labels, PROD, prod, {}, ComparisonSettings())
+    assert compare(cand, labels, PROD, prod_other, {}, ComparisonSettings()) == same_order
+
+
+def test_against_production_from_a_history_directory(tmp_path: Path) -> None:
+    labels, prod, cand = _classification(3000, 0.963, 0.07, 0.20, seed=1)
+    (tmp_path / "verdicts").mkdir()
+    verdict = _verdict(PROD.release_id, "devtest", "PROMOTE", "2026-12-01T01",
+                       findings={"acceptance": {"metrics": {"accuracy": 0.963}}})
+    (tmp_path / "verdicts" / "prod.json").write_text(json.dumps(verdict))
+    settings = ComparisonSettings()
+    first = Predictions.encode(PROD.release_id, DIGEST, "classification", prod.decoded(), CLASSES)
+    assert against_production(tmp_path, "devtest", "prod", first, labels, {}, settings) is None  # itself only
+    assert against_production(tmp_path, "devtest", "prod", cand, labels, {"accuracy": 0.9}, settings) is not None
+    save_predictions(tmp_path, prod)
+    found = against_production(tmp_path, "devtest", "prod", cand, labels, {"accuracy": 0.9}, settings)
+    assert found is not None and found.paired and found.regressed and found.production_id == PROD.release_id
+    assert found.how == "last PROMOTE of devtest at 2026-12-01T01"
+    predictions_path(tmp_path, PROD.release_id, DIGEST).write_bytes(b"not a zip")
+    broken = against_production(tmp_path, "devtest", "prod", cand, labels, {"accuracy": 0.9}, settings)
+    assert broken is not None and not broken.paired and not broken.regressed
+    assert "kept predictions cannot be read" in broken.message and "fix: delete it" in broken.message
+    assert broken.deltas[0].delta == pytest.approx(-0.063)
+
+
 def test_comparison_round_trips_through_json() -> None:
     labels, prod, cand = _classification(500, 0.9, 0.1, 0.1, seed=5)
     result = compare(cand, labels, PROD, prod, {}, ComparisonSettings())
@@ -221,6 +252,8 @@ def test_store_round_trips_200k_rows(tmp_path: Path) -> None:
     labels = rng.choice(CLASSES, n).tolist()
     digest = holdout_digest(("a", "b", "c", "d"), rows, labels)
     assert digest == holdout_digest(("a", "b", "c", "d"), rows.copy(), list(labels))
+    assert digest == holdout_digest(("a", "b", "c", "d"), rows, np.asarray(labels).tolist())
+    assert digest == holdout_digest(("a", "b", "c", "d"), rows, list(np.asarray(labels)))  # numpy scalars
     rows[7, 2] += 1e-9
     assert digest != holdout_digest(("a", "b", "c", "d"), rows, labels)
     preds = rng.choice(CLASSES, n).tolist()

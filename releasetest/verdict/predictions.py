@@ -36,6 +36,11 @@ class PredictionsUnreadable(ReleaseTestError):
     """A stored predictions file is truncated, foreign or from another format."""
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds, so ``np.int64(3)`` and ``3`` digest alike."""
+    return value.item() if isinstance(value, np.generic) else str(value)
+
+
 def holdout_digest(features: Sequence[str], rows: np.ndarray, labels: Sequence[Any]) -> str:
     """Digest of the holdout's content (feature names, values, labels), so the same rows written
     by another CSV writer still pair, and any changed value, row or label does not."""
@@ -44,7 +49,7 @@ def holdout_digest(features: Sequence[str], rows: np.ndarray, labels: Sequence[A
     values = np.ascontiguousarray(np.asarray(rows, dtype=np.float64))
     h.update(json.dumps(list(values.shape)).encode())
     h.update(values.tobytes())
-    h.update(json.dumps(list(labels), default=str).encode())
+    h.update(json.dumps(list(labels), default=_plain).encode())
     return "sha256:" + h.hexdigest()
 
 
@@ -132,7 +137,7 @@ def read_predictions(path: Path) -> Predictions:
         raise PredictionsUnreadable(f"{path}: not a readable predictions file: {exc} {fix}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise PredictionsUnreadable(f"{path}: not a {FORMAT} file {fix}")
-    if header.get("rows") != len(values) or values.ndim != 1:
+    if values.ndim != 1 or header.get("rows") != len(values):
         raise PredictionsUnreadable(f"{path}: the header says {header.get('rows')} rows but the file holds "
                                     f"{values.shape} values {fix}")
     classes = tuple(header.get("classes") or ())

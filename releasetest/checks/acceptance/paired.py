@@ -23,7 +23,8 @@ accurate.
 A regression BLOCKs when the test is significant (``p < [acceptance] production_p_value``,
 default 0.01) and the metric got worse by more than ``production_tolerance`` (relative to
 production's value, default 0.01). Holdouts with different digests cannot be paired: the metrics
-are compared only, and that never BLOCKs.
+are compared only, and that never BLOCKs. :func:`against_production` runs it all from a history
+directory.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ import numpy as np
 from scipy import stats
 
 from releasetest.tables import Key, Table, check
-from releasetest.verdict.predictions import Predictions
-from releasetest.verdict.production import Production
+from releasetest.verdict.predictions import Predictions, PredictionsUnreadable, load_predictions
+from releasetest.verdict.production import Production, production_in
 
 #: Below this many changed rows McNemar's p-value is the exact binomial one.
 EXACT_BELOW = 25
@@ -217,8 +218,9 @@ def _relative_drop(metric: str, production: float, candidate: float) -> float:
 def compare_paired(candidate: Predictions, stored: Predictions, labels: Sequence[Any], production: Production,
                    settings: ComparisonSettings) -> ProductionComparison:
     """Candidate and production predictions on the same holdout rows (same digest, same length)."""
-    if stored.holdout_digest != candidate.holdout_digest or not len(stored) == len(candidate) == len(labels):
-        raise ValueError("paired comparison needs both releases' predictions on the same holdout")
+    if (stored.holdout_digest != candidate.holdout_digest or not len(stored) == len(candidate) == len(labels)
+            or not len(labels)):
+        raise ValueError("paired comparison needs both releases' predictions on the same, non-empty holdout")
     task = candidate.task
     metric = DECIDING[task]
     if task == "regression":
@@ -262,9 +264,10 @@ def compare_paired(candidate: Predictions, stored: Predictions, labels: Sequence
 
 def compare_metrics(task: str, candidate_holdout: str, candidate_metrics: Mapping[str, float],
                     production: Production, production_holdout: str | None, rows: int,
-                    settings: ComparisonSettings) -> ProductionComparison:
-    """When the rows cannot be paired (another holdout, or no predictions kept): the metrics that
-    both verdicts hold, without a test; never a regression, and the message says why."""
+                    settings: ComparisonSettings, unreadable: str | None = None) -> ProductionComparison:
+    """When the rows cannot be paired (another holdout, no predictions kept, or a kept file that is
+    ``unreadable``): the metrics that both verdicts hold, without a test; never a regression, and
+    the message says why."""
     verdict = production.verdict or {}
     acceptance = ((verdict.get("findings") or {}).get("acceptance") or {}) if isinstance(verdict, Mapping) else {}
     theirs = acceptance.get("metrics") if isinstance(acceptance, Mapping) else None
@@ -274,7 +277,9 @@ def compare_metrics(task: str, candidate_holdout: str, candidate_metrics: Mappin
     deltas = tuple(MetricDelta(m, float(theirs[m]), float(candidate_metrics[m]),
                                float(candidate_metrics[m]) - float(theirs[m]))
                    for m in names if isinstance(theirs.get(m), (int, float)) and m in candidate_metrics)
-    if production_holdout is None:
+    if unreadable is not None:
+        why = f"production {production.label}'s kept predictions cannot be read ({unreadable})"
+    elif production_holdout is None:
         why = f"history keeps no predictions of production {production.label}"
     else:
         why = (f"the holdout differs from the one production {production.label} was gated on "
@@ -300,3 +305,19 @@ def compare(candidate: Predictions, labels: Sequence[Any], production: Productio
         return compare_paired(candidate, stored, labels, production, settings)
     return compare_metrics(candidate.task, candidate.holdout_digest, candidate_metrics, production,
                            stored.holdout_digest if stored is not None else None, len(candidate), settings)
+
+
+def against_production(history_dir: Path, stage: str, promote_to: str | None, candidate: Predictions,
+                       labels: Sequence[Any], candidate_metrics: Mapping[str, float],
+                       settings: ComparisonSettings) -> ProductionComparison | None:
+    """The whole comparison from a history directory: find production, load its predictions on the
+    candidate's holdout, compare. None when history has no production release (a first release)."""
+    production = production_in(history_dir, stage, promote_to, candidate.release_id)
+    if production is None:
+        return None
+    try:
+        stored = load_predictions(history_dir, production.release_id, candidate.holdout_digest)
+    except PredictionsUnreadable as exc:
+        return compare_metrics(candidate.task, candidate.holdout_digest, candidate_metrics, production, None,
+                               len(candidate), settings, unreadable=str(exc))
+    return compare(candidate, labels, production, stored, candidate_metrics, settings)
