@@ -95,7 +95,7 @@ def test_identical_predictions_are_not_a_regression() -> None:
     result = compare(same, labels, PROD, prod, {}, ComparisonSettings())
     assert result.paired and not result.regressed
     assert result.test is not None and (result.test.worse, result.test.better, result.test.p_value) == (0, 0, 1.0)
-    assert result.deltas[0].delta == 0.0 and "every one of the 3000 holdout rows" in result.message
+    assert result.deltas[0].delta == 0.0 and "none of the 3000 holdout rows went from right to wrong" in result.message
 
 
 def test_the_issues_small_holdout_drop_is_not_evidence() -> None:
@@ -132,6 +132,7 @@ def test_regression_task_uses_wilcoxon_on_absolute_errors() -> None:
     assert rmse.low is not None and rmse.high is not None and 0 < rmse.low < rmse.delta < rmse.high
     same = compare(prod, truth.tolist(), PROD, prod, {}, ComparisonSettings())
     assert not same.regressed and same.test is not None and same.test.p_value == 1.0
+    assert "none of the 2000 holdout rows changed its absolute error" in same.message
     # the hand-computed Wilcoxon statistic on three rows: changes +1, -2, +3 -> ranks 1, 2, 3; W = min(4, 2)
     small = wilcoxon_errors(np.array([2.0, 1.0, 4.0]), np.array([1.0, 3.0, 1.0]))
     assert (small.statistic, small.worse, small.better) == (2.0, 2, 1)

@@ -249,8 +249,9 @@ def compare_paired(candidate: Predictions, stored: Predictions, labels: Sequence
         message = (f"regression against production {production.label} ({production.how}): {evidence} < "
                    f"{settings.p_value:g}, a drop of {drop:.1%} beyond the tolerated {settings.tolerance:.1%}")
     elif test.worse + test.better == 0:
-        message = (f"no regression against production {production.label} ({production.how}): every one of the "
-                   f"{len(candidate)} holdout rows {'has the same error' if task == 'regression' else 'is as right'}")
+        unchanged = ("changed its absolute error" if task == "regression" else "went from right to wrong or back")
+        message = (f"no regression against production {production.label} ({production.how}): none of the "
+                   f"{len(candidate)} holdout rows {unchanged}")
     else:
         why = (f"{_p(test.p_value)} is not below {settings.p_value:g}" if not significant else
                f"the drop of {drop:.1%} is within the tolerated {settings.tolerance:.1%}" if drop > 0 else
@@ -291,7 +292,8 @@ def compare_metrics(task: str, candidate_holdout: str, candidate_metrics: Mappin
         message = f"{why}: metrics compared only, no paired test: " + "; ".join(d.describe() for d in deltas)
         if drop is not None and drop > settings.tolerance:
             message += (f" ({metric} is {drop:.1%} worse, beyond the tolerated {settings.tolerance:.1%}; gate "
-                        "production on this holdout to test it)")
+                        "production's release on this holdout, so that history keeps its predictions here, to "
+                        "test it)")
     return ProductionComparison(production.label, production.release_id, production.how, task, metric, False,
                                 candidate_holdout, production_holdout, rows, settings.p_value, settings.tolerance,
                                 False, message, None, drop, deltas)
