@@ -89,6 +89,30 @@ def test_a_retrain_on_less_data_is_a_significant_regression() -> None:
     assert "p = " in result.message and result.message.startswith("regression against production")
 
 
+def _knn(train_x: np.ndarray, train_y: np.ndarray, x: np.ndarray, k: int = 7) -> list[int]:
+    """A k-nearest-neighbours vote in numpy (importing scikit-learn costs seconds of CPU here)."""
+    d2 = (x ** 2).sum(1)[:, None] - 2 * x @ train_x.T + (train_x ** 2).sum(1)[None, :]
+    nearest = train_y[np.argpartition(d2, k, axis=1)[:, :k]]
+    return (nearest[:, :, None] == np.arange(3)).sum(1).argmax(1).tolist()
+
+
+def test_a_real_retrain_on_30_percent_of_the_data_blocks() -> None:
+    # a 3-D checkerboard of 3 classes: a model that learns from examples loses accuracy with fewer
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 4, (8000, 3))
+    y = (np.floor(x).sum(1) % 3).astype(np.int64)
+    train_x, train_y, hold_x, labels = x[:6000], y[:6000], x[6000:], y[6000:].tolist()
+    digest = holdout_digest(("a", "b", "c"), hold_x, labels)
+    prod = Predictions.encode(PROD.release_id, digest, "classification", _knn(train_x, train_y, hold_x), (0, 1, 2))
+    cand = Predictions.encode("sha256:" + "c" * 64, digest, "classification",
+                              _knn(train_x[:1800], train_y[:1800], hold_x), (0, 1, 2))
+    result = compare(cand, labels, PROD, prod, {}, ComparisonSettings())
+    assert result.regressed and result.test is not None and result.test.p_value < 0.01
+    assert result.test.worse > result.test.better > 0  # a retrain loses rows and wins some back
+    assert result.deltas[0].production > 0.85 > result.deltas[0].candidate
+    assert not compare(prod, labels, PROD, cand, {}, ComparisonSettings()).regressed  # the other way round
+
+
 def test_identical_predictions_are_not_a_regression() -> None:
     labels, prod, _ = _classification(3000, 0.9, 0, 0, seed=2)
     same = Predictions.encode("sha256:" + "c" * 64, DIGEST, "classification", prod.decoded(), CLASSES)
