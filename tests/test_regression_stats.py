@@ -214,8 +214,22 @@ def test_against_production_from_a_history_directory(tmp_path: Path) -> None:
 def test_comparison_round_trips_through_json() -> None:
     labels, prod, cand = _classification(500, 0.9, 0.1, 0.1, seed=5)
     result = compare(cand, labels, PROD, prod, {}, ComparisonSettings())
-    again = ProductionComparison.from_json(json.loads(json.dumps(result.to_json())))
+    again = ProductionComparison.from_json(json.loads(json.dumps(result.to_json())) | {"added_later": 1})
     assert again == result
+
+
+def test_z95_is_scipys_quantile_and_scipy_loads_lazily() -> None:
+    import subprocess
+    import sys
+
+    from scipy import stats
+
+    from releasetest.checks.acceptance.paired import Z95
+
+    assert Z95 == float(stats.norm.ppf(0.975))
+    code = "import sys, releasetest.checks.acceptance.paired; print('scipy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          check=True).stdout.strip() == "False"
 
 
 def test_settings_parser() -> None:

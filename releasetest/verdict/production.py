@@ -5,16 +5,22 @@ The release last promoted to the stage's ``promote_to`` (a promotion that was ro
 not count: traffic went back to the one before), else the last PROMOTE verdict of this stage.
 A candidate never compares with itself, so a re-gate of the production release compares with
 the one before it.
+
+The module reads history's JSON records itself (:func:`read_records`) instead of through
+``history.Store``: the comparison with production runs inside the checks, and the store, which
+reads whole verdicts for the report, sits above them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from releasetest.verdict.history import Store
+#: history's record folders (``verdict/history.py``'s layout) this module reads.
+KINDS = ("verdicts", "promotions", "rollbacks")
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,22 @@ def find_production(verdicts: Iterable[Mapping[str, Any]], promotions: Iterable[
     return Production(_rid(last_v), _name(last_v), f"last PROMOTE of {stage} at {last_v.get('finished_at')}", last_v)
 
 
+def read_records(history_dir: Path, kind: str) -> list[dict[str, Any]]:
+    """The JSON records of one of history's folders; a foreign or truncated file is skipped, as
+    history skips it, so it cannot hide the rest."""
+    folder = Path(history_dir) / kind
+    records = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            records.append(data)
+    return records
+
+
 def production_in(history_dir: Path, stage: str, promote_to: str | None, candidate_id: str) -> Production | None:
     """:func:`find_production` over the history directory's records."""
-    store = Store(Path(history_dir))
-    return find_production(store.verdicts(), store.promotions(), store.rollbacks(), stage, promote_to, candidate_id)
+    verdicts, promotions, rollbacks = (read_records(history_dir, kind) for kind in KINDS)
+    return find_production(verdicts, promotions, rollbacks, stage, promote_to, candidate_id)

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from releasetest.tables import Key, Table, check
 from releasetest.verdict.predictions import Predictions, PredictionsUnreadable, load_predictions
@@ -45,8 +44,10 @@ from releasetest.verdict.production import Production, production_in
 #: Below this many changed rows McNemar's p-value is the exact binomial one.
 EXACT_BELOW = 25
 
-#: The two-sided 95% normal quantile.
-Z95 = float(stats.norm.ppf(0.975))
+#: The two-sided 95% normal quantile, ``scipy.stats.norm.ppf(0.975)``. scipy.stats is imported
+#: only inside the tests: it costs about half a second, and the plugin imports this module's
+#: settings at every pytest start.
+Z95 = 1.959963984540054
 
 DEFAULT_P_VALUE = 0.01
 
@@ -90,6 +91,8 @@ class PairedTest:
 
 def mcnemar(worse: int, better: int) -> PairedTest:
     """McNemar's test on the discordant counts (see the module docstring for exact vs chi-squared)."""
+    from scipy import stats
+
     n = worse + better
     if n == 0:
         return PairedTest("McNemar (no row changed)", None, 1.0, 0, 0)
@@ -103,6 +106,8 @@ def mcnemar(worse: int, better: int) -> PairedTest:
 def wilcoxon_errors(candidate_abs: np.ndarray, production_abs: np.ndarray) -> PairedTest:
     """Wilcoxon signed-rank test on the per-row change of the absolute error; rows whose error did
     not change carry no information and are dropped (Wilcoxon's own treatment of zeros)."""
+    from scipy import stats
+
     diff = np.asarray(candidate_abs, dtype=np.float64) - np.asarray(production_abs, dtype=np.float64)
     worse, better = int((diff > 0).sum()), int((diff < 0).sum())
     if worse + better == 0:
@@ -190,7 +195,8 @@ class ProductionComparison:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProductionComparison:
-        values = dict(data)
+        """The verdict's form back; keys this version does not know are ignored."""
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         values["test"] = PairedTest(**values["test"]) if values.get("test") else None
         values["deltas"] = tuple(MetricDelta(**d) for d in values.get("deltas") or ())
         return cls(**values)
