@@ -309,6 +309,9 @@ def test_store_round_trips_200k_rows(tmp_path: Path) -> None:
     again = load_predictions(tmp_path, reg.release_id, reg.holdout_digest)
     assert again is not None and again.values.dtype == np.float32
     assert np.array_equal(again.values, values.astype(np.float32))
+    numpy_classes = Predictions.encode("sha256:" + "e" * 64, digest, "classification", preds[:10],
+                                       tuple(np.asarray(CLASSES)))
+    assert read_predictions(save_predictions(tmp_path, numpy_classes)).classes == CLASSES
     # without the pairable digest: the most recently written holdout's, whose digest says so
     assert load_predictions(tmp_path, reg.release_id, "sha256:" + "9" * 64).holdout_digest == reg.holdout_digest
     assert load_predictions(tmp_path, "sha256:" + "0" * 64, digest) is None

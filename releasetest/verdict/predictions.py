@@ -61,9 +61,10 @@ def _index_dtype(n_classes: int) -> type[np.unsignedinteger[Any]]:
     return np.uint8 if n_classes <= 256 else np.uint16 if n_classes <= 65536 else np.uint32
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Predictions:
-    """One release's predictions on one holdout, in the stored encoding."""
+    """One release's predictions on one holdout, in the stored encoding (compared by identity:
+    an array has no single truth value)."""
 
     release_id: str
     holdout_digest: str
@@ -118,7 +119,8 @@ def save_predictions(history_dir: Path, predictions: Predictions) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, values=predictions.values, header=np.array(json.dumps(predictions.header())))
+            header = json.dumps(predictions.header(), default=_plain)
+            np.savez_compressed(f, values=predictions.values, header=np.array(header))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
