@@ -30,6 +30,7 @@ from releasetest.release.manifest import Release, Stage, load_release
 from releasetest.settings import Settings
 from releasetest.suite_names import SUITES
 from releasetest.verdict.decision import Results, build_verdict, decide, gate_exit_status, settle
+from releasetest.verdict.predictions import Predictions, holdout_digest
 from releasetest.verdict.publish import Outputs, publish
 from releasetest.verdict.seal import seal_verdict
 
@@ -79,6 +80,11 @@ class ReleaseRun:
     release: Release | None = None
     stage: Stage | None = None
     holdout: Holdout | None = None
+    #: The holdout's content digest, computed once at load: predictions kept in history pair by it.
+    holdout_digest: str | None = None
+    #: The candidate's predictions on the holdout, encoded after acceptance scoring; history keeps
+    #: them when the run PROMOTEs, for the next gate's comparison with production.
+    predictions: Predictions | None = None
     suite_configs: dict[str, Any] = field(default_factory=dict)
     config_error: str | None = None
     interrupted: str | None = None
@@ -135,10 +141,19 @@ class ReleaseRun:
                                   "name the holdout CSV, features, label and classes (see the example)")
             self.holdout = load_holdout(self.release.data)
             self.holdout.golden(self.release.data.golden_rows)
+            self.holdout_digest = holdout_digest(self.holdout.features, self.holdout.rows, self.holdout.labels)
             self.suite_configs = parse_all(self.release, self.stage)
+            self.warnings.extend(w for cfg in self.suite_configs.values() for w in getattr(cfg, "warnings", ()))
         except ReleaseTestError as exc:
             self.config_error = str(exc)
             raise
+
+    def keep_predictions(self, task: str, predictions: list[Any]) -> Predictions:
+        """The candidate's served predictions in history's encoding, kept for :meth:`finish`."""
+        assert self.release is not None and self.release.data is not None and self.holdout_digest is not None
+        self.predictions = Predictions.encode(self.release.release_id, self.holdout_digest, task, predictions,
+                                              self.release.data.classes)
+        return self.predictions
 
     def merge_findings(self, findings: dict[str, Any]) -> None:
         """Add recorded findings (from a test, or an xdist worker's), see :func:`merge_findings`."""
@@ -160,7 +175,8 @@ class ReleaseRun:
                                                              verdict.get("reasons"))
             verdict["exit_status"] = gate_exit_status(verdict["decision"], exit_status)
         sealed = seal_verdict(verdict)
-        return Finished(sealed, int(sealed["exit_status"]), publish(sealed, self.outputs, os.environ))
+        return Finished(sealed, int(sealed["exit_status"]),
+                        publish(sealed, self.outputs, os.environ, self.predictions))
 
     def verdict(self, exit_status: int) -> dict[str, Any]:
         """The unsealed verdict of what the run has recorded so far."""

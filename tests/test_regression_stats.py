@@ -19,7 +19,6 @@ from releasetest.checks.acceptance.paired import (
     against_production,
     compare,
     mcnemar,
-    parse_settings,
     wilcoxon_errors,
 )
 from releasetest.errors import ConfigError
@@ -232,16 +231,37 @@ def test_z95_is_scipys_quantile_and_scipy_loads_lazily() -> None:
                           check=True).stdout.strip() == "False"
 
 
-def test_settings_parser() -> None:
-    assert parse_settings(None, "release.toml") == ComparisonSettings(0.01, 0.01)
-    got = parse_settings({"production_p_value": 0.05, "production_tolerance": 0, "parity": 0.99}, "release.toml")
-    assert got == ComparisonSettings(0.05, 0.0)
+def _acceptance(tmp_path: Path, table: str) -> Any:
+    """The example's [acceptance] table replaced by ``table``, parsed as the gate parses it."""
+    import shutil
+
+    from releasetest.checks.registry import parse_all
+    from releasetest.release.manifest import load_release
+    from tests.conftest import EXAMPLE
+
+    dest = tmp_path / "release"
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("weather.csv", "__pycache__"))
+    manifest = dest / "release.toml"
+    text = manifest.read_text()
+    manifest.write_text(text[: text.index("[acceptance]")] + table)
+    release = load_release(manifest)
+    return parse_all(release, release.stage("devtest"))["acceptance"]
+
+
+def test_settings_are_acceptance_keys(tmp_path: Path) -> None:
+    assert _acceptance(tmp_path, "").production == ComparisonSettings(0.01, 0.01)
+    got = _acceptance(tmp_path, "[acceptance]\nproduction_p_value = 0.05\nproduction_tolerance = 0\nparity = 0.99\n")
+    assert got.production == ComparisonSettings(0.05, 0.0) and got.parity == 0.99
     with pytest.raises(ConfigError) as err:
-        parse_settings({"production_p_value": 2}, "release.toml")
-    assert str(err.value).startswith("release.toml: acceptance.production_p_value: expected a number > 0 and <= 0.5")
+        _acceptance(tmp_path, "[acceptance]\nproduction_p_value = 2\n")
+    assert str(err.value).startswith(f"{tmp_path / 'release' / 'release.toml'}: acceptance.production_p_value: "
+                                     "expected a number > 0 and <= 0.5")
     assert "(fix: a regression against production BLOCKs only when" in str(err.value)
     with pytest.raises(ConfigError, match="acceptance.production_tolerance: expected a number, got str"):
-        parse_settings({"production_tolerance": "1%"}, "release.toml")
+        _acceptance(tmp_path, '[acceptance]\nproduction_tolerance = "1%"\n')
+    with pytest.raises(ConfigError, match="did you mean 'production_p_value'"):
+        _acceptance(tmp_path, "[acceptance]\nproduction_pvalue = 0.05\n")
 
 
 def _verdict(rid: str, stage: str, decision: str, at: str, **extra: Any) -> dict[str, Any]:

@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from releasetest.tables import Key, Table, check
+from releasetest.checks.acceptance.findings import MetricDelta, PairedTest, ProductionComparison, p_text
+from releasetest.tables import Key
 from releasetest.verdict.predictions import Predictions, PredictionsUnreadable, load_predictions
 from releasetest.verdict.production import Production, production_in
 
@@ -71,24 +72,6 @@ class ComparisonSettings:
     tolerance: float = DEFAULT_TOLERANCE
 
 
-def parse_settings(table: Mapping[str, Any] | None, file: Path | str) -> ComparisonSettings:
-    """The two keys from the ``[acceptance]`` table (others are left to its own parser); a bad
-    value is the one ConfigError shape naming the file, the key and the fix."""
-    values = check({k: v for k, v in (table or {}).items() if k in KEYS}, Table(KEYS), file, "acceptance.")
-    return ComparisonSettings(float(values["production_p_value"]), float(values["production_tolerance"]))
-
-
-@dataclass(frozen=True)
-class PairedTest:
-    """A paired test's result: which test, its statistic and p-value, and the rows that moved."""
-
-    name: str
-    statistic: float | None
-    p_value: float
-    worse: int
-    better: int
-
-
 def mcnemar(worse: int, better: int) -> PairedTest:
     """McNemar's test on the discordant counts (see the module docstring for exact vs chi-squared)."""
     from scipy import stats
@@ -115,24 +98,6 @@ def wilcoxon_errors(candidate_abs: np.ndarray, production_abs: np.ndarray) -> Pa
     result = stats.wilcoxon(diff[diff != 0], zero_method="wilcox", alternative="two-sided")
     return PairedTest("Wilcoxon signed-rank on absolute errors", float(result.statistic), float(result.pvalue),
                       worse, better)
-
-
-@dataclass(frozen=True)
-class MetricDelta:
-    """Candidate minus production, with a 95% interval when the rows are paired."""
-
-    metric: str
-    production: float
-    candidate: float
-    delta: float
-    low: float | None = None
-    high: float | None = None
-
-    def describe(self) -> str:
-        text = f"{self.metric} {self.candidate:.4f} vs {self.production:.4f} ({self.delta:+.4f}"
-        if self.low is not None and self.high is not None:
-            text += f", 95% CI {self.low:+.4f} to {self.high:+.4f}"
-        return text + ")"
 
 
 def _mean_delta(metric: str, production: float, candidate: float, diff: np.ndarray) -> MetricDelta:
@@ -165,46 +130,6 @@ def _rmse_delta(cand_err: np.ndarray, prod_err: np.ndarray) -> MetricDelta:
     g = g - (prod_err ** 2 / (2 * rp) if rp > 0 else 0.0)
     se = float(np.std(g, ddof=1)) / math.sqrt(len(g)) if len(g) > 1 else 0.0
     return MetricDelta("rmse", rp, rc, rc - rp, rc - rp - Z95 * se, rc - rp + Z95 * se)
-
-
-@dataclass(frozen=True)
-class ProductionComparison:
-    """The candidate against the production release: what the verdict, report and terminal show."""
-
-    production: str
-    production_id: str
-    how: str
-    task: str
-    metric: str
-    #: True when both scored the same holdout (same digest) and the test ran.
-    paired: bool
-    candidate_holdout: str
-    production_holdout: str | None
-    rows: int
-    p_threshold: float
-    tolerance: float
-    regressed: bool
-    message: str
-    test: PairedTest | None = None
-    #: How much worse the deciding metric is, relative to production's value (negative: better).
-    drop: float | None = None
-    deltas: tuple[MetricDelta, ...] = field(default_factory=tuple)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ProductionComparison:
-        """The verdict's form back; keys this version does not know are ignored."""
-        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        values["test"] = PairedTest(**values["test"]) if values.get("test") else None
-        values["deltas"] = tuple(MetricDelta(**d) for d in values.get("deltas") or ())
-        return cls(**values)
-
-
-def _p(p_value: float) -> str:
-    """A p-value as the message shows it; one below the smallest double reads as a bound, not 0."""
-    return f"p = {p_value:.3g}" if p_value > 0 else "p < 1e-300"
 
 
 def _label_indices(classes: Sequence[Any], labels: Sequence[Any]) -> np.ndarray:
@@ -250,7 +175,7 @@ def compare_paired(candidate: Predictions, stored: Predictions, labels: Sequence
     significant = test.p_value < settings.p_value
     regressed = significant and drop > settings.tolerance
     evidence = (f"{deciding.describe()}; {test.worse} rows got worse and {test.better} better; "
-                f"{test.name}, {_p(test.p_value)}")
+                f"{test.name}, {p_text(test.p_value)}")
     if regressed:
         message = (f"regression against production {production.label} ({production.how}): {evidence} < "
                    f"{settings.p_value:g}, a drop of {drop:.1%} beyond the tolerated {settings.tolerance:.1%}")
@@ -259,7 +184,7 @@ def compare_paired(candidate: Predictions, stored: Predictions, labels: Sequence
         message = (f"no regression against production {production.label} ({production.how}): none of the "
                    f"{len(candidate)} holdout rows {unchanged}")
     else:
-        why = (f"{_p(test.p_value)} is not below {settings.p_value:g}" if not significant else
+        why = (f"{p_text(test.p_value)} is not below {settings.p_value:g}" if not significant else
                f"the drop of {drop:.1%} is within the tolerated {settings.tolerance:.1%}" if drop > 0 else
                "the candidate is not worse")
         message = (f"no significant regression against production {production.label} ({production.how}): "
