@@ -181,8 +181,9 @@ class ReleaseRun:
     def verdict(self, exit_status: int) -> dict[str, Any]:
         """The unsealed verdict of what the run has recorded so far."""
         deployed = self.deployment
-        decision, reasons = decide(self.results, self.required, deployed.failure.cause if deployed.failure else None,
-                                   self.interrupted, self.config_error)
+        failure = deployed.failure
+        decision, reasons = decide(self.results, self.required, failure.cause if failure else None,
+                                   self.interrupted, self.config_error, failure.answered if failure else False)
         endpoint = deployed.handle.describe() if deployed.handle else None
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True

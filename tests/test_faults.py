@@ -24,7 +24,7 @@ import pytest
 from .conftest import (
     BUSY_TEST,
     ReleaseProject,
-    assert_all_errored,
+    assert_none_ran,
     port_closed,
     process_group_gone,
     signal_while_busy,
@@ -61,7 +61,7 @@ def test_init_raises(release_project: ReleaseProject) -> None:
     verdict = assert_clean_block(release_project, result, "init() raised ValueError: scaler corrupt")
     assert "ValueError: scaler corrupt" in verdict["deploy"]["log_tail"]
     assert result.ret == 1
-    assert_all_errored(result)
+    assert_none_ran(result)
     result.stdout.fnmatch_lines(["*BLOCK*init() raised ValueError: scaler corrupt*"])
     assert "init() raised ValueError: scaler corrupt" in verdict["reasons"][0]
     assert verdict["deploy"]["ok"] is False and verdict["endpoint"] is None

@@ -40,6 +40,8 @@ class WorkerInput:
     endpoint: dict[str, Any] | None
     deploy_error: str | None
     deploy_log_tail: str | None
+    #: The deploy failed although the server was up (a wrong readiness answer).
+    deploy_answered: bool = False
 
     @classmethod
     def of(cls, deployment: Deployment, scratch: Path) -> WorkerInput:
@@ -47,11 +49,13 @@ class WorkerInput:
         return cls(scratch=str(scratch),
                    endpoint=deployment.handle.to_dict() if deployment.handle and failure is None else None,
                    deploy_error=failure.cause if failure else None,
-                   deploy_log_tail=failure.log_tail if failure else None)
+                   deploy_log_tail=failure.log_tail if failure else None,
+                   deploy_answered=failure.answered if failure else False)
 
     def deployment(self) -> Deployment:
         """The controller's deployment as this worker sees it: ready or failed, nothing to stop."""
-        failure = DeployError(self.deploy_error, self.deploy_log_tail) if self.deploy_error is not None else None
+        failure = (DeployError(self.deploy_error, self.deploy_log_tail, self.deploy_answered)
+                   if self.deploy_error is not None else None)
         return Deployment.handed_over(EndpointHandle.from_dict(self.endpoint) if self.endpoint else None, failure)
 
     def to_dict(self) -> dict[str, Any]:
