@@ -208,6 +208,7 @@ class ReleaseRun:
             conda = self.release.inference.conda_file
             python, self.conda_check = serving_python(self.settings, conda, self.progress)
             self.warnings.extend(_drift(self.conda_check, conda, self.settings.env))
+            self.warnings.extend(_unpinned(self.release, conda, self.settings.env, self.conda_check))
             golden = self.holdout.golden(self.release.data.golden_rows if self.release.data else 5)
             options = TargetOptions.from_settings(self.settings, os.environ.get(self.settings.key_env) or None,
                                                   python)
@@ -260,6 +261,24 @@ def _drift(found: dict[str, Any] | None, conda: Path | None, mode: str) -> list[
                           + "; ".join(found["mismatches"]),
                           "install the pinned versions, update the pins, or use --release-env isolated")
     return [f"environment differs from {conda.name}: " + "; ".join(found["mismatches"])]
+
+
+def _unpinned(release: Release, conda: Path | None, mode: str, found: dict[str, Any] | None) -> list[str]:
+    """Packages the artifacts need at load time that the conda file does not pin: a warning, a
+    configuration error under ``--release-env strict``; kept in the verdict's conda check."""
+    if conda is None:
+        return []
+    from releasetest.release import environment
+
+    env = environment.parse_conda_env(conda)
+    lines = environment.unpinned_needs(env, environment.artifact_needs(f.path for a in release.artifacts
+                                                                        for f in a.files), release.root)
+    if found is not None:
+        found["unpinned"] = lines
+    if lines and mode == "strict":
+        raise ConfigError(conda, "dependencies", "the release's artifacts need packages it does not pin: "
+                          + "; ".join(lines), "pin each one in the pip section, or run with --release-env warn")
+    return lines
 
 
 def _stage_facts(release: Release | None, stage: Stage | None) -> dict[str, Any] | None:
