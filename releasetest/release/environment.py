@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,7 +261,8 @@ _DISTRIBUTION_OF = {"sklearn": "scikit-learn"}
 _STACK_GLOBAL = re.compile(rb"\x8c.([A-Za-z_][\w.]*)\x94?\x8c.[A-Za-z_]\w*\x94?\x93", re.S)
 _GLOBAL = re.compile(rb"c([A-Za-z_][\w.]*)\n[A-Za-z_]\w*\n")
 _SKLEARN_VERSION = re.compile(rb"_sklearn_version\x94?(?:\x8c.|X....)([0-9][\w.+-]*)", re.S)
-_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bz2"), (b"\xfd7zXZ\x00", "lzma"), (b"\x78", "zlib"))
+#: joblib's compressed files by their first bytes (a pickle stream starts with PROTO, 0x80).
+_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x78")
 
 
 @dataclass(frozen=True)
@@ -281,10 +282,10 @@ def _pickle_bytes(path: Path) -> bytes:
     import zlib
 
     data = path.read_bytes()
-    for magic, kind in _COMPRESSED:
-        if data.startswith(magic) and not data.startswith(b"\x80"):
-            opener = {"gzip": gzip.decompress, "bz2": bz2.decompress, "lzma": lzma.decompress,
-                      "zlib": zlib.decompress}[kind]
+    openers: tuple[Callable[[bytes], bytes], ...] = (gzip.decompress, bz2.decompress, lzma.decompress,
+                                                     zlib.decompress)
+    for magic, opener in zip(_COMPRESSED, openers, strict=True):
+        if data.startswith(magic):
             try:
                 return opener(data)
             except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError):
