@@ -142,7 +142,8 @@ def test_port_already_taken(release_project: ReleaseProject) -> None:
 def test_run_returns_error_string_with_200(release_project: ReleaseProject) -> None:
     release_project.edit("score.py", "    x = scaler.transform(", "    return 'error'\n    x = scaler.transform(")
     result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
-    assert_clean_block(release_project, result, "golden prediction failed")
+    verdict = assert_clean_block(release_project, result, "the endpoint is up, but scoring the golden rows failed: ")
+    assert verdict["deploy"]["answered"] is True
 
 
 def test_slower_to_start_than_the_readiness_bound(release_project: ReleaseProject) -> None:

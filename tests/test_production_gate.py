@@ -13,6 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The in-process gates below compare with scipy.stats. Imported here, at collection, so it is not
+# first imported inside a run: pytester drops the modules a run imported, and numpy's C extensions
+# (numpy.fft, which scipy.stats loads) cannot be loaded a second time in this process.
+import scipy.stats  # noqa: F401
+
 from releasetest.checks.registry import findings_of
 from releasetest.release.manifest import load_release
 from releasetest.run import suites_dir

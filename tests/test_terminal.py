@@ -50,6 +50,10 @@ def test_wrong_golden_answers_are_not_a_crash(release_project: ReleaseProject) -
     not_run = sum(s["not_run"] for s in verdict["suites"].values())
     assert not_run > 40 and out[-2].endswith(f" {not_run} not run (endpoint not ready) in {out[-2].split(' in ')[-1]}")
     assert not any(s["errors"] or s["failed"] for s in verdict["suites"].values())
+    out_dir = release_project.root / "releasetest-out"
+    assert f"| smoke | 0 | 0 | 0 | 0 + {verdict['suites']['smoke']['not_run']} not run |" in (
+        out_dir / "summary.md").read_text()
+    assert "<span>not run (endpoint not ready)</span>" in (out_dir / "report.html").read_text()
     assert out[-1].startswith("releasetest: BLOCK port-weather@") and out[-1].endswith(
         f"{not_run} not run | {reason}")
 
