@@ -252,7 +252,7 @@ class AcceptanceFindings(SuiteFindings):
         p = self.production
         if p is None:
             return None
-        rows = [[d.metric, fmt(d.production), fmt(d.candidate), f"{d.delta:+.4f}",
+        rows = [[d.metric, f"{d.production:.4f}", f"{d.candidate:.4f}", f"{d.delta:+.4f}",
                  f"{d.low:+.4f} to {d.high:+.4f}" if d.low is not None and d.high is not None else "–"]
                 for d in p.deltas]
         return {"status": p.status(), "regressed": p.regressed, "message": p.message, "how": p.how,
