@@ -210,3 +210,14 @@ def test_own_thresholds_without_a_baseline_say_so(release_project: ReleaseProjec
     assert f"warning: {note}" in result.outlines  # brackets: no fnmatch
     assert any(line.startswith("SKIPPED") and line.endswith(f": {note}") for line in result.outlines)
 
+
+
+def test_predictions_scored_on_an_xdist_worker_reach_history(release_project: ReleaseProject,
+                                                              recorded: RecordedTarget) -> None:
+    """The worker that scored hands its predictions to the controller, which alone writes them."""
+    pytest.importorskip("xdist")
+    _acceptance_only(release_project, recorded, "-n", "2")
+    assert release_project.verdict()["decision"] == "PROMOTE"
+    release_id = load_release(release_project.release / "release.toml").release_id
+    kept = load_predictions(_history(release_project), release_id)
+    assert kept is not None and len(kept) == 3858
