@@ -33,11 +33,16 @@ class ConfigError(ReleaseTestError):
 
 
 class DeployError(ReleaseTestError):
-    """The endpoint could not be brought up; names the cause and quotes the server log."""
+    """The endpoint could not be brought up; names the cause and quotes the server log.
 
-    def __init__(self, cause: str, log_tail: str | None = None):
+    ``answered``: the server is up and answered the readiness check, but not with what the
+    release recorded (wrong golden predictions, an error for the golden rows): a verdict about
+    the model, not a crash, and said so."""
+
+    def __init__(self, cause: str, log_tail: str | None = None, answered: bool = False):
         self.cause = cause
         self.log_tail = log_tail
+        self.answered = answered
         text = cause
         if log_tail:
             text += "\n--- server log (tail) ---\n" + log_tail
@@ -46,6 +51,11 @@ class DeployError(ReleaseTestError):
 
 class EndpointError(ReleaseTestError):
     """The endpoint answered in a way the scoring contract does not allow, or not at all."""
+
+
+class WrongAnswer(EndpointError):
+    """The endpoint is up (liveness answered), but its answer to the golden rows is not the one
+    recorded at training time, or an error: the message says which rows and how."""
 
 
 class EndpointUnreachable(EndpointError):

@@ -23,6 +23,7 @@ from releasetest.errors import ReleaseTestError
 from releasetest.run import ReleaseRun, suites_dir
 from releasetest.settings import OPTIONS, PLUGIN_PREFIX, Option, SettingError, add_options, resolve
 from releasetest.suite_names import OTHER
+from releasetest.verdict.decision import NOT_RUN
 from releasetest.verdict.summary import ci_properties
 from releasetest.wiring import hookspecs
 from releasetest.wiring.fixtures import (  # noqa: F401  (fixtures are registered by being module attributes)
@@ -209,7 +210,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report.releasetest_suite = suite_of(item)
     report.releasetest_nodeid = _pasteable(item)
     exc = call.excinfo.value if call.excinfo is not None else None
-    if isinstance(exc, pytest.fail.Exception) and exc.msg == DEPLOY_POINTER:
+    if isinstance(exc, pytest.skip.Exception) and exc.msg == DEPLOY_POINTER:
         report.releasetest_deploy_failed = True
     return report
 
@@ -285,9 +286,9 @@ class ResultRecorder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         suite = getattr(report, "releasetest_suite", OTHER)
+        outcome = NOT_RUN if getattr(report, "releasetest_deploy_failed", False) else report.outcome
         self.run.results.add(suite, getattr(report, "releasetest_nodeid", report.nodeid), report.when,
-                             report.outcome, _failure_message(report),
-                             report.duration)
+                             outcome, _failure_message(report), report.duration)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:

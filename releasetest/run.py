@@ -34,6 +34,7 @@ from releasetest.release.traffic import Traffic, read_traffic
 from releasetest.settings import Settings
 from releasetest.suite_names import PRODUCTION_SUITES, SUITES
 from releasetest.verdict.decision import Results, build_verdict, decide, gate_exit_status, settle
+from releasetest.verdict.predictions import Predictions, holdout_digest
 from releasetest.verdict.publish import Outputs, publish
 from releasetest.verdict.seal import seal_verdict
 
@@ -85,6 +86,11 @@ class ReleaseRun:
     holdout: Holdout | None = None
     #: The recorded production traffic (``[production]``), read at load time; None without any.
     traffic: Traffic | None = None
+    #: The holdout's content digest, computed once at load: predictions kept in history pair by it.
+    holdout_digest: str | None = None
+    #: The candidate's predictions on the holdout, encoded after acceptance scoring; history keeps
+    #: them when the run PROMOTEs, for the next gate's comparison with production.
+    predictions: Predictions | None = None
     suite_configs: dict[str, Any] = field(default_factory=dict)
     config_error: str | None = None
     interrupted: str | None = None
@@ -149,10 +155,19 @@ class ReleaseRun:
             if production is not None:
                 self.traffic = read_traffic(production.traffic, self.release.data.features, sample=production.sample,
                                             base=self.release.root, key=production.key, outputs=production.outputs)
+            self.holdout_digest = holdout_digest(self.holdout.features, self.holdout.rows, self.holdout.labels)
             self.suite_configs = parse_all(self.release, self.stage)
+            self.warnings.extend(w for cfg in self.suite_configs.values() for w in getattr(cfg, "warnings", ()))
         except ReleaseTestError as exc:
             self.config_error = str(exc)
             raise
+
+    def keep_predictions(self, task: str, predictions: list[Any]) -> Predictions:
+        """The candidate's served predictions in history's encoding, kept for :meth:`finish`."""
+        assert self.release is not None and self.release.data is not None and self.holdout_digest is not None
+        self.predictions = Predictions.encode(self.release.release_id, self.holdout_digest, task, predictions,
+                                              self.release.data.classes)
+        return self.predictions
 
     def merge_findings(self, findings: dict[str, Any]) -> None:
         """Add recorded findings (from a test, or an xdist worker's), see :func:`merge_findings`."""
@@ -174,13 +189,15 @@ class ReleaseRun:
                                                              verdict.get("reasons"))
             verdict["exit_status"] = gate_exit_status(verdict["decision"], exit_status)
         sealed = seal_verdict(verdict)
-        return Finished(sealed, int(sealed["exit_status"]), publish(sealed, self.outputs, os.environ))
+        return Finished(sealed, int(sealed["exit_status"]),
+                        publish(sealed, self.outputs, os.environ, self.predictions))
 
     def verdict(self, exit_status: int) -> dict[str, Any]:
         """The unsealed verdict of what the run has recorded so far."""
         deployed = self.deployment
-        decision, reasons = decide(self.results, self.required, deployed.failure.cause if deployed.failure else None,
-                                   self.interrupted, self.config_error)
+        failure = deployed.failure
+        decision, reasons = decide(self.results, self.required, failure.cause if failure else None,
+                                   self.interrupted, self.config_error, failure.answered if failure else False)
         endpoint = deployed.handle.describe() if deployed.handle else None
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True
@@ -208,6 +225,7 @@ class ReleaseRun:
             conda = self.release.inference.conda_file
             python, self.conda_check = serving_python(self.settings, conda, self.progress)
             self.warnings.extend(_drift(self.conda_check, conda, self.settings.env))
+            self.warnings.extend(_unpinned(self.release, conda, self.settings.env, self.conda_check))
             golden = self.holdout.golden(self.release.data.golden_rows if self.release.data else 5)
             if self.settings.target == "local":
                 self.progress(Event(choose(self.settings.isolation).line()))
@@ -271,6 +289,24 @@ def manifest_name(path: Path) -> str:
     except (OSError, ValueError, AttributeError):
         name = None
     return f"{name} ({path.name})" if isinstance(name, str) and name else str(path)
+
+
+def _unpinned(release: Release, conda: Path | None, mode: str, found: dict[str, Any] | None) -> list[str]:
+    """Packages the artifacts need at load time that the conda file does not pin: a warning, a
+    configuration error under ``--release-env strict``; kept in the verdict's conda check."""
+    if conda is None:
+        return []
+    from releasetest.release import environment
+
+    env = environment.parse_conda_env(conda)
+    lines = environment.unpinned_needs(env, environment.artifact_needs(f.path for a in release.artifacts
+                                                                        for f in a.files), release.root)
+    if found is not None:
+        found["unpinned"] = lines
+    if lines and mode == "strict":
+        raise ConfigError(conda, "dependencies", "the release's artifacts need packages it does not pin: "
+                          + "; ".join(lines), "pin each one in the pip section, or run with --release-env warn")
+    return lines
 
 
 def _stage_facts(release: Release | None, stage: Stage | None) -> dict[str, Any] | None:

@@ -16,12 +16,14 @@ import pytest
 
 from releasetest.checks.acceptance.config import AcceptanceConfig
 from releasetest.checks.acceptance.evaluation import Evaluation, evaluate
+from releasetest.checks.acceptance.findings import AcceptanceFindings, ProductionComparison
+from releasetest.checks.acceptance.paired import against_production
 from releasetest.checks.acceptance.scoring import BatchScores, champion_rows, score_rows
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import DeployError, EndpointError
 from releasetest.release.data import Holdout
-from releasetest.release.manifest import Release
+from releasetest.release.manifest import Release, Stage
 from releasetest.run import ReleaseRun
 
 pytestmark = pytest.mark.acceptance
@@ -65,10 +67,26 @@ def evaluation(endpoint: EndpointHandle, holdout: Holdout, release: Release, acc
         pytest.fail(str(exc), pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def production_comparison(evaluation: Evaluation, release_run: ReleaseRun, release_stage: Stage,
+                          holdout: Holdout) -> ProductionComparison | None:
+    """The candidate's predictions kept for history, and compared with production's (found in
+    history, not deployed) when no champion is configured; None without a production release."""
+    cfg = evaluation.config
+    candidate = release_run.keep_predictions(cfg.task.name, evaluation.scores.predictions)
+    if cfg.champion is not None:
+        return None
+    return against_production(release_run.settings.history_dir, release_stage.name, release_stage.promote_to,
+                              candidate, holdout.labels, evaluation.candidate.values, cfg.production)
+
+
 @pytest.fixture(autouse=True)
-def _record(evaluation: Evaluation, release_record: Callable[[str, Any], None]) -> None:
+def _record(evaluation: Evaluation, production_comparison: ProductionComparison | None,
+            release_record: Callable[[str, Any], None]) -> None:
     """Every acceptance test records the evaluation, so any selection of them fills the verdict."""
     evaluation.findings().record(release_record)
+    if production_comparison is not None:
+        AcceptanceFindings(production=production_comparison).record(release_record)
 
 
 def test_holdout_scored_through_endpoint(evaluation: Evaluation, holdout: Holdout) -> None:
@@ -96,9 +114,9 @@ def test_training_serving_parity(evaluation: Evaluation, holdout: Holdout) -> No
                     f"{shown['expected']!r}, got {shown['got']!r} ({inputs})", pytrace=False)
 
 
-def _assert_thresholds(evaluation: Evaluation, references: tuple[str | None, ...]) -> None:
+def _assert_thresholds(evaluation: Evaluation, references: tuple[str | None, ...], missing: str | None = None) -> None:
     if not any(r.threshold.reference in references for r in evaluation.thresholds):
-        pytest.skip("no threshold of this kind in [acceptance.thresholds]")
+        pytest.skip(missing or "no threshold of this kind in [acceptance.thresholds]")
     failed = evaluation.failed(references)
     if failed:
         pytest.fail("; ".join(r.message for r in failed), pytrace=False)
@@ -109,8 +127,18 @@ def test_absolute_minimums(evaluation: Evaluation) -> None:
 
 
 def test_beats_naive_baselines(evaluation: Evaluation) -> None:
-    _assert_thresholds(evaluation, evaluation.config.task.baselines)
+    _assert_thresholds(evaluation, evaluation.config.task.baselines, evaluation.config.no_baseline)
 
 
 def test_no_regression_against_champion(evaluation: Evaluation) -> None:
     _assert_thresholds(evaluation, ("champion",))
+
+
+def test_no_regression_against_production(evaluation: Evaluation,
+                                          production_comparison: ProductionComparison | None) -> None:
+    if evaluation.config.champion is not None:
+        pytest.skip("compared with the configured champion instead ([acceptance] champion)")
+    if production_comparison is None:
+        pytest.skip("no production release in history (a first release): nothing to compare with")
+    if production_comparison.regressed:
+        pytest.fail(production_comparison.headline(), pytrace=False)

@@ -219,8 +219,8 @@ def _verdict(decision: str, variant: str = "") -> dict[str, Any]:
                     "scoring_timeout_ms": 60000, "requires_approval_to_promote": True,
                     "settings": {"computeType": "ACI", "containerResourceRequirements": {"cpu": 1, "memoryInGB": 1},
                                  "primaryKey": "***"}},
-        deploy={"ok": False, "error": DEPLOY_ERROR, "seconds": 2.8, "log_tail": DEPLOY_LOG} if deploy_error else
-               {"ok": True, "error": None, "seconds": 4.2,
+        deploy={"ok": False, "error": DEPLOY_ERROR, "answered": False, "seconds": 2.8, "log_tail": DEPLOY_LOG}
+               if deploy_error else {"ok": True, "error": None, "answered": False, "seconds": 4.2,
                 "log_tail": "2026-01-01 INFO worker booted\n<script>alert('log')</script>",
                 "left_behind": {"pid": 4242, "port": 5001, "log": ENDPOINT.log_path,
                                 "model_dir": "/tmp/releasetest-x"}},
@@ -238,6 +238,6 @@ def _verdict(decision: str, variant: str = "") -> dict[str, Any]:
         environment={"python": "3.11.7", "implementation": "cpython", "platform": "Linux",
                      "packages": {"pytest": "9.0"},
                      "conda_check": {"conda_file": "/x/myenv.yml", "interpreter": "/x/.venv/bin/python",
-                                     "python": "3.11.7", "mismatches": [], "mode": "warn"}},
+                                     "python": "3.11.7", "mismatches": [], "unpinned": [], "mode": "warn"}},
         git={"commit": "0123456789abcdef", "branch": "develop", "dirty": False},
     ))

@@ -213,8 +213,8 @@ def test_cancel_stops_an_early_launch_only(keep: bool) -> None:
     assert deploy.cancel() is True
     assert deploy.state is DeployState.TORN_DOWN and endpoint.calls == ["start", "teardown"] and ready == []
     assert lines[-1] == "no selected test uses the endpoint: stopped it"
-    assert deploy.record(server_log=True) == {"ok": False, "error": None, "log_tail": None, "seconds": None,
-                                              "left_behind": {}}
+    assert deploy.record(server_log=True) == {"ok": False, "error": None, "answered": False, "log_tail": None,
+                                              "seconds": None, "left_behind": {}}
     ready_one = CountingEndpoint()
     deployed, _, _ = deployment(ready_one)
     deployed.wait()

@@ -11,9 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from releasetest.release.environment import CondaEnv, build_isolated, compare, parse_conda_env, pinned_names, probe
+from releasetest.release.environment import (
+    CondaEnv,
+    artifact_needs,
+    build_isolated,
+    compare,
+    parse_conda_env,
+    pickle_modules,
+    pinned_names,
+    probe,
+    unpinned_needs,
+)
 
-from .conftest import ReleaseProject
+from .conftest import EXAMPLE, ReleaseProject
+from .recorded_target import RecordedTarget
 
 
 @functools.cache
@@ -50,7 +61,9 @@ dependencies:
 """
 
 
-def test_compare_reports_each_unsatisfied_pin(tmp_path: Path) -> None:
+def test_compare_reports_each_unsatisfied_pin_and_nothing_unpinned(tmp_path: Path) -> None:
+    """azureml-defaults is listed without a version: it pins nothing, so it is not compared (it
+    is not installed here, and was once reported as "pinned, not installed")."""
     path = tmp_path / "myenv.yml"
     path.write_text(SEED_ENV)
     env = parse_conda_env(path)
@@ -58,12 +71,68 @@ def test_compare_reports_each_unsatisfied_pin(tmp_path: Path) -> None:
     found = compare(env, "3.11.7", {"scikit-learn": "1.9.1", "numpy": "2.4.6", "onnxruntime": "1.32.0"})
     assert [str(m) for m in found] == [
         "python: python=3.6.2 pinned, 3.11.7 in the serving environment",
-        "azureml-defaults: azureml-defaults pinned, not installed in the serving environment",
         "numpy: numpy==1.19.5 pinned, 2.4.6 in the serving environment",
         "scikit-learn: scikit-learn=0.20.3 pinned, 1.9.1 in the serving environment",
     ]
     env311 = CondaEnv(path=path, python="=3.11", pip=("numpy==2.4.6",), conda=())
     assert compare(env311, "3.11.7", {"numpy": "2.4.6"}) == []
+
+
+def test_what_the_artifacts_need_at_load_time(tmp_path: Path) -> None:
+    """Read from the files, never unpickled: the example's joblib scaler (scikit-learn, the
+    version it was saved with, numpy, joblib) and its ONNX model (the runtime, the opsets)."""
+    models = EXAMPLE / "models"
+    needs = artifact_needs([models / "model-scaler.pkl", models / "support-vector-classifier.onnx"])
+    assert [(n.package, n.why) for n in needs] == [
+        ("scikit-learn", "a joblib file that imports sklearn, saved with scikit-learn 1.9.1"),
+        ("numpy", "a joblib file that imports numpy"),
+        ("joblib", "a joblib file that imports joblib"),
+        ("onnxruntime", "an ONNX model (opset ai.onnx 9, ai.onnx.ml 1)")]
+    import pickle
+    from fractions import Fraction
+
+    import joblib
+    import numpy as np
+
+    old = tmp_path / "old.pkl"
+    old.write_bytes(pickle.dumps({"w": np.arange(3), "f": Fraction(1, 3)}, protocol=2))
+    assert pickle_modules(old) == (("numpy",), None), "protocol 2 names classes with GLOBAL; fractions is stdlib"
+    packed = tmp_path / "packed.joblib"
+    joblib.dump(joblib.load(EXAMPLE / "models" / "model-scaler.pkl"), packed, compress=3)
+    assert pickle_modules(packed)[0] == ("sklearn", "numpy", "joblib")
+
+
+def test_unpinned_needs_name_the_files_and_the_pin(tmp_path: Path) -> None:
+    path = tmp_path / "myenv.yml"
+    path.write_text("dependencies:\n  - python=3.11\n  - pip:\n    - scikit-learn\n    - numpy==2.4.6\n"
+                    "    - onnxruntime>=1.17\n")
+    needs = artifact_needs([EXAMPLE / "models" / "model-scaler.pkl"])
+    assert unpinned_needs(parse_conda_env(path), needs, EXAMPLE) == [
+        "scikit-learn is not pinned in myenv.yml, but models/model-scaler.pkl is a joblib file that imports sklearn, "
+        "saved with scikit-learn 1.9.1: a different version at load time can fail or change predictions (fix: pin it "
+        "in the pip section, e.g. scikit-learn==1.9.1)",
+        f"joblib is not pinned in myenv.yml, but models/model-scaler.pkl is a joblib file that imports joblib: a "
+        f"different version at load time can fail or change predictions (fix: pin it in the pip section, e.g. "
+        f"joblib=={__import__('joblib').__version__})"]
+
+
+def test_unpinned_artifact_needs_warn_and_block_in_strict(release_project: ReleaseProject,
+                                                          recorded: RecordedTarget) -> None:
+    release_project.edit("myenv.yml", "      - joblib==1.6.0\n", "")
+    release_project.edit("myenv.yml", "scikit-learn==1.9.1", "scikit-learn")
+    args = ("--release-stage", "devtest", *recorded.args, "--release-require", "smoke", "-m", "smoke")
+    result = release_project.run_inprocess(*args)
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "PROMOTE"
+    assert [w.split(" is not pinned")[0] for w in verdict["warnings"]] == ["scikit-learn", "joblib"]
+    result.stdout.fnmatch_lines(["warning: scikit-learn is not pinned in myenv.yml, but models/model-scaler.pkl is a "
+                                 "joblib file that imports sklearn, saved with scikit-learn 1.9.1:*"])
+
+    release_project.run_inprocess(*args, "--release-env", "strict")
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "BLOCK"
+    assert "the release's artifacts need packages it does not pin: scikit-learn is not pinned" in verdict["reasons"][0]
+    assert "joblib is not pinned" in verdict["reasons"][0]
 
 
 def test_probe_asks_only_the_pinned_names_in_this_or_another_interpreter(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ import pytest
 from .conftest import (
     BUSY_TEST,
     ReleaseProject,
-    assert_all_errored,
+    assert_none_ran,
     port_closed,
     process_group_gone,
     signal_while_busy,
@@ -61,7 +61,7 @@ def test_init_raises(release_project: ReleaseProject) -> None:
     verdict = assert_clean_block(release_project, result, "init() raised ValueError: scaler corrupt")
     assert "ValueError: scaler corrupt" in verdict["deploy"]["log_tail"]
     assert result.ret == 1
-    assert_all_errored(result)
+    assert_none_ran(result)
     result.stdout.fnmatch_lines(["*BLOCK*init() raised ValueError: scaler corrupt*"])
     assert "init() raised ValueError: scaler corrupt" in verdict["reasons"][0]
     assert verdict["deploy"]["ok"] is False and verdict["endpoint"] is None
@@ -144,7 +144,8 @@ def test_port_already_taken(release_project: ReleaseProject) -> None:
 def test_run_returns_error_string_with_200(release_project: ReleaseProject) -> None:
     release_project.edit("score.py", "    x = scaler.transform(", "    return 'error'\n    x = scaler.transform(")
     result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
-    assert_clean_block(release_project, result, "golden prediction failed")
+    verdict = assert_clean_block(release_project, result, "the endpoint is up, but scoring the golden rows failed: ")
+    assert verdict["deploy"]["answered"] is True
 
 
 def test_slower_to_start_than_the_readiness_bound(release_project: ReleaseProject) -> None:

@@ -155,6 +155,6 @@ def test_two_swapped_classes_block_naming_the_rows(iris: ReleaseProject) -> None
     result = iris.run("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke")
     assert result.ret == 1
     reason = iris.verdict()["reasons"][0]
-    assert reason.startswith("deploy failed: local endpoint for stage devtest did not become ready: golden prediction "
-                             "mismatch: "), reason
+    assert reason.startswith("the endpoint is up, but "), reason
+    assert " golden rows differ from the training-time predictions (" in reason
     assert "got 'virginica', recorded 'versicolor'" in reason and "got 'versicolor', recorded 'virginica'" in reason

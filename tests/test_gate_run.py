@@ -11,8 +11,8 @@ from releasetest.release.manifest import load_release
 from .conftest import (
     ReferenceRun,
     ReleaseProject,
-    assert_all_errored,
     assert_clean_pass,
+    assert_none_ran,
     kill_group,
     port_closed,
     process_group_gone,
@@ -114,17 +114,18 @@ def test_without_stage_the_plugin_stays_out_of_the_way(pytester: pytest.Pytester
 
 def test_xdist_deploy_failure_fails_every_worker_test(release_project: ReleaseProject,
                                                       recorded: RecordedTarget) -> None:
-    """The controller's deploy failure reaches the workers: each of their tests errors with it.
+    """The controller's deploy failure reaches the workers: each of their tests is not run because of it.
     (A local server's failure cause is tested end to end in test_faults.py and test_terminal.py.)"""
     pytest.importorskip("xdist")
     recorded.flip = True
     result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "-n", "2", "-m", "smoke")
-    assert_all_errored(result)
-    result.stdout.fnmatch_lines(["*golden prediction mismatch*"])
+    assert_none_ran(result)
+    result.stdout.fnmatch_lines(["*the endpoint is up, but * golden rows differ from the training-time predictions*"])
     verdict = release_project.verdict()
-    assert verdict["decision"] == "BLOCK"
-    assert "golden prediction mismatch" in verdict["reasons"][0]
-    assert sum(s["errors"] for s in verdict["suites"].values()) == result.parseoutcomes()["errors"]
+    assert verdict["decision"] == "BLOCK" and verdict["deploy"]["answered"] is True
+    assert verdict["reasons"][0].startswith("the endpoint is up, but ")
+    not_run = sum(s["not_run"] for s in verdict["suites"].values())
+    assert not_run > 0 and f" {not_run} not run (endpoint not ready) in " in result.outlines[-2]
     assert recorded.requests.count("GET /") == 1, "the controller deploys once, the workers do not"
 
 

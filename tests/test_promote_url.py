@@ -140,7 +140,7 @@ def test_wrong_release_behind_the_url_is_refused(approved: list[str], wrong_rele
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     err = _refused([*approved, "--url", wrong_release.scoring_uri], capsys)
     assert f"{wrong_release.scoring_uri} does not serve port-weather@" in err
-    assert ("golden prediction mismatch: 6 of 6 golden rows differ from the training-time predictions (exactly): "
+    assert ("6 of 6 golden rows differ from the training-time predictions (exactly): "
             "row 1: got 0, recorded 1") in err
 
 

@@ -18,10 +18,44 @@ def test_syntax_error_in_score_py_is_said_once_in_under_60_lines(release_project
     assert "SyntaxError: invalid syntax" in text
     assert out[-1].startswith("releasetest: BLOCK port-weather@"), out[-1]
     verdict = release_project.verdict()
-    errors = sum(s["errors"] for s in verdict["suites"].values())
-    assert errors > 40 and f"{errors} errors (deploy failed)" in out[-2], out[-2]
+    not_run = sum(s["not_run"] for s in verdict["suites"].values())
+    assert not_run > 40 and f"{not_run} not run (endpoint not ready)" in out[-2], out[-2]
+    assert not any(s["errors"] for s in verdict["suites"].values())
     assert "releasetest: deploying port-weather@" in text and "deploy failed after" in text
     assert "SyntaxError" in verdict["deploy"]["log_tail"]
+
+
+def test_wrong_golden_answers_are_not_a_crash(release_project: ReleaseProject) -> None:
+    """The server is up and answers, but the first five golden rows were recorded as the other
+    class: said as such, once, with no crash wording and no test counted as an error."""
+    path = release_project.release / "data" / "expected_predictions.csv"
+    lines = path.read_text().splitlines()
+    for i in range(1, 6):
+        label, *probs = lines[i].split(",")
+        lines[i] = ",".join([str(1 - int(label)), *probs])
+    path.write_text("\n".join(lines) + "\n")
+    result = release_project.run("--release-stage", "devtest")
+    out = result.outlines
+    text = "\n".join(out)
+    assert result.ret == 1
+    verdict = release_project.verdict()
+    reason = verdict["reasons"][0]
+    assert reason.startswith("the endpoint is up, but 5 of 6 golden rows differ from the training-time "
+                             "predictions (exactly): row 1: got 1, recorded 0;"), reason
+    assert verdict["deploy"]["answered"] is True and "deploy failed" not in text
+    assert "releasetest: the endpoint is up after " in text and ", but not ready: 5 of 6 golden rows differ" in text
+    assert f"  - {reason}" in out and "server log (no error in it: the server ran, the answer was wrong): " in text
+    assert text.split("the answer was wrong): ")[1].split()[0].endswith("server-devtest.log")
+    assert text.count("5 of 6 golden rows differ") == 3, "progress, the gate section and the gate's line"
+    not_run = sum(s["not_run"] for s in verdict["suites"].values())
+    assert not_run > 40 and out[-2].endswith(f" {not_run} not run (endpoint not ready) in {out[-2].split(' in ')[-1]}")
+    assert not any(s["errors"] or s["failed"] for s in verdict["suites"].values())
+    out_dir = release_project.root / "releasetest-out"
+    assert f"| smoke | 0 | 0 | 0 | 0 + {verdict['suites']['smoke']['not_run']} not run |" in (
+        out_dir / "summary.md").read_text()
+    assert "<span>not run (endpoint not ready)</span>" in (out_dir / "report.html").read_text()
+    assert out[-1].startswith("releasetest: BLOCK port-weather@") and out[-1].endswith(
+        f"{not_run} not run | {reason}")
 
 
 def test_progress_defect_summary_and_gate_line_last(reference_run: ReferenceRun) -> None:

@@ -17,7 +17,7 @@ import requests
 
 from releasetest.endpoint.formats import Wire, WireSpec, wire_of
 from releasetest.endpoint.handle import EndpointHandle
-from releasetest.errors import EndpointDied, EndpointError, EndpointUnreachable
+from releasetest.errors import EndpointDied, EndpointError, EndpointUnreachable, WrongAnswer
 from releasetest.release.data import Expected
 
 #: Response headers that let someone find a request in the server's own logs.
@@ -193,9 +193,10 @@ def wait_ready(
     given up (a local server process exited); it is the only pause in the loop. With
     ``unreachable_s``, an address where nothing has accepted a connection for that long fails
     then, naming it; once anything answers (e.g. 503 while a model loads) the whole
-    ``deadline_s`` applies. Raises :class:`EndpointError` with the cause on a wrong golden answer
-    or on timeout. Both bounds count from ``started`` (``time.monotonic()``, default now): a server
-    launched earlier has had part of its time already.
+    ``deadline_s`` applies. Raises :class:`WrongAnswer` on a wrong or failed golden answer (the
+    endpoint is up), :class:`EndpointError` with the cause on timeout. Both bounds count from
+    ``started`` (``time.monotonic()``, default now): a server launched earlier has had part of
+    its time already.
     """
     start = time.monotonic() if started is None else started
     end = start + deadline_s
@@ -216,10 +217,10 @@ def wait_ready(
                 try:
                     scored = client.score(golden_rows)
                 except EndpointError as exc:
-                    raise EndpointError(f"golden prediction failed: {exc}") from None
+                    raise WrongAnswer(f"scoring the golden rows failed: {exc}") from None
                 mismatch = Expected.of(golden_labels).mismatch(scored.predictions)
                 if mismatch is not None:
-                    raise EndpointError(f"golden prediction mismatch: {mismatch}")
+                    raise WrongAnswer(mismatch)
                 return Ready(wire, scored)
             if live is not None:
                 last, answered = f"liveness answered {live}", True

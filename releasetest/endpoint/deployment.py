@@ -137,12 +137,14 @@ class Deployment:
 
     def record(self, server_log: bool) -> dict[str, Any]:
         """The verdict's ``deploy`` section; ``server_log`` adds the server's log tail to a deploy
-        that succeeded (the server's side of a failing test)."""
+        that succeeded (the server's side of a failing test). ``answered``: the server was up but
+        answered the readiness check wrongly."""
         log_tail = self.failure.log_tail if self.failure is not None else None
         if log_tail is None and server_log and self.handle is not None:
             log_tail = self.handle.log_tail()
         return {"ok": self.handle is not None and self.failure is None,
                 "error": self.failure.cause if self.failure is not None else None,
+                "answered": self.failure.answered if self.failure is not None else False,
                 "log_tail": log_tail, "seconds": self.seconds,
                 "left_behind": self.endpoint.facts() if self.endpoint is not None else {}}
 
@@ -169,8 +171,12 @@ class Deployment:
         self.failure = exc
         self._ended()
         self._state = DeployState.FAILED
-        self.progress(Event(f"deploy failed after {self.seconds:.1f} s "
-                            "(cause and server log in the releasetest gate section)"))
+        if exc.answered:
+            self.progress(Event(f"the endpoint is up after {self.seconds:.1f} s, but not ready: "
+                                f"{exc.cause.split(':')[0]} (details in the releasetest gate section)"))
+        else:
+            self.progress(Event(f"deploy failed after {self.seconds:.1f} s "
+                                "(cause and server log in the releasetest gate section)"))
 
     def _ended(self) -> None:
         self.seconds = round(time.monotonic() - self._began, 2)

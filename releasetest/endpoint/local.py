@@ -34,7 +34,7 @@ from releasetest.endpoint.formats import wire_spec
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.process import catches, depths_below, group_pids, process_alive
 from releasetest.endpoint.sandbox import Isolation, probe, sandbox_env, signal_targets, wrap
-from releasetest.errors import DeployError, EndpointError
+from releasetest.errors import DeployError, EndpointError, WrongAnswer
 from releasetest.files import read_tail, sha256_file
 from releasetest.release.manifest import Release, Stage
 from releasetest.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_READY_TIMEOUT
@@ -309,6 +309,11 @@ class LocalEndpoint(Endpoint):
         try:
             wire = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=still_starting,
                               spec=wire_spec(self.release), started=started).wire
+        except WrongAnswer as exc:
+            self._log.flush()
+            tail = self.log_tail()
+            self.teardown()
+            raise DeployError(str(exc), tail, answered=True) from None
         except EndpointError as exc:
             self._log.flush()
             tail = self.log_tail()

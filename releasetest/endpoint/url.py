@@ -17,7 +17,7 @@ from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.formats import WireSpec
 from releasetest.endpoint.handle import EndpointHandle
-from releasetest.errors import ConfigError, DeployError, EndpointError
+from releasetest.errors import ConfigError, DeployError, EndpointError, WrongAnswer
 from releasetest.settings import DEFAULT_READY_TIMEOUT
 
 #: Headers by which an endpoint names what answered; recorded whenever it sends them.
@@ -69,6 +69,8 @@ class UrlEndpoint(Endpoint):
         try:
             ready = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
                                spec=self.wire, unreachable_s=min(UNREACHABLE_S, self.ready_timeout_s))
+        except WrongAnswer as exc:
+            raise DeployError(str(exc), answered=True) from None
         except EndpointError as exc:
             raise DeployError(f"endpoint at {self.url} is not ready: {exc}") from None
         answer = ready.golden

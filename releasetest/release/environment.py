@@ -2,8 +2,12 @@
 
 A release that pins ``scikit-learn==0.20.3`` and ``python=3.6.2`` but is tested under 1.9 and
 3.11 has not been tested at all as it will run in production. ``compare`` lists each pin the
-serving interpreter does not satisfy; ``build_isolated`` makes a virtual environment from the
-conda file's pip section (cached by the file's digest), so drift shows up in DEV TEST.
+serving interpreter does not satisfy (a package listed without a version pins nothing and is not
+compared); ``build_isolated`` makes a virtual environment from the conda file's pip section
+(cached by the file's digest), so drift shows up in DEV TEST. ``artifact_needs`` and
+``unpinned_needs`` name what the release's artifacts import at load time (a pickle's
+scikit-learn and joblib, an ONNX model's runtime) that the conda file leaves unpinned: the
+classic pickle-version risk.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,8 +119,10 @@ def compare(env: CondaEnv, python_version: str, installed: dict[str, str]) -> li
         except InvalidRequirement:
             raise ConfigError(env.path, "dependencies.pip", f"not a pip requirement: {line!r}",
                               "write it as name==version") from None
+        if not req.specifier:
+            continue  # listed without a version: nothing pinned to compare
         version = have.get(canonicalize_name(req.name))
-        if version is None or (req.specifier and not req.specifier.contains(version, prereleases=True)):
+        if version is None or not req.specifier.contains(version, prereleases=True):
             out.append(Mismatch(req.name, str(req), version))
     for dep in env.conda:
         m = _CONDA_DEP.match(dep)
@@ -146,15 +153,18 @@ def _installed_version(name: str) -> str | None:
 
 
 def pinned_names(env: CondaEnv) -> tuple[str, ...]:
-    """The distribution names the conda file pins (pip requirements and conda packages)."""
+    """The distribution names the conda file pins to a version (pip requirements and conda
+    packages); a name listed without one is not pinned."""
     names = []
     for line in env.pip:
         if not line.startswith(("-", "git+", "http")):
             try:
-                names.append(Requirement(line).name)
+                req = Requirement(line)
             except InvalidRequirement:
                 continue
-    names += [m.group(1) for m in map(_CONDA_DEP.match, env.conda) if m]
+            if req.specifier:
+                names.append(req.name)
+    names += [m.group(1) for m in map(_CONDA_DEP.match, env.conda) if m and m.group(2)]
     return tuple(dict.fromkeys(names))
 
 
@@ -240,3 +250,157 @@ def source_root() -> str:
     """Folder holding the ``releasetest`` package, for PYTHONPATH of an isolated server (it imports
     only :mod:`releasetest.endpoint.server`, which needs nothing but the server)."""
     return str(Path(__file__).resolve().parents[2])
+
+
+#: Artifact files unpickled at load time (pickle, joblib) and the runtime an ONNX model needs.
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav")
+ONNX_RUNTIME = "onnxruntime"
+#: Top-level modules whose distribution is named otherwise (else packages_distributions() is asked).
+_DISTRIBUTION_OF = {"sklearn": "scikit-learn"}
+#: A class named in a pickle: protocol 4+ (``SHORT_BINUNICODE module, name, STACK_GLOBAL``) and
+#: protocols 0-3 (``GLOBAL module\nname\n``).
+_STACK_GLOBAL = re.compile(rb"\x8c.([A-Za-z_][\w.]*)\x94?\x8c.[A-Za-z_]\w*\x94?\x93", re.S)
+_GLOBAL = re.compile(rb"c([A-Za-z_][\w.]*)\n[A-Za-z_]\w*\n")
+_SKLEARN_VERSION = re.compile(rb"_sklearn_version\x94?(?:\x8c.|X....)([0-9][\w.+-]*)", re.S)
+#: joblib's compressed files by their first bytes (a pickle stream starts with PROTO, 0x80).
+_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x78")
+
+
+@dataclass(frozen=True)
+class ArtifactNeed:
+    """A distribution an artifact file needs when the entry script loads it, and why."""
+
+    package: str
+    file: Path
+    why: str
+
+
+def _pickle_bytes(path: Path) -> bytes:
+    """The pickle stream of a pickle or joblib file, decompressed when joblib compressed it."""
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    data = path.read_bytes()
+    openers: tuple[Callable[[bytes], bytes], ...] = (gzip.decompress, bz2.decompress, lzma.decompress,
+                                                     zlib.decompress)
+    for magic, opener in zip(_COMPRESSED, openers, strict=True):
+        if data.startswith(magic):
+            try:
+                return opener(data)
+            except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError):
+                return data
+    return data
+
+
+def pickle_modules(path: Path) -> tuple[tuple[str, ...], str | None]:
+    """The top-level modules a pickle or joblib file imports when loaded, and the scikit-learn
+    version it was saved with (when it says). Read from the bytes, never unpickled (that would run
+    its code); pickletools cannot walk a joblib file, whose arrays sit raw between the opcodes."""
+    data = _pickle_bytes(path)
+    names = [m.group(1).decode() for pattern in (_STACK_GLOBAL, _GLOBAL) for m in pattern.finditer(data)]
+    top = [n.split(".")[0] for n in names]
+    wanted = tuple(dict.fromkeys(t for t in top if t not in sys.stdlib_module_names
+                                 and t not in ("builtins", "__builtin__", "copy_reg", "_codecs")))
+    version = _SKLEARN_VERSION.search(data)
+    return wanted, version.group(1).decode() if version else None
+
+
+def onnx_opsets(path: Path) -> dict[str, int]:
+    """An ONNX model's ``opset_import`` (domain -> version), read from its protobuf fields (field 8
+    of ModelProto; domain 1, version 2 inside), so no onnx package is needed; {} when unreadable."""
+    data = path.read_bytes()
+
+    def varint(pos: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            byte = data[pos]
+            value |= (byte & 0x7F) << shift
+            pos, shift = pos + 1, shift + 7
+            if not byte & 0x80:
+                return value, pos
+
+    opsets: dict[str, int] = {}
+    pos = 0
+    try:
+        while pos < len(data):
+            key, pos = varint(pos)
+            field, wire = key >> 3, key & 7
+            if wire == 0:
+                _, pos = varint(pos)
+            elif wire == 2:
+                size, pos = varint(pos)
+                if field == 8:
+                    inner, end, domain, version = pos, pos + size, "", 0
+                    while inner < end:
+                        k, inner = varint(inner)
+                        if k & 7 == 2:
+                            n, inner = varint(inner)
+                            domain = data[inner:inner + n].decode() if k >> 3 == 1 else domain
+                            inner += n
+                        elif k & 7 == 0:
+                            v, inner = varint(inner)
+                            version = v if k >> 3 == 2 else version
+                        else:
+                            return {}
+                    opsets[domain or "ai.onnx"] = version
+                pos += size
+            elif wire in (1, 5):
+                pos += 8 if wire == 1 else 4
+            else:
+                return {}
+    except (IndexError, UnicodeDecodeError):
+        return {}
+    return opsets
+
+
+def _distribution(module: str) -> str:
+    if module in _DISTRIBUTION_OF:
+        return _DISTRIBUTION_OF[module]
+    found = importlib.metadata.packages_distributions().get(module)
+    return found[0] if found else module
+
+
+def artifact_needs(files: Iterable[Path]) -> list[ArtifactNeed]:
+    """What the release's artifact files need at load time: a pickle's (or joblib file's)
+    libraries, an ONNX model's runtime."""
+    needs: list[ArtifactNeed] = []
+    for path in files:
+        suffix = path.suffix.lower()
+        if suffix in PICKLE_SUFFIXES:
+            modules, sklearn_version = pickle_modules(path)
+            kind = "a joblib file" if "joblib" in modules else "a pickle"
+            for module in modules:
+                saved = (f", saved with scikit-learn {sklearn_version}" if module == "sklearn" and sklearn_version
+                         else "")
+                needs.append(ArtifactNeed(_distribution(module), path, f"{kind} that imports {module}{saved}"))
+        elif suffix == ".onnx":
+            opsets = onnx_opsets(path)
+            shown = ", ".join(f"{d} {v}" for d, v in opsets.items())
+            needs.append(ArtifactNeed(ONNX_RUNTIME, path, f"an ONNX model (opset {shown})" if shown
+                                      else "an ONNX model"))
+    return needs
+
+
+def unpinned_needs(env: CondaEnv, needs: Iterable[ArtifactNeed], root: Path) -> list[str]:
+    """Each package an artifact needs that the conda file does not pin to a version, one line
+    each naming the files and how to pin it (``installed``: the version to suggest)."""
+    pinned = {canonicalize_name(n) for n in pinned_names(env)}
+    by_package: dict[str, list[ArtifactNeed]] = {}
+    for need in needs:
+        if canonicalize_name(need.package) not in pinned:
+            by_package.setdefault(need.package, []).append(need)
+    lines = []
+    for package, why in by_package.items():
+        files = "; ".join(f"{_relative(n.file, root)} is {n.why}" for n in why)
+        saved = next((n.why.rsplit("scikit-learn ", 1)[1] for n in why if "saved with scikit-learn" in n.why), None)
+        version = saved or _installed_version(package)
+        pin = f"{package}=={version}" if version else f"{package}==<the version it was saved with>"
+        lines.append(f"{package} is not pinned in {env.path.name}, but {files}: a different version at load "
+                     f"time can fail or change predictions (fix: pin it in the pip section, e.g. {pin})")
+    return lines
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)

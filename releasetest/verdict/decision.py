@@ -18,6 +18,9 @@ from releasetest.files import short_id
 
 VERDICT_SCHEMA = "releasetest/verdict/1"
 
+#: The outcome of a test that could not run because the endpoint never became ready.
+NOT_RUN = "not run"
+
 
 @dataclass
 class SuiteResult:
@@ -25,6 +28,8 @@ class SuiteResult:
     failed: int = 0
     errors: int = 0
     skipped: int = 0
+    #: Tests that needed the endpoint when it never became ready (the deploy is the reason).
+    not_run: int = 0
     failing: list[str] = field(default_factory=list)
     #: First line of each failure's message, by test id: the "why" a reviewer reads.
     messages: dict[str, str] = field(default_factory=dict)
@@ -33,7 +38,7 @@ class SuiteResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "failed": self.failed, "errors": self.errors,
-                "skipped": self.skipped, "failing": self.failing, "messages": self.messages,
+                "skipped": self.skipped, "not_run": self.not_run, "failing": self.failing, "messages": self.messages,
                 "tests": self.tests}
 
 
@@ -45,11 +50,16 @@ class Results:
 
     def add(self, suite: str, nodeid: str, when: str, outcome: str, message: str | None = None,
             seconds: float | None = None) -> None:
-        """Count one pytest report phase: setup/call/teardown, outcome passed/failed/skipped."""
+        """Count one pytest report phase: setup/call/teardown, outcome passed/failed/skipped, or
+        :data:`NOT_RUN`."""
         res = self.suites.setdefault(suite, SuiteResult())
         test = res.tests.setdefault(nodeid, {"outcome": "passed", "seconds": 0.0})
         if seconds is not None:
             test["seconds"] = round(test["seconds"] + seconds, 3)
+        if outcome == NOT_RUN:
+            test["outcome"] = NOT_RUN
+            res.not_run += 1
+            return
         if outcome == "failed":
             test["outcome"] = "failed" if when == "call" else "error"
         elif outcome == "skipped" and test["outcome"] == "passed":
@@ -77,13 +87,16 @@ def decide(
     deploy_error: str | None,
     interrupted: str | None,
     config_error: str | None = None,
+    deploy_answered: bool = False,
 ) -> tuple[str, list[str]]:
-    """PROMOTE or BLOCK, and the reasons a reviewer reads first."""
+    """PROMOTE or BLOCK, and the reasons a reviewer reads first. ``deploy_answered``: the endpoint
+    came up but answered its readiness check wrongly (``deploy_error`` says how), not a crash."""
     reasons: list[str] = []
     if config_error:
         reasons.append(f"configuration error: {config_error}")
     if deploy_error:
-        reasons.append(f"deploy failed: {deploy_error}")
+        reasons.append(f"the endpoint is up, but {deploy_error}" if deploy_answered else
+                       f"deploy failed: {deploy_error}")
     if interrupted:
         reasons.append(f"run interrupted: {interrupted}")
     for name, res in results.suites.items():
@@ -184,13 +197,16 @@ def summary_line(verdict: dict[str, Any]) -> str:
     """The one line a CI log shows: decision, release, stage and counts."""
     rel = verdict.get("release") or {}
     counts = {k: 0 for k in ("passed", "failed", "errors", "skipped")}
+    not_run = 0
     for res in verdict.get("suites", {}).values():
         for k in counts:
             counts[k] += res[k]
+        not_run += res.get("not_run", 0)
     to = verdict.get("promote_to") or "(last stage)"
     text = (f"releasetest: {verdict['decision']}{' (partial)' if verdict.get('partial') else ''} "
             f"{rel.get('name', '?')}@{short_id(rel.get('id'))} stage={verdict['stage']}"
-            f" -> {to}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+            f" -> {to}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+            + (f", {not_run} {NOT_RUN}" if not_run else ""))
     if verdict["decision"] != "PROMOTE":
         text += " | " + verdict["reasons"][0].splitlines()[0]
     return text

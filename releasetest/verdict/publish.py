@@ -1,8 +1,13 @@
-"""Writing a sealed verdict and everything made from it: the verdict file, report, CI summary, history.
+"""Writing a sealed verdict and everything made from it: the verdict file, report, CI summary,
+history, and the candidate's holdout predictions.
 
 The verdict goes first and alone decides the gate: a report or history problem becomes a
 warning line, never a lost verdict. A partial run's files get a ``.partial`` suffix, so they
 never replace the stage's last full verdict and report.
+
+History keeps a release's holdout predictions only when its full run PROMOTEs: production (what
+the next gate compares with) is always a release that PROMOTEd, so a BLOCKed or partial run's
+predictions would never be read, and keeping only passing gates' bounds history's growth.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 from releasetest.errors import ReleaseTestError
 from releasetest.files import write_json_atomic
 from releasetest.verdict.history import Store
+from releasetest.verdict.predictions import Predictions, save_predictions
 from releasetest.verdict.report import write_report
 from releasetest.verdict.summary import publish_summary, summary_markdown
 
@@ -39,8 +45,10 @@ class Outputs:
         return path.with_name(f"{path.stem}.partial{path.suffix}")
 
 
-def publish(verdict: dict[str, Any], outputs: Outputs, environ: Mapping[str, str]) -> list[str]:
-    """Write a sealed verdict and everything made from it; return lines for the terminal."""
+def publish(verdict: dict[str, Any], outputs: Outputs, environ: Mapping[str, str],
+            predictions: Predictions | None = None) -> list[str]:
+    """Write a sealed verdict and everything made from it (``predictions``: the candidate's on the
+    holdout, kept when the full run PROMOTEs); return lines for the terminal."""
     write_json_atomic(outputs.path(outputs.verdict), verdict)
     lines: list[str] = []
     if outputs.partial is not None:
@@ -60,4 +68,10 @@ def publish(verdict: dict[str, Any], outputs: Outputs, environ: Mapping[str, str
         Store(outputs.history_dir).add_verdict(verdict)
     except (OSError, ReleaseTestError) as exc:
         lines.append(f"warning: verdict not recorded in history {outputs.history_dir}: {exc}")
+    if predictions is not None and verdict.get("decision") == "PROMOTE" and not verdict.get("partial"):
+        try:
+            save_predictions(outputs.history_dir, predictions)
+        except OSError as exc:
+            lines.append(f"warning: holdout predictions not kept in history {outputs.history_dir}: {exc}; the "
+                         "next gate compares with this release by its metrics only")
     return lines

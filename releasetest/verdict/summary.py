@@ -29,8 +29,9 @@ def summary_markdown(verdict: Mapping[str, Any], report_name: str | None = "repo
     findings = findings_of(verdict)
     for name, res in (verdict.get("suites") or {}).items():
         key = (findings[name].ci_line() if name in findings else "").replace("|", "\\|")
+        not_run = f" + {res['not_run']} not run" if res.get("not_run") else ""
         lines.append(f"| {name} | {res.get('passed', 0)} | {res.get('failed', 0)} | {res.get('errors', 0)} | "
-                     f"{res.get('skipped', 0)} | {key} |")
+                     f"{res.get('skipped', 0)}{not_run} | {key} |")
     if rel.get("artifacts"):
         lines += ["", "Artifacts: " + ", ".join(f"`{a['name']}:{a['version']}`" for a in rel["artifacts"])
                   + f" · release id `{rel.get('id')}`"]

@@ -22,11 +22,10 @@ from releasetest.verdict.formatting import isolation_of
 from releasetest.wiring.fixtures import suite_of
 from releasetest.wiring.keys import OUTPUT_LINES_KEY, RUN_KEY, VERDICT_KEY
 
-#: pytest's status category for those tests: counted in the last line, kept out of the per-test
-#: ERRORS and short-summary listings that would otherwise repeat the pointer for each of them.
-DEPLOY_CATEGORY = "errors (deploy failed)"
-#: The same category when it holds one test: pytest pluralises only its own categories' names.
-DEPLOY_CATEGORY_ONE = "error (deploy failed)"
+#: pytest's status category for the tests that could not run because the endpoint never became
+#: ready: counted in the last line ("44 not run (endpoint not ready)"), kept out of the per-test
+#: listings that would otherwise repeat the pointer for each of them.
+DEPLOY_CATEGORY = "not run (endpoint not ready)"
 #: Server-log lines shown for a failed deploy: from its first traceback, at most this many.
 LOG_LINES = 30
 
@@ -85,16 +84,13 @@ class GateTerminal:
     def pytest_report_teststatus(
             self, report: pytest.TestReport) -> tuple[str, str, tuple[str, dict[str, bool]]] | None:
         if getattr(report, "releasetest_deploy_failed", False) and report.when == "setup":
-            return DEPLOY_CATEGORY, "E", ("ERROR (deploy failed)", {"red": True})
+            return DEPLOY_CATEGORY, "n", ("NOT RUN (endpoint not ready)", {"yellow": True})
         return None
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """The releasetest section: why, the server log of a failed deploy (once), each suite's
         terminal lines (tolerated contract defects by kind), warnings and the files written. The
         gate's line comes last."""
-        stats = terminalreporter.stats
-        if len(stats.get(DEPLOY_CATEGORY, ())) == 1:  # pytest's last line comes after this hook
-            stats[DEPLOY_CATEGORY_ONE] = stats.pop(DEPLOY_CATEGORY)
         verdict = self.config.stash.get(VERDICT_KEY, None)
         if verdict is None:
             return
@@ -102,14 +98,21 @@ class GateTerminal:
         tr = terminalreporter
         tr.write_sep("-", "releasetest gate")
         deploy = verdict["deploy"]
+        if not deploy["ok"] and deploy.get("answered"):  # the cause in full, where the tests point
+            tr.write_line(f"  - {verdict['reasons'][0].splitlines()[0]}", red=True)
         for reason in verdict["reasons"][1:]:
             if deploy["ok"] or reason.split(":", 1)[0] not in verdict["suites"]:  # not "schema: 26 errors"
                 tr.write_line(f"  - {reason.splitlines()[0]}")
-        if deploy.get("log_tail") and not deploy["ok"]:
-            log = (verdict.get("endpoint") or {}).get("log_path") or run.settings.verdict.parent
-            tr.write_line(f"server log of the failed deploy (excerpt; full log in {log}):")
-            for line in log_excerpt(deploy["log_tail"]):
-                tr.write_line(f"  | {line}")
+        tail = deploy.get("log_tail")
+        if tail and not deploy["ok"]:
+            log = ((verdict.get("endpoint") or {}).get("log_path") or (deploy.get("left_behind") or {}).get("log")
+                   or run.settings.verdict.parent)
+            if deploy.get("answered") and "Traceback (most recent call last)" not in tail:
+                tr.write_line(f"server log (no error in it: the server ran, the answer was wrong): {log}")
+            else:
+                tr.write_line(f"server log of the failed deploy (excerpt; full log in {log}):")
+                for line in log_excerpt(tail):
+                    tr.write_line(f"  | {line}")
         for found in findings_of(verdict).values():
             for line in found.terminal_lines():
                 tr.write_line(line, yellow=True)

@@ -22,6 +22,7 @@ from releasetest.endpoint.deployment import Deployment
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import DeployError
 from releasetest.run import ReleaseRun
+from releasetest.verdict.predictions import PredictionsUnreadable, read_predictions, save_predictions
 from releasetest.wiring.fixtures import suite_of
 from releasetest.wiring.keys import RUN_KEY
 from releasetest.wiring.suite_lock import suite_lock
@@ -39,6 +40,8 @@ class WorkerInput:
     endpoint: dict[str, Any] | None
     deploy_error: str | None
     deploy_log_tail: str | None
+    #: The deploy failed although the server was up (a wrong readiness answer).
+    deploy_answered: bool = False
 
     @classmethod
     def of(cls, deployment: Deployment, scratch: Path) -> WorkerInput:
@@ -46,11 +49,13 @@ class WorkerInput:
         return cls(scratch=str(scratch),
                    endpoint=deployment.handle.to_dict() if deployment.handle and failure is None else None,
                    deploy_error=failure.cause if failure else None,
-                   deploy_log_tail=failure.log_tail if failure else None)
+                   deploy_log_tail=failure.log_tail if failure else None,
+                   deploy_answered=failure.answered if failure else False)
 
     def deployment(self) -> Deployment:
         """The controller's deployment as this worker sees it: ready or failed, nothing to stop."""
-        failure = DeployError(self.deploy_error, self.deploy_log_tail) if self.deploy_error is not None else None
+        failure = (DeployError(self.deploy_error, self.deploy_log_tail, self.deploy_answered)
+                   if self.deploy_error is not None else None)
         return Deployment.handed_over(EndpointHandle.from_dict(self.endpoint) if self.endpoint else None, failure)
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,11 +68,13 @@ class WorkerInput:
 
 @dataclass(frozen=True)
 class WorkerOutput:
-    """What a worker gives back: its recorded findings, and the logs its endpoints (the
-    champion's) wrote, by file name with a ``-gwN`` suffix."""
+    """What a worker gives back: its recorded findings, the logs its endpoints (the champion's)
+    wrote, by file name with a ``-gwN`` suffix, and the file in the scratch space holding the
+    candidate's holdout predictions when this worker scored them."""
 
     findings: dict[str, Any]
     logs: dict[str, str]
+    predictions: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +114,12 @@ class XdistController:
         folder.mkdir(parents=True, exist_ok=True)
         for name, text in output.logs.items():
             (folder / Path(name).name).write_text(text, encoding="utf-8")
+        if output.predictions is not None:
+            try:
+                self.run.predictions = read_predictions(Path(output.predictions))
+            except PredictionsUnreadable as exc:
+                self.run.warnings.append(f"the candidate's holdout predictions were lost on the way from "
+                                         f"{node.gateway.id}: {exc}")
 
     def pytest_unconfigure(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)
@@ -144,4 +157,5 @@ class XdistWorker:
         run = self.config.stash[RUN_KEY]
         logs = {f"{p.stem}-{self.id}{p.suffix}": p.read_text(encoding="utf-8", errors="replace")
                 for p in sorted(self.workdir.glob("*.log"))}
-        self.config.workeroutput[KEY] = WorkerOutput(run.findings, logs).to_dict()  # type: ignore[attr-defined]
+        kept = str(save_predictions(self.workdir, run.predictions)) if run.predictions is not None else None
+        self.config.workeroutput[KEY] = WorkerOutput(run.findings, logs, kept).to_dict()  # type: ignore[attr-defined]

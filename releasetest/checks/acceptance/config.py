@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from releasetest.checks.acceptance import paired
+from releasetest.checks.acceptance.paired import ComparisonSettings
 from releasetest.checks.tasks import Task, task_for
 from releasetest.endpoint.url import handle_for_url
 from releasetest.errors import ConfigError
@@ -45,6 +47,7 @@ ACCEPTANCE = Table({
     "champion_key_env": Key("str", "the environment variable holding the champion's key",
                             default=DEFAULT_CHAMPION_KEY_ENV, ge=1),
     "thresholds": Key("mapping", "metric = { min = ..., min_absolute_change = { reference = change } } lines"),
+    **paired.KEYS,
 })
 
 
@@ -96,11 +99,32 @@ class AcceptanceConfig:
     parity: float = DEFAULT_PARITY
     persistence_feature: str | None = None
     champion: Champion | None = None
+    #: Without a champion: when a paired regression against production (from history) BLOCKs.
+    production: ComparisonSettings = ComparisonSettings()
+    #: Why no threshold compares against a naive baseline (and how to add one), else None.
+    no_baseline: str | None = None
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the run says once (verdict warnings) about this configuration."""
+        return (self.no_baseline,) if self.no_baseline else ()
 
     def describe(self) -> dict[str, Any]:
         return {"batch_size": self.batch_size, "concurrency": self.concurrency, "parity": self.parity,
                 "persistence_feature": self.persistence_feature,
-                "champion": self.champion.source if self.champion else None}
+                "champion": self.champion.source if self.champion else None,
+                "production_p_value": self.production.p_value, "production_tolerance": self.production.tolerance}
+
+
+def dropped_baseline(thresholds: tuple[Threshold, ...], task: Task) -> str | None:
+    """Own thresholds replace the default check against the task's simplest constant; when none of
+    them compares with a naive baseline, what is no longer checked and the line that keeps it."""
+    if any(t.reference in task.baselines for t in thresholds):
+        return None
+    metric, kind, margin, ref = task.default_threshold
+    return (f"[acceptance.thresholds] compares with no naive baseline, so the default check ({metric} must "
+            f"beat the {ref} baseline by {margin:g}) is not made; to keep it, add {kind} = {{ {ref} = {margin:g} }} "
+            f"to {metric} in [acceptance.thresholds]")
 
 
 def _parse_thresholds(raw: dict[str, Any], task: Task, file: Path) -> tuple[Threshold, ...]:
@@ -169,7 +193,11 @@ def parse(table: dict[str, Any], release: Release, stage: Stage) -> AcceptanceCo
     if champion is not None and "champion" not in used:
         raise ConfigError(file, "acceptance.champion", "is set, but no threshold compares against it",
                           "add e.g. min_absolute_change = { champion = -0.01 } to a metric's threshold")
+    no_baseline = dropped_baseline(thresholds, task)
     return AcceptanceConfig(task=task, batch_size=values["batch_size"], concurrency=values["concurrency"],
                             parity=float(values["parity"]), persistence_feature=feature, champion=champion,
-                            thresholds=thresholds)
+                            thresholds=thresholds,
+                            production=ComparisonSettings(float(values["production_p_value"]),
+                                                          float(values["production_tolerance"])),
+                            no_baseline=no_baseline)
 

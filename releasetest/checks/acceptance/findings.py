@@ -1,13 +1,110 @@
-"""The acceptance suite's findings: metrics, threshold decisions, references and what the task
-plots (confusion matrix and curves, or predicted against actual), with their summaries."""
+"""The acceptance suite's findings: metrics, threshold decisions, references, the comparison with
+production and what the task plots (confusion matrix and curves, or predicted against actual),
+with their summaries.
+
+The comparison's records (:class:`ProductionComparison` and its parts) are declared here, not
+beside the statistics in :mod:`~releasetest.checks.acceptance.paired`: reading a verdict (history,
+report) needs them, and must not import numpy and scipy."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from releasetest.checks.findings import Cause, SuiteFindings, test_causes
 from releasetest.verdict.formatting import fmt, num
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A paired test's result: which test, its statistic and p-value, and the rows that moved."""
+
+    name: str
+    statistic: float | None
+    p_value: float
+    worse: int
+    better: int
+
+
+@dataclass(frozen=True)
+class MetricDelta:
+    """Candidate minus production, with a 95% interval when the rows are paired."""
+
+    metric: str
+    production: float
+    candidate: float
+    delta: float
+    low: float | None = None
+    high: float | None = None
+
+    def describe(self) -> str:
+        text = f"{self.metric} {self.candidate:.4f} vs {self.production:.4f} ({self.delta:+.4f}"
+        if self.low is not None and self.high is not None:
+            text += f", 95% CI {self.low:+.4f} to {self.high:+.4f}"
+        return text + ")"
+
+
+def p_text(p_value: float) -> str:
+    """A p-value as messages show it; one below the smallest double reads as a bound, not 0."""
+    return f"p = {p_value:.3g}" if p_value > 0 else "p < 1e-300"
+
+
+@dataclass(frozen=True)
+class ProductionComparison:
+    """The candidate against the production release: what the verdict, report and terminal show."""
+
+    production: str
+    production_id: str
+    how: str
+    task: str
+    metric: str
+    #: True when both scored the same holdout (same digest) and the test ran.
+    paired: bool
+    candidate_holdout: str
+    production_holdout: str | None
+    rows: int
+    p_threshold: float
+    tolerance: float
+    regressed: bool
+    message: str
+    test: PairedTest | None = None
+    #: How much worse the deciding metric is, relative to production's value (negative: better).
+    drop: float | None = None
+    deltas: tuple[MetricDelta, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ProductionComparison:
+        """The verdict's form back; keys this version does not know are ignored."""
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        values["test"] = PairedTest(**values["test"]) if values.get("test") else None
+        values["deltas"] = tuple(MetricDelta(**d) for d in values.get("deltas") or ())
+        return cls(**values)
+
+    @property
+    def deciding(self) -> MetricDelta | None:
+        return next((d for d in self.deltas if d.metric == self.metric), None)
+
+    def headline(self) -> str:
+        """One line with what a reviewer acts on (production, metric, rows worse and better, the
+        p-value), short enough for a test's failure line; :attr:`message` has the intervals."""
+        d, t = self.deciding, self.test
+        if not self.regressed or d is None or t is None or self.drop is None:
+            return self.message
+        return (f"regression against production {self.production}: {self.metric} {d.candidate:.4f} vs "
+                f"{d.production:.4f} ({self.drop:.1%} worse, tolerated {self.tolerance:.1%}); {t.worse} rows "
+                f"got worse, {t.better} better; {t.name.split(',')[0]} {p_text(t.p_value)} < {self.p_threshold:g}")
+
+    def status(self) -> str:
+        """regressed, not significant, metrics only (another holdout or nothing kept), or not worse."""
+        if self.regressed:
+            return "regressed"
+        if not self.paired:
+            return "metrics only"
+        return "no regression"
 
 
 @dataclass(frozen=True)
@@ -62,11 +159,13 @@ class AcceptanceFindings(SuiteFindings):
     residuals: list[list[float]] | None = None
     parity: dict[str, Any] | None = None
     scoring: dict[str, Any] | None = None
+    #: The comparison with the production release from history (no champion configured).
+    production: ProductionComparison | None = None
 
     FIGURES: ClassVar[tuple[tuple[str, str], ...]] = (("accuracy", ""), ("RMSE", ""))
     SHOWN: ClassVar[frozenset[str]] = frozenset({
         "metrics", "thresholds", "references", "reference_errors", "confusion_matrix", "parity",
-        "class_distribution", "curves", "task", "predicted_vs_actual", "residuals"})
+        "class_distribution", "curves", "task", "predicted_vs_actual", "residuals", "production"})
 
     @classmethod
     def _load(cls, key: str, value: Any) -> Any:
@@ -75,6 +174,11 @@ class AcceptanceFindings(SuiteFindings):
                 if isinstance(value, list) else None
         if key in ("metrics", "references", "reference_errors"):
             return value if isinstance(value, dict) else None
+        if key == "production":
+            try:
+                return ProductionComparison.from_json(value) if isinstance(value, Mapping) else None
+            except (TypeError, ValueError):
+                return None
         return value
 
     def _metric(self, name: str) -> float | None:
@@ -84,10 +188,21 @@ class AcceptanceFindings(SuiteFindings):
         found = {"accuracy": self._metric("accuracy"), "RMSE": self._metric("rmse")}
         return {k: v for k, v in found.items() if v is not None}
 
+    def terminal_lines(self) -> list[str]:
+        p = self.production
+        return [f"acceptance: {p.headline()}"] if p is not None else []
+
     def ci_line(self) -> str:
         parts = [f"{t.metric} {fmt(t.value)} ({t.kind or 'bound'} {fmt(t.bound)}) {'✅' if t.passed else '❌'}"
                  for t in self.thresholds or []]
-        return "; ".join(parts or [f"{k} {fmt(v)}" for k, v in (self.metrics or {}).items()])
+        line = "; ".join(parts or [f"{k} {fmt(v)}" for k, v in (self.metrics or {}).items()])
+        p = self.production
+        if p is not None:
+            d = p.deciding
+            delta = f" {p.metric} {d.delta:+.4f}" if d is not None else ""
+            test = f", {p_text(p.test.p_value)}" if p.paired and p.test is not None else ""
+            line += f"; vs production {p.production}:{delta}{test} ({p.status()}) {'❌' if p.regressed else '✅'}"
+        return line
 
     def ci_properties(self) -> dict[str, str]:
         return {name: fmt(value) for name, value in (self.metrics or {}).items()}
@@ -114,8 +229,10 @@ class AcceptanceFindings(SuiteFindings):
         plots.update(charts.roc_plots(self.curves))
         if self.task == "regression":
             plots.update(charts.regression_plots(self.predicted_vs_actual, self.residuals))
+        if self.production is not None:
+            plots["production"] = self._production_chart(charts)
         errors = self.reference_errors
-        return {"plots": plots, "thresholds": rows,
+        return {"plots": plots, "thresholds": rows, "production": self._production_view(),
                 "reference_errors": [f"{k}: {v}" for k, v in errors.items()] if isinstance(errors, dict) else [],
                 "distribution": self._distribution(), "references": self._reference_table()}
 
@@ -142,14 +259,39 @@ class AcceptanceFindings(SuiteFindings):
                                    f"{fmt(abs(ref - value))} and needs {fmt(abs(bound - value))} more to pass: "
                                    "improve the model, or change this bound in [acceptance.thresholds] if it is wrong",
                                    "test_absolute_minimums" if t.reference is None else "test_beats_naive_baselines"))
-        production = self.extra.get("production")
-        if isinstance(production, dict) and production.get("regressed"):
-            found.append(Cause(str(production.get("message") or "regression against production").splitlines()[0],
+        production = self.production
+        if production is not None and production.regressed:
+            found.append(Cause(str(production.message or "regression against production").splitlines()[0],
                                "keep the production release: this one is significantly worse on the same holdout "
                                "rows (the paired comparison is below); retrain and gate again",
                                "test_no_regression_against_production"))
         explained = self.EXPLAINED if found else frozenset()
         return found + test_causes(suite, result, explained)
+
+    def _production_chart(self, charts: Any) -> Any:
+        """The paired comparison at a glance: the rows that got worse (red) and better (green)
+        than production, and the deciding metric of both releases."""
+        p = self.production
+        assert p is not None
+        bars = []
+        if p.test is not None:
+            bars += [charts.Bar("rows worse than production", float(p.test.worse), passed=False),
+                     charts.Bar("rows better than production", float(p.test.better), passed=True)]
+        return charts.bar_chart(bars, f"rows that changed against production {p.production}")
+
+    def _production_view(self) -> dict[str, Any] | None:
+        """The comparison for the report's table: status, test, and each metric's delta."""
+        p = self.production
+        if p is None:
+            return None
+        rows = [[d.metric, f"{d.production:.4f}", f"{d.candidate:.4f}", f"{d.delta:+.4f}",
+                 f"{d.low:+.4f} to {d.high:+.4f}" if d.low is not None and d.high is not None else "–"]
+                for d in p.deltas]
+        return {"status": p.status(), "regressed": p.regressed, "message": p.message, "how": p.how,
+                "production": p.production, "paired": p.paired,
+                "test": (f"{p.test.name}: {p_text(p.test.p_value)} (BLOCKs below {p.p_threshold:g} with a drop "
+                         f"beyond {p.tolerance:.1%})") if p.test is not None else None,
+                "deltas": {"columns": ["metric", "production", "this release", "change", "95% CI"], "rows": rows}}
 
     def _reference_markers(self, metric: str) -> tuple[tuple[str, float], ...]:
         """Each reference's value of ``metric``: the hollow diamonds on its bar."""
