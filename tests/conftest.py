@@ -133,6 +133,15 @@ def release_project(pytester: pytest.Pytester) -> ReleaseProject:
     return ReleaseProject(pytester, pytester.path)
 
 
+@pytest.fixture
+def example_project(pytester: pytest.Pytester) -> ReleaseProject:
+    """An unchanged copy of the example release, for a test about its own files (the scikit-learn
+    pickle itself); it costs a full cold start wherever it is served."""
+    copy_example(pytester.path)
+    pytester.makeini(INI)
+    return ReleaseProject(pytester, pytester.path)
+
+
 #: What :func:`lighten` puts into score.py: the scaler's arithmetic, without scikit-learn.
 _STANDARDIZE = '''
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,10 +44,12 @@ CLASSES = (0, 1)
 FEATURES = ("Temperature_C", "Current_weather_condition")
 ROWS = 500
 REQUIRED = ["smoke", "acceptance", "schema", "load"]
+ISOLATION = ("isolation: bwrap (PID namespace, no capabilities, read-only file system except the work folder and a "
+             "private /tmp; environment allow-list; network shared, server bound to 127.0.0.1)")
 ENDPOINT = EndpointHandle(target="local", scoring_uri="http://127.0.0.1:5001/score",
                           liveness_uri="http://127.0.0.1:5001/", swagger_uri="http://127.0.0.1:5001/swagger.json",
                           log_path="/x/releasetest-out/server-devtest.log",
-                          info={"pid": 4242, "port": 5001, "server": "azmlinfsrv", "workers": 1,
+                          info={"isolation": ISOLATION, "pid": 4242, "port": 5001, "server": "azmlinfsrv", "workers": 1,
                                 "scoring_timeout_ms": 60000, "max_body_bytes": 10485760, "ready_s": 3.9,
                                 "deployment_config": "/x/AciDeploymentConfig.yml",
                                 "model_dir": "/tmp/releasetest-x/azureml-models",
@@ -154,6 +158,13 @@ def _outcomes(results: Results, suite: str, module: str, tests: list[str], faili
         results.add(suite, nodeid, "teardown", "passed", seconds=0.001)
 
 
+@functools.cache
+def _evidence_findings() -> dict[str, Any]:
+    """The drift and shadow findings of a run with recorded traffic (a real run's, lists cut to two
+    items): the example gates on its recorded traffic, so a real verdict has them."""
+    return json.loads((Path(__file__).parent / "data" / "evidence-findings.json").read_text())
+
+
 def synthetic_verdict(decision: str = "BLOCK", variant: str = "") -> dict[str, Any]:
     """A sealed verdict from a run that PROMOTEs, or one that BLOCKs on an acceptance minimum and the
     persistence baseline, a leaked traceback and the p95 latency SLO; a fresh copy each call, so a
@@ -231,6 +242,7 @@ def _verdict(decision: str, variant: str = "") -> dict[str, Any]:
                        "requests_sent": 118, "requests_by_process": {"main": 118}},
             "load": {**load.findings().to_json(), "slo": slos, "slo_derivation": "\n".join(spec.derivation),
                      "memory": {"requests": load.requests, "rss_growth_mb": 0.4, "max_rss_growth_mb": 64.0}},
+            **_evidence_findings(),
         },
         required=REQUIRED,
         exit_status=0 if verdict == "PROMOTE" else 1,

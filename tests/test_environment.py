@@ -116,8 +116,9 @@ def test_unpinned_needs_name_the_files_and_the_pin(tmp_path: Path) -> None:
         f"joblib=={__import__('joblib').__version__})"]
 
 
-def test_unpinned_artifact_needs_warn_and_block_in_strict(release_project: ReleaseProject,
+def test_unpinned_artifact_needs_warn_and_block_in_strict(example_project: ReleaseProject,
                                                           recorded: RecordedTarget) -> None:
+    release_project = example_project
     release_project.edit("myenv.yml", "      - joblib==1.6.0\n", "")
     release_project.edit("myenv.yml", "scikit-learn==1.9.1", "scikit-learn")
     args = ("--release-stage", "devtest", *recorded.args, "--release-require", "smoke", "-m", "smoke")

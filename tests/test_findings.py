@@ -15,9 +15,11 @@ import pytest
 from releasetest import cli
 from releasetest.checks.acceptance.findings import AcceptanceFindings, ThresholdRecord
 from releasetest.checks.contract.findings import DEFECT, FAILURE, Finding, SchemaFindings
+from releasetest.checks.drift.findings import DriftFindings
 from releasetest.checks.findings import SuiteFindings
 from releasetest.checks.load.findings import LoadFindings, SloRecord
 from releasetest.checks.registry import FIGURE_UNITS, findings_of, key_figures
+from releasetest.checks.shadow.findings import ShadowFindings
 from releasetest.files import short_id
 from releasetest.verdict.history import Store, check_verdict
 from releasetest.verdict.report import render_html
@@ -43,8 +45,10 @@ def _recorded(raw: dict[str, Any]) -> dict[str, Any]:
 def test_each_suite_reads_its_findings_back_unchanged(source: str, old: dict[str, Any]) -> None:
     verdict = old if source == "old" else synthetic_verdict("BLOCK")
     typed = findings_of(verdict)
-    assert {n: type(f) for n, f in typed.items()} == {
-        "acceptance": AcceptanceFindings, "schema": SchemaFindings, "load": LoadFindings}
+    expected = {"acceptance": AcceptanceFindings, "schema": SchemaFindings, "load": LoadFindings}
+    if source == "current":  # a run with recorded production traffic
+        expected |= {"drift": DriftFindings, "shadow": ShadowFindings}
+    assert {n: type(f) for n, f in typed.items()} == expected
     for name, found in typed.items():
         assert found.to_json() == _recorded(verdict["findings"][name])
         assert type(found).from_json(found.to_json()) == found

@@ -75,8 +75,8 @@ def test_report_renders_every_conventional_finding() -> None:
         assert doc.text.get(section, "").strip(), f"section {section} missing or empty"
     assert doc.scripts == 0, "the report must not load anything"
     # thresholds, metrics vs references, confusion matrix, ROC, precision-recall, percentile curve,
-    # histogram, timeline
-    assert doc.svgs == 8
+    # histogram, timeline, and the drift suite's two small-multiple panels
+    assert doc.svgs == 10
     assert "http://" not in html.replace("http://127.0.0.1:5001", "").replace("http://www.w3.org/2000/svg", "")
     acceptance, schema, load = (doc.text[f"suite-{s}"] for s in ("acceptance", "schema", "load"))
     assert "balanced_accuracy" in acceptance and "majority" in acceptance and "persistence" in acceptance
@@ -358,11 +358,15 @@ def test_skip_reasons_reach_the_verdict_and_the_report() -> None:
 
 
 def test_blocking_causes_say_what_to_do_for_each_kind_of_failure() -> None:
+    from releasetest.checks.acceptance.findings import ProductionComparison
     from releasetest.verdict.report import blocking_causes, release_label
 
     parity = synthetic_verdict("PROMOTE", "parity")
-    parity["findings"]["acceptance"]["production"] = {
-        "regressed": True, "message": "regression against production port-weather@0123456789ab: McNemar p = 0.002"}
+    parity["findings"]["acceptance"]["production"] = ProductionComparison(
+        production="port-weather@0123456789ab", production_id="sha256:" + "01" * 32, how="last promoted to production",
+        task="classification", metric="accuracy", paired=True, candidate_holdout="sha256:aa",
+        production_holdout="sha256:aa", rows=500, p_threshold=0.01, tolerance=0.01, regressed=True,
+        message="regression against production port-weather@0123456789ab: McNemar p = 0.002").to_json()
     parity["reasons"].append("blocked by the team's hook: model card missing")
     causes = blocking_causes(parity, findings_of(parity))
     assert [c["kind"] for c in causes] == ["acceptance", "acceptance", "other"]
