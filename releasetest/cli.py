@@ -74,10 +74,7 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
     check_verdict(verdict, str(path))
     changed = None
     if args.manifest:
-        current = load_release(args.manifest).release_id
-        tested = (verdict.get("release") or {}).get("id")
-        if current != tested:
-            changed = f"release changed since the test: verdict is for {tested}, the manifest now gives {current}"
+        changed = load_release(args.manifest).changed_since(verdict.get("release") or {})
     if args.json:
         _print_json({"summary": summary_line(verdict), "decision": verdict.get("decision"),
                      "partial": bool(verdict.get("partial")), "release": verdict.get("release"),

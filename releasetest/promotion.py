@@ -100,10 +100,9 @@ def verify_for_promotion(verdict: dict[str, Any], where: str, from_stage: str, t
         release = load_release(manifest, artifact_versions=versions, registry=registry)
     except ConfigError as exc:
         raise PromotionRefused(f"the release no longer matches what was tested: {exc}") from None
-    if release.release_id != tested.get("id"):
-        raise PromotionRefused(
-            f"release changed since the test: the verdict is for {tested.get('id')}, the manifest and files now "
-            f"give {release.release_id} (an artifact, the entry script or a config differs): re-run the gate")
+    changed = release.changed_since(tested)
+    if changed:
+        raise PromotionRefused(changed)
     target_stage = release.stage(to_stage)
     approvers, refused = _signed_approvers(store.approvals(str(verdict["digest"])))
     if target_stage.requires_approval and not approvers and refused:

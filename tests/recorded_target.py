@@ -84,7 +84,7 @@ def recorded_target(release: Path = EXAMPLE) -> Iterator[RecordedTarget]:
             try:
                 rows = json.loads(body)["data"]
                 found = [answers.get(tuple(float(v) for v in row), (1, [0.5, 0.5])) for row in rows]
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
                 self._send(400, json.dumps({"message": f"bad input: {exc}"}).encode())
                 return
             labels = [1 - label if state.flip else label for label, _ in found]
