@@ -195,6 +195,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
             figures = ", ".join(f"{k} {fmt(v)}{FIGURE_UNITS.get(k, '')}" for k, v in (e.get("figures") or {}).items())
             extra = [f"at {e['where']}" if e["where"] else "", figures,
                      f"ran: {e['command']}" if e.get("command") else "", f"({e['note']})" if e.get("note") else ""]
+            if e.get("unverified"):
+                extra.insert(0, f"[{str(e['unverified']).upper()}: not signed by the configured key]")
             print("  ".join([f"  {str(e['at']):25} {e['step']:11} {str(e['stage'] or '-'):11} {what:8} "
                              f"by {e['by'] or '-'}", *filter(None, extra)]))
     return 0

@@ -46,12 +46,14 @@ def _sealed(verdict: dict[str, Any], where: str) -> None:
 
 
 def _signed_approvers(approvals: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """Approvers whose record verifies under the configured key (all, when none is configured),
-    and one reason per approval that does not."""
+    """Approvers whose record verifies under the approval key (:func:`signing.approval_verification_key`;
+    all, when none is configured), and one reason per approval that does not."""
     good, bad = [], []
+    key = signing.approval_verification_key()
     for a in approvals:
         try:
-            signing.verify(a, f"approval by {a.get('by')} at {a.get('at')}")
+            if key is not None:
+                key.verify(a, f"approval by {a.get('by')} at {a.get('at')}")
         except signing.SealRefused as exc:
             bad.append(str(exc))
             continue

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from releasetest.azureml.registry import registry_for
-from releasetest.checks.registry import parse_all
+from releasetest.checks.registry import evidence, parse_all
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.deployment import Deployment, ReadyCallback
 from releasetest.endpoint.factory import TargetOptions, build_endpoint, check_target
@@ -166,7 +166,7 @@ class ReleaseRun:
         """The unsealed verdict of what the run has recorded so far."""
         deployed = self.deployment
         decision, reasons = decide(self.results, self.required, deployed.failure.cause if deployed.failure else None,
-                                   self.interrupted, self.config_error)
+                                   self.interrupted, self.config_error, evidence(self.findings, self.required))
         endpoint = deployed.handle.describe() if deployed.handle else None
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True

@@ -20,12 +20,9 @@ from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.local import LocalEndpoint
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import load_release
-from releasetest.run import ReleaseRun
-from releasetest.settings import resolve
 from releasetest.verdict import signing
-from releasetest.verdict.seal import seal_verdict
 
-from .conftest import EXAMPLE
+from .conftest import EXAMPLE, ReferenceRun
 
 KEY = "production-key-for-tests-0123456789"
 RETURN = '    return {"predictions": label.tolist(), "probabilities": proba.tolist()}'
@@ -61,24 +58,19 @@ def wrong_release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint
 
 
 @pytest.fixture
-def approved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> list[str]:
-    """An approved PROMOTE verdict of the example's devtest stage; returns the promote command's arguments."""
-    for name in (signing.ENV_SIGNING_KEY, signing.ENV_VERIFY_KEY, signing.ENV_HMAC_SECRET):
+def approved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+             reference_run: ReferenceRun) -> list[str]:
+    """An approved PROMOTE verdict of the example's devtest stage (the shared reference run's, copied);
+    returns the promote command's arguments."""
+    for name in (signing.ENV_SIGNING_KEY, signing.ENV_VERIFY_KEY, signing.ENV_HMAC_SECRET, signing.ENV_APPROVAL_KEY):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(f"{name}_FILE", raising=False)
     monkeypatch.setenv("RELEASETEST_ENDPOINT_KEY", KEY)
     out = tmp_path / "out"
-    settings = resolve({"stage": "devtest", "config": str(EXAMPLE / "release.toml"),
-                        "verdict": str(out / "verdict.json")}, {}, {}, tmp_path, tmp_path)
-    run = ReleaseRun(settings)
-    run.load()
-    for suite in run.required:
-        run.results.add(suite, f"suites/suite_{suite}.py::test_it", "call", "passed")
-    verdict = seal_verdict(run.verdict(0))
-    assert verdict["decision"] == "PROMOTE"
     out.mkdir()
     path = out / "verdict.json"
-    path.write_text(json.dumps(verdict))
+    shutil.copyfile(reference_run.verdict_path, path)
+    assert json.loads(path.read_text())["decision"] == "PROMOTE"
     store = str(out / "history")
     assert main(["approve", str(path), "--by", "alice", "--store", store]) == 0
     capsys.readouterr()
