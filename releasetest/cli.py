@@ -238,8 +238,10 @@ def _cmd_promote(args: argparse.Namespace) -> int:
         print("deployed, answered liveness and the golden rows, and stopped (use --keep to leave it running)")
     elif rec["target"] == "url":
         shown = ", ".join(f"{k}: {v}" for k, v in ep["verified"]["headers"].items())
+        held = ep["verified"]["holdout"]
         print("the endpoint answered liveness and the golden rows as recorded at training time"
-              + (f" ({shown})" if shown else ""))
+              + (f" ({shown})" if shown else "")
+              + f", and {held['agreement']:.4f} of {held['rows']} holdout rows as recorded (parity {held['required']:g})")
     elif rec["target"] == "azureml":
         print(f"endpoint {ep['endpoint']}: traffic {ep['traffic']} (was {ep['traffic_before'] or 'none'})")
         if ep["rollback"]:

@@ -6,8 +6,8 @@ manifest, and the release id recomputed); and, for a stage that requires it, a r
 approval of that very verdict. Only then does it deploy the same artifacts with the target
 stage's own deployment config: locally, or blue/green into the stage's kept Azure ML endpoint
 (:meth:`releasetest.endpoint.azureml.AzureMLEndpoint.promote`). An endpoint deployed by something
-else (``url``) must show it serves the release, as a deploy's readiness check would, before the
-promotion is recorded.
+else (``url``) must show it serves the release, as a deploy's readiness check would, and that its
+model is the tested one (the whole holdout at the gate's parity), before the promotion is recorded.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import Any
 
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.factory import TargetOptions, build_endpoint
-from releasetest.errors import ConfigError, DeployError, ReleaseTestError
+from releasetest.endpoint.handle import EndpointHandle
+from releasetest.errors import ConfigError, DeployError, EndpointError, ReleaseTestError
 from releasetest.files import now_iso
 from releasetest.release.manifest import Release, Resolver, Stage, load_release
 from releasetest.settings import (
@@ -142,7 +143,8 @@ def _promote_azureml(release: Release, stage: Stage, options: TargetOptions) -> 
 
 def _verify_url(release: Release, stage: Stage, options: TargetOptions) -> dict[str, Any]:
     """The endpoint someone else deployed must serve this release now: liveness, the golden rows as
-    recorded at training time (with the key from ``options.key_env``) and any expected headers."""
+    recorded at training time (with the key from ``options.key_env``), any expected headers, and
+    the model itself (:func:`_identify`)."""
     if not options.url:
         raise PromotionRefused("--target url needs --url (the scoring URI of the endpoint that now serves the stage)")
     endpoint = build_endpoint("url", release, stage, options)
@@ -150,7 +152,40 @@ def _verify_url(release: Release, stage: Stage, options: TargetOptions) -> dict[
         handle = endpoint.deploy()
     except DeployError as exc:
         raise PromotionRefused(f"{options.url} does not serve {release.name}@{release.short_id}: {exc.cause}") from None
-    return handle.describe()
+    described = handle.describe()
+    described["verified"]["holdout"] = _identify(release, stage, handle)
+    return described
+
+
+def _identify(release: Release, stage: Stage, handle: EndpointHandle) -> dict[str, Any]:
+    """The model behind the URL is the tested one: the whole holdout, scored through it, agrees with
+    the training-time predictions at the gate's ``[acceptance] parity``. A handful of golden rows
+    cannot tell two models apart (a retrained one answers most rows alike)."""
+    from releasetest.checks.acceptance.config import parse as parse_acceptance
+    from releasetest.checks.acceptance.evaluation import parity_check
+    from releasetest.checks.acceptance.scoring import score_rows
+    from releasetest.release.data import load_holdout
+
+    who = f"{handle.scoring_uri} does not serve {release.name}@{release.short_id}"
+    if release.data is None or release.data.expected_predictions is None:
+        raise PromotionRefused(f"{release.manifest}: data.expected_predictions is not set, so the model behind "
+                               f"{handle.scoring_uri} cannot be told from another one: add the training-time "
+                               "predictions of the holdout and re-run the gate")
+    holdout = load_holdout(release.data)
+    config = parse_acceptance(release.suite_tables.get("acceptance", {}), release, stage)
+    try:
+        scores = score_rows(handle, holdout.rows, config.batch_size, config.concurrency)
+    except EndpointError as exc:
+        raise PromotionRefused(f"{who}: scoring the holdout failed: {exc}") from None
+    parity = parity_check(scores.predictions, holdout, config.parity, config.task)
+    if not parity["passed"]:
+        first = parity["mismatches"][0]
+        raise PromotionRefused(
+            f"{who}: its answers agree with the training-time predictions on {parity['agreement']:.4f} of the "
+            f"{len(holdout)} holdout rows, the gate requires {config.parity:g} ({parity['mismatching_rows']} rows "
+            f"differ, first: row {first['row']} got {first['got']!r}, recorded {first['expected']!r}): another model "
+            "answers there")
+    return {"rows": len(holdout), "agreement": parity["agreement"], "required": config.parity}
 
 
 @dataclass(frozen=True)

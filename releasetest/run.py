@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import InitVar, dataclass, field
+from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from releasetest.progress import Event, Progress, silent
 from releasetest.release import provenance
 from releasetest.release.data import Holdout, load_holdout
 from releasetest.release.manifest import Release, Stage, load_release
+from releasetest.release.policy import Policy, apply_policy, check_required, load_policy
 from releasetest.settings import Settings
 from releasetest.suite_names import SUITES
 from releasetest.verdict.decision import Results, build_verdict, decide, gate_exit_status, settle
@@ -80,6 +81,8 @@ class ReleaseRun:
     stage: Stage | None = None
     holdout: Holdout | None = None
     suite_configs: dict[str, Any] = field(default_factory=dict)
+    #: The CI's floors (``--release-policy``), applied to the release's suite tables at load.
+    policy: Policy | None = None
     config_error: str | None = None
     interrupted: str | None = None
     results: Results = field(default_factory=Results)
@@ -117,7 +120,8 @@ class ReleaseRun:
     @property
     def required(self) -> tuple[str, ...]:
         """Suites that must pass: as set, or every built-in suite that ships with this version."""
-        return self.settings.require if self.settings.require is not None else builtin_suites()
+        required = self.settings.require if self.settings.require is not None else builtin_suites()
+        return required + tuple(s for s in (self.policy.required_suites if self.policy else ()) if s not in required)
 
     def load(self) -> None:
         """Parse and verify the release; a problem is kept as the run's config error and re-raised."""
@@ -128,6 +132,12 @@ class ReleaseRun:
             self.release = load_release(self.settings.config, artifact_versions=dict(self.settings.artifact or ()),
                                         registry=registry)
             self.stage = self.release.stage(self.settings.stage)
+            if self.settings.policy is not None:
+                policy = load_policy(self.settings.policy, self.release.root)
+                check_required(policy, self.required, narrowed=self.settings.require is not None)
+                self.policy = policy
+                self.release = replace(self.release, suite_tables=apply_policy(
+                    self.release.suite_tables, self.policy, self.release.manifest))
             check_target(self.settings.target, self.release, TargetOptions.from_settings(self.settings, None),
                          self.settings.sources)
             if self.release.data is None:
@@ -170,7 +180,7 @@ class ReleaseRun:
         endpoint = deployed.handle.describe() if deployed.handle else None
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True
-        return build_verdict(
+        verdict = build_verdict(
             decision=decision, reasons=reasons, warnings=[*self.warnings, *deployed.warnings],
             stage=self.settings.stage or "", promote_to=self.stage.promote_to if self.stage else None,
             target=self.settings.target, release=self.release.describe() if self.release else None,
@@ -181,6 +191,8 @@ class ReleaseRun:
             environment={**provenance.environment(), "conda_check": self.conda_check},
             git=provenance.git_info(self.settings.config.parent),
             trigger=dict(self.settings.trigger) if self.settings.trigger else None, partial=self.partial)
+        verdict["policy"] = self.policy.describe() if self.policy else None
+        return verdict
 
     def _build_endpoint(self) -> Endpoint:
         """The run's endpoint, not yet started, in the serving environment checked against the conda file."""

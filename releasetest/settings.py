@@ -200,6 +200,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("workspace_config", "Azure ML workspace config.json (subscription_id, resource_group, workspace_name) "
            "for --release-target azureml. Default: aml_config/config.json next to the manifest.", None,
            is_path=True, metavar="PATH"),
+    Option("policy", "A TOML file the CI owns, outside the release folder: minimum thresholds and required suites "
+           "that release.toml can tighten but not loosen (a looser value is a configuration error).", None,
+           is_path=True, metavar="PATH"),
 )
 
 OPTION: Mapping[str, Option] = {opt.name: opt for opt in OPTIONS}
@@ -262,6 +265,7 @@ class Settings:
     sources: Mapping[str, str]
     workspace_config: Path | None = None
     trigger: tuple[tuple[str, str], ...] | None = None
+    policy: Path | None = None
 
     @property
     def active(self) -> bool:

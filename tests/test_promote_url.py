@@ -23,6 +23,7 @@ from releasetest.release.manifest import load_release
 from releasetest.verdict import signing
 
 from .conftest import EXAMPLE, ReferenceRun
+from .recorded_target import RecordedTarget
 
 KEY = "production-key-for-tests-0123456789"
 RETURN = '    return {"predictions": label.tolist(), "probabilities": proba.tolist()}'
@@ -100,7 +101,8 @@ def test_endpoint_serving_the_release_is_verified_and_recorded(
     assert "answered liveness and the golden rows" in out
     [record] = [json.loads(p.read_text()) for p in _promotions(approved)]
     assert record["endpoint"]["scoring_uri"] == production.scoring_uri and record["endpoint"]["auth"] == "key"
-    assert record["endpoint"]["verified"] == {"liveness": 200, "golden_rows": 6, "headers": {}}
+    assert record["endpoint"]["verified"] == {"liveness": 200, "golden_rows": 6, "headers": {},
+                                              "holdout": {"rows": 3858, "agreement": 1.0, "required": 0.999}}
     assert KEY not in json.dumps(record)
 
 
@@ -144,3 +146,23 @@ def test_nothing_listening_is_refused_naming_the_url(approved: list[str], capsys
     err = _refused([*approved, "--url", url, "--ready-timeout", "120"], capsys)
     assert f"{url} does not serve port-weather@" in err
     assert f"nothing answers at http://127.0.0.1:{port}/ (Connection refused) for 3 s" in err
+
+
+def test_retrained_model_behind_the_url_is_refused(approved: list[str], recorded: RecordedTarget,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The golden rows answer as recorded, one holdout row in ten does not: another model."""
+    release = load_release(EXAMPLE / "release.toml")
+    assert release.data is not None
+    holdout = load_holdout(release.data)
+    golden = {tuple(row) for row in holdout.golden(release.data.golden_rows)[0]}
+    others = [tuple(float(v) for v in row) for row in holdout.rows.tolist() if tuple(row) not in golden]
+    recorded.retrained = frozenset(others[::10])
+    url = f"{recorded.url}/score"
+    err = _refused([*approved, "--url", url], capsys)
+    assert f"{url} does not serve port-weather@" in err
+    assert "its answers agree with the training-time predictions on 0.8999 of the 3858 holdout rows, the gate " \
+        "requires 0.999 (386 rows differ, first: row 5 got 0, recorded 1): another model answers there" in err
+
+    recorded.retrained = frozenset()
+    assert main([*approved, "--url", url]) == 0
+    assert "and 1.0000 of 3858 holdout rows as recorded (parity 0.999)" in capsys.readouterr().out
