@@ -241,7 +241,8 @@ def _cmd_promote(args: argparse.Namespace) -> int:
         held = ep["verified"]["holdout"]
         print("the endpoint answered liveness and the golden rows as recorded at training time"
               + (f" ({shown})" if shown else "")
-              + f", and {held['agreement']:.4f} of {held['rows']} holdout rows as recorded (parity {held['required']:g})")
+              + f", and {held['agreement']:.4f} of {held['rows']} holdout rows as recorded "
+                f"(parity {held['required']:g})")
     elif rec["target"] == "azureml":
         print(f"endpoint {ep['endpoint']}: traffic {ep['traffic']} (was {ep['traffic_before'] or 'none'})")
         if ep["rollback"]:

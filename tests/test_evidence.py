@@ -14,6 +14,7 @@ import pytest
 from releasetest.checks.registry import evidence
 
 from .conftest import ReleaseProject
+from .recorded_target import RecordedTarget
 
 NEVER_RUN = """
 import pytest
@@ -36,11 +37,11 @@ def pytest_collection_modifyitems(items):
 """
 
 
-def test_tests_passed_without_measuring_block(release_project: ReleaseProject, recorded: object) -> None:
+def test_tests_passed_without_measuring_block(release_project: ReleaseProject, recorded: RecordedTarget) -> None:
     release_project.pytester.makepyfile(pass_everything=NEVER_RUN)
     release_project.pytester.syspathinsert()
     release_project.run_inprocess("-p", "pass_everything", "--release-stage", "devtest",
-                                  *recorded.args)  # type: ignore[attr-defined]
+                                  *recorded.args)
     verdict = release_project.verdict()
     assert all(not s["failed"] and not s["errors"] and s["passed"] for s in verdict["suites"].values())
     assert verdict["decision"] == "BLOCK"
@@ -50,12 +51,12 @@ def test_tests_passed_without_measuring_block(release_project: ReleaseProject, r
         assert f"required suite {suite} recorded no evidence" in reasons
 
 
-def test_measured_failure_behind_a_pass_blocks(release_project: ReleaseProject, recorded: object) -> None:
+def test_measured_failure_behind_a_pass_blocks(release_project: ReleaseProject, recorded: RecordedTarget) -> None:
     release_project.edit("release.toml", "accuracy = { min = 0.93,", "accuracy = { min = 0.999,")
     release_project.pytester.makepyfile(skip_body=SKIP_BODY)
     release_project.pytester.syspathinsert()
     release_project.run_inprocess("-p", "skip_body", "--release-stage", "devtest", "--release-require", "acceptance",
-                                  "-m", "acceptance", *recorded.args)  # type: ignore[attr-defined]
+                                  "-m", "acceptance", *recorded.args)
     verdict = release_project.verdict()
     assert verdict["suites"]["acceptance"]["passed"] and not verdict["suites"]["acceptance"]["failed"]
     assert verdict["decision"] == "BLOCK"

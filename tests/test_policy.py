@@ -77,7 +77,8 @@ def test_a_removed_threshold_gets_the_floor(release_project: ReleaseProject) -> 
     release_project.edit("release.toml", "accuracy = { min = 0.93, min_absolute_change = { majority = 0.02, "
                          "persistence = 0.005 } }\n", "")
     run = _run(release_project, _policy(release_project.root))
-    assert ("accuracy", "min", 0.9) in {(t.metric, t.kind, t.margin) for t in run.suite_configs["acceptance"].thresholds}
+    thresholds = run.suite_configs["acceptance"].thresholds
+    assert ("accuracy", "min", 0.9) in {(t.metric, t.kind, t.margin) for t in thresholds}
 
 
 def test_required_suites_cannot_be_narrowed_and_the_policy_lives_outside_the_release(

@@ -19,6 +19,7 @@ from releasetest.cli import main
 from releasetest.release.manifest import load_release
 
 from .conftest import ReferenceRun, ReleaseProject
+from .recorded_target import RecordedTarget
 
 #: What each change does to a copy of the released folder, and the component the refusal names.
 CHANGES: dict[str, tuple[Callable[[Path], None], str]] = {
@@ -97,12 +98,12 @@ def test_comments_and_pycache_do_not_change_the_id(reference_run: ReferenceRun, 
 HELPER = "def scale(x):\n    return x\n"
 
 
-def test_helper_module_changed_after_promote_is_refused(release_project: ReleaseProject, recorded: object,
+def test_helper_module_changed_after_promote_is_refused(release_project: ReleaseProject, recorded: RecordedTarget,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """score.py imports a helper of its folder; the gate PROMOTEs; the helper changes: refused."""
     release_project.edit("score.py", "import ", "import weather_helpers\nimport ")
     (release_project.release / "weather_helpers.py").write_text(HELPER)
-    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args)  # type: ignore[attr-defined]
+    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args)
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE", (verdict["reasons"], result.stdout.str()[-2000:])
     assert "code weather_helpers.py" in verdict["release"]["components"]

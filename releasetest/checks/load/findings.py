@@ -84,7 +84,8 @@ class LoadFindings(SuiteFindings):
         if not self.requests or not self.latency_ms:
             return "recorded no evidence (no load was measured: no requests or latencies recorded)"
         failed = [f"{s.name} {fmt(s.value)} against {fmt(s.bound)}" for s in self.slo or [] if not s.passed]
-        return f"recorded evidence that contradicts its passed tests: SLO {'; '.join(failed)} failed" if failed else None
+        return f"recorded evidence that contradicts its passed tests: SLO {'; '.join(failed)} failed" \
+            if failed else None
 
     def ci_line(self) -> str:
         lat = self.latency_ms or {}
