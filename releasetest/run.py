@@ -180,7 +180,7 @@ class ReleaseRun:
         endpoint = deployed.handle.describe() if deployed.handle else None
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True
-        verdict = build_verdict(
+        return build_verdict(
             decision=decision, reasons=reasons, warnings=[*self.warnings, *deployed.warnings],
             stage=self.settings.stage or "", promote_to=self.stage.promote_to if self.stage else None,
             target=self.settings.target, release=self.release.describe() if self.release else None,
@@ -190,9 +190,8 @@ class ReleaseRun:
             deployment=_stage_facts(self.release, self.stage),
             environment={**provenance.environment(), "conda_check": self.conda_check},
             git=provenance.git_info(self.settings.config.parent),
-            trigger=dict(self.settings.trigger) if self.settings.trigger else None, partial=self.partial)
-        verdict["policy"] = self.policy.describe() if self.policy else None
-        return verdict
+            trigger=dict(self.settings.trigger) if self.settings.trigger else None, partial=self.partial,
+            policy=self.policy.describe() if self.policy else None)
 
     def _build_endpoint(self) -> Endpoint:
         """The run's endpoint, not yet started, in the serving environment checked against the conda file."""

@@ -190,6 +190,8 @@ def _verdict(decision: str) -> dict[str, Any]:
                            "files": [{"path": "models/svc.onnx", "sha256": "68" * 32}]}],
             "entry_script": {"path": "score.py", "sha256": "7a" * 32},
             "configs": {"AciDeploymentConfig.yml": "15" * 32},
+            "components": {"config AciDeploymentConfig.yml": "15" * 32, "code score.py": "7a" * 32,
+                           "release.toml [acceptance]": "71" * 32},
         },
         endpoint=ENDPOINT.describe(),
         deployment={"stage": "devtest", "config": "AciDeploymentConfig.yml", "workers": 1,
@@ -202,6 +204,8 @@ def _verdict(decision: str) -> dict[str, Any]:
                                 "model_dir": "/tmp/releasetest-x"}},
         results=results,
         findings={
+            "smoke": {"probes": {"test_liveness": {"sent": 1, "answered": 1},
+                                 "test_golden_rows": {"sent": 1, "answered": 1}}},
             "acceptance": evaluation.findings().to_json(),
             "schema": {"findings": [f.to_json() for found in schema.values() for f in found], "policy": "azure",
                        "requests_sent": 118, "requests_by_process": {"main": 118}},

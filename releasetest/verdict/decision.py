@@ -162,6 +162,7 @@ def build_verdict(
     git: dict[str, Any] | None = None,
     trigger: dict[str, str] | None = None,
     partial: str | None = None,
+    policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "schema": VERDICT_SCHEMA,
@@ -187,6 +188,7 @@ def build_verdict(
         "trigger": trigger,
         "partial": partial is not None,
         "partial_because": partial,
+        "policy": policy,
     }
 
 
