@@ -18,6 +18,7 @@ from releasetest.checks.contract.findings import DEFECT, FAILURE, Finding, Schem
 from releasetest.checks.findings import SuiteFindings
 from releasetest.checks.load.findings import LoadFindings, SloRecord
 from releasetest.checks.registry import FIGURE_UNITS, findings_of, key_figures
+from releasetest.checks.smoke_findings import SmokeFindings
 from releasetest.files import short_id
 from releasetest.verdict.history import Store, check_verdict
 from releasetest.verdict.report import render_html
@@ -44,7 +45,8 @@ def test_each_suite_reads_its_findings_back_unchanged(source: str, old: dict[str
     verdict = old if source == "old" else synthetic_verdict("BLOCK")
     typed = findings_of(verdict)
     assert {n: type(f) for n, f in typed.items()} == {
-        "acceptance": AcceptanceFindings, "schema": SchemaFindings, "load": LoadFindings}
+        "acceptance": AcceptanceFindings, "schema": SchemaFindings, "load": LoadFindings,
+        **({"smoke": SmokeFindings} if source == "current" else {})}
     for name, found in typed.items():
         assert found.to_json() == _recorded(verdict["findings"][name])
         assert type(found).from_json(found.to_json()) == found
