@@ -154,10 +154,7 @@ def _cmd_verdict(args: argparse.Namespace) -> int:
     check_verdict(verdict, str(path))
     changed = None
     if args.manifest:
-        current = load_release(args.manifest).release_id
-        tested = (verdict.get("release") or {}).get("id")
-        if current != tested:
-            changed = f"release changed since the test: verdict is for {tested}, the manifest now gives {current}"
+        changed = load_release(args.manifest).changed_since(verdict.get("release") or {})
     if args.json:
         _print_json({"summary": summary_line(verdict), "decision": verdict.get("decision"),
                      "partial": bool(verdict.get("partial")), "release": verdict.get("release"),
@@ -281,6 +278,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
             figures = ", ".join(f"{k} {fmt(v)}{FIGURE_UNITS.get(k, '')}" for k, v in (e.get("figures") or {}).items())
             extra = [f"at {e['where']}" if e["where"] else "", figures, f"why: {e['why']}" if e.get("why") else "",
                      f"ran: {e['command']}" if e.get("command") else "", f"({e['note']})" if e.get("note") else ""]
+            if e.get("unverified"):
+                extra.insert(0, f"[{str(e['unverified']).upper()}: not signed by the configured key]")
             print("  ".join([f"  {str(e['at']):25} {e['step']:11} {str(e['stage'] or '-'):11} {what:8} "
                              f"by {e['by'] or '-'}", *filter(None, extra)]))
     return 0
@@ -350,8 +349,11 @@ def _cmd_promote(args: argparse.Namespace) -> int:
         print("deployed, answered liveness and the golden rows, and stopped (use --keep to leave it running)")
     elif rec["target"] == "url":
         shown = ", ".join(f"{k}: {v}" for k, v in ep["verified"]["headers"].items())
+        held = ep["verified"]["holdout"]
         print("the endpoint answered liveness and the golden rows as recorded at training time"
-              + (f" ({shown})" if shown else ""))
+              + (f" ({shown})" if shown else "")
+              + f", and {held['agreement']:.4f} of {held['rows']} holdout rows as recorded "
+                f"(parity {held['required']:g})")
     elif rec["target"] == "azureml":
         print(f"endpoint {ep['endpoint']}: traffic {ep['traffic']} (was {ep['traffic_before'] or 'none'})")
         if ep.get("mirror"):

@@ -6,8 +6,8 @@ manifest, and the release id recomputed); and, for a stage that requires it, a r
 approval of that very verdict. Only then does it deploy the same artifacts with the target
 stage's own deployment config: locally, or blue/green into the stage's kept Azure ML endpoint
 (:meth:`releasetest.endpoint.azureml.AzureMLEndpoint.promote`). An endpoint deployed by something
-else (``url``) must show it serves the release, as a deploy's readiness check would, before the
-promotion is recorded.
+else (``url``) must show it serves the release, as a deploy's readiness check would, and that its
+model is the tested one (the whole holdout at the gate's parity), before the promotion is recorded.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from releasetest.azureml.mirror import (
 from releasetest.checks.shadow.config import parse_shadow
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.factory import TargetOptions, build_endpoint
-from releasetest.errors import ConfigError, DeployError, ReleaseTestError
+from releasetest.endpoint.handle import EndpointHandle
+from releasetest.errors import ConfigError, DeployError, EndpointError, ReleaseTestError
 from releasetest.files import now_iso
 from releasetest.release.manifest import Release, Resolver, Stage, load_release
 from releasetest.settings import (
@@ -53,12 +54,14 @@ def _sealed(verdict: dict[str, Any], where: str) -> None:
 
 
 def _signed_approvers(approvals: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-    """Approvers whose record verifies under the configured key (all, when none is configured),
-    and one reason per approval that does not."""
+    """Approvers whose record verifies under the approval key (:func:`signing.approval_verification_key`;
+    all, when none is configured), and one reason per approval that does not."""
     good, bad = [], []
+    key = signing.approval_verification_key()
     for a in approvals:
         try:
-            signing.verify(a, f"approval by {a.get('by')} at {a.get('at')}")
+            if key is not None:
+                key.verify(a, f"approval by {a.get('by')} at {a.get('at')}")
         except signing.SealRefused as exc:
             bad.append(str(exc))
             continue
@@ -107,10 +110,9 @@ def verify_for_promotion(verdict: dict[str, Any], where: str, from_stage: str, t
         release = load_release(manifest, artifact_versions=versions, registry=registry)
     except ConfigError as exc:
         raise PromotionRefused(f"the release no longer matches what was tested: {exc}") from None
-    if release.release_id != tested.get("id"):
-        raise PromotionRefused(
-            f"release changed since the test: the verdict is for {tested.get('id')}, the manifest and files now "
-            f"give {release.release_id} (an artifact, the entry script or a config differs): re-run the gate")
+    changed = release.changed_since(tested)
+    if changed:
+        raise PromotionRefused(changed)
     target_stage = release.stage(to_stage)
     approvers, refused = _signed_approvers(store.approvals(str(verdict["digest"])))
     if target_stage.requires_approval and not approvers and refused:
@@ -151,7 +153,8 @@ def _promote_azureml(release: Release, stage: Stage, options: TargetOptions,
 
 def _verify_url(release: Release, stage: Stage, options: TargetOptions) -> dict[str, Any]:
     """The endpoint someone else deployed must serve this release now: liveness, the golden rows as
-    recorded at training time (with the key from ``options.key_env``) and any expected headers."""
+    recorded at training time (with the key from ``options.key_env``), any expected headers, and
+    the model itself (:func:`_identify`)."""
     if not options.url:
         raise PromotionRefused("--target url needs --url (the scoring URI of the endpoint that now serves the stage)")
     endpoint = build_endpoint("url", release, stage, options)
@@ -159,7 +162,40 @@ def _verify_url(release: Release, stage: Stage, options: TargetOptions) -> dict[
         handle = endpoint.deploy()
     except DeployError as exc:
         raise PromotionRefused(f"{options.url} does not serve {release.name}@{release.short_id}: {exc.cause}") from None
-    return handle.describe()
+    described = handle.describe()
+    described["verified"]["holdout"] = _identify(release, stage, handle)
+    return described
+
+
+def _identify(release: Release, stage: Stage, handle: EndpointHandle) -> dict[str, Any]:
+    """The model behind the URL is the tested one: the whole holdout, scored through it, agrees with
+    the training-time predictions at the gate's ``[acceptance] parity``. A handful of golden rows
+    cannot tell two models apart (a retrained one answers most rows alike)."""
+    from releasetest.checks.acceptance.config import parse as parse_acceptance
+    from releasetest.checks.acceptance.evaluation import parity_check
+    from releasetest.checks.acceptance.scoring import score_rows
+    from releasetest.release.data import load_holdout
+
+    who = f"{handle.scoring_uri} does not serve {release.name}@{release.short_id}"
+    if release.data is None or release.data.expected_predictions is None:
+        raise PromotionRefused(f"{release.manifest}: data.expected_predictions is not set, so the model behind "
+                               f"{handle.scoring_uri} cannot be told from another one: add the training-time "
+                               "predictions of the holdout and re-run the gate")
+    holdout = load_holdout(release.data)
+    config = parse_acceptance(release.suite_tables.get("acceptance", {}), release, stage)
+    try:
+        scores = score_rows(handle, holdout.rows, config.batch_size, config.concurrency)
+    except EndpointError as exc:
+        raise PromotionRefused(f"{who}: scoring the holdout failed: {exc}") from None
+    parity = parity_check(scores.predictions, holdout, config.parity, config.task)
+    if not parity["passed"]:
+        first = parity["mismatches"][0]
+        raise PromotionRefused(
+            f"{who}: its answers agree with the training-time predictions on {parity['agreement']:.4f} of the "
+            f"{len(holdout)} holdout rows, the gate requires {config.parity:g} ({parity['mismatching_rows']} rows "
+            f"differ, first: row {first['row']} got {first['got']!r}, recorded {first['expected']!r}): another model "
+            "answers there")
+    return {"rows": len(holdout), "agreement": parity["agreement"], "required": config.parity}
 
 
 @dataclass(frozen=True)

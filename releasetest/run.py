@@ -11,14 +11,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import InitVar, dataclass, field
+from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import tomllib
 
 from releasetest.azureml.registry import registry_for
-from releasetest.checks.registry import parse_all
+from releasetest.checks.registry import evidence, parse_all
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.deployment import Deployment, ReadyCallback
 from releasetest.endpoint.factory import TargetOptions, build_endpoint, check_target
@@ -30,6 +30,7 @@ from releasetest.progress import Event, Progress, silent
 from releasetest.release import provenance
 from releasetest.release.data import Holdout, load_holdout
 from releasetest.release.manifest import Release, Stage, load_release
+from releasetest.release.policy import Policy, apply_policy, check_required, load_policy
 from releasetest.release.traffic import Traffic, read_traffic
 from releasetest.settings import Settings
 from releasetest.suite_names import PRODUCTION_SUITES, SUITES
@@ -92,6 +93,8 @@ class ReleaseRun:
     #: them when the run PROMOTEs, for the next gate's comparison with production.
     predictions: Predictions | None = None
     suite_configs: dict[str, Any] = field(default_factory=dict)
+    #: The CI's floors (``--release-policy``), applied to the release's suite tables at load.
+    policy: Policy | None = None
     config_error: str | None = None
     interrupted: str | None = None
     results: Results = field(default_factory=Results)
@@ -128,12 +131,15 @@ class ReleaseRun:
 
     @property
     def required(self) -> tuple[str, ...]:
-        """Suites that must pass: as set, or every built-in suite that ships with this version
-        (the drift and shadow suites only when the release has recorded production traffic)."""
+        """Suites that must pass: as set, or every built-in suite that ships with this version (the
+        drift and shadow suites only when the release has recorded production traffic); plus the CI
+        policy's required suites."""
         if self.settings.require is not None:
-            return self.settings.require
-        has_traffic = self.release is not None and self.release.production is not None
-        return tuple(s for s in builtin_suites() if has_traffic or s not in PRODUCTION_SUITES)
+            required = self.settings.require
+        else:
+            has_traffic = self.release is not None and self.release.production is not None
+            required = tuple(s for s in builtin_suites() if has_traffic or s not in PRODUCTION_SUITES)
+        return required + tuple(s for s in (self.policy.required_suites if self.policy else ()) if s not in required)
 
     def load(self) -> None:
         """Parse and verify the release; a problem is kept as the run's config error and re-raised."""
@@ -144,6 +150,12 @@ class ReleaseRun:
             self.release = load_release(self.settings.config, artifact_versions=dict(self.settings.artifact or ()),
                                         registry=registry, traffic=self.settings.traffic)
             self.stage = self.release.stage(self.settings.stage)
+            if self.settings.policy is not None:
+                policy = load_policy(self.settings.policy, self.release.root)
+                check_required(policy, self.required, narrowed=self.settings.require is not None)
+                self.policy = policy
+                self.release = replace(self.release, suite_tables=apply_policy(
+                    self.release.suite_tables, self.policy, self.release.manifest))
             check_target(self.settings.target, self.release, TargetOptions.from_settings(self.settings),
                          self.settings.sources)
             if self.release.data is None:
@@ -197,7 +209,8 @@ class ReleaseRun:
         deployed = self.deployment
         failure = deployed.failure
         decision, reasons = decide(self.results, self.required, failure.cause if failure else None,
-                                   self.interrupted, self.config_error, failure.answered if failure else False)
+                                   self.interrupted, self.config_error, failure.answered if failure else False,
+                                   evidence(self.findings, self.required))
         endpoint = deployed.handle.describe() if deployed.handle else None
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True
@@ -211,7 +224,8 @@ class ReleaseRun:
             deployment=_stage_facts(self.release, self.stage),
             environment={**provenance.environment(), "conda_check": self.conda_check},
             git=provenance.git_info(self.settings.config.parent),
-            trigger=dict(self.settings.trigger) if self.settings.trigger else None, partial=self.partial)
+            trigger=dict(self.settings.trigger) if self.settings.trigger else None, partial=self.partial,
+            policy=self.policy.describe() if self.policy else None)
         if self.release is None:
             verdict["manifest"] = manifest_name(self.settings.config)
         return verdict

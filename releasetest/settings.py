@@ -218,6 +218,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("traffic", "Recorded production traffic for the drift and shadow suites (data collector model_inputs "
            "JSON lines, JSON lines of request bodies or a CSV; a file, folder or glob). Replaces the manifest's "
            "[production] traffic.", None, is_path=True, metavar="PATH"),
+    Option("policy", "A TOML file the CI owns, outside the release folder: minimum thresholds and required suites "
+           "that release.toml can tighten but not loosen (a looser value is a configuration error).", None,
+           is_path=True, metavar="PATH"),
 )
 
 OPTION: Mapping[str, Option] = {opt.name: opt for opt in OPTIONS}
@@ -282,6 +285,7 @@ class Settings:
     trigger: tuple[tuple[str, str], ...] | None = None
     isolation: str = DEFAULT_ISOLATION
     traffic: Path | None = None
+    policy: Path | None = None
 
     @property
     def active(self) -> bool:

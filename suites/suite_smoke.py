@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any
+
 import jsonschema
 import pytest
 import requests
 
 from releasetest.checks.load.slo import LoadSpec
 from releasetest.checks.smoke import SmokeConfig, memory_growth_failure, memory_in_load_window
+from releasetest.checks.smoke_findings import SmokeFindings
 from releasetest.checks.tasks import task_for
 from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.handle import EndpointHandle
@@ -21,6 +25,17 @@ pytestmark = pytest.mark.smoke
 
 #: Rows in the batch check: enough to cross any per-row code path, small enough to stay fast.
 BATCH_ROWS = 64
+
+
+@pytest.fixture(autouse=True)
+def _probes(scoring_client: ScoringClient, release_record: Callable[[str, Any], None],
+            request: pytest.FixtureRequest) -> Iterator[None]:
+    """What each test sent and got answered: the suite's evidence (``findings.smoke.probes``). Recorded
+    after the test body, so a test that never ran sent nothing and records nothing."""
+    yield
+    if scoring_client.probes_sent:
+        SmokeFindings(probes={request.node.name: {"sent": scoring_client.probes_sent,
+                                                  "answered": scoring_client.probes_answered}}).record(release_record)
 
 
 def _schemas(swagger: dict) -> tuple[dict, dict]:

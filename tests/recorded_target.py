@@ -38,11 +38,15 @@ def _recorded(release: Path) -> dict[tuple[float, ...], tuple[int, list[float]]]
 @dataclass
 class RecordedTarget:
     """The running server: its address, the requests it got, and ``flip``, which turns every
-    predicted label to the other class (a golden mismatch: the deploy fails)."""
+    predicted label to the other class (a golden mismatch: the deploy fails), and ``retrained``, rows
+answered with the other class."""
 
     url: str
     requests: list[str]
     flip: bool = False
+    #: Holdout rows (their features as floats) whose label is flipped: a retrained model that
+    #: answers most rows, and the golden ones, as the tested one does.
+    retrained: frozenset[tuple[float, ...]] = frozenset()
 
     @property
     def args(self) -> tuple[str, ...]:
@@ -83,11 +87,13 @@ def recorded_target(release: Path = EXAMPLE) -> Iterator[RecordedTarget]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             try:
                 rows = json.loads(body)["data"]
-                found = [answers.get(tuple(float(v) for v in row), (1, [0.5, 0.5])) for row in rows]
-            except (ValueError, KeyError, TypeError) as exc:
+                keys = [tuple(float(v) for v in row) for row in rows]
+                found = [answers.get(key, (1, [0.5, 0.5])) for key in keys]
+            except (ValueError, KeyError, TypeError, RecursionError) as exc:
                 self._send(400, json.dumps({"message": f"bad input: {exc}"}).encode())
                 return
-            labels = [1 - label if state.flip else label for label, _ in found]
+            labels = [1 - label if state.flip or key in state.retrained else label
+                      for key, (label, _) in zip(keys, found, strict=True)]
             self._send(200, json.dumps({"predictions": labels, "probabilities": [p for _, p in found]}).encode())
 
     with loopback_server(Handler) as server:

@@ -224,6 +224,8 @@ def _verdict(decision: str, variant: str = "") -> dict[str, Any]:
                            "files": [{"path": "models/svc.onnx", "sha256": "68" * 32}]}],
             "entry_script": {"path": "score.py", "sha256": "7a" * 32},
             "configs": {"AciDeploymentConfig.yml": "15" * 32},
+            "components": {"config AciDeploymentConfig.yml": "15" * 32, "code score.py": "7a" * 32,
+                           "release.toml [acceptance]": "71" * 32},
         },
         endpoint=None if deploy_error else ENDPOINT.describe(),
         deployment={"stage": "devtest", "config": "AciDeploymentConfig.yml", "workers": 1,
@@ -237,6 +239,8 @@ def _verdict(decision: str, variant: str = "") -> dict[str, Any]:
                                 "model_dir": "/tmp/releasetest-x"}},
         results=results,
         findings={} if deploy_error else {
+            "smoke": {"probes": {"test_liveness": {"sent": 1, "answered": 1},
+                                 "test_golden_rows": {"sent": 1, "answered": 1}}},
             "acceptance": evaluation.findings().to_json(),
             "schema": {"findings": [f.to_json() for found in schema.values() for f in found], "policy": "azure",
                        "requests_sent": 118, "requests_by_process": {"main": 118}},

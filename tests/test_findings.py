@@ -20,6 +20,7 @@ from releasetest.checks.findings import SuiteFindings
 from releasetest.checks.load.findings import LoadFindings, SloRecord
 from releasetest.checks.registry import FIGURE_UNITS, findings_of, key_figures
 from releasetest.checks.shadow.findings import ShadowFindings
+from releasetest.checks.smoke_findings import SmokeFindings
 from releasetest.files import short_id
 from releasetest.verdict.history import Store, check_verdict
 from releasetest.verdict.report import render_html
@@ -46,8 +47,8 @@ def test_each_suite_reads_its_findings_back_unchanged(source: str, old: dict[str
     verdict = old if source == "old" else synthetic_verdict("BLOCK")
     typed = findings_of(verdict)
     expected = {"acceptance": AcceptanceFindings, "schema": SchemaFindings, "load": LoadFindings}
-    if source == "current":  # a run with recorded production traffic
-        expected |= {"drift": DriftFindings, "shadow": ShadowFindings}
+    if source == "current":  # a run with recorded production traffic and smoke's probe counts
+        expected |= {"drift": DriftFindings, "shadow": ShadowFindings, "smoke": SmokeFindings}
     assert {n: type(f) for n, f in typed.items()} == expected
     for name, found in typed.items():
         assert found.to_json() == _recorded(verdict["findings"][name])

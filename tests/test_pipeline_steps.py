@@ -45,6 +45,8 @@ SMOKE = Path(releasetest.suites.__path__[0]) / "suite_smoke.py"
 FAST = f"-c ../tox.ini --release-require smoke -p no:cacheprovider {SMOKE}"
 GITHUB = CI / "github" / "release-gate.yml"
 AZURE = CI / "azure" / "azure-pipelines.yml"
+#: The CI's floors (a variable of the CI's, not the release's): one the example clears.
+POLICY = "[acceptance]\nparity = 0.99\n"
 INSTALL = re.compile(r'python -m pip install -e (\.|"\.\[azureml\]")')
 SKIPPED_JOBS = {"production-load", "load-worker", "ProductionLoad"}
 HISTORY_STEPS = ("Restore the release history", "Save the release history")
@@ -214,7 +216,7 @@ def _run_azure(project: Path, base: dict[str, str], params: dict[str, str], macr
     env.update(BUILD_REASON=reason, BUILD_SOURCEBRANCH=f"refs/heads/{branch}", BUILD_SOURCEBRANCHNAME=branch,
                BUILD_SOURCEVERSION="b" * 40)
     macros = {**macros, "RUN_URL": "https://dev.azure.com/acme/port-weather/_build/results?buildId=7",
-              "Agent.TempDirectory": str(project.parent / "agent-temp")}
+              "Agent.TempDirectory": str(project.parent / "agent-temp"), "RELEASETEST_POLICY_TOML": POLICY}
     Path(macros["Agent.TempDirectory"]).mkdir(exist_ok=True)
     for stage in stages:
         for step in _az_steps(doc, stage):
@@ -291,13 +293,15 @@ def test_both_pipelines_gate_approve_and_promote(release_project: ReleaseProject
     ctx = _gh_ctx("push", "refs/heads/main")
     ctx["secrets"] = {"RELEASETEST_SIGNING_KEY": keys["SIGNING"], "AZURE_SUBSCRIPTION_ID": WORKSPACE_CONFIG[
         "subscription_id"]}
-    ctx["vars"] = {"RELEASETEST_VERIFY_KEY": keys["VERIFY"], "AZUREML_RESOURCE_GROUP": WORKSPACE_CONFIG[
+    ctx["vars"] = {"RELEASETEST_POLICY_TOML": POLICY,
+                   "RELEASETEST_VERIFY_KEY": keys["VERIFY"], "AZUREML_RESOURCE_GROUP": WORKSPACE_CONFIG[
         "resource_group"], "AZUREML_WORKSPACE": WORKSPACE_CONFIG["workspace_name"]}
     base = _base_env(tmp_path, arm.client_env(tmp_path / "az"), {})
     assert set(_run_github(ctx, project, base, {"devtest-gate"})) == {"devtest-gate"}
     verdict = read_verdict(out / "verdict.json")
     assert verdict["decision"] == "PROMOTE" and verdict["signature"] and not verdict["partial"]
     assert verdict["trigger"]["kind"] == "git" and verdict["trigger"]["branch"] == "main"
+    assert verdict["policy"]["path"].endswith("runner-temp/releasetest-policy.toml"), "the template's policy applied"
     base.update(AZURE_SUBSCRIPTION_ID=WORKSPACE_CONFIG["subscription_id"],
                 AZUREML_RESOURCE_GROUP=WORKSPACE_CONFIG["resource_group"],
                 AZUREML_WORKSPACE=WORKSPACE_CONFIG["workspace_name"])

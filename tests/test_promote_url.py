@@ -20,12 +20,10 @@ from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.local import LocalEndpoint
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import load_release
-from releasetest.run import ReleaseRun
-from releasetest.settings import resolve
 from releasetest.verdict import signing
-from releasetest.verdict.seal import seal_verdict
 
-from .conftest import EXAMPLE
+from .conftest import EXAMPLE, ReferenceRun
+from .recorded_target import RecordedTarget
 
 KEY = "production-key-for-tests-0123456789"
 RETURN = '    return {"predictions": label.tolist(), "probabilities": proba.tolist()}'
@@ -61,24 +59,19 @@ def wrong_release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint
 
 
 @pytest.fixture
-def approved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> list[str]:
-    """An approved PROMOTE verdict of the example's devtest stage; returns the promote command's arguments."""
-    for name in (signing.ENV_SIGNING_KEY, signing.ENV_VERIFY_KEY, signing.ENV_HMAC_SECRET):
+def approved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+             reference_run: ReferenceRun) -> list[str]:
+    """An approved PROMOTE verdict of the example's devtest stage (the shared reference run's, copied);
+    returns the promote command's arguments."""
+    for name in (signing.ENV_SIGNING_KEY, signing.ENV_VERIFY_KEY, signing.ENV_HMAC_SECRET, signing.ENV_APPROVAL_KEY):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(f"{name}_FILE", raising=False)
     monkeypatch.setenv("RELEASETEST_ENDPOINT_KEY", KEY)
     out = tmp_path / "out"
-    settings = resolve({"stage": "devtest", "config": str(EXAMPLE / "release.toml"),
-                        "verdict": str(out / "verdict.json")}, {}, {}, tmp_path, tmp_path)
-    run = ReleaseRun(settings)
-    run.load()
-    for suite in run.required:
-        run.results.add(suite, f"suites/suite_{suite}.py::test_it", "call", "passed")
-    verdict = seal_verdict(run.verdict(0))
-    assert verdict["decision"] == "PROMOTE"
     out.mkdir()
     path = out / "verdict.json"
-    path.write_text(json.dumps(verdict))
+    shutil.copyfile(reference_run.verdict_path, path)
+    assert json.loads(path.read_text())["decision"] == "PROMOTE"
     store = str(out / "history")
     assert main(["approve", str(path), "--by", "alice", "--store", store]) == 0
     capsys.readouterr()
@@ -108,7 +101,8 @@ def test_endpoint_serving_the_release_is_verified_and_recorded(
     assert "answered liveness and the golden rows" in out
     [record] = [json.loads(p.read_text()) for p in _promotions(approved)]
     assert record["endpoint"]["scoring_uri"] == production.scoring_uri and record["endpoint"]["auth"] == "key"
-    assert record["endpoint"]["verified"] == {"liveness": 200, "golden_rows": 6, "headers": {}}
+    assert record["endpoint"]["verified"] == {"liveness": 200, "golden_rows": 6, "headers": {},
+                                              "holdout": {"rows": 3858, "agreement": 1.0, "required": 0.999}}
     assert KEY not in json.dumps(record)
 
 
@@ -152,3 +146,23 @@ def test_nothing_listening_is_refused_naming_the_url(approved: list[str], capsys
     err = _refused([*approved, "--url", url, "--ready-timeout", "120"], capsys)
     assert f"{url} does not serve port-weather@" in err
     assert f"nothing answers at http://127.0.0.1:{port}/ (Connection refused) for 3 s" in err
+
+
+def test_retrained_model_behind_the_url_is_refused(approved: list[str], recorded: RecordedTarget,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The golden rows answer as recorded, one holdout row in ten does not: another model."""
+    release = load_release(EXAMPLE / "release.toml")
+    assert release.data is not None
+    holdout = load_holdout(release.data)
+    golden = {tuple(row) for row in holdout.golden(release.data.golden_rows)[0]}
+    others = [tuple(float(v) for v in row) for row in holdout.rows.tolist() if tuple(row) not in golden]
+    recorded.retrained = frozenset(others[::10])
+    url = f"{recorded.url}/score"
+    err = _refused([*approved, "--url", url], capsys)
+    assert f"{url} does not serve port-weather@" in err
+    assert "its answers agree with the training-time predictions on 0.8999 of the 3858 holdout rows, the gate " \
+        "requires 0.999 (386 rows differ, first: row 5 got 0, recorded 1): another model answers there" in err
+
+    recorded.retrained = frozenset()
+    assert main([*approved, "--url", url]) == 0
+    assert "and 1.0000 of 3858 holdout rows as recorded (parity 0.999)" in capsys.readouterr().out

@@ -12,7 +12,7 @@ KEYED_BY_DATA = frozenset({
     "suites", "suites.*.tests", "suites.*.messages", "release.configs", "environment.packages",
     "deployment.settings", "findings.acceptance.references", "findings.acceptance.class_distribution.*",
     "findings.acceptance.curves.*", "findings.acceptance.parity.mismatches[].inputs", "findings.load.errors",
-    "findings.schema.requests_by_process",
+    "findings.schema.requests_by_process", "release.components", "findings.smoke.probes",
 })
 #: Not in the reference run's verdict: parity mismatches and error statuses appear only when
 #: something went wrong, and git facts only inside a repository (the run works on a copy).

@@ -72,6 +72,13 @@ class SuiteFindings:
         """This suite's figures of :data:`FIGURES` that were recorded, by label."""
         return {}
 
+    def evidence(self) -> str | None:
+        """Why these findings do not back a pass: ``recorded no evidence (...)`` when nothing was
+        measured, ``recorded evidence that contradicts its passed tests: ...`` when a recorded
+        decision failed; None when they back it. The base type asks nothing: the gate knows no
+        measurement of a suite that is not built in."""
+        return None
+
     def terminal_lines(self) -> list[str]:
         """Lines for pytest's terminal summary (warnings a reviewer should see before the report)."""
         return []

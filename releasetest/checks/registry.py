@@ -13,7 +13,7 @@ a verdict and summarises it for the terminal, the report and the CI summary; a s
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from releasetest.checks.drift.findings import DriftFindings
 from releasetest.checks.findings import SuiteFindings
 from releasetest.checks.load.findings import LoadFindings
 from releasetest.checks.shadow.findings import ShadowFindings
+from releasetest.checks.smoke_findings import SmokeFindings
 from releasetest.suite_names import SUITE_MARKERS, SUITES
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class Suite:
 
 
 _PARSERS: dict[str, tuple[str, type[SuiteFindings]]] = {
-    "smoke": ("releasetest.checks.smoke:parse_smoke", SuiteFindings),
+    "smoke": ("releasetest.checks.smoke:parse_smoke", SmokeFindings),
     "acceptance": ("releasetest.checks.acceptance.config:parse", AcceptanceFindings),
     "schema": ("releasetest.checks.contract.config:parse_schema_config", SchemaFindings),
     "load": ("releasetest.checks.load.slo:parse_load", LoadFindings),
@@ -76,6 +77,13 @@ def findings_of(verdict: Mapping[str, Any]) -> dict[str, SuiteFindings]:
     recorded = verdict.get("findings")
     return {name: findings_type(name).from_json(data)
             for name, data in (recorded.items() if isinstance(recorded, Mapping) else ())}
+
+
+def evidence(findings: Mapping[str, Any], suites: Iterable[str]) -> dict[str, str]:
+    """Why each of ``suites`` has no evidence for a pass, by suite (left out when it has): asked of
+    the suite's findings type (:meth:`~releasetest.checks.findings.SuiteFindings.evidence`)."""
+    found = {name: findings_type(name).from_json(findings.get(name)).evidence() for name in suites}
+    return {name: problem for name, problem in found.items() if problem}
 
 
 #: The key figures' units by label, in the history strip's order (accuracy, RMSE, p99, req/s).

@@ -85,6 +85,9 @@ class ScoringClient:
         self.session.trust_env = False
         self.session.headers.update(handle.headers())
         self.last_headers: dict[str, str] = {}
+        #: Requests sent, and those the endpoint answered (any HTTP status): a suite's evidence.
+        self.probes_sent = 0
+        self.probes_answered = 0
 
     def close(self) -> None:
         self.session.close()
@@ -102,8 +105,11 @@ class ScoringClient:
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """Any HTTP request to the endpoint; a dead endpoint becomes one clear error."""
         kwargs.setdefault("timeout", self.timeout)
+        self.probes_sent += 1
         try:
-            return self._remember(self.session.request(method, url, **kwargs))
+            resp = self._remember(self.session.request(method, url, **kwargs))
+            self.probes_answered += 1
+            return resp
         except requests.ConnectionError as exc:
             if self.handle.alive() is False:
                 raise EndpointDied(f"endpoint died: server process {self.handle.info['pid']} is gone "

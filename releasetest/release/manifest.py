@@ -26,6 +26,11 @@ from releasetest.release.production import ProductionSpec, parse_production
 from releasetest.suite_names import SUITES
 from releasetest.tables import Key, Table, check, check_table
 
+#: Folders of a code folder that are not the release: caches, version control, virtual
+#: environments and the gate's own outputs (a server run writes ``__pycache__`` beside the entry script).
+NOT_CODE = frozenset({"__pycache__", ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", ".pytest_cache",
+                      ".mypy_cache", ".ruff_cache", "node_modules", "releasetest-out"})
+
 #: Manifest tables that configure one suite each; their contents are checked by the suite's own
 #: parser (see :mod:`releasetest.checks.registry`), before deploy.
 SUITE_TABLES = SUITES
@@ -217,6 +222,9 @@ class Release:
     suite_tables: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: ``[production]``: the recorded traffic the drift and shadow suites judge; None without any.
     production: ProductionSpec | None = None
+    #: Everything that decided a verdict, by name (``code helpers.py``, ``release.toml [acceptance]``,
+    #: ``holdout data/holdout.csv`` ...): its sha256, as read when the release was loaded.
+    components: dict[str, str] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -224,17 +232,20 @@ class Release:
 
     @property
     def release_id(self) -> str:
-        """Digest over artifacts, entry script and configs: what the verdict is bound to."""
-        canonical = {
-            "artifacts": [
-                {"name": a.name, "version": a.version, "files": [f.sha256 for f in a.files]}
-                for a in self.artifacts
-            ],
-            "entry_script": self.entry_script_sha256,
-            "configs": dict(sorted(self.config_digests.items())),
-        }
-        blob = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+        """Digest over every component (:func:`components`): what the verdict is bound to."""
+        blob = json.dumps(dict(sorted(self.components.items())), sort_keys=True, separators=(",", ":")).encode()
         return "sha256:" + hashlib.sha256(blob).hexdigest()
+
+    def changes_since(self, tested: Mapping[str, Any]) -> list[str]:
+        """What differs from the ``components`` a verdict's release recorded, one phrase each
+        (``code helpers.py changed``, ``release.toml [acceptance] changed``)."""
+        old = tested.get("components")
+        if not isinstance(old, Mapping):
+            return ["the verdict records no components (written by an earlier releasetest)"]
+        new = self.components
+        return ([f"{k} changed" for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
+                + [f"{k} added" for k in sorted(new.keys() - old.keys())]
+                + [f"{k} removed" for k in sorted(old.keys() - new.keys())])
 
     @property
     def short_id(self) -> str:
@@ -262,7 +273,62 @@ class Release:
             "entry_script": {"path": _rel(self.inference.entry_script, self.root),
                              "sha256": self.entry_script_sha256},
             "configs": dict(sorted(self.config_digests.items())),
+            "components": dict(sorted(self.components.items())),
         }
+
+    def changed_since(self, tested: Mapping[str, Any]) -> str | None:
+        """One line naming what changed since ``tested`` (a verdict's ``release``), None when nothing did."""
+        if self.release_id == tested.get("id"):
+            return None
+        changes = self.changes_since(tested) or ["the release id's form (re-run the gate)"]
+        shown = ", ".join(changes[:6]) + (f" and {len(changes) - 6} more" if len(changes) > 6 else "")
+        return (f"release changed since the test: the verdict is for {tested.get('id')}, the manifest and files now "
+                f"give {self.release_id}: {shown}; re-run the gate")
+
+
+def _table_digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def code_folder(inference: InferenceConfig) -> Path:
+    """The folder deployed with the entry script: the inference config's ``sourceDirectory``, else the
+    entry script's own folder (Azure ML uploads it whole; the server imports from it)."""
+    source = inference.raw.get("sourceDirectory") if isinstance(inference.raw, Mapping) else None
+    return (inference.path.parent / source).resolve() if isinstance(source, str) else inference.entry_script.parent
+
+
+def components(manifest: Path, doc: Mapping[str, Any], inference: InferenceConfig, artifacts: Sequence[Artifact],
+               data: DataSpec | None, config_digests: Mapping[str, str]) -> dict[str, str]:
+    """Everything that decides a verdict, named and hashed: the release id is their digest.
+
+    The picked artifacts' files; the v1 configs; every ``release.toml`` table but ``[[artifacts]]``
+    (the gate settings: suites, thresholds, data spec, stages; comments do not count); the holdout
+    and expected predictions; and every file of the code folder (:func:`code_folder`, without
+    :data:`NOT_CODE`) that none of these already covers.
+    """
+    root = manifest.parent
+    found: dict[str, str] = {}
+    for a in artifacts:
+        for f in a.files:
+            found[f"artifact {a.name}:{a.version} {_rel(f.path, root)}"] = f.sha256
+    found.update({f"config {name}": digest for name, digest in config_digests.items()})
+    found.update({f"release.toml [{name}]": _table_digest(table) for name, table in doc.items() if name != "artifacts"})
+    covered = {manifest, *(f.path for a in artifacts for f in a.files),
+               *((root / name).resolve() for name in config_digests)}
+    if data is not None:
+        named = [("holdout", data.holdout), ("expected predictions", data.expected_predictions)]
+        for what, path in named:
+            if path is not None:
+                found[f"{what} {_rel(path, root)}"] = sha256_file(path)
+                covered.add(path)
+    folder = code_folder(inference)
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in NOT_CODE)
+        for name in sorted(files):
+            path = Path(here, name).resolve()
+            if path not in covered and path.is_file():
+                found[f"code {_rel(path, root)}"] = sha256_file(path)
+    return found
 
 
 def _version_key(version: str) -> tuple[int, int, str]:
@@ -452,6 +518,7 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True,
     for p in (inference.path, inference.conda_file):
         if p is not None:
             config_digests[_rel(p, manifest.parent)] = sha256_file(p)
+    covered = components(manifest, doc, inference, artifacts, data, config_digests)
     return Release(
         manifest=manifest,
         name=rel["name"],
@@ -463,5 +530,6 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True,
         config_digests=config_digests,
         suite_tables=suite_tables,
         production=production,
+        components=covered,
     )
 

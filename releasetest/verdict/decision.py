@@ -9,7 +9,7 @@ the run was not interrupted; every other outcome is a BLOCK with the reasons spe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,9 +88,15 @@ def decide(
     interrupted: str | None,
     config_error: str | None = None,
     deploy_answered: bool = False,
+    evidence: Mapping[str, str] | None = None,
 ) -> tuple[str, list[str]]:
     """PROMOTE or BLOCK, and the reasons a reviewer reads first. ``deploy_answered``: the endpoint
-    came up but answered its readiness check wrongly (``deploy_error`` says how), not a crash."""
+    came up but answered its readiness check wrongly (``deploy_error`` says how), not a crash.
+
+    ``evidence`` says, by suite, why its findings do not back a pass (each findings type answers
+    for its suite: :func:`releasetest.checks.registry.evidence`): a required suite whose tests all
+    passed but that measured nothing, or measured a failure, BLOCKs, so a test that is made to
+    pass without measuring (a hook replacing ``runtest``) cannot promote."""
     reasons: list[str] = []
     if config_error:
         reasons.append(f"configuration error: {config_error}")
@@ -109,6 +115,10 @@ def decide(
                         reasons.append(f"{nodeid.rsplit('::', 1)[-1]}: {res.messages[nodeid]}")
     for name in required:
         got = results.suites.get(name)
+        if got is not None and got.passed and not (got.failed or got.errors or deploy_error or config_error) \
+                and name in (evidence or {}):
+            reasons.append(f"required suite {name} {(evidence or {})[name]}")
+            continue
         if deploy_error or config_error or (got is not None and (got.passed or got.failed or got.errors)):
             continue  # it passed something, or its failures are the reasons already
         why = f"all {got.skipped} of its tests skipped" if got is not None and got.skipped else "no test of it ran"
@@ -165,6 +175,7 @@ def build_verdict(
     git: dict[str, Any] | None = None,
     trigger: dict[str, str] | None = None,
     partial: str | None = None,
+    policy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "schema": VERDICT_SCHEMA,
@@ -190,6 +201,7 @@ def build_verdict(
         "trigger": trigger,
         "partial": partial is not None,
         "partial_because": partial,
+        "policy": policy,
     }
 
 

@@ -88,6 +88,24 @@ def _trigger(trigger: Any) -> str:
     return " ".join([str(t.get("kind") or "manual run"), *detail])
 
 
+def _sign(record: dict[str, Any]) -> None:
+    """Sign a promotion or rollback record with the gate's key, when this process holds one."""
+    key = signing.signing_key()
+    if key is not None:
+        record["signature"] = key.sign(record)
+
+
+def _verdict_problem(verdict: Mapping[str, Any], key: signing.Key | None) -> str | None:
+    """How a stored verdict fails its seal, when a verification key is configured: edited, unsigned ..."""
+    if key is None:
+        return None
+    try:
+        check_digest(verdict, "verdict")
+    except signing.SealRefused:
+        return "edited after the run"
+    return signing.seal_problem(verdict, key)
+
+
 def _free(path: Path) -> Path:
     """``path``, or ``<stem>-N.json`` when a record of the same second already took it."""
     n = 1
@@ -151,7 +169,7 @@ class Store:
         record = {"verdict_digest": verdict["digest"], "release_id": (verdict.get("release") or {}).get("id"),
                   "stage": verdict.get("stage"), "promote_to": verdict.get("promote_to"), "by": by,
                   "note": note, "at": now_iso()}
-        key = signing.signing_key()
+        key = signing.approval_signing_key()
         if key is not None:
             record["signature"] = key.sign(record)
         with self._locked():
@@ -166,7 +184,9 @@ class Store:
         return [a for a in self._records("approvals") if verdict_digest in (None, a.get("verdict_digest"))]
 
     def record_promotion(self, record: dict[str, Any]) -> Path:
+        """Keep a promotion, signed with the gate's key when this process holds it."""
         name = f"{_stamp(record['at'])}--{short_id(record['release_id'])}.json"
+        _sign(record)
         with self._locked():
             path = _free(self._dir("promotions") / name)
             write_json_atomic(path, record)
@@ -199,6 +219,7 @@ class Store:
                       "target": last.get("target"), "endpoint": endpoint,
                       "traffic_restored": endpoint.get("traffic_before"), "command": endpoint.get("rollback"),
                       "by": by.strip(), "note": note, "at": at}
+            _sign(record)
             write_json_atomic(_free(self._dir("rollbacks") / f"{_stamp(at)}--{stage}.json"), record)
         return record
 
@@ -208,8 +229,12 @@ class Store:
     def releases(self) -> list[dict[str, Any]]:
         """Each release's path through the stages, oldest release first: one event per gate run
         (decision, trigger, where, key figures), approval, promotion and rollback, in time order,
-        and ``status``, its last step."""
+        and ``status``, its last step. Whenever a verification key is configured, an event whose
+        record is unsigned or badly signed says so in ``unverified`` (``unsigned``, ``bad
+        signature`` ...): a hand-written record never reads as real."""
         found: dict[str, dict[str, Any]] = {}
+        key = signing.verification_key()
+        approval_key = signing.approval_verification_key()
 
         def entry(release_id: Any, name: Any, artifacts: Any) -> dict[str, Any]:
             rid = str(release_id or "")
@@ -230,21 +255,23 @@ class Store:
                  "where": _where(v.get("target"), v.get("endpoint")), "decision": v.get("decision"),
                  "why": str(reasons[0]).splitlines()[0] if reasons and v.get("decision") != "PROMOTE" else "",
                  "partial": bool(v.get("partial")), "figures": key_figures(v), "run_url": trigger.get("run_url"),
-                 "verdict_digest": v.get("digest")})
+                 "verdict_digest": v.get("digest"), "unverified": _verdict_problem(v, key)})
         for a in self.approvals():
             entry(a.get("release_id"), None, None)["events"].append(
                 {"step": "approved", "stage": a.get("promote_to"), "at": a.get("at"), "by": a.get("by"), "where": "",
-                 "note": a.get("note"), "verdict_digest": a.get("verdict_digest")})
+                 "note": a.get("note"), "verdict_digest": a.get("verdict_digest"),
+                 "unverified": signing.seal_problem(a, approval_key)})
         for p in self.promotions():
             entry(p.get("release_id"), p.get("release"), p.get("artifacts"))["events"].append(
                 {"step": "promoted", "stage": p.get("to"), "at": p.get("at"), "by": p.get("by") or "",
                  "where": _where(p.get("target"), p.get("endpoint")), "approved_by": p.get("approved_by") or [],
-                 "verdict_digest": p.get("verdict_digest")})
+                 "verdict_digest": p.get("verdict_digest"), "unverified": signing.seal_problem(p, key)})
         for r in self.rollbacks():
             entry(r.get("release_id"), r.get("release"), None)["events"].append(
                 {"step": "rolled back", "stage": r.get("stage"), "at": r.get("at"), "by": r.get("by"),
                  "where": _where(r.get("target"), r.get("endpoint")), "command": r.get("command"),
-                 "note": r.get("note"), "verdict_digest": r.get("verdict_digest")})
+                 "note": r.get("note"), "verdict_digest": r.get("verdict_digest"),
+                 "unverified": signing.seal_problem(r, key)})
         releases = []
         for rel in found.values():
             rel["events"].sort(key=lambda e: str(e.get("at") or ""))

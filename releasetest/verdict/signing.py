@@ -9,6 +9,9 @@ Keys come from the environment, by value or by file, and never appear in any out
 - ``RELEASETEST_SIGNING_KEY`` / ``RELEASETEST_SIGNING_KEY_FILE``: Ed25519 private key (PEM), signs.
 - ``RELEASETEST_VERIFY_KEY`` / ``RELEASETEST_VERIFY_KEY_FILE``: Ed25519 public key (PEM), verifies.
 - ``RELEASETEST_HMAC_SECRET`` / ``RELEASETEST_HMAC_SECRET_FILE``: shared secret, signs and verifies.
+- ``RELEASETEST_APPROVAL_KEY`` / ``_FILE``: Ed25519 private key (PEM) the reviewers' ``approve`` signs
+  with, distinct from the gate's; ``RELEASETEST_APPROVAL_VERIFY_KEY`` / ``_FILE``: its public key, for
+  ``promote``. Without them approvals are signed and checked with the gate's key.
 
 Whenever a verification key is configured (a public key, a secret, or a private key, whose public
 half verifies), unsigned or badly signed records are refused.
@@ -35,6 +38,8 @@ from releasetest.errors import ReleaseTestError
 ENV_SIGNING_KEY = "RELEASETEST_SIGNING_KEY"
 ENV_VERIFY_KEY = "RELEASETEST_VERIFY_KEY"
 ENV_HMAC_SECRET = "RELEASETEST_HMAC_SECRET"
+ENV_APPROVAL_KEY = "RELEASETEST_APPROVAL_KEY"
+ENV_APPROVAL_VERIFY_KEY = "RELEASETEST_APPROVAL_VERIFY_KEY"
 #: Fields a signature or digest never covers: themselves.
 UNSIGNED_FIELDS = ("digest", "signature")
 
@@ -100,7 +105,7 @@ class Key:
         sig = record.get("signature")
         if not isinstance(sig, Mapping) or not sig.get("value"):
             raise SealRefused(f"{where}: unsigned, but a verification key ({self.alg}, id {self.key_id}) is "
-                                   "configured: only records signed by the gate's key are accepted")
+                                   "configured: only records signed by that key are accepted")
         if sig.get("alg") != self.alg or sig.get("key_id") != self.key_id:
             raise SealRefused(f"{where}: signed with another key ({sig.get('alg')}, id {sig.get('key_id')}), "
                                    f"not the configured {self.alg} key id {self.key_id}")
@@ -181,6 +186,48 @@ def verification_key(environ: Mapping[str, str] | None = None) -> Key | None:
     if found:
         return public_key(found[0], found[1])
     return signing_key(env)
+
+
+def approval_signing_key(environ: Mapping[str, str] | None = None) -> Key | None:
+    """The key approvals are signed with: ``RELEASETEST_APPROVAL_KEY``, else the gate's. The approval
+    key must not be the gate's own: whoever holds the gate's key could then approve too."""
+    env = os.environ if environ is None else environ
+    found = _material(env, ENV_APPROVAL_KEY)
+    if not found:
+        return signing_key(env)
+    key = private_key(found[0], found[1])
+    gate = verification_key(env)
+    if gate is not None and gate.key_id == key.key_id:
+        raise KeyConfigError(f"{found[1]}: this is the gate's own key; approvals need a key of their own "
+                             "(make one with: releasetest keygen)")
+    return key
+
+
+def approval_verification_key(environ: Mapping[str, str] | None = None) -> Key | None:
+    """The key approvals must be signed with: ``RELEASETEST_APPROVAL_VERIFY_KEY``, else the public half
+    of ``RELEASETEST_APPROVAL_KEY``, else the gate's verification key."""
+    env = os.environ if environ is None else environ
+    found = _material(env, ENV_APPROVAL_VERIFY_KEY)
+    if found:
+        return public_key(found[0], found[1])
+    return approval_signing_key(env) if _material(env, ENV_APPROVAL_KEY) else verification_key(env)
+
+
+def seal_problem(record: Mapping[str, Any], key: Key | None) -> str | None:
+    """How ``record`` fails ``key`` in a word or two (``unsigned``, ``signed with another key``,
+    ``bad signature``); None when it verifies or no key is configured."""
+    if key is None:
+        return None
+    sig = record.get("signature")
+    if not isinstance(sig, Mapping) or not sig.get("value"):
+        return "unsigned"
+    if sig.get("alg") != key.alg or sig.get("key_id") != key.key_id:
+        return "signed with another key"
+    try:
+        key.verify(record, "record")
+    except SealRefused:
+        return "bad signature"
+    return None
 
 
 def verify(record: Mapping[str, Any], where: str, environ: Mapping[str, str] | None = None) -> Key | None:

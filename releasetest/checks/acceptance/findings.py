@@ -192,6 +192,15 @@ class AcceptanceFindings(SuiteFindings):
         p = self.production
         return [f"acceptance: {p.headline()}"] if p is not None else []
 
+    def evidence(self) -> str | None:
+        if not self.metrics:
+            return "recorded no evidence (no metrics: the holdout was not scored through the endpoint)"
+        failed = [f"{t.metric} {t.kind or 'bound'} {fmt(t.bound)} failed (got {fmt(t.value)})"
+                  for t in self.thresholds or [] if t.passed is not True]
+        if isinstance(self.parity, dict) and self.parity.get("passed") is False:
+            failed.append(f"parity {fmt(self.parity.get('agreement'))} below {fmt(self.parity.get('required'))}")
+        return f"recorded evidence that contradicts its passed tests: {'; '.join(failed)}" if failed else None
+
     def ci_line(self) -> str:
         parts = [f"{t.metric} {fmt(t.value)} ({t.kind or 'bound'} {fmt(t.bound)}) {'✅' if t.passed else '❌'}"
                  for t in self.thresholds or []]

@@ -56,6 +56,13 @@ class SchemaFindings(SuiteFindings):
             return [Finding.from_json(f) for f in value if isinstance(f, dict)] if isinstance(value, list) else None
         return value
 
+    def evidence(self) -> str | None:
+        if not self.requests_sent:
+            return "recorded no evidence (no probe was sent to the endpoint)"
+        failures = [f.kind for f in self.findings or [] if f.severity == FAILURE]
+        return (f"recorded evidence that contradicts its passed tests: contract failures {', '.join(failures)}"
+                if failures else None)
+
     def defects(self) -> list[Finding]:
         return [f for f in self.findings or [] if f.severity == DEFECT]
 

@@ -80,6 +80,13 @@ class LoadFindings(SuiteFindings):
         found = {"p99": num((self.latency_ms or {}).get("p99")), "req/s": num(self.achieved_rps)}
         return {k: v for k, v in found.items() if v is not None}
 
+    def evidence(self) -> str | None:
+        if not self.requests or not self.latency_ms:
+            return "recorded no evidence (no load was measured: no requests or latencies recorded)"
+        failed = [f"{s.name} {fmt(s.value)} against {fmt(s.bound)}" for s in self.slo or [] if not s.passed]
+        return f"recorded evidence that contradicts its passed tests: SLO {'; '.join(failed)} failed" \
+            if failed else None
+
     def ci_line(self) -> str:
         lat = self.latency_ms or {}
         parts = [f"{p} {fmt(lat[p])} ms" for p in CI_PERCENTILES if p in lat]
