@@ -6,7 +6,8 @@ with ``--release-target url``: no azmlinfsrv to start, no child interpreter. It 
 target checks at readiness and the smoke suite asks: ``GET /`` (liveness), ``GET /swagger.json``
 (v2, and v3 with ``?version=3``: what azmlinfsrv 1.5.1 published for the example, tests/data) and
 ``POST /score`` with ``{"data": rows}``, answered ``{"predictions", "probabilities"}`` from
-``data/expected_predictions.csv`` for holdout rows (class 1 for a row it has no record of).
+``data/expected_predictions.csv`` for holdout rows and from the recorded ``model_outputs`` for
+recorded production rows (class 1 for a row it has no record of).
 Behaviour about the endpoint itself stays end to end against the real server.
 """
 
@@ -31,8 +32,26 @@ def _recorded(release: Path) -> dict[tuple[float, ...], tuple[int, list[float]]]
     with open(release / "data" / "holdout.csv") as rows, open(release / "data" / "expected_predictions.csv") as exp:
         holdout = list(csv.reader(rows))[1:]
         expected = list(csv.reader(exp))[1:]
-    return {tuple(float(v) for v in row[1:-1]): (int(want[0]), [float(p) for p in want[1:]])
-            for row, want in zip(holdout, expected, strict=True)}
+    answers = {tuple(float(v) for v in row[1:-1]): (int(want[0]), [float(p) for p in want[1:]])
+               for row, want in zip(holdout, expected, strict=True)}
+    return {**_production(release, len(holdout[0]) - 2), **answers}
+
+
+def _production(release: Path, width: int) -> dict[tuple[float, ...], tuple[int, list[float]]]:
+    """Recorded production row -> the answer production recorded for it (``model_outputs``), so the
+    shadow suite finds this target answering as production did."""
+    from releasetest.release.manifest import load_release
+    from releasetest.release.traffic import read_traffic
+
+    loaded = load_release(release / "release.toml")
+    spec = loaded.production
+    if spec is None or loaded.data is None:
+        return {}
+    traffic = read_traffic(spec.traffic, loaded.data.features, sample=10**9, base=release, key=spec.key,
+                           outputs=spec.outputs)
+    assert traffic.rows.shape[1] == width
+    return {tuple(float(v) for v in row): (int(answer["predictions"]), [float(p) for p in answer["probabilities"]])
+            for row, answer in zip(traffic.rows, traffic.recorded, strict=True) if isinstance(answer, dict)}
 
 
 @dataclass
