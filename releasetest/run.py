@@ -27,6 +27,7 @@ from releasetest.progress import Event, Progress, silent
 from releasetest.release import provenance
 from releasetest.release.data import Holdout, load_holdout
 from releasetest.release.manifest import Release, Stage, load_release
+from releasetest.separation import TEAM_SUITE, TeamOutcome, add_findings, startup_changes, startup_fingerprint
 from releasetest.settings import Settings
 from releasetest.suite_names import SUITES
 from releasetest.verdict.decision import Results, build_verdict, decide, gate_exit_status, settle
@@ -90,6 +91,10 @@ class ReleaseRun:
     started_at: str = field(default_factory=now_iso)
     #: Why this run tests only part of the release (``-k smoke``, node ids...), None for a full run.
     partial: str | None = None
+    #: The interpreter's start-up files before the deploy (in the process that decides only).
+    startup: dict[str, str] | None = None
+    #: Changes to them since, each a reason to BLOCK (see :mod:`releasetest.separation`).
+    tampering: list[str] = field(default_factory=list)
 
     def __post_init__(self, handed_over: Deployment | None) -> None:
         self.deployment = handed_over if handed_over is not None else Deployment(
@@ -122,6 +127,8 @@ class ReleaseRun:
     def load(self) -> None:
         """Parse and verify the release; a problem is kept as the run's config error and re-raised."""
         assert self.settings.stage is not None
+        if self.worker_dir is None:
+            self.startup = startup_fingerprint()
         try:
             registry = registry_for(self.settings.config, self.settings.workspace_config,
                                     self.settings.verdict.parent / "registry")
@@ -143,6 +150,27 @@ class ReleaseRun:
     def merge_findings(self, findings: dict[str, Any]) -> None:
         """Add recorded findings (from a test, or an xdist worker's), see :func:`merge_findings`."""
         merge_findings(self.findings, findings)
+
+    def check_startup(self) -> list[str]:
+        """Record any change to the start-up files since :meth:`load` (the release's code can make
+        them while it runs: processes started afterwards would run it); return all recorded."""
+        if self.startup is not None:
+            for line in startup_changes(self.startup, startup_fingerprint()):
+                if line not in self.tampering:
+                    self.tampering.append(line)
+        return self.tampering
+
+    def add_team(self, outcome: TeamOutcome) -> None:
+        """Count the team's own tests (run in their own pytest): their reports, a problem with that
+        run as a failure, and findings that do not replace the built-in suites' own."""
+        for r in outcome.reports:
+            self.results.add(r.suite, r.nodeid, r.when, r.outcome, r.message, r.seconds)
+        for problem in outcome.problems:
+            self.results.add(TEAM_SUITE, f"{TEAM_SUITE}: {problem}", "call", "failed", problem)
+        refused = add_findings(self.findings, outcome.findings)
+        if refused:
+            self.warnings.append("the team's tests may not replace the built-in suites' findings; ignored: "
+                                 + ", ".join(refused))
 
     def finish(self, exit_status: int, hook: VerdictHook | None = None) -> Finished:
         """End the run: tear down, decide, let ``hook`` add to the verdict, settle, seal and publish.
@@ -167,6 +195,10 @@ class ReleaseRun:
         deployed = self.deployment
         decision, reasons = decide(self.results, self.required, deployed.failure.cause if deployed.failure else None,
                                    self.interrupted, self.config_error)
+        if self.check_startup():
+            decision, reasons = "BLOCK", reasons if decision == "BLOCK" else []
+            reasons.append("the release changed the interpreter's start-up files during the gate (processes started "
+                           "afterwards ran them; discard this machine's environment): " + "; ".join(self.tampering))
         endpoint = deployed.handle.describe() if deployed.handle else None
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True
