@@ -109,21 +109,23 @@ def write_team_output(path: Path, reports: list[TeamReport], findings: dict[str,
     path.write_text(json.dumps(data, default=str), encoding="utf-8")
 
 
-def team_outcomes(path: Path, exit_status: int) -> TeamOutcome:
+def team_outcomes(path: Path, exit_status: int, stderr: str = "") -> TeamOutcome:
     """Read the team's pytest's output. The gate trusts it only to add failures: a missing or
     garbled file, or an exit status that says something failed while no failure was reported,
-    is itself a failure."""
+    is itself a failure (with pytest's last ``ERROR:`` line, e.g. a usage error, when it printed one)."""
     outcome = TeamOutcome()
+    said = [line.strip() for line in stderr.splitlines() if line.strip().startswith("ERROR:")]
+    why = f": {said[-1].removeprefix('ERROR:').strip()}" if said else ""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         outcome.reports = [TeamReport(**r) for r in data["reports"]]
         outcome.findings = {str(k): v for k, v in data["findings"].items() if isinstance(v, dict)}
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         outcome.problems.append(f"the team's pytest left no readable results ({type(exc).__name__}), exit status "
-                                f"{exit_status}")
+                                f"{exit_status}{why}")
         return outcome
     if exit_status not in _REPORTED:
-        outcome.problems.append(f"the team's pytest ended with exit status {exit_status}")
+        outcome.problems.append(f"the team's pytest ended with exit status {exit_status}{why}")
     elif exit_status == 1 and not any(r.outcome == "failed" for r in outcome.reports):
         outcome.problems.append("the team's pytest exited 1 but reported no failure")
     return outcome

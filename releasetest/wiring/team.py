@@ -14,12 +14,14 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from releasetest.errors import DeployError
 from releasetest.progress import Event
 from releasetest.run import ReleaseRun
 from releasetest.separation import (
@@ -43,6 +45,10 @@ def run_team_tests(config: pytest.Config, run: ReleaseRun, paths: list[str]) -> 
     whatever it left in its process group, and add its results to ``run``."""
     settings = run.settings
     assert settings.stage is not None
+    try:
+        run.deployment.wait()  # when no built-in test was selected, nothing has waited for it yet
+    except DeployError:
+        pass  # the child's tests that use the endpoint fail with it, as a worker's do
     scratch = Path(tempfile.mkdtemp(prefix="releasetest-team-"))
     try:
         output = scratch / "output.json"
@@ -55,9 +61,11 @@ def run_team_tests(config: pytest.Config, run: ReleaseRun, paths: list[str]) -> 
         run.check_startup()
         run.progress(Event(f"your own tests, in their own pytest: {' '.join(paths)}"))
         child = subprocess.Popen(cmd, cwd=config.invocation_params.dir, env=team_env(os.environ, handover),
-                                 start_new_session=True)
+                                 start_new_session=True, stderr=subprocess.PIPE, text=True, errors="replace")
         try:
-            status = child.wait()
+            _, errors = child.communicate()
+            sys.stderr.write(errors)
+            status = child.returncode
         finally:
             if child.poll() is None:
                 child.kill()
@@ -66,7 +74,7 @@ def run_team_tests(config: pytest.Config, run: ReleaseRun, paths: list[str]) -> 
                 os.killpg(child.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        run.add_team(team_outcomes(output, status))
+        run.add_team(team_outcomes(output, status, errors))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
