@@ -99,7 +99,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     ns = early_config.known_args_namespace
     if is_team_child():
         return
-    if getattr(ns, "release_stage", None) or os.environ.get("RELEASETEST_STAGE") or early_config.getini("release_stage"):
+    stage = getattr(ns, "release_stage", None) or os.environ.get("RELEASETEST_STAGE")
+    if stage or early_config.getini("release_stage"):
         ns.noconftest = True
 
 
@@ -125,7 +126,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         capman = config.pluginmanager.getplugin("capturemanager")
         if capman is not None:
             capman.suspend_global_capture(in_=True)
-        child = subprocess.Popen(cmd, cwd=config.invocation_params.dir, env={**os.environ, IGNORED_INI_ENV: str(ignored)})
+        env = {**os.environ, IGNORED_INI_ENV: str(ignored)}
+        child = subprocess.Popen(cmd, cwd=config.invocation_params.dir, env=env)
         forward = signal.signal(signal.SIGTERM, lambda signum, frame: child.terminate())
         try:
             return child.wait()
@@ -261,7 +263,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """An endpoint launched early that no selected test uses (``-m`` with no built-in test) stops now,
     unless the team's own tests are still to run."""
     run = session.config.stash.get(RUN_KEY, None)
-    if run is not None and not session.config.stash.get(TEAM_PATHS_KEY, None) and not any("endpoint" in getattr(item, "fixturenames", ()) for item in session.items):
+    if run is None or session.config.stash.get(TEAM_PATHS_KEY, None):
+        return
+    if not any("endpoint" in getattr(item, "fixturenames", ()) for item in session.items):
         run.deployment.cancel()
 
 
@@ -377,8 +381,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(config, "workerinput") or is_team_child():
         return  # the worker's or team child's role gives its findings back (XdistWorker, TeamRunner)
     team_paths = config.stash.get(TEAM_PATHS_KEY, [])
-    if team_paths and not config.option.collectonly and not run.interrupted and exitstatus != pytest.ExitCode.INTERRUPTED:
-        run_team_tests(config, run, team_paths)
+    interrupted = run.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
+    if team_paths and not config.option.collectonly and not interrupted:
+        try:
+            run_team_tests(config, run, team_paths)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see _interrupt_on_sigterm), while they ran
+            run.interrupted = run.interrupted or "KeyboardInterrupt (Ctrl-C or SIGINT)"
+            exitstatus = pytest.ExitCode.INTERRUPTED
         if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
             exitstatus = pytest.ExitCode.OK  # the team's tests ran: the verdict says how they went
     recorder = config.pluginmanager.getplugin("releasetest-results")

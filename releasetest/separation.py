@@ -73,7 +73,7 @@ def team_env(environ: Mapping[str, str], handover: Path) -> dict[str, str]:
 def team_command(paths: Iterable[str], stage: str, manifest: Path, target: str, url: str | None,
                  selection: Iterable[str]) -> list[str]:
     """The child pytest that runs the team's own tests against the gate's endpoint. ``selection``
-    carries the user's ``-k``/``-m``; xdist stays off (the tests share the one endpoint)."""
+    carries the user's ``-k``/``-m`` and ``--capture``; xdist stays off (the tests share the one endpoint)."""
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", *paths,
            f"--release-stage={stage}", f"--release-config={manifest}", f"--release-target={target}"]
     if url:

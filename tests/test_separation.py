@@ -95,7 +95,8 @@ def test_honest_own_tests_run_in_their_own_pytest_without_secrets_and_their_fail
     assert verdict["findings"]["smoke"]["mine"] == 2
     assert "release/tests/test_mine.py::test_scores" in verdict["suites"]["smoke"]["tests"]
     result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "release/tests",
-                                           "-m", "smoke or not (acceptance or schema or load)", "--release-require=smoke")
+                                           "-m", "smoke or not (acceptance or schema or load)",
+                                           "--release-require=smoke")
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
     assert "test_broken: the team says no" in verdict["reasons"], verdict["reasons"]

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from releasetest import lifeline
+from releasetest.endpoint.local import OWNER_FILE, WORKDIR_PREFIX
 from releasetest.errors import DeployError
 from releasetest.progress import Event
 from releasetest.run import ReleaseRun
@@ -49,19 +51,22 @@ def run_team_tests(config: pytest.Config, run: ReleaseRun, paths: list[str]) -> 
         run.deployment.wait()  # when no built-in test was selected, nothing has waited for it yet
     except DeployError:
         pass  # the child's tests that use the endpoint fail with it, as a worker's do
-    scratch = Path(tempfile.mkdtemp(prefix="releasetest-team-"))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}team-"))
     try:
+        (scratch / OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="ascii")  # swept if the gate is killed
         output = scratch / "output.json"
         handover = scratch / "input.json"
         handover.write_text(json.dumps({"deployment": WorkerInput.of(run.deployment, scratch).to_dict(),
                                         "output": str(output)}), encoding="utf-8")
         selection = [*(["-k", config.option.keyword] if config.option.keyword else []),
-                     *(["-m", config.option.markexpr] if config.option.markexpr else [])]
+                     *(["-m", config.option.markexpr] if config.option.markexpr else []),
+                     f"--capture={config.option.capture}"]
         cmd = team_command(paths, settings.stage, settings.config, settings.target, settings.url, selection)
         run.check_startup()
         run.progress(Event(f"your own tests, in their own pytest: {' '.join(paths)}"))
-        child = subprocess.Popen(cmd, cwd=config.invocation_params.dir, env=team_env(os.environ, handover),
-                                 start_new_session=True, stderr=subprocess.PIPE, text=True, errors="replace")
+        child = subprocess.Popen(cmd, **lifeline.child_kwargs(  # dies with the gate, even on SIGKILL
+            cwd=config.invocation_params.dir, env=team_env(os.environ, handover), start_new_session=True,
+            stderr=subprocess.PIPE, text=True, errors="replace"))
         try:
             _, errors = child.communicate()
             sys.stderr.write(errors)
