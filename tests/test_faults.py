@@ -116,13 +116,15 @@ def test_run_hangs_past_scoring_timeout(release_project: ReleaseProject) -> None
 
 
 def test_server_killed_mid_suite_fails_the_rest_fast(release_project: ReleaseProject) -> None:
-    release_project.pytester.makepyfile(test_kill="""
+    """The server dies as the suites start (a plugin kills it once it is ready: the gate loads no
+    conftest.py, and a team's own test would run only after the suites)."""
+    release_project.pytester.makepyfile(kill_the_server="""
         import os, signal
 
-        def test_kill_the_server(endpoint):
-            os.killpg(endpoint.info["pid"], signal.SIGKILL)
+        def pytest_releasetest_endpoint_ready(config, handle):
+            os.killpg(handle.info["pid"], signal.SIGKILL)
     """)
-    result = release_project.run("--release-stage", "devtest", "-p", "no:randomly", "test_kill.py",
+    result = release_project.run("-p", "kill_the_server", "--release-stage", "devtest", "-p", "no:randomly",
                                  timeout=RUN_TIMEOUT_S)
     verdict = assert_clean_block(release_project, result, "endpoint died: server process")
     smoke = verdict["suites"]["smoke"]
