@@ -1,8 +1,7 @@
 """Repository-level conftest: settings shared by this repo's own test runs.
 
-Kept free of fixtures and ``pytest_plugins``: with an editable install the built-in suites are
-collected from this repository's ``suites/``, so this file is also loaded by every release run
-started here and must not change what those runs see.
+Kept free of fixtures and ``pytest_plugins``. A release run (``--release-stage``) loads no
+conftest.py at all, this one included (see docs/design.md).
 """
 
 from __future__ import annotations

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +23,8 @@ from _pytest.junitxml import xml_key  # the key record_testsuite_property uses; 
 from releasetest.checks.registry import REGISTRY, SUITES
 from releasetest.errors import ReleaseTestError
 from releasetest.run import ReleaseRun, suites_dir
-from releasetest.settings import OPTIONS, PLUGIN_PREFIX, Option, SettingError, add_options, resolve
+from releasetest.separation import IGNORED_INI_ENV, gate_rerun_command, inside, release_ini
+from releasetest.settings import OPTIONS, PLUGIN_PREFIX, Option, SettingError, Settings, add_options, resolve
 from releasetest.suite_names import OTHER
 from releasetest.verdict.decision import NOT_RUN
 from releasetest.verdict.summary import ci_properties
@@ -44,7 +47,15 @@ from releasetest.wiring.fixtures import (  # noqa: F401  (fixtures are registere
     suite_of,
 )
 from releasetest.wiring.gate_lock import acquire_gate_lock, release_gate_lock
-from releasetest.wiring.keys import GATE_LOCK_KEY, OUTPUT_LINES_KEY, RUN_KEY, SIGTERM_KEY, VERDICT_KEY
+from releasetest.wiring.keys import (
+    GATE_LOCK_KEY,
+    OUTPUT_LINES_KEY,
+    RUN_KEY,
+    SIGTERM_KEY,
+    TEAM_PATHS_KEY,
+    VERDICT_KEY,
+)
+from releasetest.wiring.team import TeamRunner, is_team_child, run_team_tests
 from releasetest.wiring.terminal import GateTerminal
 from releasetest.wiring.xdist import XdistController, XdistWorker
 
@@ -74,20 +85,80 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                        "when --release-stage is given and no paths are passed.")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    for suite in REGISTRY:
-        config.addinivalue_line("markers", suite.marker_line)
+def _settings(config: pytest.Config) -> Settings:
     cli = {opt.name: config.getoption("release_" + opt.name) for opt in OPTIONS}
     ini = {opt.ini: config.getini(opt.ini) for opt in OPTIONS}
     ini_dir = config.inipath.parent if config.inipath else config.rootpath
     try:
-        settings = resolve(cli, os.environ, ini, Path(config.invocation_params.dir), ini_dir)
+        return resolve(cli, os.environ, ini, Path(config.invocation_params.dir), ini_dir)
     except SettingError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """The process that decides loads no conftest.py: the team's (beside their tests, in the release
+    folder) could rewrite any test's result. Their tests run in their own pytest, which loads them."""
+    ns = early_config.known_args_namespace
+    if is_team_child():
+        return
+    stage = getattr(ns, "release_stage", None) or os.environ.get("RELEASETEST_STAGE")
+    if stage or early_config.getini("release_stage"):
+        ns.noconftest = True
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """An ini file in the release folder is the release's code (``addopts = -p ...``): the gate runs
+    again without it, with an empty configuration, and exits as that run does."""
+    if hasattr(config, "workerinput") or is_team_child():
+        return None
+    settings = _settings(config)
+    ignored = release_ini(config.inipath, settings.config) if settings.active else None
+    if ignored is None:
+        return None
+    if settings.sources["stage"].startswith("ini"):
+        raise pytest.UsageError(f"{ignored}: release_stage is set only in this ini file, which lies in the release "
+                                "folder and which the gate ignores; pass --release-stage or set RELEASETEST_STAGE")
+    _say(config, f"releasetest: ignoring {ignored} (it lies in the release folder, and the release's code does not "
+                 "configure the gate); running the gate again without it")
+    with tempfile.TemporaryDirectory(prefix="releasetest-gate-") as tmp:
+        empty = Path(tmp) / "pytest.ini"
+        empty.write_text("[pytest]\n", encoding="utf-8")
+        cmd = gate_rerun_command(config.invocation_params.args, empty, config.rootpath)
+        capman = config.pluginmanager.getplugin("capturemanager")
+        if capman is not None:
+            capman.suspend_global_capture(in_=True)
+        env = {**os.environ, IGNORED_INI_ENV: str(ignored)}
+        child = subprocess.Popen(cmd, cwd=config.invocation_params.dir, env=env)
+        forward = signal.signal(signal.SIGTERM, lambda signum, frame: child.terminate())
+        try:
+            return child.wait()
+        finally:
+            if child.poll() is None:
+                child.terminate()
+                child.wait()
+            signal.signal(signal.SIGTERM, forward)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for suite in REGISTRY:
+        config.addinivalue_line("markers", suite.marker_line)
+    settings = _settings(config)
     if not settings.active:
         config.stash[RUN_KEY] = ReleaseRun(settings)
         return
     _refuse_checkout_config(config)
+    team = TeamRunner.of(config, _failure_message)
+    if team is not None:
+        run = ReleaseRun(settings, worker_dir=team.workdir, handed_over=team.given.deployment())
+        config.stash[RUN_KEY] = run
+        config.pluginmanager.register(team, TeamRunner.name)
+        try:
+            run.load()
+        except ReleaseTestError as exc:
+            raise pytest.UsageError(f"releasetest: {exc}") from None
+        return
     worker = XdistWorker.of(config)
     if worker is not None:
         run = ReleaseRun(settings, worker_dir=worker.workdir, handed_over=worker.given.deployment())
@@ -107,6 +178,9 @@ def pytest_configure(config: pytest.Config) -> None:
                 print(line)
         raise pytest.UsageError(f"releasetest: {exc}") from None
     if worker is None:
+        if os.environ.get(IGNORED_INI_ENV):
+            run.warnings.append(f"ignored {os.environ[IGNORED_INI_ENV]}: an ini file in the release folder "
+                                "(the release's code does not configure the gate)")
         config.pluginmanager.register(ResultRecorder(run), "releasetest-results")
         config.pluginmanager.register(terminal, "releasetest-terminal")
         _interrupt_on_sigterm(config, run)
@@ -151,15 +225,17 @@ def _interrupt_on_sigterm(config: pytest.Config, run: ReleaseRun) -> None:
 
 
 def _add_suites_to_args(config: pytest.Config) -> None:
-    """Collect the built-in suites, plus the user's paths or ``release_testpaths``."""
-    suites = str(suites_dir())
+    """Collect the built-in suites (or the ones named); the user's other paths, or
+    ``release_testpaths``, are the team's own tests, which run in their own pytest."""
+    suites = suites_dir()
     if config.args_source == pytest.Config.ArgsSource.ARGS:
         args = list(config.args)
     else:
         args = [str(p) for p in config.getini("release_testpaths")]
-    if not any(Path(suites) in (path, *path.parents) for path in (Path(a.split("::")[0]).resolve() for a in args)):
-        args.append(suites)
-    config.args = args
+    here = Path(config.invocation_params.dir)
+    builtin = [a for a in args if inside(here / a.split("::")[0], suites)]
+    config.stash[TEAM_PATHS_KEY] = [a for a in args if a not in builtin]
+    config.args = builtin or [str(suites)]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
@@ -168,7 +244,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
     if (file_path.suffix == ".py" and file_path.name.startswith("suite_") and file_path.parent == suites_dir()
             and not parent.session.isinitpath(file_path)):
         run = parent.config.stash.get(RUN_KEY, None)
-        if run is not None and run.settings.active:
+        if run is not None and run.settings.active and not is_team_child():
             return pytest.Module.from_parent(parent, path=file_path)
     return None
 
@@ -187,9 +263,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """An endpoint launched early that no selected test uses (``-k`` on the user's own tests) stops now."""
+    """An endpoint launched early that no selected test uses (``-m`` with no built-in test) stops now,
+    unless the team's own tests are still to run."""
     run = session.config.stash.get(RUN_KEY, None)
-    if run is not None and not any("endpoint" in getattr(item, "fixturenames", ()) for item in session.items):
+    if run is None or session.config.stash.get(TEAM_PATHS_KEY, None):
+        return
+    if not any("endpoint" in getattr(item, "fixturenames", ()) for item in session.items):
         run.deployment.cancel()
 
 
@@ -222,7 +301,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     (they get it in workerinput)."""
     config = session.config
     run = config.stash.get(RUN_KEY, None)
-    if run is None or not run.settings.active or hasattr(config, "workerinput") or config.option.collectonly:
+    if (run is None or not run.settings.active or hasattr(config, "workerinput") or config.option.collectonly
+            or is_team_child()):
         return
     if config.pluginmanager.getplugin("dsession") is None:
         run.deployment.start()
@@ -301,8 +381,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is None or not run.settings.active:
         return
-    if hasattr(config, "workerinput"):
-        return  # the worker's role gives its findings back (see XdistWorker)
+    if hasattr(config, "workerinput") or is_team_child():
+        return  # the worker's or team child's role gives its findings back (XdistWorker, TeamRunner)
+    team_paths = config.stash.get(TEAM_PATHS_KEY, [])
+    interrupted = run.interrupted or exitstatus == pytest.ExitCode.INTERRUPTED
+    if team_paths and not config.option.collectonly and not interrupted:
+        try:
+            run_team_tests(config, run, team_paths)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see _interrupt_on_sigterm), while they ran
+            run.interrupted = run.interrupted or "KeyboardInterrupt (Ctrl-C or SIGINT)"
+            exitstatus = pytest.ExitCode.INTERRUPTED
+        if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            exitstatus = pytest.ExitCode.OK  # the team's tests ran: the verdict says how they went
     recorder = config.pluginmanager.getplugin("releasetest-results")
     run.partial = _partial(config, recorder.deselected if recorder is not None else 0)
     if exitstatus == pytest.ExitCode.INTERRUPTED and not run.interrupted:

@@ -32,6 +32,7 @@ from releasetest.release.data import Holdout, load_holdout
 from releasetest.release.manifest import Release, Stage, load_release
 from releasetest.release.policy import Policy, apply_policy, check_required, load_policy
 from releasetest.release.traffic import Traffic, read_traffic
+from releasetest.separation import TEAM_SUITE, TeamOutcome, add_findings, startup_changes, startup_fingerprint
 from releasetest.settings import Settings
 from releasetest.suite_names import PRODUCTION_SUITES, SUITES
 from releasetest.verdict.decision import Results, build_verdict, decide, gate_exit_status, settle
@@ -105,6 +106,10 @@ class ReleaseRun:
     started_at: str = field(default_factory=now_iso)
     #: Why this run tests only part of the release (``-k smoke``, node ids...), None for a full run.
     partial: str | None = None
+    #: The interpreter's start-up files before the deploy (in the process that decides only).
+    startup: dict[str, str] | None = None
+    #: Changes to them since, each a reason to BLOCK (see :mod:`releasetest.separation`).
+    tampering: list[str] = field(default_factory=list)
 
     def __post_init__(self, handed_over: Deployment | None) -> None:
         self.deployment = handed_over if handed_over is not None else Deployment(
@@ -144,6 +149,8 @@ class ReleaseRun:
     def load(self) -> None:
         """Parse and verify the release; a problem is kept as the run's config error and re-raised."""
         assert self.settings.stage is not None
+        if self.worker_dir is None:
+            self.startup = startup_fingerprint()
         try:
             registry = registry_for(self.settings.config, self.settings.workspace_config,
                                     self.settings.verdict.parent / "registry")
@@ -185,6 +192,27 @@ class ReleaseRun:
         """Add recorded findings (from a test, or an xdist worker's), see :func:`merge_findings`."""
         merge_findings(self.findings, findings)
 
+    def check_startup(self) -> list[str]:
+        """Record any change to the start-up files since :meth:`load` (the release's code can make
+        them while it runs: processes started afterwards would run it); return all recorded."""
+        if self.startup is not None:
+            for line in startup_changes(self.startup, startup_fingerprint()):
+                if line not in self.tampering:
+                    self.tampering.append(line)
+        return self.tampering
+
+    def add_team(self, outcome: TeamOutcome) -> None:
+        """Count the team's own tests (run in their own pytest): their reports, a problem with that
+        run as a failure, and findings that do not replace the built-in suites' own."""
+        for r in outcome.reports:
+            self.results.add(r.suite, r.nodeid, r.when, r.outcome, r.message, r.seconds)
+        for problem in outcome.problems:
+            self.results.add(TEAM_SUITE, f"{TEAM_SUITE}: {problem}", "call", "failed", problem)
+        refused = add_findings(self.findings, outcome.findings)
+        if refused:
+            self.warnings.append("the team's tests may not replace the built-in suites' findings; ignored: "
+                                 + ", ".join(refused))
+
     def finish(self, exit_status: int, hook: VerdictHook | None = None) -> Finished:
         """End the run: tear down, decide, let ``hook`` add to the verdict, settle, seal and publish.
 
@@ -211,6 +239,10 @@ class ReleaseRun:
         decision, reasons = decide(self.results, self.required, failure.cause if failure else None,
                                    self.interrupted, self.config_error, failure.answered if failure else False,
                                    evidence(self.findings, self.required))
+        if self.check_startup():
+            decision, reasons = "BLOCK", reasons if decision == "BLOCK" else []
+            reasons.append("the release changed the interpreter's start-up files during the gate (processes started "
+                           "afterwards ran them; discard this machine's environment): " + "; ".join(self.tampering))
         endpoint = deployed.handle.describe() if deployed.handle else None
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True

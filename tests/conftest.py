@@ -386,13 +386,18 @@ BUSY_TEST = """
 """
 
 
+#: Only the team's own tests (which run in their own pytest, after the built-in suites).
+NO_BUILTIN_SUITE = ("-m", "not (smoke or acceptance or schema or load)")
+
+
 def signal_while_busy(project: ReleaseProject, sig: int, *args: str, timeout: float = 120) -> tuple[int, str]:
-    """Run a release test that keeps sending traffic, send ``sig`` to pytest once it is running,
-    and return pytest's exit code and output. Synchronised on the test's own output line."""
+    """Run a team's test that keeps sending traffic (in its own pytest, the built-in suites
+    deselected), send ``sig`` to the gate's pytest once it is running, and return pytest's exit
+    code and output. Synchronised on the test's own output line."""
     project.pytester.makepyfile(test_busy=BUSY_TEST)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "--release-stage", "devtest", *args,
-         "test_busy.py"],
+         *NO_BUILTIN_SUITE, "test_busy.py"],
         cwd=project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=default_sigint)
     try:

@@ -13,17 +13,18 @@ from tests.test_azureml_target import arm  # noqa: F401  (the Azure ML stand-in 
 
 
 def test_a_verdict_hook_cannot_promote_a_blocked_run(release_project: ReleaseProject, recorded: RecordedTarget) -> None:
-    release_project.pytester.makeconftest("""
+    release_project.pytester.makepyfile(verdict_hook="""
         def pytest_releasetest_verdict(config, verdict):
             verdict["decision"] = "PROMOTE"
             verdict["reasons"] = ["the hook says ship it"]
     """)
+    release_project.pytester.syspathinsert()
     release_project.pytester.makepyfile(test_own="""
         def test_own():
             pass
     """)
-    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "test_own.py",
-                                           "-k", "test_own")
+    result = release_project.run_inprocess("-p", "verdict_hook", "--release-stage", "devtest", *recorded.args,
+                                           "test_own.py", "-k", "test_own")
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
     assert "required suite 'smoke' did not run (no test of it ran)" in verdict["reasons"]

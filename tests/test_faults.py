@@ -22,6 +22,7 @@ import pytest
 
 from .conftest import (
     BUSY_TEST,
+    NO_BUILTIN_SUITE,
     ReleaseProject,
     assert_none_ran,
     port_closed,
@@ -117,13 +118,15 @@ def test_run_hangs_past_scoring_timeout(release_project: ReleaseProject) -> None
 
 
 def test_server_killed_mid_suite_fails_the_rest_fast(release_project: ReleaseProject) -> None:
-    release_project.pytester.makepyfile(test_kill="""
+    """The server dies as the suites start (a plugin kills it once it is ready: the gate loads no
+    conftest.py, and a team's own test would run only after the suites)."""
+    release_project.pytester.makepyfile(kill_the_server="""
         import os, signal
 
-        def test_kill_the_server(endpoint):
-            os.killpg(endpoint.info["pid"], signal.SIGKILL)
+        def pytest_releasetest_endpoint_ready(config, handle):
+            os.killpg(handle.info["pid"], signal.SIGKILL)
     """)
-    result = release_project.run("--release-stage", "devtest", "-p", "no:randomly", "test_kill.py",
+    result = release_project.run("-p", "kill_the_server", "--release-stage", "devtest", "-p", "no:randomly",
                                  timeout=RUN_TIMEOUT_S)
     verdict = assert_clean_block(release_project, result, "endpoint died: server process")
     smoke = verdict["suites"]["smoke"]
@@ -208,7 +211,8 @@ def test_sigkill_leaves_nothing_behind(release_project: ReleaseProject, monkeypa
     monkeypatch.setenv("TMPDIR", str(tmp))
     release_project.pytester.makepyfile(test_busy=BUSY_TEST)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "--release-stage", "devtest", "test_busy.py"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "--release-stage", "devtest",
+         *NO_BUILTIN_SUITE, "test_busy.py"],
         cwd=release_project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     tree: list[int] = []
@@ -232,15 +236,15 @@ def test_sigkill_leaves_nothing_behind(release_project: ReleaseProject, monkeypa
         except ProcessLookupError:
             pass
     assert not survivors, f"processes of the killed run still alive after 30 s: {survivors}"
-    left = list(tmp.glob("releasetest-*"))
-    assert len(left) == 1, f"expected the killed run's work folder, found {left}"
+    left = sorted(tmp.glob("releasetest-*"))
+    assert len(left) == 2, f"expected the killed run's work folders (server, team's tests), found {left}"
 
     release_project.pytester.makepyfile(test_once="""
         def test_once(scoring_client, holdout):
             scoring_client.score(holdout.rows[:2].tolist())
     """)
     release_project.run("--release-stage", "devtest", "test_once.py", timeout=RUN_TIMEOUT_S)
-    assert not left[0].exists(), "the next run did not remove the killed run's work folder"
+    assert not any(p.exists() for p in left), "the next run did not remove the killed run's work folders"
     warnings = release_project.verdict()["warnings"]
-    assert any(f"removed 1 work folder(s) left by killed runs in {tmp}" in w and left[0].name in w
+    assert any(f"removed 2 work folder(s) left by killed runs in {tmp}" in w and all(p.name in w for p in left)
                for w in warnings), warnings

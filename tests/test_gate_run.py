@@ -130,22 +130,24 @@ def test_xdist_deploy_failure_fails_every_worker_test(release_project: ReleasePr
 
 
 def test_user_tests_hooks_and_interruption(release_project: ReleaseProject, recorded: RecordedTarget) -> None:
-    """A team's own tests join the run; a verdict hook can add findings; Ctrl-C still leaves a BLOCK.
-    (That the local server is stopped on Ctrl-C: test_faults.py, test_signal_during_a_running_suite.)"""
-    release_project.pytester.makeconftest("""
+    """A team's own tests run against the endpoint (in their own pytest); a verdict hook (a plugin:
+    the gate loads no conftest.py) can add findings; an interrupted team pytest still leaves a BLOCK.
+    (Ctrl-C and SIGTERM on the gate itself: test_faults.py.)"""
+    release_project.pytester.makepyfile(verdict_hook="""
         def pytest_releasetest_verdict(config, verdict):
             verdict["findings"]["hook"] = {"seen": verdict["decision"]}
     """)
+    release_project.pytester.syspathinsert()
     release_project.pytester.makepyfile(test_own="""
         def test_interrupt(endpoint):
             raise KeyboardInterrupt
     """)
-    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "test_own.py",
-                                           interrupts=True)
-    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result = release_project.run_inprocess("-p", "verdict_hook", "--release-stage", "devtest", *recorded.args,
+                                           "test_own.py", "-m", "smoke or not (acceptance or schema or load)")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
-    assert any(r.startswith("run interrupted") for r in verdict["reasons"])
+    assert any("the team's pytest ended with exit status 2" in r for r in verdict["reasons"]), verdict["reasons"]
     assert verdict["findings"]["hook"] == {"seen": "BLOCK"}
     assert verdict["endpoint"]["scoring_uri"] == f"{recorded.url}/score", "the test ran against the endpoint"
 
@@ -153,11 +155,7 @@ def test_user_tests_hooks_and_interruption(release_project: ReleaseProject, reco
 def test_an_endpoint_no_selected_test_uses_is_stopped_after_collection(release_project: ReleaseProject) -> None:
     """The server starts while pytest collects; when the selection needs no endpoint it is stopped
     then, and the verdict records no endpoint."""
-    release_project.pytester.makepyfile(test_own="""
-        def test_plain():
-            pass
-    """)
-    result = release_project.run("--release-stage", "devtest", "test_own.py", "-k", "test_plain")
+    result = release_project.run("--release-stage", "devtest", "-m", "none_of_them")
     text = "\n".join(result.outlines)
     assert "releasetest: deploying port-weather@" in text
     assert "releasetest: no selected test uses the endpoint: stopped it" in text
@@ -167,6 +165,7 @@ def test_an_endpoint_no_selected_test_uses_is_stopped_after_collection(release_p
 
 
 def test_suite_marker_with_arguments_is_refused(release_project: ReleaseProject, recorded: RecordedTarget) -> None:
+    """The check happens in the team's own pytest, which ends with a usage error: the gate BLOCKs naming it."""
     release_project.pytester.makepyfile(test_own="""
         import pytest
 
@@ -174,9 +173,10 @@ def test_suite_marker_with_arguments_is_refused(release_project: ReleaseProject,
         def test_x():
             pass
     """)
-    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "test_own.py")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*test_own.py::test_x: @pytest.mark.load takes no arguments*"])
+    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "test_own.py", "-k", "test_x")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    reasons = " ".join(release_project.verdict()["reasons"])
+    assert "exit status 4: test_own.py::test_x: @pytest.mark.load takes no arguments" in reasons, reasons
 
 
 def test_missing_required_suite_blocks(release_project: ReleaseProject, recorded: RecordedTarget) -> None:

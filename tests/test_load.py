@@ -28,15 +28,14 @@ SLOW_RUN = ("def run(data):\n",
             "def run(data):\n    import time\n    calls = globals()['_calls'] = globals().get('_calls', 0) + 1\n"
             "    if calls % 20 == 0:\n        time.sleep(0.05)\n")
 
-#: A team's own test, run on an xdist worker, recording which worker ran it.
+#: A team's own test (run in its own pytest, not on a worker), recording which process ran it.
 OWN_WORKER_TEST = """
-    import os
     import pytest
 
     @pytest.mark.smoke
-    def test_recorded_on_a_worker(scoring_client, release_record):
+    def test_recorded_in_its_own_pytest(scoring_client, release_record, release_worker):
         assert scoring_client.liveness().status_code == 200
-        release_record("worker", os.environ["PYTEST_XDIST_WORKER"])
+        release_record("own_test_worker", release_worker)
 """
 
 INTERVALS = """
@@ -55,7 +54,7 @@ def _interval(request):
 
 @pytest.mark.long
 def test_xdist_run_deploys_once_counts_every_worker_and_runs_load_alone(release_project: ReleaseProject) -> None:
-    """One -n 2 run of the example with capacity mode and a team test that records from a worker:
+    """One -n 2 run of the example with capacity mode and a team test (in its own pytest) that records:
     the example holds its SLOs and reports a capacity; the endpoint is deployed once and every
     worker's tests and findings are counted once; no load test overlaps a test of another suite
     (each test logs its interval)."""
@@ -63,14 +62,14 @@ def test_xdist_run_deploys_once_counts_every_worker_and_runs_load_alone(release_
     release_project.edit("release.toml", "max_error_rate = 0.001\n",
                          "max_error_rate = 0.001\ncapacity = true\ncapacity_step_s = 2\ncapacity_step = 2.0\n"
                          "capacity_max_rps = 160\n")
-    release_project.pytester.makeconftest(INTERVALS)
+    release_project.pytester.makepyfile(intervals=INTERVALS)  # a plugin: the gate loads no conftest.py
     release_project.pytester.makepyfile(test_own=OWN_WORKER_TEST)
-    result = release_project.run("--release-stage", "devtest", "-n", "2", "test_own.py")
+    result = release_project.run("-p", "intervals", "--release-stage", "devtest", "-n", "2", "test_own.py")
     outcomes = assert_clean_pass(result)
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE", verdict["reasons"]
-    assert sum(s["passed"] for s in verdict["suites"].values()) == outcomes["passed"]
-    assert verdict["findings"]["smoke"]["worker"] in ("gw0", "gw1")
+    assert sum(s["passed"] for s in verdict["suites"].values()) == outcomes["passed"] + 1  # + the team's test
+    assert verdict["findings"]["smoke"]["own_test_worker"] == "main"
     # Schema tests ran on both workers; each finding is in the verdict once.
     kinds = [f["kind"] for f in verdict["findings"]["schema"]["findings"]]
     assert "nan-value" in kinds and len(kinds) == len(set(kinds)), kinds

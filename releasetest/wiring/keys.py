@@ -16,3 +16,5 @@ SIGTERM_KEY = pytest.StashKey[Any]()
 OUTPUT_LINES_KEY = pytest.StashKey[list[str]]()
 #: The file descriptor holding the output folder's gate lock (see :mod:`releasetest.wiring.gate_lock`).
 GATE_LOCK_KEY = pytest.StashKey[int]()
+#: The team's own test paths, run in their own pytest (see :mod:`releasetest.wiring.team`).
+TEAM_PATHS_KEY = pytest.StashKey[list[str]]()

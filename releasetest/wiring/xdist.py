@@ -100,6 +100,7 @@ class XdistController:
             self.run.deployment.wait()
         except DeployError:
             pass
+        self.run.check_startup()  # the workers start next: a start-up hook the deploy left would run in them
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[KEY] = WorkerInput.of(self.run.deployment, self.scratch).to_dict()
