@@ -84,7 +84,8 @@ def test_a_removed_threshold_gets_the_floor(release_project: ReleaseProject) -> 
 def test_required_suites_cannot_be_narrowed_and_the_policy_lives_outside_the_release(
         release_project: ReleaseProject) -> None:
     policy = _policy(release_project.root)
-    assert sorted(_run(release_project, policy).required) == ["acceptance", "drift", "load", "schema", "shadow", "smoke"]
+    assert sorted(_run(release_project, policy).required) == [
+        "acceptance", "drift", "load", "schema", "shadow", "smoke"]
     with pytest.raises(ConfigError, match=r"required_suites: --release-require leaves out acceptance, which the CI "
                                           r"policy requires"):
         _run(release_project, policy, require="smoke,load")

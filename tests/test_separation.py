@@ -131,7 +131,8 @@ def init():
 @pytest.mark.long
 def test_a_startup_hook_written_by_the_entry_script_cannot_promote_a_failing_release(
         release_project: ReleaseProject, tmp_path: Path) -> None:
-    """In a venv of its own (the entry script writes into its site-packages), which sees this one's."""
+    """In a venv of its own (the entry script writes into its site-packages), which sees this one's;
+    without the sandbox (which makes site-packages read-only), so the check at the decision is what stops it."""
     pytest.importorskip("xdist")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
@@ -144,7 +145,9 @@ def test_a_startup_hook_written_by_the_entry_script_cannot_promote_a_failing_rel
     release_project.edit("score.py", "    _leave_startup_hook()\n",
                          "    _leave_startup_hook()\n    _init()\n")
     done = subprocess.run([str(python), "-m", "pytest", "-p", "no:cacheprovider", "--release-stage", "devtest",
-                           "-n", "2", "-m", "acceptance", "--release-require=acceptance"],
+                           "-n", "2", "-m", "acceptance", "--release-require=acceptance",
+                           # the sandbox would refuse the write; this is the route without one
+                           "--release-isolation=off"],
                           cwd=release_project.root, env=child_env(), capture_output=True, text=True, timeout=400,
                           preexec_fn=default_sigint)
     verdict = release_project.verdict()
