@@ -21,7 +21,7 @@ from typing import Any
 
 from releasetest.errors import ConfigError
 from releasetest.files import load_yaml, sha256_file
-from releasetest.tables import Key, Table, check, typename
+from releasetest.tables import Key, Table, check, check_table, typename
 
 #: request_settings defaults of a v2 online deployment (azure-ai-ml OnlineRequestSettings, Azure docs).
 DEFAULT_REQUEST_TIMEOUT_MS = 5000
@@ -110,7 +110,8 @@ DEPLOYMENT_SCHEMA = Table({
     "properties": Key("mapping"),
     "model": Key("any", "a mapping with path (or name and version), or azureml:<name>:<version>", required=True),
     "model_mount_path": Key("str"),
-    "code_configuration": _CODE,
+    "code_configuration": Key("mapping", "code: <folder> and scoring_script: <file>",
+                              example="{code: onlinescoring, scoring_script: score.py}"),
     "environment": Key("any", "a mapping with conda_file and image, or azureml:<name>:<version>"),
     "environment_variables": Key("mapping", "name: value lines", example="{WORKER_COUNT: 1}"),
     "instance_type": Key("str", "the VM size", example="Standard_DS3_v2"),
@@ -376,7 +377,7 @@ def parse_deployment(path: Path, referenced_from: Path, key: str, endpoint: Endp
     model = _model(data["model"], path)
     code_dir = script = None
     if data.get("code_configuration") is not None:
-        code = values["code_configuration"]
+        code = check_table(data["code_configuration"], _CODE, path, "code_configuration", syntax="yaml")
         code_dir = (path.parent / code["code"]).resolve()
         if not code_dir.is_dir():
             raise ConfigError(path, "code_configuration.code", f"code folder not found at {code_dir}",
