@@ -46,7 +46,7 @@ def write_dataset(path: str) -> None:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow([*FEATURES, LABEL])
-        for x, y in zip(d.data.tolist(), d.target.tolist()):
+        for x, y in zip(d.data.tolist(), d.target.tolist(), strict=True):
             w.writerow([repr(v) for v in x] + [repr(y)])
 
 

@@ -3,9 +3,9 @@
 The model directory is laid out the way Azure ML mounts models: v1, registered models (one model:
 ``$AZUREML_MODEL_DIR/<file>``; several: ``$AZUREML_MODEL_DIR/<name>/<version>/<file>``); v2, the
 deployment's one model (a file model: ``$AZUREML_MODEL_DIR/<file>``; a folder model keeps its folder:
-``$AZUREML_MODEL_DIR/<folder>/...``). Copies are made from files whose sha256 is checked again after copying, so the server loads exactly the bytes the
-manifest pins. The server runs in its own process group; teardown signals the whole group, so
-gunicorn workers cannot outlive it.
+``$AZUREML_MODEL_DIR/<folder>/...``). The copies' sha256 is checked again after copying, so the
+server loads exactly the bytes the manifest pins or the release id binds. The server runs in its
+own process group; teardown signals the whole group, so gunicorn workers cannot outlive it.
 A gate that is killed outright (SIGKILL, the OOM killer) gets no teardown: the server dies with
 it through its lifeline (:mod:`releasetest.lifeline`), and the work folder, which records its
 owner's pid, is removed by the next run (:func:`sweep_orphans`).
@@ -129,9 +129,10 @@ class LocalEndpoint(Endpoint):
         self.stage = stage
         self.golden = golden
         self.log_path = log_path
-        v2 = release.v2 is not None and isinstance(stage.deployment, DeploymentV2)
+        dc = stage.deployment
         #: A v2 deployment's readiness probe bounds the wait as Azure's would, when it is tighter.
-        self.ready_timeout_s = min(ready_timeout_s, stage.deployment.readiness_bound_s) if v2 else ready_timeout_s
+        self.ready_timeout_s = min(ready_timeout_s, dc.readiness_bound_s) if isinstance(dc, DeploymentV2) \
+            else ready_timeout_s
         self.port = port or free_port()
         self.python = python
         # authEnabled (or require_key, for a stand-in of a platform that always has keys): the
@@ -344,7 +345,8 @@ class LocalEndpoint(Endpoint):
             cause = str(exc)
             if self.proc.poll() is not None:
                 found = cause_from_log(tail or "", self.port)
-                cause = f"server exited with code {self.proc.returncode} while starting: {self._v2_hint(found or cause)}"
+                cause = self._v2_hint(found or cause)
+                cause = f"server exited with code {self.proc.returncode} while starting: {cause}"
             self.teardown()
             raise DeployError(f"local endpoint for stage {self.stage.name} did not become ready: {cause}",
                               tail) from None

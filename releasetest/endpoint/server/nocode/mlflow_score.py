@@ -12,6 +12,7 @@ azmlinfsrv answers 500. Runs inside the inference server, so it imports only wha
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import mlflow.pyfunc
 import numpy as np
@@ -19,7 +20,8 @@ import pandas as pd
 from azureml_inference_server_http.api.aml_response import AMLResponse
 from mlflow.exceptions import MlflowException
 
-model = None
+#: The loaded pyfunc model; set by init(), which azmlinfsrv calls before any run().
+model: Any = None
 
 
 def _model_folder(root: Path) -> Path:
