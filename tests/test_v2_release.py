@@ -205,3 +205,11 @@ def test_v1_model_path_under_a_v2_folder_model_blocks_with_the_cause(pytester: p
     reason = verdict["reasons"][0]
     assert "init() raised FileNotFoundError:" in reason
     assert "under a v2 folder model the file is at AZUREML_MODEL_DIR/model/..." in reason
+
+
+def test_a_v2_stage_without_a_deployment_names_the_v2_key(sample: Path) -> None:
+    edit(sample / "release.toml", 'endpoint = "endpoint.yml"\ndeployment = "blue-deployment.yml"\nrequires_approval',
+         "requires_approval")
+    with pytest.raises(ConfigError, match=r"release.toml: stages.production.deployment: missing \(fix: add "
+                       r'deployment = "blue-deployment.yml" \(v2\)'):
+        load_release(sample / "release.toml")

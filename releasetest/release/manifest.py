@@ -490,6 +490,9 @@ def _release_format(rel: dict[str, Any], tables: dict[str, dict[str, Any]], mani
             raise ConfigError(manifest, f"stages.{name}", "names both deployment (v2) and deployment_config (v1)",
                               "keep deployment for a v2 release, deployment_config for a v1 release")
         if table["deployment"] is None and table["deployment_config"] is None:
+            if v1 or rel["inference_config"] is not None:
+                raise ConfigError(manifest, f"stages.{name}.deployment_config", "missing",
+                                  'add deployment_config = "AciDeploymentConfig.yml"')
             raise ConfigError(manifest, f"stages.{name}.deployment", "missing",
                               'add deployment = "blue-deployment.yml" (v2) or deployment_config = '
                               '"AciDeploymentConfig.yml" (v1)')
