@@ -268,6 +268,11 @@ def plan_for(release: Release, stage: Stage, purpose: Purpose = "gate", name: st
     """The v2 endpoint and deployment for ``stage``, named by :func:`azure_names` for ``purpose``;
     every behavioural difference becomes a Drift."""
     dc = stage.deployment
+    if release.v2 is not None:
+        raise ConfigError(dc.path, None, "azureml-plan and the azureml target map v1 configs; a v2 release's own "
+                          "YAML is not deployed by them yet",
+                          f"deploy it with az ml online-deployment create -f {dc.path.name}, or gate it with "
+                          "--release-target local")
     raw = dc.raw
     kind = _kind(stage)
     drift: list[Drift] = []
