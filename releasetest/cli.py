@@ -11,15 +11,13 @@ from pathlib import Path
 
 from releasetest import __version__
 from releasetest.errors import ReleaseTestError
-from releasetest.files import sha256_file, write_json_atomic
+from releasetest.files import sha256_file, short_id, write_json_atomic
 from releasetest.release.manifest import load_release
-from releasetest.settings import TARGETS
+from releasetest.settings import DEFAULT_CONFIG, DEFAULT_HISTORY, DEFAULT_VERDICT, OPTION, add_options
 from releasetest.verdict.decision import summary_line
 from releasetest.verdict.history import Store, check_verdict, read_verdict
 from releasetest.verdict.seal import verdict_digest
 from releasetest.verdict.signing import SealRefused
-
-DEFAULT_VERDICT = "releasetest-out/verdict.json"
 
 EXIT_CODES = """exit status:
   0  success; for the verdict command: a PROMOTE of this release
@@ -35,7 +33,7 @@ def _print_json(data: object) -> None:
 
 def _store(args: argparse.Namespace) -> Store:
     """The history store: --store, else $RELEASETEST_HISTORY, else the pytest run's default."""
-    return Store(Path(args.store or os.environ.get("RELEASETEST_HISTORY") or "releasetest-out/history"))
+    return Store(Path(args.store or os.environ.get(OPTION["history"].env) or DEFAULT_HISTORY))
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -181,7 +179,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_history(args: argparse.Namespace) -> int:
     """Each release's path through the stages (gated, approved, promoted, rolled back), oldest first."""
-    from releasetest.verdict.report import KEY_FIGURES, fmt
+    from releasetest.checks.registry import FIGURE_UNITS
+    from releasetest.verdict.formatting import fmt
 
     releases = [r for r in _store(args).releases() if not args.release or r["release"] == args.release]
     releases = releases[-args.last:]
@@ -191,13 +190,12 @@ def _cmd_history(args: argparse.Namespace) -> int:
     if not releases:
         print(f"no releases recorded in {_store(args).root}")
         return 0
-    units = {label: unit for label, _, _, unit in KEY_FIGURES}
     for rel in releases:
-        print(f"{rel['release']}@{rel['release_id'].split(':', 1)[-1][:12]}  {', '.join(rel['artifacts']) or '-'}  "
+        print(f"{rel['release']}@{short_id(rel['release_id'])}  {', '.join(rel['artifacts']) or '-'}  "
               f"now: {rel['status']}")
         for e in rel["events"]:
             what = f"{e['decision']}{' (partial)' if e['partial'] else ''}" if e["step"] == "gated" else ""
-            figures = ", ".join(f"{k} {fmt(v)}{units.get(k, '')}" for k, v in (e.get("figures") or {}).items())
+            figures = ", ".join(f"{k} {fmt(v)}{FIGURE_UNITS.get(k, '')}" for k, v in (e.get("figures") or {}).items())
             extra = [f"at {e['where']}" if e["where"] else "", figures,
                      f"ran: {e['command']}" if e.get("command") else "", f"({e['note']})" if e.get("note") else ""]
             print("  ".join([f"  {str(e['at']):25} {e['step']:11} {str(e['stage'] or '-'):11} {what:8} "
@@ -208,7 +206,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 def _cmd_rollback(args: argparse.Namespace) -> int:
     record = _store(args).record_rollback(args.stage, args.by, args.note)
     print(f"recorded: {record['stage']} rolled back from {record['release']}@"
-          f"{str(record['release_id']).split(':', 1)[-1][:12]} (promoted at {record['promotion_at']}) by "
+          f"{short_id(record['release_id'])} (promoted at {record['promotion_at']}) by "
           f"{record['by']} at {record['at']}")
     if record["command"]:
         print(f"the promotion's rollback command: {record['command']}")
@@ -226,17 +224,13 @@ def _cmd_approve(args: argparse.Namespace) -> int:
 
 
 def _cmd_promote(args: argparse.Namespace) -> int:
-    from releasetest.promotion import promote
+    from releasetest.promotion import PromoteOptions, promote
 
-    done = promote(Path(args.verdict), args.from_stage, args.to_stage, _store(args),
-                   manifest=Path(args.manifest) if args.manifest else None, target=args.target, url=args.url,
-                   keep=args.keep, by=args.by, port=args.port, ready_timeout=args.ready_timeout,
-                   workspace_config=Path(args.workspace_config) if args.workspace_config else None,
-                   endpoint_name=args.endpoint_name, key_env=args.key_env,
-                   expect_headers=dict(args.expect_header or ()))
+    options = PromoteOptions.from_arguments({**vars(args), "expect_headers": tuple(args.expect_headers or ())})
+    done = promote(args.verdict, args.from_stage, args.to_stage, _store(args), options)
     rec = done.record
     ep = rec["endpoint"]
-    print(f"promoted {rec['release']}@{rec['release_id'].split(':', 1)[1][:12]} {rec['from']} -> {rec['to']} "
+    print(f"promoted {rec['release']}@{short_id(rec['release_id'])} {rec['from']} -> {rec['to']} "
           f"({rec['target']}, {rec['deployment_config']}): {ep['scoring_uri']}"
           + (f", approved by {', '.join(rec['approved_by'])}" if rec["approved_by"] else ""))
     if done.endpoint is not None:
@@ -270,13 +264,15 @@ def _header(value: str) -> tuple[str, str]:
     return name.strip().lower(), want.strip()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and its options; those a command shares with the gate come from the option table
+    (:func:`releasetest.settings.add_options`), so their defaults, parsers and help match the plugin's."""
     parser = argparse.ArgumentParser(prog="releasetest", description=__doc__, epilog=EXIT_CODES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"releasetest {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 help="what to do (releasetest COMMAND --help for its options)")
-    manifest_help = "the release manifest (default: release.toml)"
+    manifest_help = f"the release manifest (default: {DEFAULT_CONFIG})"
     verdict_help = f"the verdict file (default: {DEFAULT_VERDICT})"
     json_help = "print JSON instead of text"
 
@@ -285,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     p = command("check", "validate a release manifest and print its release id")
-    p.add_argument("manifest", nargs="?", default="release.toml", help=manifest_help)
+    p.add_argument("manifest", nargs="?", default=DEFAULT_CONFIG, help=manifest_help)
     p.add_argument("--stage", help="also check this stage exists")
     p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=_cmd_check)
@@ -302,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "<out>.pub (default: releasetest-signing.pem)")
     p.set_defaults(func=_cmd_keygen)
     p = command("azureml-plan", "print the Azure ML v2 endpoint and deployment YAML a stage maps to")
-    p.add_argument("manifest", nargs="?", default="release.toml", help=manifest_help)
+    p.add_argument("manifest", nargs="?", default=DEFAULT_CONFIG, help=manifest_help)
     p.add_argument("--stage", default="devtest", help="stage whose v1 deployment config is mapped")
     p.add_argument("--for", dest="purpose", choices=("gate", "promote"),
                    help="name the resources as the gate's azureml target (<stage>-<short id>, deployment blue, "
@@ -328,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "AZUREML_RESOURCE_GROUP and AZUREML_WORKSPACE (the pipeline's variables)")
     p.add_argument("--out", required=True, help="file to write")
     p.set_defaults(func=_cmd_workspace_config)
-    store_help = "history directory (default: $RELEASETEST_HISTORY, else releasetest-out/history)"
+    store_help = f"history directory (default: ${OPTION['history'].env}, else {DEFAULT_HISTORY})"
     p = command("report", "re-render the HTML report from a verdict")
     p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT, help=verdict_help)
     p.add_argument("-o", "--output", help="HTML file to write (default: report.html beside the verdict)")
@@ -350,24 +346,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = command("promote", "deploy the tested release to the next stage, if its verdict allows it")
     p.add_argument("--from", dest="from_stage", required=True, help="stage the verdict is for, e.g. devtest")
     p.add_argument("--to", dest="to_stage", required=True, help="stage to deploy, e.g. production")
-    p.add_argument("--verdict", default=DEFAULT_VERDICT)
-    p.add_argument("--manifest", help="release manifest (default: the one the verdict names)")
-    p.add_argument("--target", choices=TARGETS, default="local",
-                   help="local: deploy with azmlinfsrv on 127.0.0.1; azureml: blue/green into the stage's "
-                        "Azure ML endpoint; url: verify an endpoint deployed by something else serves the release")
-    p.add_argument("--url", help="scoring URI of the target stage's endpoint, for --target url: it must answer "
-                   "liveness and the golden rows as recorded at training time before anything is recorded")
-    p.add_argument("--key-env", default="RELEASETEST_ENDPOINT_KEY", metavar="VAR",
-                   help="environment variable holding that endpoint's key (default: RELEASETEST_ENDPOINT_KEY)")
-    p.add_argument("--expect-header", action="append", type=_header, metavar="NAME=VALUE",
+    add_options(p.add_argument, ["verdict"])
+    p.add_argument("--manifest", type=Path, help="release manifest (default: the one the verdict names)")
+    add_options(p.add_argument, ["target", "url", "key_env"])
+    p.add_argument("--expect-header", dest="expect_headers", action="append", type=_header, metavar="NAME=VALUE",
                    help="for --target url: a header the endpoint's answer must carry, e.g. "
                         "azureml-model-deployment=r-f3e14ad970f8 (repeatable)")
-    p.add_argument("--workspace-config", help="Azure ML config.json for --target azureml "
-                   "(default: aml_config/config.json beside the manifest)")
+    add_options(p.add_argument, ["workspace_config"])
     p.add_argument("--endpoint-name", help="Azure ML endpoint of the stage (default: <release>-<stage>)")
-    p.add_argument("--keep", action="store_true", help="leave the local endpoint running")
-    p.add_argument("--port", type=int, default=0, help="port of the local endpoint (0 picks a free one)")
-    p.add_argument("--ready-timeout", type=float, default=120.0, help="seconds the endpoint gets to be ready")
+    add_options(p.add_argument, ["keep", "port", "ready_timeout"])
     p.add_argument("--by", help="who or what promotes (recorded)")
     p.add_argument("--store", help=store_help)
     p.set_defaults(func=_cmd_promote)
@@ -382,7 +369,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--master", required=True, metavar="HOST:PORT",
                    help="the gate machine's address and [load] master_port (default port 5557)")
     p.set_defaults(func=_cmd_load_worker)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     from releasetest.promotion import PromotionRefused
 
     try:

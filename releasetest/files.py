@@ -1,4 +1,5 @@
-"""File and time helpers: safe YAML reading, sha256 of files, atomic JSON writes, log tails, UTC stamps."""
+"""File and time helpers: safe YAML reading, sha256 of files, atomic JSON writes, log tails, UTC stamps,
+and the short form of a digest."""
 
 from __future__ import annotations
 
@@ -50,6 +51,12 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def short_id(digest: object) -> str:
+    """The first 12 hex digits of a ``sha256:...`` id (a release, a verdict): enough to tell
+    releases apart in a line of text; ``unknown`` when there is none."""
+    return str(digest or "").split(":", 1)[-1][:12] or "unknown"
 
 
 def now_iso() -> str:

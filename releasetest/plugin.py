@@ -19,10 +19,9 @@ import pytest
 from _pytest.junitxml import xml_key  # the key record_testsuite_property uses; no public accessor exists
 
 from releasetest.checks.registry import REGISTRY, SUITES
-from releasetest.endpoint.handle import EndpointHandle
-from releasetest.errors import DeployError, ReleaseTestError
+from releasetest.errors import ReleaseTestError
 from releasetest.run import ReleaseRun, suites_dir
-from releasetest.settings import OPTIONS, Option, SettingError, resolve
+from releasetest.settings import OPTIONS, PLUGIN_PREFIX, Option, SettingError, add_options, resolve
 from releasetest.suite_names import OTHER
 from releasetest.verdict.summary import ci_properties
 from releasetest.wiring import hookspecs
@@ -40,12 +39,11 @@ from releasetest.wiring.fixtures import (  # noqa: F401  (fixtures are registere
     scoring_client,
     suite_config,
     suite_of,
-    worker_id,
 )
 from releasetest.wiring.gate_lock import acquire_gate_lock, release_gate_lock
 from releasetest.wiring.keys import GATE_LOCK_KEY, OUTPUT_LINES_KEY, RUN_KEY, SIGTERM_KEY, VERDICT_KEY
-from releasetest.wiring.suite_lock import suite_lock
 from releasetest.wiring.terminal import GateTerminal
+from releasetest.wiring.xdist import XdistController, XdistWorker
 
 
 def _cli_type(opt: Option) -> Callable[[str], str]:
@@ -65,13 +63,8 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("releasetest", "release gate (releasetest)")
+    add_options(group.addoption, prefix=PLUGIN_PREFIX, check_only=_cli_type)
     for opt in OPTIONS:
-        dest = "release_" + opt.name
-        if opt.is_flag:
-            group.addoption(opt.flag, action="store_true", default=None, dest=dest, help=opt.help)
-        else:
-            group.addoption(opt.flag, dest=dest, default=None, metavar=opt.metavar, type=_cli_type(opt),
-                            help=f"{opt.help} Default: {opt.default}." if opt.default else opt.help)
         parser.addini(opt.ini, help=opt.help, default="")
     parser.addini("release_testpaths", type="paths", default=[],
                   help="Your own release test files/folders, collected with the built-in suites "
@@ -88,36 +81,32 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = resolve(cli, os.environ, ini, Path(config.invocation_params.dir), ini_dir)
     except SettingError as exc:
         raise pytest.UsageError(str(exc)) from None
-    run = ReleaseRun(settings)
-    config.stash[RUN_KEY] = run
     if not settings.active:
+        config.stash[RUN_KEY] = ReleaseRun(settings)
         return
     _refuse_checkout_config(config)
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    if workerinput is None:
+    worker = XdistWorker.of(config)
+    if worker is not None:
+        run = ReleaseRun(settings, worker_dir=worker.workdir, handed_over=worker.given.deployment())
+        config.pluginmanager.register(worker, XdistWorker.name)
+    else:
+        terminal = GateTerminal(config)
+        ready_hook = config.hook.pytest_releasetest_endpoint_ready
+        run = ReleaseRun(settings, progress=terminal, on_ready=lambda handle: ready_hook(config=config, handle=handle))
         config.stash[GATE_LOCK_KEY] = acquire_gate_lock(settings.verdict.parent, lambda line: _say(config, line))
+    config.stash[RUN_KEY] = run
     try:
         run.load()
     except ReleaseTestError as exc:
-        if workerinput is None:
+        if worker is None:
             finished = run.finish(int(pytest.ExitCode.USAGE_ERROR))
             for line in finished.lines:  # no terminal summary after a usage error; CI reads stdout
                 print(line)
         raise pytest.UsageError(f"releasetest: {exc}") from None
-    if workerinput is not None:
-        data = workerinput.get("releasetest_endpoint")
-        scratch = workerinput.get("releasetest_scratch")
-        run.attach(EndpointHandle.from_dict(data) if data else None,
-                   workerinput.get("releasetest_deploy_error"), workerinput.get("releasetest_deploy_log_tail"),
-                   worker_id(config) or "", Path(scratch) if scratch else None)
-    else:
+    if worker is None:
         config.pluginmanager.register(ResultRecorder(run), "releasetest-results")
-        terminal = GateTerminal(config)
         config.pluginmanager.register(terminal, "releasetest-terminal")
-        run.progress = terminal
         _interrupt_on_sigterm(config, run)
-        if config.pluginmanager.hasplugin("xdist"):
-            config.pluginmanager.register(XdistController(run), "releasetest-xdist")
     _add_suites_to_args(config)
 
 
@@ -198,26 +187,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """An endpoint launched early that no selected test uses (``-k`` on the user's own tests) stops now."""
     run = session.config.stash.get(RUN_KEY, None)
     if run is not None and not any("endpoint" in getattr(item, "fixturenames", ()) for item in session.items):
-        run.cancel_deploy()
+        run.deployment.cancel()
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
+    """The release under test and where each setting that shapes the run came from."""
     run = config.stash.get(RUN_KEY, None)
     if run is None or not run.settings.active or run.release is None:
         return None
-    return (f"releasetest: release {run.release.name}@{run.release.short_id} stage={run.settings.stage} "
-            f"target={run.settings.target} manifest={run.release.manifest}")
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item) -> Any:
-    """On an xdist worker, load tests run alone: they hold the run's suite lock exclusively,
-    every other test holds it shared (see :mod:`releasetest.wiring.suite_lock`)."""
-    run = item.config.stash.get(RUN_KEY, None)
-    if run is None or not run.settings.active or run.scratch is None or worker_id(item.config) is None:
-        return (yield)
-    with suite_lock(run.scratch / "suite.lock", exclusive=suite_of(item) == "load"):
-        return (yield)
+    return (f"releasetest: release {run.release.name}@{run.release.short_id}, "
+            + run.settings.origins(Path(config.invocation_params.dir)))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -236,41 +215,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Launch the endpoint before collection, so its cold start overlaps it (the ``endpoint``
-    fixture waits for it). Under xdist, deploy on the controller before the workers start (they
-    get it in workerinput)."""
+    fixture waits for it). Under xdist the controller deploys before xdist starts the workers
+    (they get it in workerinput)."""
     config = session.config
     run = config.stash.get(RUN_KEY, None)
     if run is None or not run.settings.active or hasattr(config, "workerinput") or config.option.collectonly:
         return
     if config.pluginmanager.getplugin("dsession") is None:
-        run.start_deploy()
+        run.deployment.start()
         return
-    try:
-        handle = run.deploy()
-    except DeployError:
-        return  # recorded on the run; every worker's tests fail with it, the verdict BLOCKs
-    config.hook.pytest_releasetest_endpoint_ready(config=config, handle=handle)
-
-
-class XdistController:
-    """xdist hooks, registered on the controller only when xdist is installed."""
-
-    def __init__(self, run: ReleaseRun):
-        self.run = run
-
-    def pytest_configure_node(self, node: Any) -> None:
-        if self.run.scratch is None:
-            self.run.make_scratch()
-        node.workerinput["releasetest_scratch"] = str(self.run.scratch)
-        node.workerinput["releasetest_endpoint"] = self.run.handle.to_dict() if self.run.handle else None
-        node.workerinput["releasetest_deploy_error"] = self.run.deploy_error
-        node.workerinput["releasetest_deploy_log_tail"] = self.run.deploy_log_tail
-
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        output = getattr(node, "workeroutput", {})
-        if output.get("releasetest_findings"):
-            self.run.merge_findings(output["releasetest_findings"])
-        self.run.keep_worker_logs(output.get("releasetest_logs") or {})
+    controller = XdistController(run)
+    config.pluginmanager.register(controller, XdistController.name)
+    controller.deploy()
 
 
 def _pasteable(item: pytest.Item) -> str:
@@ -342,11 +298,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is None or not run.settings.active:
         return
-    workeroutput = getattr(config, "workeroutput", None)
-    if workeroutput is not None:
-        workeroutput["releasetest_findings"] = run.findings
-        workeroutput["releasetest_logs"] = run.worker_logs()
-        return
+    if hasattr(config, "workerinput"):
+        return  # the worker's role gives its findings back (see XdistWorker)
     recorder = config.pluginmanager.getplugin("releasetest-results")
     run.partial = _partial(config, recorder.deselected if recorder is not None else 0)
     if exitstatus == pytest.ExitCode.INTERRUPTED and not run.interrupted:
@@ -366,8 +319,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     """Last line of defence: no server outlives pytest, whatever happened before."""
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
-        run.teardown()
-        run.remove_scratch()
+        run.deployment.teardown()
     lock = config.stash.get(GATE_LOCK_KEY, None)
     if lock is not None:
         del config.stash[GATE_LOCK_KEY]

@@ -13,7 +13,7 @@ promotion is recorded.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,14 @@ from releasetest.endpoint.factory import TargetOptions, build_endpoint
 from releasetest.errors import ConfigError, DeployError, ReleaseTestError
 from releasetest.files import now_iso
 from releasetest.release.manifest import Release, Resolver, Stage, load_release
-from releasetest.settings import TARGETS
+from releasetest.settings import (
+    DEFAULT_CONFIG,
+    DEFAULT_KEY_ENV,
+    DEFAULT_PORT,
+    DEFAULT_READY_TIMEOUT,
+    DEFAULT_TARGET,
+    TARGETS,
+)
 from releasetest.verdict import signing
 from releasetest.verdict.history import Store, check_verdict, read_verdict
 
@@ -64,6 +71,10 @@ def approve(verdict_path: Path, store: Store, by: str, note: str | None = None) 
     return store.approve(verdict, by.strip(), note)
 
 
+def _tested_manifest(verdict: dict[str, Any]) -> Path:
+    return Path(str((verdict.get("release") or {}).get("manifest", DEFAULT_CONFIG)))
+
+
 def verify_for_promotion(verdict: dict[str, Any], where: str, from_stage: str, to_stage: str,
                          manifest: Path | None, store: Store,
                          registry: Resolver | None = None) -> tuple[Release, list[str]]:
@@ -83,7 +94,7 @@ def verify_for_promotion(verdict: dict[str, Any], where: str, from_stage: str, t
                                f"{verdict.get('promote_to') or 'no further stage'}, "
                                f"not {to_stage} (see promote_to in the manifest)")
     tested = verdict.get("release") or {}
-    manifest = manifest or Path(str(tested.get("manifest", "release.toml")))
+    manifest = manifest or _tested_manifest(verdict)
     versions = {a["name"]: str(a["version"]) for a in tested.get("artifacts", [])}
     try:
         release = load_release(manifest, artifact_versions=versions, registry=registry)
@@ -141,40 +152,69 @@ def _verify_url(release: Release, stage: Stage, options: TargetOptions) -> dict[
     return handle.describe()
 
 
-def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *, manifest: Path | None = None,
-            target: str = "local", url: str | None = None, keep: bool = False, by: str | None = None,
-            out_dir: Path | None = None, port: int = 0, ready_timeout: float = 120.0,
-            workspace_config: Path | None = None, endpoint_name: str | None = None,
-            key_env: str = "RELEASETEST_ENDPOINT_KEY", expect_headers: Mapping[str, str] | None = None) -> Promotion:
-    """Check everything, deploy to ``to_stage`` (local, azureml) or verify the endpoint at ``url`` serves
-    the release (url), then record the promotion; nothing is recorded when any step refuses or fails."""
+@dataclass(frozen=True)
+class PromoteOptions:
+    """How to promote, beyond which verdict and stages. The fields the gate has too are the
+    ``releasetest promote`` options declared in :data:`releasetest.settings.OPTIONS`, with its defaults."""
+
+    target: str = DEFAULT_TARGET
+    #: Default: the manifest the verdict names.
+    manifest: Path | None = None
+    url: str | None = None
+    key_env: str = DEFAULT_KEY_ENV
+    #: url target: response headers (lower-case name, value) the golden answer must carry.
+    expect_headers: tuple[tuple[str, str], ...] = ()
+    workspace_config: Path | None = None
+    endpoint_name: str | None = None
+    keep: bool = False
+    port: int = DEFAULT_PORT
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
+    #: Who or what promotes, for the record.
+    by: str | None = None
+
+    @classmethod
+    def from_arguments(cls, values: Mapping[str, Any]) -> PromoteOptions:
+        """The fields ``values`` (a CLI's parsed arguments) gives, the rest at their defaults."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if values.get(f.name) is not None})
+
+    def target_options(self, log_dir: Path) -> TargetOptions:
+        return TargetOptions(log_dir=log_dir, ready_timeout=self.ready_timeout, port=self.port,
+                             workspace_config=self.workspace_config, endpoint_name=self.endpoint_name, url=self.url,
+                             key_env=self.key_env, expect_headers=self.expect_headers, keep=self.keep)
+
+
+def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store,
+            options: PromoteOptions | None = None) -> Promotion:
+    """Check everything, deploy to ``to_stage`` (local, azureml) or verify the endpoint at ``options.url``
+    serves the release (url), then record the promotion; nothing is recorded when any step refuses or fails.
+    Logs and fetched registry artifacts go beside the verdict."""
     from releasetest.azureml.registry import registry_for
 
+    opts = options or PromoteOptions()
     verdict = read_verdict(verdict_path)
-    tested = Path(str((verdict.get("release") or {}).get("manifest", "release.toml")))
-    registry = registry_for(manifest or tested, workspace_config, (out_dir or verdict_path.parent) / "registry")
-    release, approvers = verify_for_promotion(verdict, str(verdict_path), from_stage, to_stage, manifest, store,
-                                              registry)
+    registry = registry_for(opts.manifest or _tested_manifest(verdict), opts.workspace_config,
+                            verdict_path.parent / "registry")
+    release, approvers = verify_for_promotion(verdict, str(verdict_path), from_stage, to_stage, opts.manifest,
+                                              store, registry)
     stage = release.stage(to_stage)
     kept: Endpoint | None = None
-    options = TargetOptions(log_dir=out_dir or verdict_path.parent, ready_timeout=ready_timeout, port=port,
-                            workspace_config=workspace_config, endpoint_name=endpoint_name, url=url,
-                            key_env=key_env, expect_headers=tuple((expect_headers or {}).items()), keep=keep)
+    target = opts.target
+    deploy = opts.target_options(verdict_path.parent)
     if target == "azureml":
-        endpoint = _promote_azureml(release, stage, options)
+        endpoint = _promote_azureml(release, stage, deploy)
     elif target == "local":
-        local = build_endpoint("local", release, stage, options)
+        local = build_endpoint("local", release, stage, deploy)
         try:
             handle = local.deploy()  # ready = liveness answers and the golden rows score as at training
         except DeployError as exc:
             raise ReleaseTestError(f"deploy to {to_stage} failed: {exc.cause}") from None
         endpoint = handle.describe()
-        if keep:
+        if opts.keep:
             kept = local
         else:
             local.teardown()
     elif target == "url":
-        endpoint = _verify_url(release, stage, options)
+        endpoint = _verify_url(release, stage, deploy)
     else:
         raise PromotionRefused(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
     record = {
@@ -182,7 +222,7 @@ def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store, *,
         "artifacts": [{"name": a.name, "version": a.version} for a in release.artifacts],
         "from": from_stage, "to": to_stage, "target": target, "deployment_config": stage.deployment.path.name,
         "endpoint": endpoint, "kept": bool(kept), "verdict_digest": verdict["digest"],
-        "approved_by": approvers, "requires_approval": stage.requires_approval, "by": by, "at": now_iso(),
+        "approved_by": approvers, "requires_approval": stage.requires_approval, "by": opts.by, "at": now_iso(),
     }
     store.add_verdict(verdict)
     store.record_promotion(record)

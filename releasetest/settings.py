@@ -1,18 +1,34 @@
 """Run settings, resolved once from the command line, then the environment, then the ini file.
 
-Each option is declared once here (name, help, default, parser); the pytest plugin turns the
-declarations into ``--release-*`` options and ini keys with the same help text, and the
-``releasetest`` CLI reuses the parsers.
+Each option is declared once here (name, help, default, parser; the flag, ini key and environment
+variable follow from the name). :func:`add_options` adds them to a parser: the pytest plugin adds
+every one as ``--release-NAME`` with its ini key, the ``releasetest`` CLI the ones a command shares
+with the gate as ``--NAME``, with the same default, parser and help.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import argparse
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from releasetest.suite_names import SUITES
+
+DEFAULT_CONFIG = "release.toml"
+DEFAULT_VERDICT = "releasetest-out/verdict.json"
+#: The history beside the default verdict: the gate's default store, and the CLI's.
+DEFAULT_HISTORY = str(Path(DEFAULT_VERDICT).parent / "history")
+DEFAULT_TARGET = "local"
+DEFAULT_KEY_ENV = "RELEASETEST_ENDPOINT_KEY"
+DEFAULT_READY_TIMEOUT = 120.0
+DEFAULT_PORT = 0
+DEFAULT_MAX_BODY_MB = 10.0
+MIB = 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = int(DEFAULT_MAX_BODY_MB * MIB)
+#: How the plugin spells an option's flag; the CLI's prefix is plain ``--``.
+PLUGIN_PREFIX = "--release-"
 
 
 class SettingError(ValueError):
@@ -110,7 +126,10 @@ def parse_bool(value: str) -> bool:
 
 @dataclass(frozen=True)
 class Option:
-    name: str  # "stage" -> --release-stage, ini release_stage, env RELEASETEST_STAGE
+    """One setting: ``name`` gives the flag (``--release-NAME``), the ini key (``release_NAME``) and the
+    environment variable (``RELEASETEST_NAME``); ``default`` is text, as a user would write it."""
+
+    name: str
     help: str
     default: str | None
     parse: Callable[[str], Any] = str
@@ -120,7 +139,12 @@ class Option:
 
     @property
     def flag(self) -> str:
-        return "--release-" + self.name.replace("_", "-")
+        return PLUGIN_PREFIX + self.name.replace("_", "-")
+
+    @property
+    def dest(self) -> str:
+        """The plugin's attribute name: prefixed, since pytest's option namespace is shared."""
+        return "release_" + self.name
 
     @property
     def ini(self) -> str:
@@ -130,34 +154,40 @@ class Option:
     def env(self) -> str:
         return "RELEASETEST_" + self.name.upper()
 
+    @property
+    def help_with_default(self) -> str:
+        return f"{self.help} Default: {self.default}." if self.default and not self.is_flag else self.help
+
 
 OPTIONS: tuple[Option, ...] = (
     Option("stage", "Stage to deploy and gate (a [stages.NAME] of the manifest, e.g. devtest). "
            "Giving it turns the release run on.", None, metavar="NAME"),
-    Option("config", "Release manifest (release.toml).", "release.toml", is_path=True, metavar="PATH"),
-    Option("target", "Where to deploy: local (azmlinfsrv on 127.0.0.1), url (an existing endpoint) "
-           "or azureml (an Azure ML online endpoint).", "local", parse_target, metavar="local|url|azureml"),
-    Option("url", "Scoring URI of an existing endpoint, for --release-target url.", None, metavar="URL"),
+    Option("config", "Release manifest (release.toml).", DEFAULT_CONFIG, is_path=True, metavar="PATH"),
+    Option("target", "Where the release runs: local (azmlinfsrv on 127.0.0.1), url (an existing endpoint, which "
+           "must serve the release) or azureml (an Azure ML online endpoint).", DEFAULT_TARGET, parse_target,
+           metavar="local|url|azureml"),
+    Option("url", "Scoring URI of an existing endpoint, for --release-target url: it must answer liveness and the "
+           "golden rows as recorded at training time.", None, metavar="URL"),
     Option("key_env", "Environment variable holding the endpoint key, for --release-target url.",
-           "RELEASETEST_ENDPOINT_KEY", metavar="VAR"),
-    Option("verdict", "Where to write the verdict JSON.", "releasetest-out/verdict.json",
-           is_path=True, metavar="PATH"),
+           DEFAULT_KEY_ENV, metavar="VAR"),
+    Option("verdict", "The verdict JSON: the gate writes it, with its report and server logs beside it; "
+           "promote reads it.", DEFAULT_VERDICT, is_path=True, metavar="PATH"),
     Option("keep", "Leave the deployed endpoint running after the run and print its URL.", "false",
            parse_bool, is_flag=True),
     Option("partial_ok", "Let a partial run (-k, -m, --co, node ids, deselected tests) write the stage's "
            "verdict, report and summary files; without it they go to *.partial.* beside them, and the last full "
            "verdict stays.", "false", parse_bool, is_flag=True),
     Option("ready_timeout", "Seconds the endpoint gets to become ready (liveness and golden prediction).",
-           "120", parse_positive_float, metavar="SECONDS"),
+           f"{DEFAULT_READY_TIMEOUT:g}", parse_positive_float, metavar="SECONDS"),
     Option("require", "Suites that must run and pass for PROMOTE, comma-separated. "
            "Default: every built-in suite.", None, parse_suites, metavar="SUITES"),
-    Option("port", "Port for the local endpoint on 127.0.0.1 (0 picks a free one).", "0", parse_port,
+    Option("port", "Port for the local endpoint on 127.0.0.1 (0 picks a free one).", str(DEFAULT_PORT), parse_port,
            metavar="PORT"),
     Option("env", "Serving environment vs the release's conda file: warn (report drift), strict (drift "
            "blocks), isolated (serve from a venv built from its pip pins, cached).", "warn", parse_env_mode,
            metavar="warn|strict|isolated"),
-    Option("max_body_mb", "Largest request body the local endpoint accepts, in MB; larger gets 413.", "10",
-           parse_positive_float, metavar="MB"),
+    Option("max_body_mb", "Largest request body the local endpoint accepts, in MB; larger gets 413.",
+           f"{DEFAULT_MAX_BODY_MB:g}", parse_positive_float, metavar="MB"),
     Option("artifact", "Artifact version to test when the manifest lists several, NAME=VERSION, "
            "comma-separated. Default: the highest listed version of each.", None, parse_artifact_versions,
            metavar="NAME=VERSION"),
@@ -171,6 +201,45 @@ OPTIONS: tuple[Option, ...] = (
            "for --release-target azureml. Default: aml_config/config.json next to the manifest.", None,
            is_path=True, metavar="PATH"),
 )
+
+OPTION: Mapping[str, Option] = {opt.name: opt for opt in OPTIONS}
+
+
+def _spelled(text: str, prefix: str) -> str:
+    """``text`` with the table's flags (``--release-NAME``) spelled as the parser at hand spells them."""
+    return text.replace(PLUGIN_PREFIX, prefix)
+
+
+def _parsed_now(opt: Option, prefix: str) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            value = opt.parse(text)
+        except SettingError as exc:
+            raise argparse.ArgumentTypeError(_spelled(str(exc), prefix)) from None
+        return Path(value) if opt.is_path else value
+
+    return convert
+
+
+def add_options(addoption: Callable[..., object], names: Iterable[str] | None = None, *, prefix: str = "--",
+                check_only: Callable[[Option], Callable[[str], str]] | None = None) -> None:
+    """Add the named options (every one by default) through ``addoption``, as pytest-benchmark's
+    ``add_*_options`` do: an argparse ``add_argument`` (the CLI, flags ``--NAME``) or pytest's
+    ``group.addoption`` (the plugin, ``prefix=PLUGIN_PREFIX``).
+
+    Without ``check_only`` a value is parsed as it is read, paths become :class:`~pathlib.Path`, and
+    the default is the table's. With it (the plugin) ``check_only(option)`` refuses a bad value at
+    once but keeps the text, and the default stays None, so that :func:`resolve` can rank the
+    command line above the environment and the ini file.
+    """
+    for opt in OPTIONS if names is None else [OPTION[name] for name in names]:
+        flag = prefix + opt.name.replace("_", "-")
+        where = {"dest": opt.dest if check_only else opt.name, "help": _spelled(opt.help_with_default, prefix)}
+        if opt.is_flag:
+            addoption(flag, action="store_true", default=None if check_only else False, **where)
+        else:
+            addoption(flag, metavar=opt.metavar, default=None if check_only else opt.default,
+                      type=check_only(opt) if check_only else _parsed_now(opt, prefix), **where)
 
 
 @dataclass(frozen=True)
@@ -206,6 +275,32 @@ class Settings:
     def report(self) -> Path:
         """The HTML report goes beside the verdict, so one CI artifact folder holds both."""
         return self.verdict.parent / "report.html"
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * MIB)
+
+    def origins(self, cwd: Path) -> str:
+        """``name=value (source)`` for the stage, manifest and target and for every setting not at its
+        default, as pytest-django's report header names where its settings came from: a surprising
+        value is one look away from its cause (an ini key, a leftover environment variable)."""
+        here = cwd.resolve()
+        return ", ".join(f"{opt.name}={_shown(getattr(self, opt.name), here)} ({self.sources[opt.name]})"
+                         for opt in OPTIONS
+                         if opt.name in ("stage", "config", "target") or self.sources[opt.name] != "default")
+
+
+def _shown(value: Any, cwd: Path) -> str:
+    """A setting's value as the user would write it, paths relative to where pytest runs."""
+    if isinstance(value, Path):
+        return str(value.relative_to(cwd)) if value.is_relative_to(cwd) else str(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return ",".join("=".join(item) if isinstance(item, tuple) else item for item in value)
+    return str(value)
 
 
 def resolve(

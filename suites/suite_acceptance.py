@@ -68,8 +68,7 @@ def evaluation(endpoint: EndpointHandle, holdout: Holdout, release: Release, acc
 @pytest.fixture(autouse=True)
 def _record(evaluation: Evaluation, release_record: Callable[[str, Any], None]) -> None:
     """Every acceptance test records the evaluation, so any selection of them fills the verdict."""
-    for key, value in evaluation.findings().items():
-        release_record(key, value)
+    evaluation.findings().record(release_record)
 
 
 def test_holdout_scored_through_endpoint(evaluation: Evaluation, holdout: Holdout) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from releasetest.checks.load.findings import LoadFindings, SloRecord
 from releasetest.checks.load.latency import LoadResult
 from releasetest.checks.load.loadgen import Profile, request_bodies, run_load
 from releasetest.checks.load.slo import LoadSpec, evaluate, failure_message, find_capacity
@@ -55,17 +56,17 @@ def test_slo_at_expected_rate(suite_config: LoadSpec, endpoint: EndpointHandle, 
     result = _run(spec, endpoint, holdout, release, release_workdir / "load", spec.profile(), release_run.progress,
                   on_warm=(lambda: warm.append(group_rss_bytes(pid) or 0)) if watch else None)
     problems = []
+    findings = result.findings()
     if warm:
         end = group_rss_bytes(pid) or 0
-        release_record("memory", {"requests": result.requests, "rss_growth_mb": round((end - warm[0]) / 2**20, 1),
-                                  "max_rss_growth_mb": smoke.max_rss_growth_mb})
+        findings.memory = {"requests": result.requests, "rss_growth_mb": round((end - warm[0]) / 2**20, 1),
+                           "max_rss_growth_mb": smoke.max_rss_growth_mb}
         if memory_in_load_window(smoke, spec):
             problems.append(memory_growth_failure(warm[0], end, result.requests, smoke))
     slos = evaluate(spec, result)
-    for key, value in result.findings().items():
-        release_record(key, value)
-    release_record("slo", slos)
-    release_record("slo_derivation", "\n".join(spec.derivation))
+    findings.slo = [SloRecord.from_json(s) for s in slos]
+    findings.slo_derivation = "\n".join(spec.derivation)
+    findings.record(release_record)
     if not all(s["passed"] for s in slos):
         problems.insert(0, failure_message(slos, result))
     failures = [p for p in problems if p]
@@ -82,7 +83,6 @@ def test_capacity(suite_config: LoadSpec, endpoint: EndpointHandle, holdout: Hol
     capacity, steps = find_capacity(
         spec, lambda rate: _run(spec, endpoint, holdout, release, workdir,
                                 spec.profile(rate=rate, duration_s=spec.capacity_step_s), release_run.progress))
-    release_record("capacity_rps", capacity)
-    release_record("capacity_steps", steps)
+    LoadFindings(capacity_rps=capacity, capacity_steps=steps).record(release_record)
     assert capacity is not None, (f"capacity: even the first step, {steps[0]['rate']:g} req/s, broke an SLO "
                                   f"(p99 {steps[0]['p99_ms']:g} ms, achieved {steps[0]['achieved_rps']:g} req/s)")

@@ -17,15 +17,9 @@ from hypothesis import HealthCheck, example, given
 
 from releasetest.checks.contract.config import SchemaConfig
 from releasetest.checks.contract.curl import curl_line, dumps
+from releasetest.checks.contract.findings import DEFECT, FAILURE, Finding, SchemaFindings
 from releasetest.checks.contract.inputs import learn_ranges, rows_strategy
-from releasetest.checks.contract.judging import (
-    DEFECT,
-    FAILURE,
-    Finding,
-    classify,
-    find_leak,
-    output_violation,
-)
+from releasetest.checks.contract.judging import classify, find_leak, output_violation
 from releasetest.checks.contract.probes import ONLY_FOR, PROBE_NAMES, negative_probes
 from releasetest.checks.contract.reading import (
     Contract,
@@ -95,10 +89,8 @@ def _key_env(endpoint: EndpointHandle) -> str | None:
 
 def _report(findings: list[Finding], client: CountingClient, policy: str, record: Record, worker: str) -> None:
     """Record findings and the request count (the gate summarises defects); fail on failures."""
-    record("findings", [f.as_dict() for f in findings])
-    record("policy", policy)
-    record("requests_sent", client.sent)
-    record("requests_by_process", {worker: client.sent})
+    SchemaFindings(findings=findings, policy=policy, requests_sent=client.sent,
+                   requests_by_process={worker: client.sent}).record(record)
     failures = [f for f in findings if f.severity == FAILURE]
     if failures:
         lines = [failures[0].message]
@@ -244,7 +236,7 @@ def test_negative_input(name: str, schema_client: CountingClient, contract: Cont
         judged = classify(probe, resp.status_code, resp.text, suite_config.policy, has_key=handle.key is not None,
                           output_schema=contract.output_schema, classes=release.data.classes, wire=wire)
         if judged is not None:
-            severity, message = judged
-            findings.append(Finding(name, severity, resp.status_code, probe.shown_body(), curl, message))
+            findings.append(Finding(name, judged.severity, resp.status_code, probe.shown_body(), curl, judged.message,
+                                    judged.problem))
     findings += _after(schema_client, golden, f"{probe.name} ({probe.what})", key_env)
     _report(findings, schema_client, suite_config.policy, release_record, release_worker)

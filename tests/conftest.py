@@ -11,7 +11,13 @@ Two ways to test a gate run:
   into its folders: copy what you change into ``tmp_path`` (promote takes ``--manifest``; a verdict file
   copied byte for byte keeps its seal).
 - ``release_project`` (function scope): a fresh copy to edit, for a test that changes the release, the
-  options or the environment; ``run()`` starts its own gate.
+  options or the environment; ``run()`` starts its own gate in a subprocess, ``run_inprocess()`` in
+  this process.
+- ``recorded`` (function scope): for tests of the plugin's wiring (options, markers, hooks, the end
+  of the run, partial runs, the xdist hand-over), an in-process endpoint that answers with the
+  example's recorded predictions; ``release_project.run_inprocess(*recorded.args, ...)`` gates
+  against it with no server and no child interpreter. What is about the endpoint (deploy, suites,
+  faults, signals) runs against the real azmlinfsrv.
 
 Every child pytest a test starts gets the default SIGINT disposition (``default_sigint``), so the
 tests behave the same when the outer run was started from a background job that ignores SIGINT.
@@ -34,11 +40,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from releasetest.endpoint.process import group_pids
+
+if TYPE_CHECKING:
+    from tests.recorded_target import RecordedTarget
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "port-weather"
 
@@ -63,6 +72,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.maxschedchunk = 1
 
 
+#: The one warning a gate run in this process gets that a run of its own would not.
+IN_PROCESS_WARNING = "ignore:Module already imported so cannot be rewritten:pytest.PytestAssertRewriteWarning"
+
+
 @dataclass
 class ReleaseProject:
     pytester: pytest.Pytester
@@ -81,6 +94,14 @@ class ReleaseProject:
 
     def run(self, *args: str, timeout: float = 240) -> pytest.RunResult:
         return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", *args, timeout=timeout)
+
+    def run_inprocess(self, *args: str, interrupts: bool = False) -> pytest.RunResult:
+        """The gate in this process, for tests of the plugin's wiring: give it the ``recorded``
+        target, or a run that stops before anything is deployed. ``interrupts``: the run's own
+        KeyboardInterrupt is its result, not a Ctrl-C for this session. This session has imported
+        releasetest already, so the run's pytest could not rewrite its asserts and would say so."""
+        return self.pytester.runpytest_inprocess("-p", "no:cacheprovider", "-W", IN_PROCESS_WARNING, *args,
+                                                 no_reraise_ctrlc=interrupts)
 
     def edit(self, relpath: str, old: str, new: str) -> None:
         path = self.release / relpath
@@ -102,6 +123,20 @@ def release_project(pytester: pytest.Pytester) -> ReleaseProject:
     copy_example(pytester.path)
     pytester.makeini(INI)
     return ReleaseProject(pytester, pytester.path)
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordedTarget]:
+    """An in-process endpoint answering with the example's recorded predictions
+    (``tests/recorded_target.py``); ``recorded.args`` point a gate at it. CI and releasetest
+    variables of this run are hidden from the gates run in this process."""
+    from tests.recorded_target import recorded_target
+
+    for name in list(os.environ):
+        if name.startswith("RELEASETEST_") or name in ("GITHUB_STEP_SUMMARY", "TF_BUILD"):
+            monkeypatch.delenv(name)
+    with recorded_target() as target:
+        yield target
 
 
 #: Most tests run one suite (-m) and read verdict.json: partial runs may write it.

@@ -22,7 +22,8 @@ import numpy as np
 from releasetest.checks.acceptance.config import AcceptanceConfig, Threshold
 from releasetest.checks.acceptance.evaluation import Evaluation, evaluate
 from releasetest.checks.acceptance.scoring import BatchScores
-from releasetest.checks.contract.judging import FAILURE, Finding, classify, find_leak
+from releasetest.checks.contract.findings import FAILURE, Finding
+from releasetest.checks.contract.judging import classify, find_leak
 from releasetest.checks.contract.probes import negative_probes
 from releasetest.checks.load.latency import LoadResult, summarize
 from releasetest.checks.load.slo import LoadSpec, failure_message, parse_load
@@ -99,7 +100,8 @@ def schema_findings(decision: str) -> dict[str, list[Finding]]:
                                  f"{probe.what}: the {status} answer leaks a {leak}"))
         judged = classify(probe, status, text, "azure", has_key=False, classes=CLASSES)
         if judged is not None:
-            found.append(Finding(name, judged[0], status, probe.shown_body(), curl, judged[1]))
+            found.append(Finding(name, judged.severity, status, probe.shown_body(), curl, judged.message,
+                                 judged.problem))
     return by_probe
 
 
@@ -200,10 +202,10 @@ def _verdict(decision: str) -> dict[str, Any]:
                                 "model_dir": "/tmp/releasetest-x"}},
         results=results,
         findings={
-            "acceptance": evaluation.findings(),
-            "schema": {"findings": [f.as_dict() for found in schema.values() for f in found], "policy": "azure",
+            "acceptance": evaluation.findings().to_json(),
+            "schema": {"findings": [f.to_json() for found in schema.values() for f in found], "policy": "azure",
                        "requests_sent": 118, "requests_by_process": {"main": 118}},
-            "load": {**load.findings(), "slo": slos, "slo_derivation": "\n".join(spec.derivation),
+            "load": {**load.findings().to_json(), "slo": slos, "slo_derivation": "\n".join(spec.derivation),
                      "memory": {"requests": load.requests, "rss_growth_mb": 0.4, "max_rss_growth_mb": 64.0}},
         },
         required=REQUIRED,

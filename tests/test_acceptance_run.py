@@ -144,7 +144,7 @@ def test_worse_champion_by_url_lets_the_candidate_pass(release_project: ReleaseP
 
 def test_bad_threshold_stops_before_deploy(release_project: ReleaseProject) -> None:
     release_project.edit("release.toml", "roc_auc = {", "roc_aux = {")
-    result = release_project.run("--release-stage", "devtest")
+    result = release_project.run_inprocess("--release-stage", "devtest")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*release.toml: acceptance.thresholds.roc_aux: unknown metric 'roc_aux' "
                                  "(fix: did you mean 'roc_auc'?)*"])

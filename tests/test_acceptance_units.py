@@ -111,7 +111,7 @@ def test_threshold_messages_say_what_was_needed() -> None:
     gone = check_threshold(Threshold("accuracy", "min_absolute_change", 0.0, "champion"), {"accuracy": 0.95},
                            {}, {"champion": "champion x could not be scored: down"})
     assert not gone.passed and "could not be scored" in gone.message
-    assert set(gone.as_dict()) >= {"metric", "kind", "bound", "value", "reference", "passed"}
+    assert set(gone.record().to_json()) >= {"metric", "kind", "bound", "value", "reference", "passed"}
 
 
 def test_baselines_and_parity_on_the_example_holdout() -> None:
@@ -139,7 +139,7 @@ def test_evaluate_records_every_reference() -> None:
     assert holdout.expected is not None
     scores = BatchScores(list(holdout.expected), None, 1.0, 8)
     ev = evaluate(cfg, holdout, scores)
-    findings = ev.findings()
+    findings = ev.findings().to_json()
     assert set(findings["references"]) == {"majority", "persistence"}
     assert findings["metrics"]["accuracy"] == pytest.approx(0.9559, abs=1e-4)
     # Without probabilities the AUC thresholds cannot pass: they say so rather than vanish.

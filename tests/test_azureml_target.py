@@ -145,7 +145,7 @@ def test_sigint_during_the_suites_still_deletes_the_endpoint(release_project: Re
 
 def test_missing_workspace_config_is_a_configuration_error(release_project: ReleaseProject) -> None:
     """Exit 4 with one line and a BLOCK verdict before anything is collected, not one deploy error per test."""
-    result = release_project.run("--release-stage", "devtest", "--release-target", "azureml")
+    result = release_project.run_inprocess("--release-stage", "devtest", "--release-target", "azureml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     [line] = [ln for ln in result.stderr.lines if ln.startswith("ERROR:")]
     assert "aml_config/config.json: Azure ML workspace config not found" in line

@@ -11,6 +11,7 @@ from releasetest.cli import main
 from releasetest.verdict.history import Store
 from releasetest.verdict.seal import seal_verdict
 from tests.conftest import EXAMPLE, ReleaseProject
+from tests.recorded_target import RecordedTarget
 from tests.synthetic import synthetic_verdict
 
 
@@ -51,11 +52,11 @@ def test_version_help_and_json(capsys: pytest.CaptureFixture[str], tmp_path) -> 
     assert code == 0 and json.loads(out)["decision"] == "PROMOTE"
 
 
-def test_partial_run_keeps_the_full_verdict(release_project: ReleaseProject) -> None:
+def test_partial_run_keeps_the_full_verdict(release_project: ReleaseProject, recorded: RecordedTarget) -> None:
     release_project.pytester.makeini("[pytest]\nrelease_config = release/release.toml\n")
     release_project.verdict_path.parent.mkdir(parents=True)
     release_project.verdict_path.write_text('{"full": true}')
-    result = release_project.run("--release-stage", "devtest", "-k", "liveness")
+    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "-k", "liveness")
     partial = json.loads((release_project.verdict_path.parent / "verdict.partial.json").read_text())
     assert partial["partial"] is True and partial["partial_because"] == "-k liveness"
     assert release_project.verdict()["full"] is True, "the last full verdict stays"

@@ -9,13 +9,15 @@ import sys
 from releasetest.wiring.gate_lock import acquire_gate_lock, release_gate_lock
 
 from .conftest import ReleaseProject
+from .recorded_target import RecordedTarget
 
 RUN_TIMEOUT_S = 120
 
 
-def test_second_gate_waits_for_the_output_folder(release_project: ReleaseProject) -> None:
+def test_second_gate_waits_for_the_output_folder(release_project: ReleaseProject, recorded: RecordedTarget) -> None:
     """This test holds the folder's gate lock as a first gate would; the real gate started next
-    says it waits, writes nothing meanwhile, and finishes with its verdict once the lock is free."""
+    says it waits, writes nothing meanwhile, and finishes with its verdict once the lock is free.
+    The lock is the plugin's, whatever the target: the gate tests the in-process ``recorded`` one."""
     out = release_project.root / "releasetest-out"
     first = acquire_gate_lock(out, lambda line: None)
     release_project.pytester.makepyfile(test_once="""
@@ -23,8 +25,8 @@ def test_second_gate_waits_for_the_output_folder(release_project: ReleaseProject
             scoring_client.score(holdout.rows[:2].tolist())
     """)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--release-stage", "devtest", "test_once.py",
-         "-k", "test_once", "--release-partial-ok"],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--release-stage", "devtest", *recorded.args,
+         "test_once.py", "-k", "test_once", "--release-partial-ok"],
         cwd=release_project.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     seen = []

@@ -15,8 +15,9 @@ from hypothesis import given, settings
 
 from releasetest.checks.contract.config import SchemaConfig, parse_schema_config
 from releasetest.checks.contract.curl import curl_line
+from releasetest.checks.contract.findings import DEFECT, FAILURE
 from releasetest.checks.contract.inputs import FeatureRange, learn_ranges, rows_strategy
-from releasetest.checks.contract.judging import DEFECT, FAILURE, classify, find_leak, output_violation
+from releasetest.checks.contract.judging import classify, find_leak, output_violation
 from releasetest.checks.contract.probes import PROBE_NAMES, RepeatedRows, negative_probes
 from releasetest.checks.contract.reading import ContractError, declares_bearer, read_contract
 from releasetest.endpoint.formats import Wire

@@ -8,10 +8,11 @@ import pytest
 
 from releasetest.verdict.decision import gate_exit_status, settle
 from tests.conftest import INI, ReleaseProject
+from tests.recorded_target import RecordedTarget
 from tests.test_azureml_target import arm  # noqa: F401  (the Azure ML stand-in fixture)
 
 
-def test_a_verdict_hook_cannot_promote_a_blocked_run(release_project: ReleaseProject) -> None:
+def test_a_verdict_hook_cannot_promote_a_blocked_run(release_project: ReleaseProject, recorded: RecordedTarget) -> None:
     release_project.pytester.makeconftest("""
         def pytest_releasetest_verdict(config, verdict):
             verdict["decision"] = "PROMOTE"
@@ -21,7 +22,8 @@ def test_a_verdict_hook_cannot_promote_a_blocked_run(release_project: ReleasePro
         def test_own():
             pass
     """)
-    result = release_project.run("--release-stage", "devtest", "test_own.py", "-k", "test_own")
+    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "test_own.py",
+                                           "-k", "test_own")
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
     assert "required suite 'smoke' did not run (no test of it ran)" in verdict["reasons"]

@@ -90,8 +90,8 @@ def test_drift_is_a_warning_by_default_and_blocks_in_strict(release_project: Rel
     assert "scikit-learn: scikit-learn==0.20.3 pinned" in verdict["warnings"][0]
     result.stdout.fnmatch_lines(["warning: environment differs from myenv.yml: scikit-learn: scikit-learn==0.20.3*"])
 
-    result = release_project.run("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke",
-                                 "--release-env", "strict")
+    result = release_project.run_inprocess("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke",
+                                           "--release-env", "strict")
     assert result.ret != 0
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
@@ -101,7 +101,7 @@ def test_drift_is_a_warning_by_default_and_blocks_in_strict(release_project: Rel
 
 def test_isolated_with_an_unavailable_python_names_the_pin(release_project: ReleaseProject) -> None:
     release_project.edit("myenv.yml", "python=3.11", "python=3.6.2")
-    result = release_project.run("--release-stage", "devtest", "--release-env", "isolated")
+    result = release_project.run_inprocess("--release-stage", "devtest", "--release-env", "isolated")
     assert result.ret != 0
     reason = release_project.verdict()["reasons"][0]
     assert "dependencies: python=3.6.2: no python3.6 interpreter on this machine" in reason

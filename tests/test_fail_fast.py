@@ -28,7 +28,7 @@ def _free_port() -> int:
 
 
 def test_url_target_without_url_is_a_configuration_error_with_a_verdict(release_project: ReleaseProject) -> None:
-    result = release_project.run("--release-stage", "devtest", "--release-target", "url")
+    result = release_project.run_inprocess("--release-stage", "devtest", "--release-target", "url")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     errors = [ln for ln in result.stderr.lines if ln.startswith("ERROR:")]
     assert errors == ["ERROR: releasetest: release configuration: --release-url: --release-target url "
@@ -41,8 +41,8 @@ def test_url_target_without_url_is_a_configuration_error_with_a_verdict(release_
 
 def test_gate_against_a_url_where_nothing_listens_blocks_naming_it(release_project: ReleaseProject) -> None:
     port = _free_port()
-    result = release_project.run("--release-stage", "devtest", "--release-target", "url",
-                                 f"--release-url=http://127.0.0.1:{port}/score", timeout=RUN_TIMEOUT_S)
+    result = release_project.run_inprocess("--release-stage", "devtest", "--release-target", "url",
+                                 f"--release-url=http://127.0.0.1:{port}/score")
     assert result.ret == 1
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"

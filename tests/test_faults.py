@@ -1,7 +1,8 @@
 """Fault matrix: every way a release run can go wrong ends in BLOCK, a named cause, nothing left behind.
 
-Each case runs pytest in a subprocess against a real local endpoint (a broken copy of the example
-release) and then checks, from the verdict: decision BLOCK, the cause in the reasons, the server
+Each case that deploys runs pytest in a subprocess against a real local endpoint (a broken copy of
+the example release); the cases that must stop before anything is deployed run the gate in this
+process. Each then checks, from the verdict: decision BLOCK, the cause in the reasons, the server
 log tail where the server was involved, a non-zero exit, no process of the server's group alive,
 the port closed and the temporary model directory gone.
 """
@@ -20,7 +21,14 @@ from typing import Any
 
 import pytest
 
-from .conftest import BUSY_TEST, ReleaseProject, port_closed, process_group_gone, signal_while_busy
+from .conftest import (
+    BUSY_TEST,
+    ReleaseProject,
+    assert_all_errored,
+    port_closed,
+    process_group_gone,
+    signal_while_busy,
+)
 
 #: Bound on any one faulty run: a case that hangs fails here instead of hanging CI.
 RUN_TIMEOUT_S = 120
@@ -52,6 +60,17 @@ def test_init_raises(release_project: ReleaseProject) -> None:
     result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
     verdict = assert_clean_block(release_project, result, "init() raised ValueError: scaler corrupt")
     assert "ValueError: scaler corrupt" in verdict["deploy"]["log_tail"]
+    assert result.ret == 1
+    assert_all_errored(result)
+    result.stdout.fnmatch_lines(["*BLOCK*init() raised ValueError: scaler corrupt*"])
+    assert "init() raised ValueError: scaler corrupt" in verdict["reasons"][0]
+    assert verdict["deploy"]["ok"] is False and verdict["endpoint"] is None
+    assert "Worker failed to boot" in verdict["deploy"]["log_tail"]
+    log = (release_project.root / "releasetest-out" / "server-devtest.log").read_text()
+    pid = int(log.split("Listening at: ")[1].split("(")[1].split(")")[0])
+    assert process_group_gone(pid)
+    report = (release_project.root / "releasetest-out" / "report.html").read_text()
+    assert "BLOCK · port-weather@" in report and 'id="log"' in report and "Worker failed to boot" in report
 
 
 def test_entry_script_import_error(release_project: ReleaseProject) -> None:
@@ -63,7 +82,7 @@ def test_entry_script_import_error(release_project: ReleaseProject) -> None:
 
 def test_artifact_file_missing(release_project: ReleaseProject) -> None:
     (release_project.release / "models" / "model-scaler.pkl").unlink()
-    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    result = release_project.run_inprocess("--release-stage", "devtest")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     verdict = assert_clean_block(release_project, result, "artifact file not found", server_log=False)
     assert verdict["deploy"]["left_behind"] == {}, "nothing may be deployed for a broken release"
@@ -74,7 +93,7 @@ def test_artifact_sha256_mismatch_loads_no_pickle(release_project: ReleaseProjec
     marker = release_project.root / "unpickled"
     payload = (b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
     (release_project.release / "models" / "model-scaler.pkl").write_bytes(payload)
-    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    result = release_project.run_inprocess("--release-stage", "devtest")
     assert_clean_block(release_project, result, "the manifest pins c35808ed", server_log=False)
     assert not marker.exists(), "the pickle was loaded before its sha256 was checked"
 

@@ -1,4 +1,6 @@
-"""End to end: pytest --release-stage against a real local azmlinfsrv endpoint, in a subprocess."""
+"""The gate run: end to end against a real local azmlinfsrv endpoint in a subprocess where the
+endpoint is what is tested; in this process (``run_inprocess``, the ``recorded`` target) where the
+plugin's wiring is (options, markers, the end of the run, the xdist hand-over)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from .conftest import (
     port_closed,
     process_group_gone,
 )
+from .recorded_target import RecordedTarget
 
 
 def test_example_release_promotes(reference_run: ReferenceRun) -> None:
@@ -39,29 +42,10 @@ def test_example_release_promotes(reference_run: ReferenceRun) -> None:
     assert port_closed(verdict["endpoint"]["port"])
 
 
-def test_init_raising_blocks_with_cause_and_log(release_project: ReleaseProject) -> None:
-    release_project.edit("score.py", "def init():\n", "def init():\n    raise RuntimeError('model store offline')\n")
-    result = release_project.run("--release-stage", "devtest")
-    assert result.ret == 1
-    assert_all_errored(result)
-    result.stdout.fnmatch_lines(["*BLOCK*init() raised RuntimeError: model store offline*"])
-    verdict = release_project.verdict()
-    assert verdict["decision"] == "BLOCK"
-    assert "init() raised RuntimeError: model store offline" in verdict["reasons"][0]
-    assert verdict["deploy"]["ok"] is False
-    assert "Worker failed to boot" in verdict["deploy"]["log_tail"]
-    assert verdict["endpoint"] is None
-    log = (release_project.root / "releasetest-out" / "server-devtest.log").read_text()
-    pid = int(log.split("Listening at: ")[1].split("(")[1].split(")")[0])
-    assert process_group_gone(pid)
-    report = (release_project.root / "releasetest-out" / "report.html").read_text()
-    assert "BLOCK · port-weather@" in report and 'id="log"' in report and "Worker failed to boot" in report
-
-
 def test_sha256_mismatch_stops_before_deploy(release_project: ReleaseProject) -> None:
     onnx = release_project.release / "models" / "support-vector-classifier.onnx"
     onnx.write_bytes(onnx.read_bytes() + b"\0")
-    result = release_project.run("--release-stage", "devtest")
+    result = release_project.run_inprocess("--release-stage", "devtest")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     err = result.stderr.str()
     assert ("release.toml: artifacts[support-vector-classifier].files[0].sha256: artifact support-vector-classifier "
@@ -90,27 +74,27 @@ def test_sha256_mismatch_stops_before_deploy(release_project: ReleaseProject) ->
 def test_bad_deployment_config_names_file_and_key(release_project: ReleaseProject, old: str, new: str,
                                                   expected: str) -> None:
     release_project.edit("AciDeploymentConfig.yml", old, new)
-    result = release_project.run("--release-stage", "devtest")
+    result = release_project.run_inprocess("--release-stage", "devtest")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([expected])
     assert "Traceback" not in result.stderr.str()
 
 
 def test_unknown_stage_is_a_usage_error(release_project: ReleaseProject) -> None:
-    result = release_project.run("--release-stage", "qa")
+    result = release_project.run_inprocess("--release-stage", "qa")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert ("release.toml: stages.qa: stage 'qa' is not defined (fix: use one of: devtest, production, "
             "or add [stages.qa])") in result.stderr.str()
 
 
 def test_bad_option_value_is_a_usage_error(release_project: ReleaseProject) -> None:
-    result = release_project.run("--release-stage", "devtest", "--release-target", "cloud")
+    result = release_project.run_inprocess("--release-stage", "devtest", "--release-target", "cloud")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--release-target: unknown target 'cloud'*"])
 
 
 def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess("--help")
+    result = pytester.runpytest_inprocess("--help")
     result.stdout.fnmatch_lines([
         "release gate (releasetest):",
         "*--release-stage=NAME*", "*--release-config=PATH*", "*--release-target=local|url*",
@@ -122,23 +106,30 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
 
 def test_without_stage_the_plugin_stays_out_of_the_way(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_plain():\n    assert True\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert not (pytester.path / "releasetest-out").exists()
 
 
-def test_xdist_deploy_failure_fails_every_worker_test(release_project: ReleaseProject) -> None:
+def test_xdist_deploy_failure_fails_every_worker_test(release_project: ReleaseProject,
+                                                      recorded: RecordedTarget) -> None:
+    """The controller's deploy failure reaches the workers: each of their tests errors with it.
+    (A local server's failure cause is tested end to end in test_faults.py and test_terminal.py.)"""
     pytest.importorskip("xdist")
-    release_project.edit("score.py", "def init():\n", "def init():\n    import not_installed_module\n")
-    result = release_project.run("--release-stage", "devtest", "-n", "2")
+    recorded.flip = True
+    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "-n", "2", "-m", "smoke")
     assert_all_errored(result)
+    result.stdout.fnmatch_lines(["*golden prediction mismatch*"])
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
-    assert "No module named 'not_installed_module'" in verdict["reasons"][0]
+    assert "golden prediction mismatch" in verdict["reasons"][0]
+    assert sum(s["errors"] for s in verdict["suites"].values()) == result.parseoutcomes()["errors"]
+    assert recorded.requests.count("GET /") == 1, "the controller deploys once, the workers do not"
 
 
-def test_user_tests_hooks_and_interruption(release_project: ReleaseProject) -> None:
-    """A team's own tests join the run; a verdict hook can add findings; Ctrl-C still leaves a BLOCK."""
+def test_user_tests_hooks_and_interruption(release_project: ReleaseProject, recorded: RecordedTarget) -> None:
+    """A team's own tests join the run; a verdict hook can add findings; Ctrl-C still leaves a BLOCK.
+    (That the local server is stopped on Ctrl-C: test_faults.py, test_signal_during_a_running_suite.)"""
     release_project.pytester.makeconftest("""
         def pytest_releasetest_verdict(config, verdict):
             verdict["findings"]["hook"] = {"seen": verdict["decision"]}
@@ -147,13 +138,14 @@ def test_user_tests_hooks_and_interruption(release_project: ReleaseProject) -> N
         def test_interrupt(endpoint):
             raise KeyboardInterrupt
     """)
-    result = release_project.run("--release-stage", "devtest", "test_own.py")
+    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "test_own.py",
+                                           interrupts=True)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
     assert any(r.startswith("run interrupted") for r in verdict["reasons"])
     assert verdict["findings"]["hook"] == {"seen": "BLOCK"}
-    assert process_group_gone(verdict["endpoint"]["pid"])
+    assert verdict["endpoint"]["scoring_uri"] == f"{recorded.url}/score", "the test ran against the endpoint"
 
 
 def test_an_endpoint_no_selected_test_uses_is_stopped_after_collection(release_project: ReleaseProject) -> None:
@@ -172,7 +164,7 @@ def test_an_endpoint_no_selected_test_uses_is_stopped_after_collection(release_p
     assert verdict["deploy"]["ok"] is False and verdict["deploy"]["error"] is None
 
 
-def test_suite_marker_with_arguments_is_refused(release_project: ReleaseProject) -> None:
+def test_suite_marker_with_arguments_is_refused(release_project: ReleaseProject, recorded: RecordedTarget) -> None:
     release_project.pytester.makepyfile(test_own="""
         import pytest
 
@@ -180,13 +172,13 @@ def test_suite_marker_with_arguments_is_refused(release_project: ReleaseProject)
         def test_x():
             pass
     """)
-    result = release_project.run("--release-stage", "devtest", "test_own.py")
+    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "test_own.py")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_own.py::test_x: @pytest.mark.load takes no arguments*"])
 
 
-def test_missing_required_suite_blocks(release_project: ReleaseProject) -> None:
-    result = release_project.run("--release-stage", "devtest", "-m", "acceptance")
+def test_missing_required_suite_blocks(release_project: ReleaseProject, recorded: RecordedTarget) -> None:
+    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "-m", "acceptance")
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
     assert "required suite 'smoke' did not run (no test of it ran)" in verdict["reasons"]
@@ -202,8 +194,8 @@ def test_keep_leaves_endpoint_up_and_url_target_tests_it(release_project: Releas
     try:
         first.stdout.fnmatch_lines([f"endpoint kept running: {kept['scoring_uri']} (stop it with: kill -TERM -*"])
         assert not process_group_gone(kept["pid"])
-        second = release_project.run("--release-stage", "devtest", "--release-target", "url",
-                                     f"--release-url={kept['scoring_uri']}", *smoke)
+        second = release_project.run_inprocess("--release-stage", "devtest", "--release-target", "url",
+                                               f"--release-url={kept['scoring_uri']}", *smoke)
         assert_clean_pass(second)
         verdict = release_project.verdict()
         assert verdict["decision"] == "PROMOTE"

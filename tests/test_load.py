@@ -233,7 +233,7 @@ def test_too_few_load_workers_fail_naming_how_many_joined(tmp_path: Path) -> Non
 
 def test_bad_load_setting_stops_before_deploy(release_project: ReleaseProject) -> None:
     release_project.edit("release.toml", "rate = 70", "rate = \"fast\"")
-    result = release_project.run(*LOAD_ONLY)
+    result = release_project.run_inprocess(*LOAD_ONLY)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*release.toml: load.rate: expected a number, got str 'fast'*"])
     assert "Traceback" not in result.stderr.str()

@@ -74,7 +74,7 @@ def test_warmup_errors_timeouts_and_rate() -> None:
     assert res.error_rate == pytest.approx(11 / 800)
     # 800 answers land inside the window; the two timeouts and the connection error are no answer.
     assert res.achieved_rps == pytest.approx(797 / 8.0)
-    assert res.findings()["latency_ms"]["max"] == pytest.approx(1001.0, rel=1e-3)
+    assert res.findings().to_json()["latency_ms"]["max"] == pytest.approx(1001.0, rel=1e-3)
 
 
 def test_timeline_is_bounded_and_keeps_the_stall() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ReferenceRun, ReleaseProject
+from tests.recorded_target import RecordedTarget
 
 
 @pytest.fixture
@@ -19,8 +20,9 @@ def liveness_id(reference_run: ReferenceRun) -> str:
                 if test.endswith("::test_liveness"))
 
 
-def test_a_pasted_suite_node_id_runs_its_test_once(liveness_id: str, release_project: ReleaseProject) -> None:
-    result = release_project.run("-c", "tox.ini", "--release-stage", "devtest", liveness_id)
+def test_a_pasted_suite_node_id_runs_its_test_once(liveness_id: str, release_project: ReleaseProject,
+                                                   recorded: RecordedTarget) -> None:
+    result = release_project.run_inprocess("-c", "tox.ini", "--release-stage", "devtest", *recorded.args, liveness_id)
     assert result.parseoutcomes() == {"passed": 1}, "\n".join(result.outlines[-30:])
     verdict = release_project.verdict()
     assert verdict["partial"] is True
@@ -28,15 +30,16 @@ def test_a_pasted_suite_node_id_runs_its_test_once(liveness_id: str, release_pro
 
 
 def test_the_checkouts_own_configuration_is_refused(liveness_id: str, release_project: ReleaseProject) -> None:
-    result = release_project.run("--release-stage", "devtest", liveness_id)
+    result = release_project.run_inprocess("--release-stage", "devtest", liveness_id)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     [line] = [line for line in result.errlines if line.strip()]
     assert "pytest read releasetest's own configuration" in line and "-c (e.g. -c pytest.ini)" in line
 
 
-def test_one_test_erring_on_a_failed_deploy_is_one_error(liveness_id: str, release_project: ReleaseProject) -> None:
-    release_project.edit("score.py", "def init():", "def init(:")
-    result = release_project.run("-c", "tox.ini", "--release-stage", "devtest", liveness_id)
+def test_one_test_erring_on_a_failed_deploy_is_one_error(liveness_id: str, release_project: ReleaseProject,
+                                                         recorded: RecordedTarget) -> None:
+    recorded.flip = True
+    result = release_project.run_inprocess("-c", "tox.ini", "--release-stage", "devtest", *recorded.args, liveness_id)
     assert result.outlines[-1].startswith("releasetest: BLOCK"), result.outlines[-1]
     assert " 1 error (deploy failed) in " in result.outlines[-2], result.outlines[-2]
     assert result.parseoutcomes() == {"errors": 1}

@@ -91,7 +91,8 @@ def test_gate_outputs_then_approve_and_promote(reference_run: ReferenceRun, tmp_
 
 
 def test_unknown_artifact_version_is_a_usage_error_with_a_report(release_project: ReleaseProject) -> None:
-    result = release_project.run("--release-stage", "devtest", "--release-artifact", "support-vector-classifier=9")
+    result = release_project.run_inprocess("--release-stage", "devtest",
+                                           "--release-artifact", "support-vector-classifier=9")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert ("release.toml: artifacts[support-vector-classifier]: version 9 was asked for (--release-artifact) "
             "but is not listed (listed: 1), and no model registry was given to fetch it from (fix: add its files "

@@ -11,8 +11,8 @@ import pytest
 from releasetest import cli
 from releasetest.errors import ReleaseTestError
 from releasetest.files import now_iso
+from releasetest.verdict.formatting import fmt
 from releasetest.verdict.history import Store
-from releasetest.verdict.report import fmt
 from releasetest.verdict.seal import seal_verdict
 
 from .synthetic import synthetic_verdict

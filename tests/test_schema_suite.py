@@ -44,34 +44,33 @@ def test_reference_passes_under_azure_and_lists_its_defects(reference_run: Refer
     result.stdout.fnmatch_lines(["*scored with status 200 instead of refused: 4 (*nan-value*"])
 
 
-def test_reference_fails_under_strict(release_project: ReleaseProject) -> None:
+def test_strict_policy_fails_the_defects_and_a_crash_on_an_extreme_valid_value_is_shrunk(
+        release_project: ReleaseProject) -> None:
+    """One schema gate for two behaviours that different probes show. Under ``policy = "strict"``
+    the example's contract defects fail. And run() divides by visibility, which the holdout shows
+    can be 0: a valid request crashes it, and the failing body is shrunk to that one row."""
     manifest = release_project.release / "release.toml"
     manifest.write_text(manifest.read_text() + '\n[schema]\npolicy = "strict"\n')
-    result = release_project.run(*SCHEMA_ONLY)
-    assert result.ret == 1
-    verdict = release_project.verdict()
-    assert verdict["decision"] == "BLOCK"
-    failing = verdict["suites"]["schema"]["failing"]
-    assert any("test_negative_input[too-few-features]" in t for t in failing)
-    assert any("test_negative_input[nan-value]" in t for t in failing)
-    assert not any("missing-data-key" in t or "non-json-body" in t for t in failing), "those get a 400"
-    assert ("a row of 6 values instead of 7: answered 500 (a client error should be 4xx)"
-            in " ".join(verdict["reasons"]))
-    assert _by_kind(verdict)["too-few-features"]["severity"] == "failure"
-    assert _by_kind(verdict)["no-key"]["severity"] == "defect", "no key is configured: not a strict failure"
-
-
-def test_crash_on_extreme_valid_value_is_caught_with_a_shrunk_body(release_project: ReleaseProject) -> None:
-    """run() divides by visibility, which the holdout shows can be 0: a valid request crashes it."""
     release_project.edit("score.py", RUN_START,
                          RUN_START + "    fog = [float(r[1]) / float(r[4]) for r in data]  # noqa: F841\n")
     result = release_project.run(*SCHEMA_ONLY, "--release-keep")
     kept = release_project.verdict()["endpoint"]
     try:
         assert result.ret == 1
+        verdict = release_project.verdict()
+        assert verdict["decision"] == "BLOCK"
+        failing = verdict["suites"]["schema"]["failing"]
+        assert any("test_negative_input[too-few-features]" in t for t in failing)
+        assert any("test_negative_input[nan-value]" in t for t in failing)
+        assert not any("missing-data-key" in t or "non-json-body" in t for t in failing), "those get a 400"
+        assert ("a row of 6 values instead of 7: answered 500 (a client error should be 4xx)"
+                in " ".join(verdict["reasons"]))
+        assert _by_kind(verdict)["too-few-features"]["severity"] == "failure"
+        assert _by_kind(verdict)["no-key"]["severity"] == "defect", "no key is configured: not a strict failure"
+
         result.stdout.fnmatch_lines(["*a valid request answered 500*minimal failing body*",
                                      "*reproduce: curl -sS -i -X POST http://127.0.0.1:*"])
-        finding = _by_kind(release_project.verdict())["valid-input-refused"]
+        finding = _by_kind(verdict)["valid-input-refused"]
         assert finding["severity"] == "failure" and finding["status"] == 500
         rows = json.loads(finding["body"])["data"]
         assert len(rows) == 1 and rows[0][4] == 0.0, f"not shrunk to one row with visibility 0: {rows}"
@@ -82,19 +81,10 @@ def test_crash_on_extreme_valid_value_is_caught_with_a_shrunk_body(release_proje
         kill_group(kept["pid"])
 
 
-def test_error_string_with_200_is_an_output_schema_violation(release_project: ReleaseProject) -> None:
-    release_project.edit("score.py", RUN_START,
-                         RUN_START + "    if (np.asarray(data, dtype=float)[:, 0] < 0).any():\n"
-                                     "        return 'error'\n")
-    result = release_project.run(*SCHEMA_ONLY)
-    assert result.ret == 1
-    finding = _by_kind(release_project.verdict())["output-schema-violation"]
-    assert finding["status"] == 200
-    assert "does not match the published output schema" in finding["message"]
-    assert json.loads(finding["body"])["data"][0][0] < 0
-
-
-def test_traceback_echo_is_a_leak(release_project: ReleaseProject) -> None:
+def test_error_string_with_200_and_a_traceback_echo_are_caught(release_project: ReleaseProject) -> None:
+    """One release with two defects that different probes find: run() returns an error string with
+    200 for a negative temperature (a valid request: the output schema is violated), and answers
+    every exception with a 400 quoting the traceback (an invalid request: a leak)."""
     release_project.edit("score.py", "def run(data):\n    x = ", """def run(data):
     try:
         return _run(data)
@@ -105,10 +95,16 @@ def test_traceback_echo_is_a_leak(release_project: ReleaseProject) -> None:
 
 
 def _run(data):
+    if (np.asarray(data, dtype=float)[:, 0] < 0).any():
+        return 'error'
     x = """)
     result = release_project.run(*SCHEMA_ONLY)
     assert result.ret == 1
     verdict = release_project.verdict()
+    finding = _by_kind(verdict)["output-schema-violation"]
+    assert finding["status"] == 200
+    assert "does not match the published output schema" in finding["message"]
+    assert json.loads(finding["body"])["data"][0][0] < 0
     leaks = [f for f in _schema(verdict)["findings"] if f["kind"] == "leak"]
     assert leaks and all(f["severity"] == "failure" for f in leaks)
     assert any("Python traceback" in f["message"] for f in leaks)
@@ -125,7 +121,7 @@ def _run(data):
 def test_bad_schema_table_stops_before_deploy(release_project: ReleaseProject, table: str, expected: str) -> None:
     manifest = release_project.release / "release.toml"
     manifest.write_text(manifest.read_text() + f"\n[schema]\n{table}\n")
-    result = release_project.run(*SCHEMA_ONLY)
+    result = release_project.run_inprocess(*SCHEMA_ONLY)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([expected])
     assert "Traceback" not in result.stderr.str()

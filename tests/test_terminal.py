@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.conftest import ReleaseProject
+from tests.conftest import ReferenceRun, ReleaseProject
+from tests.recorded_target import RecordedTarget
 
 
 def test_syntax_error_in_score_py_is_said_once_in_under_60_lines(release_project: ReleaseProject) -> None:
@@ -23,9 +24,8 @@ def test_syntax_error_in_score_py_is_said_once_in_under_60_lines(release_project
     assert "SyntaxError" in verdict["deploy"]["log_tail"]
 
 
-def test_progress_defect_summary_and_gate_line_last(release_project: ReleaseProject) -> None:
-    result = release_project.run("--release-stage", "devtest", "--release-require", "schema,load",
-                                 "-m", "schema or load")
+def test_progress_defect_summary_and_gate_line_last(reference_run: ReferenceRun) -> None:
+    result = reference_run.result
     out = result.outlines
     text = "\n".join(out)
     assert result.ret == 0, text
@@ -33,20 +33,21 @@ def test_progress_defect_summary_and_gate_line_last(release_project: ReleaseProj
     deploying = next(i for i, line in enumerate(out) if line.startswith("releasetest: deploying"))
     collected = next(i for i, line in enumerate(out) if line.startswith("collected "))
     assert deploying < collected, "the server starts while pytest collects the suites"
-    suites = release_project.verdict()["suites"]
-    for name in ("schema", "load"):
+    suites = reference_run.verdict()["suites"]
+    for name in ("smoke", "acceptance", "schema", "load"):
         ran = sum(suites[name][k] for k in ("passed", "failed", "errors", "skipped"))
         assert f"releasetest: {name} suite: {ran} tests" in text
     assert "releasetest: load    1/" in text and "p99 so far" in text  # once a second, plain lines off a TTY
     assert "releasetest: load done: " in text
     assert "ContractDefectWarning" not in text and "warnings summary" not in text
     assert "  answered 500 (a client error should be 4xx): 10 (too-few-features," in text
-    assert out[-1].startswith("releasetest: PROMOTE (partial) port-weather@"), out[-1]
+    assert out[-1].startswith("releasetest: PROMOTE port-weather@"), out[-1]
     assert " passed" in out[-2] and out[-2].startswith("=")
 
 
-def test_quiet_shows_no_progress(release_project: ReleaseProject) -> None:
-    result = release_project.run("--release-stage", "devtest", "--release-require", "smoke", "-q", "-m", "smoke")
+def test_quiet_shows_no_progress(release_project: ReleaseProject, recorded: RecordedTarget) -> None:
+    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "--release-require", "smoke",
+                                           "-q", "-m", "smoke")
     text = "\n".join(result.outlines)
     assert "releasetest: deploying" not in text and "suite:" not in text
-    assert result.outlines[-1].startswith("releasetest: PROMOTE"), result.outlines[-1]
+    assert result.outlines[-1].startswith("releasetest: PROMOTE (partial) port-weather@"), result.outlines[-1]

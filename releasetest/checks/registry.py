@@ -1,48 +1,85 @@
-"""The registry of suites: each built-in suite's name, marker help and manifest-table parser.
+"""The registry of suites: each built-in suite's name, marker help, manifest-table parser and
+findings type.
 
 Each parser has the shape ``parse(table, release, stage) -> config`` and raises
 :class:`~releasetest.errors.ConfigError` naming the manifest, key and fix. The run calls every
 parser at load time; suites read their parsed config through the ``suite_config`` fixture.
+
+Each findings type (:class:`~releasetest.checks.findings.SuiteFindings`) reads the suite's part of
+a verdict and summarises it for the terminal, the report and the CI summary; a suite without one
+(and a user's own suite) gets the base type, whose findings the report shows as they are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from releasetest.checks.acceptance import config as acceptance
-from releasetest.checks.contract.config import parse_schema_config
-from releasetest.checks.load.slo import parse_load
-from releasetest.checks.smoke import parse_smoke
-from releasetest.release.manifest import Release, Stage
+from releasetest.checks.acceptance.findings import AcceptanceFindings
+from releasetest.checks.contract.findings import SchemaFindings
+from releasetest.checks.findings import SuiteFindings
+from releasetest.checks.load.findings import LoadFindings
 from releasetest.suite_names import SUITE_MARKERS, SUITES
 
-Parser = Callable[[dict[str, Any], Release, Stage], Any]
+if TYPE_CHECKING:
+    from releasetest.release.manifest import Release, Stage
 
 
 @dataclass(frozen=True)
 class Suite:
     name: str
     marker_help: str
-    parse: Parser
+    #: ``module:function`` of the manifest-table parser, imported when a run parses: reading a
+    #: verdict (history, report, CI summary) needs the findings types, not the checks' numpy and HTTP.
+    parser: str
+    findings: type[SuiteFindings]
 
     @property
     def marker_line(self) -> str:
         """The ``markers`` ini line pytest shows in ``--markers``."""
         return f"{self.name}: {self.marker_help}"
 
+    def parse(self, table: dict[str, Any], release: Release, stage: Stage) -> Any:
+        module, function = self.parser.split(":")
+        return getattr(importlib.import_module(module), function)(table, release, stage)
 
-_PARSERS: dict[str, Parser] = {
-    "smoke": parse_smoke,
-    "acceptance": acceptance.parse,
-    "schema": parse_schema_config,
-    "load": parse_load,
+
+_PARSERS: dict[str, tuple[str, type[SuiteFindings]]] = {
+    "smoke": ("releasetest.checks.smoke:parse_smoke", SuiteFindings),
+    "acceptance": ("releasetest.checks.acceptance.config:parse", AcceptanceFindings),
+    "schema": ("releasetest.checks.contract.config:parse_schema_config", SchemaFindings),
+    "load": ("releasetest.checks.load.slo:parse_load", LoadFindings),
 }
 
 #: Every built-in suite, in report order.
-REGISTRY: tuple[Suite, ...] = tuple(Suite(name, SUITE_MARKERS[name], _PARSERS[name]) for name in SUITES)
+REGISTRY: tuple[Suite, ...] = tuple(Suite(name, SUITE_MARKERS[name], *_PARSERS[name]) for name in SUITES)
+_BY_NAME = {s.name: s for s in REGISTRY}
 
 
 def parse_all(release: Release, stage: Stage) -> dict[str, Any]:
     return {s.name: s.parse(release.suite_tables.get(s.name, {}), release, stage) for s in REGISTRY}
+
+
+def findings_type(suite: str) -> type[SuiteFindings]:
+    """The findings type of a suite; the base type for a suite that is not built in."""
+    return _BY_NAME[suite].findings if suite in _BY_NAME else SuiteFindings
+
+
+def findings_of(verdict: Mapping[str, Any]) -> dict[str, SuiteFindings]:
+    """Each suite's findings in a verdict, typed by its suite (any suite that recorded some)."""
+    recorded = verdict.get("findings")
+    return {name: findings_type(name).from_json(data)
+            for name, data in (recorded.items() if isinstance(recorded, Mapping) else ())}
+
+
+#: The key figures' units by label, in the history strip's order (accuracy, RMSE, p99, req/s).
+FIGURE_UNITS: dict[str, str] = {label: unit for s in REGISTRY for label, unit in s.findings.FIGURES}
+
+
+def key_figures(verdict: Mapping[str, Any]) -> dict[str, float]:
+    """The key figures a verdict has, by label, in :data:`FIGURE_UNITS` order: the history strip's
+    and ``releasetest history``'s columns."""
+    found = {k: v for f in findings_of(verdict).values() for k, v in f.key_figures().items()}
+    return {label: found[label] for label in FIGURE_UNITS if label in found}

@@ -43,6 +43,7 @@ from releasetest.endpoint.url import handle_for_url
 from releasetest.errors import ConfigError, DeployError, EndpointError
 from releasetest.files import read_tail
 from releasetest.release.manifest import Release, Stage
+from releasetest.settings import DEFAULT_READY_TIMEOUT
 
 #: Lines of the inference server log attached to a failed deploy.
 LOG_LINES = 100
@@ -85,7 +86,7 @@ class AzureMLEndpoint(Endpoint):
         golden: tuple[list[list[float]], list[Any]],
         log_path: Path,
         workspace_config: Path | None = None,
-        ready_timeout_s: float = 120.0,
+        ready_timeout_s: float = DEFAULT_READY_TIMEOUT,
         credential: Any = None,
         endpoint_name: str | None = None,
         purpose: Purpose = "gate",

@@ -8,13 +8,14 @@ from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.url import UrlEndpoint, handle_for_url
 from releasetest.errors import DeployError, EndpointError
+from releasetest.settings import DEFAULT_READY_TIMEOUT
 
 
 class ChampionUrlEndpoint(UrlEndpoint):
     """Production, already running: its answers are what is measured, so readiness is liveness only
     (the candidate's golden labels are no test for another model)."""
 
-    def __init__(self, url: str, key_env: str, ready_timeout_s: float = 30.0):
+    def __init__(self, url: str, key_env: str, ready_timeout_s: float = DEFAULT_READY_TIMEOUT):
         super().__init__(url, key_env, ([], []), ready_timeout_s)
 
     def deploy(self) -> EndpointHandle:

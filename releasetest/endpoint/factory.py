@@ -18,7 +18,14 @@ from releasetest.endpoint.formats import wire_spec
 from releasetest.errors import ConfigError
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import Release, Stage
-from releasetest.settings import TARGETS, Settings
+from releasetest.settings import (
+    DEFAULT_KEY_ENV,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORT,
+    DEFAULT_READY_TIMEOUT,
+    TARGETS,
+    Settings,
+)
 
 Golden = tuple[list[list[float]], list[Any]]
 
@@ -28,12 +35,12 @@ class TargetOptions:
     """What a target needs beyond the release and stage; each target reads only its own fields."""
 
     log_dir: Path
-    ready_timeout: float = 120.0
+    ready_timeout: float = DEFAULT_READY_TIMEOUT
     url: str | None = None
-    key_env: str = "RELEASETEST_ENDPOINT_KEY"
-    port: int = 0
+    key_env: str = DEFAULT_KEY_ENV
+    port: int = DEFAULT_PORT
     key: str | None = None
-    max_body_bytes: int = 10 * 1024 * 1024
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     python: str = sys.executable
     workspace_config: Path | None = None
     endpoint_name: str | None = None
@@ -50,7 +57,7 @@ class TargetOptions:
     def from_settings(cls, settings: Settings, key: str | None, python: str = sys.executable) -> TargetOptions:
         return cls(log_dir=settings.verdict.parent, ready_timeout=settings.ready_timeout, url=settings.url,
                    key_env=settings.key_env, port=settings.port, key=key,
-                   max_body_bytes=int(settings.max_body_mb * 1024 * 1024), python=python, keep=settings.keep,
+                   max_body_bytes=settings.max_body_bytes, python=python, keep=settings.keep,
                    workspace_config=settings.workspace_config)
 
 

@@ -36,6 +36,7 @@ from releasetest.endpoint.process import group_pids, process_alive
 from releasetest.errors import DeployError, EndpointError
 from releasetest.files import read_tail, sha256_file
 from releasetest.release.manifest import Release, Stage
+from releasetest.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_READY_TIMEOUT
 
 #: Seconds the gunicorn workers get to finish after SIGTERM before the group is killed.
 STOP_GRACE_S = 10.0
@@ -114,11 +115,11 @@ class LocalEndpoint(Endpoint):
         stage: Stage,
         golden: tuple[list[list[float]], list[Any]],
         log_path: Path,
-        ready_timeout_s: float = 120.0,
-        port: int = 0,
+        ready_timeout_s: float = DEFAULT_READY_TIMEOUT,
+        port: int = DEFAULT_PORT,
         python: str = sys.executable,
         key: str | None = None,
-        max_body_bytes: int = 10 * 1024 * 1024,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         require_key: bool | None = None,
         detach: bool = False,
     ):

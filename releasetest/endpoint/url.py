@@ -18,6 +18,7 @@ from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.formats import WireSpec
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import ConfigError, DeployError, EndpointError
+from releasetest.settings import DEFAULT_READY_TIMEOUT
 
 #: Headers by which an endpoint names what answered; recorded whenever it sends them.
 IDENTITY_HEADERS = ("azureml-model-deployment",)
@@ -48,7 +49,7 @@ class UrlEndpoint(Endpoint):
     target = "url"
 
     def __init__(self, url: str, key_env: str, golden: tuple[list[list[float]], list[Any]],
-                 ready_timeout_s: float = 60.0, wire: WireSpec | None = None,
+                 ready_timeout_s: float = DEFAULT_READY_TIMEOUT, wire: WireSpec | None = None,
                  expect_headers: Mapping[str, str] | None = None):
         self.url = url
         self.wire = wire

@@ -24,7 +24,7 @@ import tomllib
 from releasetest.azureml.v1 import DeploymentConfig, InferenceConfig, parse_deployment_config, parse_inference_config
 from releasetest.azureml.v2 import DeploymentV2, parse_deployment, parse_endpoint, tree_sha256
 from releasetest.errors import ConfigError
-from releasetest.files import read_bytes, sha256_file
+from releasetest.files import read_bytes, sha256_file, short_id
 from releasetest.suite_names import SUITES
 from releasetest.tables import Key, Table, check, check_table
 
@@ -243,7 +243,7 @@ class Release:
 
     @property
     def short_id(self) -> str:
-        return self.release_id.split(":", 1)[1][:12]
+        return short_id(self.release_id)
 
     def stage(self, name: str) -> Stage:
         if name not in self.stages:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from releasetest import __version__
+from releasetest.files import short_id
 
 VERDICT_SCHEMA = "releasetest/verdict/1"
 
@@ -182,14 +183,13 @@ def build_verdict(
 def summary_line(verdict: dict[str, Any]) -> str:
     """The one line a CI log shows: decision, release, stage and counts."""
     rel = verdict.get("release") or {}
-    rid = (rel.get("id") or "sha256:unknown").split(":", 1)[1][:12]
     counts = {k: 0 for k in ("passed", "failed", "errors", "skipped")}
     for res in verdict.get("suites", {}).values():
         for k in counts:
             counts[k] += res[k]
     to = verdict.get("promote_to") or "(last stage)"
     text = (f"releasetest: {verdict['decision']}{' (partial)' if verdict.get('partial') else ''} "
-            f"{rel.get('name', '?')}@{rid} stage={verdict['stage']}"
+            f"{rel.get('name', '?')}@{short_id(rel.get('id'))} stage={verdict['stage']}"
             f" -> {to}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if verdict["decision"] != "PROMOTE":
         text += " | " + verdict["reasons"][0].splitlines()[0]

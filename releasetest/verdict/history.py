@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from releasetest.checks.registry import key_figures
 from releasetest.errors import ReleaseTestError
-from releasetest.files import now_iso, write_json_atomic
+from releasetest.files import now_iso, short_id, write_json_atomic
 from releasetest.verdict import signing
-from releasetest.verdict.report import key_figures
 from releasetest.verdict.seal import verdict_digest
 
 
@@ -166,7 +166,7 @@ class Store:
         return [a for a in self._records("approvals") if verdict_digest in (None, a.get("verdict_digest"))]
 
     def record_promotion(self, record: dict[str, Any]) -> Path:
-        name = f"{_stamp(record['at'])}--{_hex(str(record['release_id']))[:12]}.json"
+        name = f"{_stamp(record['at'])}--{short_id(record['release_id'])}.json"
         with self._locked():
             path = _free(self._dir("promotions") / name)
             write_json_atomic(path, record)

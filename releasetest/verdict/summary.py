@@ -2,7 +2,8 @@
 
 GitHub Actions shows ``$GITHUB_STEP_SUMMARY`` on the run page; Azure DevOps shows a file
 announced with ``##vso[task.uploadsummary]`` on the build summary. Both get the same text: the
-decision, its reasons, the release, and one line per suite with its key numbers.
+decision, its reasons, the release, and one line per suite with its key numbers (each suite's
+findings type says which).
 """
 
 from __future__ import annotations
@@ -11,46 +12,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from releasetest.verdict.report import fmt
-
-
-def _key_numbers(suite: str, findings: Mapping[str, Any]) -> str:
-    """The one or two numbers a reviewer looks for first in each suite's findings."""
-    parts: list[str] = []
-    if suite == "acceptance":
-        for t in findings.get("thresholds") or []:
-            if isinstance(t, dict):
-                mark = "✅" if t.get("passed") else "❌"
-                parts.append(f"{t.get('metric')} {fmt(t.get('value'))} ({t.get('kind', 'bound')} {fmt(t.get('bound'))})"
-                             f" {mark}")
-        if not parts:
-            parts += [f"{k} {fmt(v)}" for k, v in (findings.get("metrics") or {}).items()]
-    elif suite == "load":
-        lat = findings.get("latency_ms") or {}
-        parts += [f"{p} {fmt(lat[p])} ms" for p in ("p50", "p95", "p99") if p in lat]
-        if findings.get("achieved_rps") is not None:
-            parts.append(f"{fmt(findings['achieved_rps'])} req/s")
-    elif suite == "schema":
-        items = [f for f in findings.get("findings") or [] if isinstance(f, dict)]
-        if items or "findings" in findings:
-            defects = sum(1 for f in items if f.get("severity") == "defect")
-            parts.append(f"{defects} defects, {len(items) - defects} failures")
-    return "; ".join(parts)
+from releasetest.checks.registry import findings_of
+from releasetest.files import short_id
 
 
 def summary_markdown(verdict: Mapping[str, Any], report_name: str | None = "report.html") -> str:
     rel = verdict.get("release") or {}
-    rid = str(rel.get("id") or "sha256:unknown").split(":", 1)[-1][:12]
     icon = "✅" if verdict.get("decision") == "PROMOTE" else "⛔"
-    lines = [f"## {icon} releasetest: {verdict.get('decision')} {rel.get('name', '?')}@{rid}", "",
+    lines = [f"## {icon} releasetest: {verdict.get('decision')} {rel.get('name', '?')}@{short_id(rel.get('id'))}", "",
              f"Stage **{verdict.get('stage')}** → {verdict.get('promote_to') or '–'} · target "
              f"{verdict.get('target')} · {verdict.get('finished_at', '')}", ""]
     lines += [f"- {str(r).splitlines()[0]}" for r in verdict.get("reasons") or []]
     lines += ["", "| suite | passed | failed | errors | skipped | key numbers |",
               "| --- | --: | --: | --: | --: | --- |"]
-    findings = verdict.get("findings") or {}
+    findings = findings_of(verdict)
     for name, res in (verdict.get("suites") or {}).items():
-        key = _key_numbers(name, findings.get(name) or {}).replace("|", "\\|")
+        key = (findings[name].ci_line() if name in findings else "").replace("|", "\\|")
         lines.append(f"| {name} | {res.get('passed', 0)} | {res.get('failed', 0)} | {res.get('errors', 0)} | "
                      f"{res.get('skipped', 0)} | {key} |")
     if rel.get("artifacts"):
@@ -96,16 +73,6 @@ def ci_properties(verdict: Mapping[str, Any]) -> dict[str, str]:
     }
     for a in rel.get("artifacts") or []:
         props[f"releasetest.artifact.{a['name']}"] = str(a["version"])
-    findings = verdict.get("findings") or {}
-    for name, value in ((findings.get("acceptance") or {}).get("metrics") or {}).items():
-        props[f"releasetest.acceptance.{name}"] = fmt(value)
-    load = findings.get("load") or {}
-    for p, value in (load.get("latency_ms") or {}).items():
-        props[f"releasetest.load.latency_ms.{p}"] = fmt(value)
-    for key in ("achieved_rps", "capacity_rps"):
-        if load.get(key) is not None:
-            props[f"releasetest.load.{key}"] = fmt(load[key])
-    schema = [f for f in (findings.get("schema") or {}).get("findings") or [] if isinstance(f, dict)]
-    if "schema" in findings:
-        props["releasetest.schema.defects"] = str(sum(1 for f in schema if f.get("severity") == "defect"))
+    for suite, found in findings_of(verdict).items():
+        props |= {f"releasetest.{suite}.{name}": value for name, value in found.ci_properties().items()}
     return props

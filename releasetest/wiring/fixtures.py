@@ -110,19 +110,13 @@ def holdout(release_run: ReleaseRun) -> Holdout:
 
 
 @pytest.fixture(scope="session")
-def endpoint(pytestconfig: pytest.Config) -> Iterator[EndpointHandle]:
-    """The live endpoint, deployed once per run (by the xdist controller when there is one)."""
-    run = _active_run(pytestconfig)
-    deployed_here = run.handle is None and run.deploy_error is None  # not handed over by an xdist controller
+def endpoint(pytestconfig: pytest.Config) -> EndpointHandle:
+    """The live endpoint, deployed once per run (by the xdist controller when there is one) and
+    torn down at the end of the run."""
     try:
-        handle = run.deploy()
+        return _active_run(pytestconfig).deployment.wait()
     except DeployError:
         pytest.fail(DEPLOY_POINTER, pytrace=False)
-    if deployed_here:
-        pytestconfig.hook.pytest_releasetest_endpoint_ready(config=pytestconfig, handle=handle)
-    yield handle
-    if deployed_here:
-        run.teardown()
 
 
 @pytest.fixture

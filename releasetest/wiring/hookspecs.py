@@ -14,7 +14,8 @@ def pytest_releasetest_endpoint_ready(config: pytest.Config, handle: EndpointHan
     """The endpoint is deployed and answered its golden prediction.
 
     Called once, in the process that deployed it (the xdist controller, or the only process),
-    e.g. to warm caches or to register the URL with a dashboard.
+    e.g. to warm caches or to register the URL with a dashboard. If it raises, the deploy fails
+    with that cause: every test that uses ``endpoint`` fails and the verdict BLOCKs.
     """
 
 

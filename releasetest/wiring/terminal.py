@@ -8,13 +8,13 @@ TTY and are plain lines in CI logs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import nullcontext
 from typing import Any
 
 import pytest
 
+from releasetest.checks.registry import findings_of
 from releasetest.progress import Event
 from releasetest.suite_names import OTHER
 from releasetest.verdict.decision import summary_line
@@ -88,8 +88,9 @@ class GateTerminal:
         return None
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        """The releasetest section: why, the server log of a failed deploy (once), tolerated
-        contract defects by kind, warnings and the files written. The gate's line comes last."""
+        """The releasetest section: why, the server log of a failed deploy (once), each suite's
+        terminal lines (tolerated contract defects by kind), warnings and the files written. The
+        gate's line comes last."""
         stats = terminalreporter.stats
         if len(stats.get(DEPLOY_CATEGORY, ())) == 1:  # pytest's last line comes after this hook
             stats[DEPLOY_CATEGORY_ONE] = stats.pop(DEPLOY_CATEGORY)
@@ -108,13 +109,9 @@ class GateTerminal:
             tr.write_line(f"server log of the failed deploy (excerpt; full log in {log}):")
             for line in log_excerpt(deploy["log_tail"]):
                 tr.write_line(f"  | {line}")
-        schema = (verdict.get("findings") or {}).get("schema") or {}
-        defects = contract_summary(schema.get("findings") or [])
-        if defects:
-            tr.write_line(f"contract defects tolerated under the {schema.get('policy')} policy, by kind "
-                          "(each with its request and curl line in the report):", yellow=True)
-            for line in defects:
-                tr.write_line(line)
+        for found in findings_of(verdict).values():
+            for line in found.terminal_lines():
+                tr.write_line(line, yellow=True)
         for warning in verdict.get("warnings", []):
             tr.write_line(f"warning: {warning}", yellow=True)
         tr.write_line(f"verdict file: {run.output(run.settings.verdict)}")
@@ -146,19 +143,3 @@ def log_excerpt(tail: str) -> list[str]:
         return lines[-15:]
     end = next((i for i in range(start, len(lines)) if not lines[i].strip()), len(lines))
     return lines[start:min(end, start + LOG_LINES)]
-
-
-#: The problem part of a probe's defect message ("<what>: answered 500 (...): <body>").
-_PROBLEM = re.compile(r": (answered \d+ \([^)]*\)|scored with status \d+ instead of refused)")
-
-
-def contract_summary(findings: list[dict[str, Any]]) -> list[str]:
-    """Tolerated contract defects, one line per kind of problem with a count and the probes that
-    showed it (each finding, with its body and curl line, is in the report)."""
-    kinds: dict[str, list[str]] = {}
-    for f in findings:
-        if f.get("severity") == "defect":
-            found = _PROBLEM.search(f.get("message") or "")
-            kinds.setdefault(found.group(1) if found else f["kind"], []).append(f["kind"])
-    return [f"  {kind}: {len(names)} ({', '.join(names)})" if names != [kind] else f"  {kind}: 1"
-            for kind, names in sorted(kinds.items(), key=lambda kv: -len(kv[1]))]

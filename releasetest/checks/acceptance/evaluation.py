@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from releasetest.checks.acceptance.config import AcceptanceConfig, Threshold
+from releasetest.checks.acceptance.findings import AcceptanceFindings, ThresholdRecord
 from releasetest.checks.acceptance.scoring import BatchScores
 from releasetest.checks.tasks import Scores, Task
 from releasetest.errors import EndpointError
@@ -26,11 +27,10 @@ class ThresholdResult:
     passed: bool
     message: str
 
-    def as_dict(self) -> dict[str, Any]:
+    def record(self) -> ThresholdRecord:
         t = self.threshold
-        return {"metric": t.metric, "kind": t.kind, "bound": self.bound, "value": self.value,
-                "reference": t.reference, "reference_value": self.reference_value, "margin": t.margin,
-                "passed": self.passed, "message": self.message}
+        return ThresholdRecord(t.metric, t.kind, self.bound, self.value, t.reference, self.reference_value, t.margin,
+                               self.passed, self.message)
 
 
 def _f(x: float) -> str:
@@ -112,17 +112,18 @@ class Evaluation:
     def failed(self, references: Sequence[str | None]) -> list[ThresholdResult]:
         return [r for r in self.thresholds if r.threshold.reference in references and not r.passed]
 
-    def findings(self) -> dict[str, Any]:
-        return {
-            "metrics": self.candidate.values,
-            "thresholds": [r.as_dict() for r in self.thresholds],
-            "references": {name: m.values for name, m in self.references.items()},
-            "reference_errors": self.reference_errors,
+    def findings(self) -> AcceptanceFindings:
+        return AcceptanceFindings(
+            metrics=self.candidate.values,
+            thresholds=[r.record() for r in self.thresholds],
+            references={name: m.values for name, m in self.references.items()},
+            reference_errors=self.reference_errors,
+            parity=self.parity,
+            scoring={"rows": len(self.scores.predictions), "requests": self.scores.requests,
+                     "seconds": round(self.scores.seconds, 3), "rows_per_s": round(self.scores.rows_per_s, 1),
+                     **self.config.describe()},
             **self.details,
-            "scoring": {"rows": len(self.scores.predictions), "requests": self.scores.requests,
-                        "seconds": round(self.scores.seconds, 3), "rows_per_s": round(self.scores.rows_per_s, 1),
-                        **self.config.describe()},
-        } | ({"parity": self.parity} if self.parity is not None else {})
+        )
 
 
 def evaluate(config: AcceptanceConfig, holdout: Holdout, candidate: BatchScores,

@@ -8,32 +8,23 @@ import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jsonschema
 
+from releasetest.checks.contract.findings import DEFECT, FAILURE
 from releasetest.checks.contract.probes import Probe
 from releasetest.endpoint.formats import Wire
 from releasetest.errors import EndpointError
 
-#: A finding that warns (recorded, run still passes) or fails the test.
-DEFECT, FAILURE = "defect", "failure"
 
+class Judgement(NamedTuple):
+    """How an answer breaks the contract: severity, the message, and the kind of wrong answer
+    (:attr:`Finding.problem`) when probes share it."""
 
-@dataclass(frozen=True)
-class Finding:
-    """One contract problem, as the verdict records it (``findings.schema.findings``)."""
-
-    kind: str
     severity: str
-    status: int | None
-    body: str
-    curl: str
     message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    problem: str = ""
 
 
 _EXCEPTION_NAMES = sorted(
@@ -103,8 +94,8 @@ def output_violation(body: Any, output_schema: Mapping[str, Any] | None, n_rows:
 
 def classify(probe: Probe, status: int, text: str, policy: str, *, has_key: bool,
              output_schema: Mapping[str, Any] | None = None, classes: Sequence[Any] = (),
-             wire: Wire | None = None) -> tuple[str, str] | None:
-    """(severity, message) for an answer to ``probe`` under ``policy``, or None when it is fine.
+             wire: Wire | None = None) -> Judgement | None:
+    """How an answer to ``probe`` under ``policy``, or None when it is fine.
 
     A leak is checked separately (a failure under every policy). ``azure`` excuses exactly what
     azmlinfsrv does for input it cannot score: a 500, and bad values scored with a 200.
@@ -114,20 +105,22 @@ def classify(probe: Probe, status: int, text: str, policy: str, *, has_key: bool
         if status in (401, 403):
             return None
         if not has_key:
-            return (DEFECT, f"the spec declares Bearer auth but the endpoint answered {status} without a key "
-                            "(no key is configured for this stage)")
-        return (FAILURE, f"the endpoint has a key but answered {status} to a request without it: auth not enforced")
+            return Judgement(DEFECT, f"the spec declares Bearer auth but the endpoint answered {status} without a "
+                                     "key (no key is configured for this stage)")
+        return Judgement(FAILURE,
+                         f"the endpoint has a key but answered {status} to a request without it: auth not enforced")
     if 400 <= status < 500:
         return None
     if status >= 500:
-        severity = lenient if status == 500 else FAILURE
-        return (severity, f"{probe.what}: answered {status} (a client error should be 4xx): {text[:120]}")
+        wrong = f"answered {status} (a client error should be 4xx)"
+        return Judgement(lenient if status == 500 else FAILURE, f"{probe.what}: {wrong}: {text[:120]}", wrong)
     if 200 <= status < 300:
         problem = _answer_problem(probe, text, output_schema, classes, wire)
         if probe.expect == "tolerate":
-            return None if problem is None else (FAILURE, f"{probe.what}: answered {status} but {problem}")
-        return (lenient, f"{probe.what}: scored with status {status} instead of refused: {text[:120]}")
-    return (FAILURE, f"{probe.what}: answered {status}: {text[:120]}")
+            return None if problem is None else Judgement(FAILURE, f"{probe.what}: answered {status} but {problem}")
+        scored = f"scored with status {status} instead of refused"
+        return Judgement(lenient, f"{probe.what}: {scored}: {text[:120]}", scored)
+    return Judgement(FAILURE, f"{probe.what}: answered {status}: {text[:120]}")
 
 
 def _answer_problem(probe: Probe, text: str, output_schema: Mapping[str, Any] | None,

@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from hdrh.histogram import HdrHistogram
+
+from releasetest.checks.load.findings import LoadFindings
 
 #: Histogram range, microseconds: 1 us to one hour, 3 significant digits (0.1% resolution).
 LOWEST_US = 1
@@ -89,23 +90,12 @@ class LoadResult:
         return (f"{self.requests} requests measured, {self.achieved_rps:.1f} req/s, "
                 f"p99 {'-' if p99 is None else f'{p99:.1f}'} ms, {self.failed} errors")
 
-    def findings(self) -> dict[str, Any]:
-        return {
-            "latency_ms": self.latency_ms,
-            "achieved_rps": round(self.achieved_rps, 2),
-            "target_rps": self.target_rps,
-            "errors": self.errors,
-            "timeouts": self.timeouts,
-            "timeline": self.timeline,
-            "requests": self.requests,
-            "error_rate": round(self.error_rate, 6),
-            "mode": self.mode,
-            "engine": self.engine,
-            "concurrency": self.concurrency,
-            "measured_s": round(self.measured_s, 3),
-            "service_ms": self.service_ms,
-            "notes": self.notes,
-        }
+    def findings(self) -> LoadFindings:
+        return LoadFindings(
+            latency_ms=self.latency_ms, achieved_rps=round(self.achieved_rps, 2), target_rps=self.target_rps,
+            errors=self.errors, timeouts=self.timeouts, timeline=self.timeline, requests=self.requests,
+            error_rate=round(self.error_rate, 6), mode=self.mode, engine=self.engine, concurrency=self.concurrency,
+            measured_s=round(self.measured_s, 3), service_ms=self.service_ms, notes=self.notes)
 
 
 def timeline(points: Sequence[tuple[float, float]], max_points: int = TIMELINE_POINTS) -> list[list[float]]:

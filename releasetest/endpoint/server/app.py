@@ -20,6 +20,7 @@ from azureml_inference_server_http.server.entry import app as aml_app
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from releasetest.lifeline import die_with_parent
+from releasetest.settings import DEFAULT_MAX_BODY_BYTES
 
 StartResponse = Callable[..., Any]
 
@@ -86,4 +87,4 @@ class Guard:
 die_with_parent()
 aml_app.register_error_handler(RequestEntityTooLarge, _too_large)
 app = Guard(aml_app, os.environ.get("RELEASETEST_SERVER_KEY") or None,
-            int(os.environ.get("RELEASETEST_MAX_BODY_BYTES", str(10 * 1024 * 1024))))
+            int(os.environ.get("RELEASETEST_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)))

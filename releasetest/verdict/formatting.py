@@ -1,0 +1,41 @@
+"""Number and value formatting shared by the report, the CI summary and the suites' summaries.
+
+Pure standard library: the terminal and ``releasetest history`` format figures without loading
+the report's template engine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+
+def fmt(value: Any) -> str:
+    """Numbers to 4 significant digits (ints as they are), everything else as short text."""
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "–"}[value]
+    if isinstance(value, int):
+        return str(value)  # ports, pids and counts read better without separators
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    if isinstance(value, str):
+        return value
+    return compact_json(value)
+
+
+def compact_json(value: Any, limit: int = 600) -> str:
+    """JSON on one line, cut at ``limit`` characters."""
+    text = json.dumps(value, separators=(", ", ": "), default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def num(value: Any) -> float | None:
+    """A finite number as a float; None for anything else (booleans, NaN, text), so a hand-edited
+    verdict cannot break a chart."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+

@@ -1,0 +1,95 @@
+"""A scoring endpoint in this process that answers with the example release's recorded predictions.
+
+For the tests of the plugin's wiring (options, markers, hooks, the end of the run, partial runs,
+the xdist hand-over), which run the gate in-process with ``pytester`` and point it at this server
+with ``--release-target url``: no azmlinfsrv to start, no child interpreter. It speaks what the url
+target checks at readiness and the smoke suite asks: ``GET /`` (liveness), ``GET /swagger.json``
+(v2, and v3 with ``?version=3``: what azmlinfsrv 1.5.1 published for the example, tests/data) and
+``POST /score`` with ``{"data": rows}``, answered ``{"predictions", "probabilities"}`` from
+``data/expected_predictions.csv`` for holdout rows (class 1 for a row it has no record of).
+Behaviour about the endpoint itself stays end to end against the real server.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import EXAMPLE, loopback_server
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _recorded(release: Path) -> dict[tuple[float, ...], tuple[int, list[float]]]:
+    """Holdout row (its features as floats) -> recorded (label, probabilities)."""
+    with open(release / "data" / "holdout.csv") as rows, open(release / "data" / "expected_predictions.csv") as exp:
+        holdout = list(csv.reader(rows))[1:]
+        expected = list(csv.reader(exp))[1:]
+    return {tuple(float(v) for v in row[1:-1]): (int(want[0]), [float(p) for p in want[1:]])
+            for row, want in zip(holdout, expected, strict=True)}
+
+
+@dataclass
+class RecordedTarget:
+    """The running server: its address, the requests it got, and ``flip``, which turns every
+    predicted label to the other class (a golden mismatch: the deploy fails)."""
+
+    url: str
+    requests: list[str]
+    flip: bool = False
+
+    @property
+    def args(self) -> tuple[str, ...]:
+        return ("--release-target", "url", f"--release-url={self.url}/score")
+
+
+@contextmanager
+def recorded_target(release: Path = EXAMPLE) -> Iterator[RecordedTarget]:
+    """The server on a free loopback port, stopped on exit."""
+    answers = _recorded(release)
+    swagger = {version: (DATA / f"swagger-v{version}.json").read_bytes() for version in (2, 3)}
+    state = RecordedTarget("", [])
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            """Quiet: the tests read the gate's output, not this server's."""
+
+        def _send(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            state.requests.append(f"GET {self.path}")
+            if self.path == "/":
+                self._send(200, b'"Healthy"')
+            elif self.path.startswith("/swagger.json"):
+                self._send(200, swagger[3 if "version=3" in self.path else 2])
+            else:
+                self._send(404, b'{"message": "not found"}')
+
+        def do_POST(self) -> None:  # noqa: N802
+            state.requests.append(f"POST {self.path}")
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                rows = json.loads(body)["data"]
+                found = [answers.get(tuple(float(v) for v in row), (1, [0.5, 0.5])) for row in rows]
+            except (ValueError, KeyError, TypeError) as exc:
+                self._send(400, json.dumps({"message": f"bad input: {exc}"}).encode())
+                return
+            labels = [1 - label if state.flip else label for label, _ in found]
+            self._send(200, json.dumps({"predictions": labels, "probabilities": [p for _, p in found]}).encode())
+
+    with loopback_server(Handler) as server:
+        state.url = f"http://127.0.0.1:{server.server_address[1]}"
+        yield state
