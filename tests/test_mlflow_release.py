@@ -50,4 +50,6 @@ def test_a_signature_that_refuses_the_holdout_blocks(pytester: pytest.Pytester) 
     assert result.ret != 0
     verdict = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
     assert verdict["decision"] == "BLOCK"
-    assert "the model's signature refuses the input" in json.dumps(verdict["reasons"])
+    reasons = " ".join(verdict["reasons"])
+    assert "the MLflow signature in " in reasons and "types column 'bmi' as long" in reasons, reasons
+    assert "fix: infer the signature from float data" in reasons, reasons

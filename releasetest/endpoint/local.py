@@ -36,6 +36,7 @@ from releasetest.endpoint.process import group_pids, process_alive
 from releasetest.errors import DeployError, EndpointError
 from releasetest.files import read_tail, sha256_file
 from releasetest.release.manifest import Release, Stage
+from releasetest.release.mlflow_signature import read_signature, signature_refusal
 from releasetest.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_READY_TIMEOUT
 
 #: Seconds the gunicorn workers get to finish after SIGTERM before the group is killed.
@@ -321,6 +322,17 @@ class LocalEndpoint(Endpoint):
         return (f"{cause}; under a v2 folder model the file is at AZUREML_MODEL_DIR/{v2.model.path.name}/... "
                 f"(the folder keeps its name), so join AZUREML_MODEL_DIR with '{v2.model.path.name}/<file>'")
 
+    def _signature_hint(self, cause: str) -> str:
+        """Names an MLflow signature that refuses the golden rows, before the answer it caused."""
+        v2 = self.release.v2
+        if v2 is None or v2.model.type != "mlflow_model" or not v2.model.is_folder or self.release.data is None:
+            return cause
+        assert v2.model.path is not None
+        columns = read_signature(v2.model.path)
+        found = columns and signature_refusal(columns, self.release.data.features, self.golden[0],
+                                              v2.model.path / "MLmodel")
+        return f"{found}; {cause}" if found else cause
+
     def deploy(self) -> EndpointHandle:
         if self._handle is not None:
             return self._handle
@@ -348,6 +360,8 @@ class LocalEndpoint(Endpoint):
                 found = cause_from_log(tail or "", self.port)
                 cause = self._v2_hint(found or cause)
                 cause = f"server exited with code {self.proc.returncode} while starting: {cause}"
+            else:
+                cause = self._signature_hint(cause)
             self.teardown()
             raise DeployError(f"local endpoint for stage {self.stage.name} did not become ready: {cause}",
                               tail) from None

@@ -1,0 +1,117 @@
+"""Contract mistakes named for what they are: an integer inference-schema sample against fractional
+holdout values, an MLflow signature that refuses the holdout, a published output schema that
+disagrees with the answers, and a run() that answers its exceptions' text with status 200."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from releasetest.endpoint.formats import Wire, integer_schema_cause
+from releasetest.release.mlflow_signature import Column, read_signature, signature_refusal
+
+from .conftest import INI
+from .test_v2_release import MLFLOW, SAMPLE, copy
+
+INTEGER_ROWS = {"type": "object", "properties": {"data": {
+    "type": "array", "items": {"type": "array", "items": {"type": "integer", "format": "int64"}},
+    "example": [[23, 0, 12]], "format": "numpy.ndarray"}}}
+FEATURES = ("Temperature_C", "Humidity", "Wind_speed_kmph")
+
+
+def test_an_integer_sample_against_fractional_rows_is_named_with_the_fix() -> None:
+    cause = integer_schema_cause(INTEGER_ROWS, Wire(features=FEATURES), [[23.0, 0.76, 12.0]])
+    assert cause is not None
+    assert "types 'data' as integer" in cause and "Humidity = 0.76" in cause and "0.76 arrives as 0" in cause
+    assert "fix: give the @input_schema sample float values" in cause
+
+
+@pytest.mark.parametrize(("schema", "rows"), [
+    (INTEGER_ROWS, [[23.0, 1.0, 12.0]]),  # whole numbers survive the cast
+    (json.loads(json.dumps(INTEGER_ROWS).replace('"integer", "format": "int64"', '"number"')), [[23.5, 0.76, 1.0]]),
+    (None, [[0.5, 0.5, 0.5]]),  # a raw run() publishes nothing
+], ids=["whole-numbers", "number-schema", "no-schema"])
+def test_no_integer_cause_where_the_cast_loses_nothing(schema: dict[str, Any] | None, rows: list[list[float]]) -> None:
+    assert integer_schema_cause(schema, Wire(features=FEATURES), rows) is None
+
+
+def test_an_integer_record_column_is_named() -> None:
+    records = {"type": "object", "properties": {"data": {"type": "array", "items": {"type": "object", "properties": {
+        "a": {"type": "number"}, "b": {"type": "integer"}}}}}}
+    cause = integer_schema_cause(records, Wire(input="records", features=("a", "b")), [[0.5, 2.25]])
+    assert cause is not None and "b = 2.25" in cause
+
+
+def test_the_example_signature_reads_without_mlflow() -> None:
+    columns = read_signature(MLFLOW / "model")
+    assert columns is not None and [c.name for c in columns][:3] == ["age", "sex", "bmi"]
+    assert {c.type for c in columns} == {"double"}
+
+
+def test_a_long_signature_column_against_fractional_rows_is_named_with_the_column_and_fix() -> None:
+    columns = [Column("age", "double"), Column("bmi", "long")]
+    cause = signature_refusal(columns, ("age", "bmi"), [[0.1, 2.0], [0.2, 0.0617]], Path("model/MLmodel"))
+    assert cause is not None
+    assert "types column 'bmi' as long" in cause and "bmi = 0.0617" in cause
+    assert "fix: infer the signature from float data" in cause
+    assert signature_refusal(columns, ("age", "bmi"), [[0.1, 2.0]], Path("MLmodel")) is None
+
+
+def test_a_signature_without_a_manifest_feature_is_named() -> None:
+    cause = signature_refusal([Column("age", "double")], ("age", "bmi"), [[0.1, 0.2]], Path("MLmodel"))
+    assert cause is not None and "has no column 'bmi'" in cause
+
+
+#: Microsoft's MLOpsPython template's score.py (diabetes regression), on the v2 sample's folder model:
+#: an inference-schema input sample and an output schema that the answer ``{"result": [...]}`` breaks.
+MLOPS_SCORE = """import os
+
+import joblib
+import numpy
+from inference_schema.parameter_types.numpy_parameter_type import NumpyParameterType
+from inference_schema.schema_decorators import input_schema, output_schema
+
+model = None
+
+
+def init():
+    global model
+    model = joblib.load(os.path.join(os.environ["AZUREML_MODEL_DIR"], "model", "sklearn_regression_model.pkl"))
+
+
+input_sample = numpy.array([SAMPLE])
+output_sample = numpy.array([3726.995])
+
+
+@input_schema("data", NumpyParameterType(input_sample))
+@output_schema(NumpyParameterType(output_sample))
+def run(data):
+    result = model.predict(data)
+    return {"result": result.tolist()}
+"""
+INTEGER_SAMPLE = "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"
+FLOAT_SAMPLE = "[0.038, 0.05, 0.062, 0.022, -0.044, -0.035, -0.043, -0.003, 0.02, -0.018]"
+
+
+def mlops_release(root: Path, sample: str) -> Path:
+    release = copy(SAMPLE, root)
+    (release / "onlinescoring" / "score.py").write_text(MLOPS_SCORE.replace("SAMPLE", sample))
+    return release
+
+
+def test_an_integer_inference_schema_sample_blocks_with_its_cause(pytester: pytest.Pytester) -> None:
+    """inference-schema casts each request to the sample's dtype: the template's integer sample
+    turns the diabetes features (0.038...) into 0 and the golden rows differ. The gate says why."""
+    mlops_release(pytester.path, INTEGER_SAMPLE)
+    pytester.makeini(INI)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", "-m", "smoke",
+                                           timeout=300)
+    assert result.ret != 0
+    verdict = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
+    assert verdict["decision"] == "BLOCK"
+    reasons = " ".join(verdict["reasons"])
+    assert "golden prediction mismatch: the published input schema types 'data' as integer" in reasons, reasons
+    assert "fix: give the @input_schema sample float values" in reasons, reasons
