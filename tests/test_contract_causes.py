@@ -115,3 +115,40 @@ def test_an_integer_inference_schema_sample_blocks_with_its_cause(pytester: pyte
     reasons = " ".join(verdict["reasons"])
     assert "golden prediction mismatch: the published input schema types 'data' as integer" in reasons, reasons
     assert "fix: give the @input_schema sample float values" in reasons, reasons
+
+
+def _gate(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", *args, timeout=400)
+    return result, json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
+
+
+def _schema_findings(verdict: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [f for f in verdict["findings"]["schema"]["findings"] if f["kind"] == kind]
+
+
+def test_an_output_schema_the_answers_contradict_is_a_named_defect_that_promotes_under_azure(
+        pytester: pytest.Pytester) -> None:
+    mlops_release(pytester.path, FLOAT_SAMPLE)
+    pytester.makeini(INI.replace("release_partial_ok = true\n", ""))
+    result, verdict = _gate(pytester)
+    assert verdict["decision"] == "PROMOTE", verdict["reasons"]
+    [finding] = _schema_findings(verdict, "output-schema-disagrees")
+    assert finding["severity"] == "defect"
+    assert "the published output schema (swagger ServiceOutput) claims an array of numbers" in finding["message"]
+    assert "the endpoint returns an object with 'result'" in finding["message"]
+    assert "fix: declare what run() returns, e.g. @output_schema(StandardPythonParameterType({\"result\": [" \
+        in finding["message"]
+    assert not _schema_findings(verdict, "output-schema-violation"), "reported once, not per answer"
+    result.stdout.fnmatch_lines(["*the published output schema disagrees with the answers: 1*"])
+
+
+def test_an_output_schema_the_answers_contradict_fails_under_strict(pytester: pytest.Pytester) -> None:
+    release = mlops_release(pytester.path, FLOAT_SAMPLE)
+    (release / "release.toml").write_text((release / "release.toml").read_text() + '\n[schema]\npolicy = "strict"\n')
+    pytester.makeini(INI)
+    _, verdict = _gate(pytester, "--release-require", "schema", "-m", "schema")
+    assert verdict["decision"] == "BLOCK"
+    assert _schema_findings(verdict, "output-schema-disagrees")[0]["severity"] == "failure"
+    assert "test_published_contract" in " ".join(verdict["suites"]["schema"]["failing"])
+    assert "the published output schema (swagger ServiceOutput) claims an array of numbers, but the endpoint " \
+        "returns an object with 'result'" in " ".join(verdict["reasons"])

@@ -63,6 +63,57 @@ def _validator(schema: str) -> Any:
     return cls(loaded)
 
 
+def _schema_shape(schema: Any) -> str:
+    """A published schema in a few words: what a client reading the swagger expects."""
+    if not isinstance(schema, Mapping):
+        return "anything"
+    kind = schema.get("type")
+    if kind == "object":
+        keys = list(schema.get("properties") or {})
+        return f"an object with {', '.join(repr(k) for k in keys)}" if keys else "an object"
+    if kind == "array":
+        return f"an array of {_schema_shape(schema.get('items')).removeprefix('an ').removeprefix('a ')}s"
+    return {"number": "a number", "integer": "an integer", "string": "a string", "boolean": "a boolean"}.get(
+        str(kind), f"{kind}")
+
+
+def _answer_shape(body: Any) -> str:
+    if isinstance(body, Mapping):
+        return f"an object with {', '.join(repr(k) for k in body)}" if body else "an empty object"
+    if isinstance(body, list):
+        return "an array"
+    return f"a {type(body).__name__} ({json.dumps(body)[:60]})"
+
+
+def _sample_of(body: Any) -> Any:
+    """A small sample of an answer, for the fix: lists cut to their first item."""
+    if isinstance(body, Mapping):
+        return {k: _sample_of(v) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_sample_of(v) for v in body[:1]]
+    return body
+
+
+def output_disagreement(body: Any, output_schema: Mapping[str, Any] | None) -> str | None:
+    """Why the published output schema does not describe the answer to the published example (what
+    the swagger claims, what the endpoint returns, and the fix), or None when it does.
+
+    The answer to the contract's own example is what ``run()`` returns for input it was written
+    for, so a mismatch there is the schema's mistake (as in the MLOpsPython template's
+    ``@output_schema(NumpyParameterType(...))`` on a ``run()`` returning ``{"result": [...]}``),
+    not a wrong answer.
+    """
+    if output_schema is None:
+        return None
+    exc = jsonschema.exceptions.best_match(_validator(json.dumps(output_schema, sort_keys=True)).iter_errors(body))
+    if exc is None:
+        return None
+    sample = json.dumps(_sample_of(body))
+    return (f"the published output schema (swagger ServiceOutput) claims {_schema_shape(output_schema)}, but the "
+            f"endpoint returns {_answer_shape(body)} ({json.dumps(body)[:80]}); fix: declare what run() returns, "
+            f"e.g. @output_schema(StandardPythonParameterType({sample[:120]}))")
+
+
 def output_violation(body: Any, output_schema: Mapping[str, Any] | None, n_rows: int,
                      classes: Sequence[Any], wire: Wire | None = None) -> str | None:
     """Why an answer to ``n_rows`` valid rows breaks the contract (the published output schema, when
