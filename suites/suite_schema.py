@@ -20,7 +20,15 @@ from releasetest.checks.contract.config import SchemaConfig
 from releasetest.checks.contract.curl import curl_line, dumps
 from releasetest.checks.contract.findings import DEFECT, FAILURE, Finding, SchemaFindings
 from releasetest.checks.contract.inputs import learn_ranges, rows_strategy
-from releasetest.checks.contract.judging import classify, find_leak, output_disagreement, output_violation
+from releasetest.checks.contract.judging import (
+    ERROR_TEXT_PROBES,
+    classify,
+    error_text,
+    error_text_message,
+    find_leak,
+    output_disagreement,
+    output_violation,
+)
 from releasetest.checks.contract.probes import ONLY_FOR, PROBE_NAMES, negative_probes
 from releasetest.checks.contract.reading import (
     Contract,
@@ -107,6 +115,26 @@ def published_output(contract: Contract, schema_client: CountingClient) -> Publi
 
 
 @pytest.fixture(scope="module")
+def error_text_answer(contract: Contract, schema_client: CountingClient) -> Finding | None:
+    """Whether ``run()`` answers an exception's text with 200, as ``except Exception as e: return
+    str(e)`` does: one finding for the pattern (the probes that show it are not judged again)."""
+    probes = negative_probes(contract.example_rows[0], SchemaConfig.oversized_kib, schema_client.wire)
+    url = schema_client.handle.scoring_uri
+    for name in ERROR_TEXT_PROBES:
+        probe = probes[name]
+        try:
+            resp = schema_client.request("POST", url, data=probe.body, headers={"Content-Type": probe.content_type})
+        except EndpointError:
+            continue
+        text = error_text(resp.status_code, resp.text)
+        if text is not None:
+            return Finding("error-text-with-200", FAILURE, resp.status_code, probe.shown_body(),
+                           probe.curl(url, _key_env(schema_client.handle)),
+                           error_text_message(probe.what, resp.status_code, text), "run() answers errors as text")
+    return None
+
+
+@pytest.fixture(scope="module")
 def golden(holdout: Holdout, release: Release) -> tuple[list[list[float]], list[Any]]:
     assert release.data is not None
     return holdout.golden(release.data.golden_rows)
@@ -134,7 +162,8 @@ def _report(findings: list[Finding], client: CountingClient, policy: str, record
 
 def test_published_contract(contract: Contract, swagger: tuple[dict[str, Any], dict[str, Any]],
                             schema_client: CountingClient, suite_config: SchemaConfig,
-                            published_output: PublishedOutput, release_record: Record, release_worker: str) -> None:
+                            published_output: PublishedOutput, error_text_answer: Finding | None,
+                        release_record: Record, release_worker: str) -> None:
     """swagger v2 and v3 agree, take rows of the manifest's features; gaps in them are defects; an
     output schema the answers contradict is named (see :func:`published_output`)."""
     if not contract.published:
@@ -239,6 +268,15 @@ def _after(client: CountingClient, golden: tuple[list[list[float]], list[Any]], 
     return []
 
 
+def test_errors_are_raised_not_answered_as_text(error_text_answer: Finding | None, schema_client: CountingClient,
+                                                suite_config: SchemaConfig, release_record: Record,
+                                                release_worker: str) -> None:
+    """A request run() cannot score must not get 200 with the exception's text: reported once, as
+    that pattern, under every policy (a client would read the text as the answer)."""
+    _report([error_text_answer] if error_text_answer else [], schema_client, suite_config.policy, release_record,
+            release_worker)
+
+
 @pytest.mark.parametrize("name", PROBE_NAMES)
 def test_negative_input(name: str, schema_client: CountingClient, contract: Contract,
                         release: Release, suite_config: SchemaConfig, golden: tuple[list[list[float]], list[Any]],
@@ -267,7 +305,8 @@ def test_negative_input(name: str, schema_client: CountingClient, contract: Cont
             findings.append(Finding("leak", FAILURE, resp.status_code, probe.shown_body(), curl,
                                     f"{probe.what}: the {resp.status_code} answer leaks a {leak}"))
         judged = classify(probe, resp.status_code, resp.text, suite_config.policy, has_key=handle.key is not None,
-                          output_schema=published_output[0], classes=release.data.classes, wire=wire)
+                          output_schema=published_output[0], classes=release.data.classes, wire=wire,
+                          error_text_named=error_text_answer is not None)
         if judged is not None:
             findings.append(Finding(name, judged.severity, resp.status_code, probe.shown_body(), curl, judged.message,
                                     judged.problem))

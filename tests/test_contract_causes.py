@@ -152,3 +152,35 @@ def test_an_output_schema_the_answers_contradict_fails_under_strict(pytester: py
     assert "test_published_contract" in " ".join(verdict["suites"]["schema"]["failing"])
     assert "the published output schema (swagger ServiceOutput) claims an array of numbers, but the endpoint " \
         "returns an object with 'result'" in " ".join(verdict["reasons"])
+
+
+def test_a_run_that_answers_exceptions_as_text_is_reported_once_as_that_pattern(pytester: pytest.Pytester) -> None:
+    """``except Exception as e: return str(e)`` (older Azure samples): every probe that makes run()
+    raise gets 200 and the text; the gate names the pattern once, with the fix, under ``azure`` too."""
+    release = copy(SAMPLE, pytester.path)
+    score = release / "onlinescoring" / "score.py"
+    score.write_text(score.read_text().replace(
+        '''def run(raw_data):
+    data = ''', '''def run(raw_data):
+    try:
+        return _run(raw_data)
+    except Exception as e:
+        error = str(e)
+        return error
+
+
+def _run(raw_data):
+    data = '''))
+    pytester.makeini(INI)
+    _, verdict = _gate(pytester, "--release-require", "schema", "-m", "schema")
+    assert verdict["decision"] == "BLOCK"
+    [finding] = _schema_findings(verdict, "error-text-with-200")
+    assert finding["severity"] == "failure" and finding["status"] == 200
+    failing = verdict["suites"]["schema"]["failing"]
+    assert len(failing) == 1 and "test_errors_are_raised_not_answered_as_text" in failing[0], failing
+    reasons = " ".join(verdict["reasons"])
+    assert "run() catches exceptions and answers their text with status 200" in reasons, reasons
+    assert "fix: raise instead (drop the except that returns str(e)); azmlinfsrv answers 500" in reasons, reasons
+    kinds = {f["kind"] for f in verdict["findings"]["schema"]["findings"]}
+    assert not kinds & {"missing-data-key", "too-few-features", "string-value", "empty-row", "ragged-rows"}, kinds
+    assert not any("carries no list of predictions" in f["message"] for f in verdict["findings"]["schema"]["findings"])

@@ -143,13 +143,44 @@ def output_violation(body: Any, output_schema: Mapping[str, Any] | None, n_rows:
     return None
 
 
+#: The probes that make a raw ``run()`` raise inside itself (not in inference-schema's cast), tried in
+#: order to see whether it answers the exception's text with 200.
+ERROR_TEXT_PROBES = ("missing-data-key", "too-few-features", "string-value")
+
+
+def error_text(status: int, text: str) -> str | None:
+    """The text a 2xx answer carries instead of predictions: a JSON string that is not itself JSON
+    holding a list or mapping (what ``return str(e)`` in an ``except`` of ``run()`` sends)."""
+    if not 200 <= status < 300:
+        return None
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(body, str):
+        return None
+    try:
+        inner = json.loads(body)
+    except ValueError:
+        return body
+    return None if isinstance(inner, (list, dict)) else body
+
+
+def error_text_message(what: str, status: int, answer: str) -> str:
+    """The pattern named once, with the fix (instead of a finding per probe it shows in)."""
+    return (f"run() catches exceptions and answers their text with status {status} ({what}: {answer[:80]!r}), so a "
+            "client cannot tell an error from an answer; fix: raise instead (drop the except that returns str(e)); "
+            "azmlinfsrv answers 500")
+
+
 def classify(probe: Probe, status: int, text: str, policy: str, *, has_key: bool,
              output_schema: Mapping[str, Any] | None = None, classes: Sequence[Any] = (),
-             wire: Wire | None = None) -> Judgement | None:
+             wire: Wire | None = None, error_text_named: bool = False) -> Judgement | None:
     """How an answer to ``probe`` under ``policy``, or None when it is fine.
 
     A leak is checked separately (a failure under every policy). ``azure`` excuses exactly what
-    azmlinfsrv does for input it cannot score: a 500, and bad values scored with a 200.
+    azmlinfsrv does for input it cannot score: a 500, and bad values scored with a 200. With
+    ``error_text_named``, an exception's text answered with 200 is not judged again per probe.
     """
     lenient = DEFECT if policy == "azure" else FAILURE
     if probe.unauthenticated:
@@ -166,6 +197,8 @@ def classify(probe: Probe, status: int, text: str, policy: str, *, has_key: bool
         wrong = f"answered {status} (a client error should be 4xx)"
         return Judgement(lenient if status == 500 else FAILURE, f"{probe.what}: {wrong}: {text[:120]}", wrong)
     if 200 <= status < 300:
+        if error_text_named and error_text(status, text) is not None:
+            return None
         problem = _answer_problem(probe, text, output_schema, classes, wire)
         if probe.expect == "tolerate":
             return None if problem is None else Judgement(FAILURE, f"{probe.what}: answered {status} but {problem}")
