@@ -29,7 +29,7 @@ from releasetest.checks.contract.judging import (
     output_disagreement,
     output_violation,
 )
-from releasetest.checks.contract.probes import ONLY_FOR, PROBE_NAMES, negative_probes
+from releasetest.checks.contract.probes import ONLY_FOR, PROBE_NAMES, SIGNATURE_PROBES, negative_probes
 from releasetest.checks.contract.reading import (
     Contract,
     ContractError,
@@ -37,6 +37,7 @@ from releasetest.checks.contract.reading import (
     declares_bearer,
     manifest_contract,
     read_contract,
+    signature_contract,
 )
 from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.formats import Wire
@@ -44,6 +45,7 @@ from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointError
 from releasetest.release.data import Expected, Holdout
 from releasetest.release.manifest import Release
+from releasetest.release.mlflow_signature import feature_types, release_signature
 
 pytestmark = pytest.mark.schema
 
@@ -76,11 +78,16 @@ def swagger(schema_client: CountingClient) -> tuple[dict[str, Any], dict[str, An
 
 @pytest.fixture(scope="module")
 def contract(swagger: tuple[dict[str, Any], dict[str, Any]], schema_client: CountingClient,
-             holdout: Holdout) -> Contract:
-    """The published contract in the release's format; the manifest's when a raw ``run()`` publishes none."""
+             holdout: Holdout, release: Release) -> Contract:
+    """The published contract in the release's format; when the endpoint publishes none, an MLflow
+    model's signature, else the manifest's (a raw ``run()``)."""
     try:
         return read_contract(swagger[0], swagger[1], schema_client.wire)
     except NoContract:
+        signature = release_signature(release)
+        if signature is not None and release.data is not None:
+            return signature_contract(schema_client.wire, feature_types(signature[1], release.data.features),
+                                      holdout.rows[0].tolist())
         return manifest_contract(schema_client.wire, holdout.rows[0].tolist())
     except ContractError as exc:
         pytest.fail(f"published contract: {exc}", pytrace=False)
@@ -189,7 +196,7 @@ def test_valid_inputs_are_answered_by_contract(
     """Generated batches of realistic and edge values: each gets a 2xx that keeps the output schema."""
     assert release.data is not None
     classes = release.data.classes
-    ranges = learn_ranges(release.data.features, holdout.rows)
+    ranges = learn_ranges(release.data.features, holdout.rows, contract.integer_columns())
     url = schema_client.handle.scoring_uri
     key_env = _key_env(schema_client.handle)
     wire = schema_client.wire
@@ -287,7 +294,11 @@ def test_negative_input(name: str, schema_client: CountingClient, contract: Cont
     wire: Wire = schema_client.wire
     if name in ONLY_FOR and wire.input not in ONLY_FOR[name]:
         pytest.skip(f"{name} applies to {', '.join(ONLY_FOR[name])} input; this release takes {wire.input}")
-    probe = negative_probes(contract.example_rows[0], suite_config.oversized_kib, wire)[name]
+    probes = negative_probes(contract.example_rows[0], suite_config.oversized_kib, wire, contract.column_types)
+    if name in SIGNATURE_PROBES and name not in probes:
+        pytest.skip(f"{name} probes what an MLflow signature promises; this release's contract "
+                    + ("has no integer column" if contract.column_types else "is not a signature"))
+    probe = probes[name]
     handle = schema_client.handle
     key_env = _key_env(handle)
     curl = probe.curl(handle.scoring_uri, key_env)

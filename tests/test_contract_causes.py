@@ -184,3 +184,42 @@ def _run(raw_data):
     kinds = {f["kind"] for f in verdict["findings"]["schema"]["findings"]}
     assert not kinds & {"missing-data-key", "too-few-features", "string-value", "empty-row", "ragged-rows"}, kinds
     assert not any("carries no list of predictions" in f["message"] for f in verdict["findings"]["schema"]["findings"])
+
+
+def test_the_signature_is_the_contract_of_a_no_code_mlflow_model() -> None:
+    """Valid inputs take integers only where the signature types a column long, fractions
+    elsewhere (even where the holdout shows whole numbers); the signature's probes are built."""
+    import numpy as np
+
+    from releasetest.checks.contract.inputs import learn_ranges
+    from releasetest.checks.contract.probes import negative_probes
+    from releasetest.checks.contract.reading import signature_contract
+
+    wire = Wire(input="input_data", features=("age", "bmi"))
+    contract = signature_contract(wire, ("long", "double"), [3.0, 2.0])
+    cells = contract.input_schema["properties"]["input_data"]["properties"]["data"]["items"]["items"]
+    assert [c["type"] for c in cells] == ["integer", "number"]
+    holdout = np.array([[3.0, 2.0], [4.0, 5.0]])
+    assert [r.integral for r in learn_ranges(wire.features, holdout, contract.integer_columns())] == [True, False]
+    assert [r.integral for r in learn_ranges(wire.features, holdout)] == [True, True]
+    probes = negative_probes(contract.example_rows[0], 64, wire, contract.column_types)
+    missing = json.loads(probes["missing-signature-column"].body or b"")
+    assert missing["input_data"]["columns"] == ["age"] and missing["input_data"]["data"] == [[3.0]]
+    fraction = json.loads(probes["fraction-in-integer-column"].body or b"")
+    assert fraction["input_data"]["data"] == [[3.5, 2.0]]
+    assert "fraction-in-integer-column" not in negative_probes([1.0, 2.0], 64, wire, ("double", "double"))
+    assert "missing-signature-column" not in negative_probes([1.0, 2.0], 64, wire)
+
+
+def test_the_mlflow_release_is_probed_by_its_signature(pytester: pytest.Pytester) -> None:
+    """The no-code endpoint publishes no swagger: the schema suite takes the MLmodel signature as the
+    contract and the table without a required column is refused by the signature (4xx)."""
+    pytest.importorskip("mlflow.pyfunc", reason="the mlflow extra is not installed")
+    copy(MLFLOW, pytester.path)
+    pytester.makeini(INI)
+    result, verdict = _gate(pytester, "--release-require", "schema", "-m", "schema", "-rs", "-v")
+    assert verdict["decision"] == "PROMOTE", verdict["reasons"]
+    assert "missing-signature-column" not in {f["kind"] for f in verdict["findings"]["schema"]["findings"]}
+    result.stdout.fnmatch_lines(["*fraction-in-integer-column probes what an MLflow signature promises; this "
+                                 "release's contract has no integer column*"])
+    result.stdout.fnmatch_lines(["*test_negative_input[[]missing-signature-column[]] PASSED*"])

@@ -36,7 +36,7 @@ from releasetest.endpoint.process import group_pids, process_alive
 from releasetest.errors import DeployError, EndpointError
 from releasetest.files import read_tail, sha256_file
 from releasetest.release.manifest import Release, Stage
-from releasetest.release.mlflow_signature import read_signature, signature_refusal
+from releasetest.release.mlflow_signature import release_signature, signature_refusal
 from releasetest.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_READY_TIMEOUT
 
 #: Seconds the gunicorn workers get to finish after SIGTERM before the group is killed.
@@ -324,14 +324,11 @@ class LocalEndpoint(Endpoint):
 
     def _signature_hint(self, cause: str) -> str:
         """Names an MLflow signature that refuses the golden rows, before the answer it caused."""
-        v2 = self.release.v2
-        if v2 is None or v2.model.type != "mlflow_model" or not v2.model.is_folder or self.release.data is None:
+        found = release_signature(self.release)
+        if found is None or self.release.data is None:
             return cause
-        assert v2.model.path is not None
-        columns = read_signature(v2.model.path)
-        found = columns and signature_refusal(columns, self.release.data.features, self.golden[0],
-                                              v2.model.path / "MLmodel")
-        return f"{found}; {cause}" if found else cause
+        refusal = signature_refusal(found[1], self.release.data.features, self.golden[0], found[0])
+        return f"{refusal}; {cause}" if refusal else cause
 
     def deploy(self) -> EndpointHandle:
         if self._handle is not None:

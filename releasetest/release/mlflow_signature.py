@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from releasetest.release.manifest import Release
+
 #: MLflow column types that hold whole numbers only (``mlflow.types.DataType``).
 INTEGER_TYPES = ("integer", "long")
 #: MLflow column types the gate sends numbers to.
@@ -73,3 +75,19 @@ def signature_refusal(columns: Sequence[Column], features: Sequence[str],
                     f"infer_signature(X.astype('float64'), ...)) and save the model again, or type {name!r} as "
                     "double in MLmodel's signature")
     return None
+
+
+def release_signature(release: Release) -> tuple[Path, list[Column]] | None:
+    """The MLmodel file and column signature of a v2 release's local MLflow model folder, or None."""
+    v2 = release.v2
+    if v2 is None or v2.model.type != "mlflow_model" or v2.model.path is None or not v2.model.is_folder:
+        return None
+    columns = read_signature(v2.model.path)
+    return (v2.model.path / "MLmodel", columns) if columns else None
+
+
+def feature_types(columns: Sequence[Column], features: Sequence[str]) -> tuple[str, ...]:
+    """The signature's type of each manifest feature (by name, else by position; ``double`` if unnamed)."""
+    by_name = {c.name: c.type for c in columns if c.name is not None}
+    return tuple(by_name.get(f, "double") if by_name else (columns[i].type if i < len(columns) else "double")
+                 for i, f in enumerate(features))
