@@ -213,12 +213,3 @@ def test_a_v2_stage_without_a_deployment_names_the_v2_key(sample: Path) -> None:
     with pytest.raises(ConfigError, match=r"release.toml: stages.production.deployment: missing \(fix: add "
                        r'deployment = "blue-deployment.yml" \(v2\)'):
         load_release(sample / "release.toml")
-
-
-def test_azureml_plan_refuses_a_v2_release_with_what_to_do_instead(sample: Path) -> None:
-    from releasetest.azureml.mapping import plan_for
-
-    release = load_release(sample / "release.toml")
-    with pytest.raises(ConfigError, match=r"blue-deployment.yml: azureml-plan and the azureml target map v1 "
-                       r"configs; .* \(fix: deploy it with az ml online-deployment create -f blue-deployment.yml"):
-        plan_for(release, release.stage("devtest"))
