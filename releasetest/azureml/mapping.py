@@ -465,7 +465,8 @@ def _plan_v2(release: Release, stage: Stage, dc: DeploymentV2, named: AzureNames
     folder = dc.model.path.name if dc.model.path is not None and dc.model.is_folder else None
     files = tuple(((f.path.relative_to(dc.model.path).as_posix() if folder and dc.model.path else f.path.name),
                    f.path, f.sha256) for f in model.files)
-    given = dc.raw.get("model") if isinstance(dc.raw.get("model"), dict) else {}
+    raw_model = dc.raw.get("model")
+    given: dict[str, Any] = raw_model if isinstance(raw_model, dict) else {}
     if dc.model.ref is not None:
         name, version = dc.model.name, dc.model.version
     else:
