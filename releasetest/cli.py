@@ -204,6 +204,20 @@ def _cmd_azureml_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    """Write the CLI v2 release of a v1 release, and check that it reads as one."""
+    from releasetest.azureml.migrate import migrate
+
+    release = load_release(args.manifest)
+    written = migrate(release, Path(args.out))
+    for path in written:
+        print(path)
+    migrated = load_release(written[-1])
+    print(f"# v2 release {migrated.name}@{migrated.short_id} (was v1 {release.short_id}); gate it with "
+          f"pytest --release-config {written[-1]} --release-stage {next(iter(migrated.stages))}", file=sys.stderr)
+    return 0
+
+
 def _cmd_trigger(args: argparse.Namespace) -> int:
     """Print what started this CI run as RELEASETEST_TRIGGER (and RELEASETEST_ARTIFACT for a model
     version), in the CI's own syntax for setting variables of later steps."""
@@ -442,6 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write model.yml, environment.yml, endpoint.yml and deployment.yml here "
                    "(for az ml ... create -f) instead of printing endpoint and deployment")
     p.set_defaults(func=_cmd_azureml_plan)
+    p = command("migrate", "write the Azure ML CLI v2 release (endpoint and deployment YAML) of a v1 release")
+    p.add_argument("manifest", nargs="?", default=DEFAULT_CONFIG, help=manifest_help)
+    p.add_argument("--out", required=True, help="a new folder for the v2 release (model/, src/, environment/, "
+                   "<stage>-endpoint.yml, <stage>-deployment.yml, data, release.toml)")
+    p.set_defaults(func=_cmd_migrate)
     p = sub.add_parser("trigger", help="print what started this CI run (RELEASETEST_TRIGGER, RELEASETEST_ARTIFACT)")
     p.add_argument("--ci", choices=("github", "azure"), required=True,
                    help="github: NAME=VALUE lines for $GITHUB_ENV; azure: ##vso[task.setvariable] lines")

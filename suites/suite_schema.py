@@ -8,6 +8,7 @@ finding lands in the verdict under ``findings.schema.findings`` with its body an
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,8 +20,16 @@ from releasetest.checks.contract.config import SchemaConfig
 from releasetest.checks.contract.curl import curl_line, dumps
 from releasetest.checks.contract.findings import DEFECT, FAILURE, Finding, SchemaFindings
 from releasetest.checks.contract.inputs import learn_ranges, rows_strategy
-from releasetest.checks.contract.judging import classify, find_leak, output_violation
-from releasetest.checks.contract.probes import ONLY_FOR, PROBE_NAMES, negative_probes
+from releasetest.checks.contract.judging import (
+    ERROR_TEXT_PROBES,
+    classify,
+    error_text,
+    error_text_message,
+    find_leak,
+    output_disagreement,
+    output_violation,
+)
+from releasetest.checks.contract.probes import ONLY_FOR, PROBE_NAMES, SIGNATURE_PROBES, negative_probes
 from releasetest.checks.contract.reading import (
     Contract,
     ContractError,
@@ -28,6 +37,7 @@ from releasetest.checks.contract.reading import (
     declares_bearer,
     manifest_contract,
     read_contract,
+    signature_contract,
 )
 from releasetest.endpoint.client import ScoringClient
 from releasetest.endpoint.formats import Wire
@@ -35,6 +45,7 @@ from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointError
 from releasetest.release.data import Expected, Holdout
 from releasetest.release.manifest import Release
+from releasetest.release.mlflow_signature import feature_types, release_signature
 
 pytestmark = pytest.mark.schema
 
@@ -67,14 +78,67 @@ def swagger(schema_client: CountingClient) -> tuple[dict[str, Any], dict[str, An
 
 @pytest.fixture(scope="module")
 def contract(swagger: tuple[dict[str, Any], dict[str, Any]], schema_client: CountingClient,
-             holdout: Holdout) -> Contract:
-    """The published contract in the release's format; the manifest's when a raw ``run()`` publishes none."""
+             holdout: Holdout, release: Release) -> Contract:
+    """The published contract in the release's format; when the endpoint publishes none, an MLflow
+    model's signature, else the manifest's (a raw ``run()``)."""
     try:
         return read_contract(swagger[0], swagger[1], schema_client.wire)
     except NoContract:
+        signature = release_signature(release)
+        if signature is not None and release.data is not None:
+            return signature_contract(schema_client.wire, feature_types(signature[1], release.data.features),
+                                      holdout.rows[0].tolist())
         return manifest_contract(schema_client.wire, holdout.rows[0].tolist())
     except ContractError as exc:
         pytest.fail(f"published contract: {exc}", pytrace=False)
+
+
+#: The output schema answers are judged against (None: by the release's answer format only), and
+#: the finding that the published one contradicts the answers, if it does.
+PublishedOutput = tuple[dict[str, Any] | None, Finding | None]
+
+
+@pytest.fixture(scope="module")
+def published_output(contract: Contract, schema_client: CountingClient) -> PublishedOutput:
+    """When the answer to the contract's own example breaks the published output schema, the schema
+    is wrong, not each answer: one finding (a defect under ``azure``, which does not block, a
+    failure under ``strict``, set by the test that records it), and the other tests judge answers by
+    the release's format only."""
+    if contract.output_schema is None:
+        return None, None
+    body = dumps(schema_client.wire.body(contract.example_rows))
+    url = schema_client.handle.scoring_uri
+    try:
+        resp = schema_client.request("POST", url, data=body, headers={"Content-Type": "application/json"})
+        answer = resp.json() if 200 <= resp.status_code < 300 else None
+    except (EndpointError, ValueError):
+        answer = None
+    problem = None if answer is None else output_disagreement(answer, contract.output_schema)
+    if problem is None:
+        return contract.output_schema, None
+    return None, Finding("output-schema-disagrees", DEFECT, resp.status_code, body.decode(),
+                         curl_line("POST", url, body, key_env=_key_env(schema_client.handle)), problem,
+                         "the published output schema disagrees with the answers")
+
+
+@pytest.fixture(scope="module")
+def error_text_answer(contract: Contract, schema_client: CountingClient) -> Finding | None:
+    """Whether ``run()`` answers an exception's text with 200, as ``except Exception as e: return
+    str(e)`` does: one finding for the pattern (the probes that show it are not judged again)."""
+    probes = negative_probes(contract.example_rows[0], SchemaConfig.oversized_kib, schema_client.wire)
+    url = schema_client.handle.scoring_uri
+    for name in ERROR_TEXT_PROBES:
+        probe = probes[name]
+        try:
+            resp = schema_client.request("POST", url, data=probe.body, headers={"Content-Type": probe.content_type})
+        except EndpointError:
+            continue
+        text = error_text(resp.status_code, resp.text)
+        if text is not None:
+            return Finding("error-text-with-200", FAILURE, resp.status_code, probe.shown_body(),
+                           probe.curl(url, _key_env(schema_client.handle)),
+                           error_text_message(probe.what, resp.status_code, text), "run() answers errors as text")
+    return None
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +169,10 @@ def _report(findings: list[Finding], client: CountingClient, policy: str, record
 
 def test_published_contract(contract: Contract, swagger: tuple[dict[str, Any], dict[str, Any]],
                             schema_client: CountingClient, suite_config: SchemaConfig,
-                            release_record: Record, release_worker: str) -> None:
-    """swagger v2 and v3 agree, take rows of the manifest's features; gaps in them are defects."""
+                            published_output: PublishedOutput, error_text_answer: Finding | None,
+                        release_record: Record, release_worker: str) -> None:
+    """swagger v2 and v3 agree, take rows of the manifest's features; gaps in them are defects; an
+    output schema the answers contradict is named (see :func:`published_output`)."""
     if not contract.published:
         pytest.skip("the endpoint publishes no schema (run() has no inference-schema decorators): the other "
                     "schema tests use the manifest's features and the holdout instead")
@@ -116,18 +182,21 @@ def test_published_contract(contract: Contract, swagger: tuple[dict[str, Any], d
     if not declares_bearer(swagger[0]):
         findings.append(Finding("schema-no-auth-declared", DEFECT, 200, "", curl_line("GET", url, content_type=None),
                                 "the published spec declares no Bearer security for POST /score"))
+    if published_output[1] is not None:
+        severity = DEFECT if suite_config.policy == "azure" else FAILURE
+        findings.append(dataclasses.replace(published_output[1], severity=severity))
     _report(findings, schema_client, suite_config.policy, release_record, release_worker)
 
 
 def test_valid_inputs_are_answered_by_contract(
     schema_client: CountingClient, contract: Contract, holdout: Holdout, release: Release,
     suite_config: SchemaConfig, golden: tuple[list[list[float]], list[Any]], release_record: Record,
-    request: pytest.FixtureRequest, release_worker: str,
+    request: pytest.FixtureRequest, release_worker: str, published_output: PublishedOutput,
 ) -> None:
     """Generated batches of realistic and edge values: each gets a 2xx that keeps the output schema."""
     assert release.data is not None
     classes = release.data.classes
-    ranges = learn_ranges(release.data.features, holdout.rows)
+    ranges = learn_ranges(release.data.features, holdout.rows, contract.integer_columns())
     url = schema_client.handle.scoring_uri
     key_env = _key_env(schema_client.handle)
     wire = schema_client.wire
@@ -154,7 +223,7 @@ def test_valid_inputs_are_answered_by_contract(
         except ValueError:
             raise Broken("output-schema-violation", resp.status_code, rows,
                          f"the answer to a valid request is not JSON: {resp.text[:120]!r}") from None
-        problem = output_violation(answer, contract.output_schema, len(rows), classes, wire)
+        problem = output_violation(answer, published_output[0], len(rows), classes, wire)
         if problem:
             raise Broken("output-schema-violation", resp.status_code, rows, problem)
 
@@ -206,17 +275,30 @@ def _after(client: CountingClient, golden: tuple[list[list[float]], list[Any]], 
     return []
 
 
+def test_errors_are_raised_not_answered_as_text(error_text_answer: Finding | None, schema_client: CountingClient,
+                                                suite_config: SchemaConfig, release_record: Record,
+                                                release_worker: str) -> None:
+    """A request run() cannot score must not get 200 with the exception's text: reported once, as
+    that pattern, under every policy (a client would read the text as the answer)."""
+    _report([error_text_answer] if error_text_answer else [], schema_client, suite_config.policy, release_record,
+            release_worker)
+
+
 @pytest.mark.parametrize("name", PROBE_NAMES)
 def test_negative_input(name: str, schema_client: CountingClient, contract: Contract,
                         release: Release, suite_config: SchemaConfig, golden: tuple[list[list[float]], list[Any]],
-                        release_record: Record, release_worker: str) -> None:
+                        published_output: PublishedOutput, release_record: Record, release_worker: str) -> None:
     """A bad request gets a client error (or, under ``azure``, a recorded defect), leaks nothing,
     and leaves the server answering liveness and golden rows."""
     assert release.data is not None
     wire: Wire = schema_client.wire
     if name in ONLY_FOR and wire.input not in ONLY_FOR[name]:
         pytest.skip(f"{name} applies to {', '.join(ONLY_FOR[name])} input; this release takes {wire.input}")
-    probe = negative_probes(contract.example_rows[0], suite_config.oversized_kib, wire)[name]
+    probes = negative_probes(contract.example_rows[0], suite_config.oversized_kib, wire, contract.column_types)
+    if name in SIGNATURE_PROBES and name not in probes:
+        pytest.skip(f"{name} probes what an MLflow signature promises; this release's contract "
+                    + ("has no integer column" if contract.column_types else "is not a signature"))
+    probe = probes[name]
     handle = schema_client.handle
     key_env = _key_env(handle)
     curl = probe.curl(handle.scoring_uri, key_env)
@@ -234,7 +316,8 @@ def test_negative_input(name: str, schema_client: CountingClient, contract: Cont
             findings.append(Finding("leak", FAILURE, resp.status_code, probe.shown_body(), curl,
                                     f"{probe.what}: the {resp.status_code} answer leaks a {leak}"))
         judged = classify(probe, resp.status_code, resp.text, suite_config.policy, has_key=handle.key is not None,
-                          output_schema=contract.output_schema, classes=release.data.classes, wire=wire)
+                          output_schema=published_output[0], classes=release.data.classes, wire=wire,
+                          error_text_named=error_text_answer is not None)
         if judged is not None:
             findings.append(Finding(name, judged.severity, resp.status_code, probe.shown_body(), curl, judged.message,
                                     judged.problem))

@@ -20,6 +20,7 @@ import yaml
 CI = Path(__file__).resolve().parent.parent / "ci"
 GITHUB = CI / "github" / "release-gate.yml"
 AZURE = CI / "azure" / "azure-pipelines.yml"
+EXAMPLES = CI.parent / "examples"
 needs_schemas = pytest.mark.skipif(importlib.util.find_spec("check_jsonschema") is None,
                                    reason="check-jsonschema (the vendored CI schemas) is not installed")
 
@@ -80,6 +81,11 @@ def test_github_workflow_triggers_and_jobs() -> None:
     assert prod["environment"]["name"] == "production"
     assert any("--target azureml" in s.get("run", "") for s in prod["steps"])
     assert "triggering_actor" not in GITHUB.read_text()
+    examples = doc["jobs"]["examples"]
+    assert examples["strategy"]["matrix"]["example"] == ["port-weather", "v2-managed-sample", "mlflow-nocode"]
+    assert all((EXAMPLES / name / "release.toml").is_file() for name in examples["strategy"]["matrix"]["example"])
+    assert any('--release-config "examples/${{ matrix.example }}/release.toml"' in s.get("run", "")
+               for s in examples["steps"])
 
 
 def test_azure_pipeline_triggers_and_stages() -> None:
@@ -96,6 +102,10 @@ def test_azure_pipeline_triggers_and_stages() -> None:
     assert production["dependsOn"] == "DevTest" and "refs/heads/main" in production["condition"]
     assert production["jobs"][0]["environment"] == "production"
     assert "Build.RequestedFor" not in AZURE.read_text()
+    examples = next(j for j in devtest["jobs"] if j["job"] == "examples")
+    names = [m["EXAMPLE"] for m in examples["strategy"]["matrix"].values()]
+    assert names == ["port-weather", "v2-managed-sample", "mlflow-nocode"]
+    assert all((EXAMPLES / name / "release.toml").is_file() for name in names)
 
 
 HISTORY_BRANCH = "releasetest-history"

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import yaml
 
+from releasetest.azureml.v2 import DeploymentV2
 from releasetest.azureml.workspace import SHA_TAG, tree_digest
 from releasetest.errors import ConfigError, DeployError
 from releasetest.files import sha256_file
@@ -86,6 +87,11 @@ class ModelAsset:
     version: str
     #: (path relative to the asset root, absolute local file, sha256) for every file.
     files: tuple[tuple[str, Path, str], ...]
+    #: The folder registered (and so mounted under ``AZUREML_MODEL_DIR``); default the asset's name.
+    #: A v2 folder model keeps its own folder's name, as ``model: {path: model/}`` does on Azure.
+    folder: str | None = None
+    #: ``custom_model``, or ``mlflow_model`` (what Azure ML's no-code deployment needs).
+    type: str = "custom_model"
 
     @property
     def ref(self) -> str:
@@ -97,7 +103,7 @@ class ModelAsset:
 
     def stage(self, into: Path) -> Path:
         """Copy the files to ``into/<name>/<rel>``, the folder registered as the model, re-hashed on the way."""
-        folder = into / self.name
+        folder = into / (self.folder or self.name)
         for rel, src, sha in self.files:
             dest = folder / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -136,24 +142,30 @@ class Plan:
         out.mkdir(parents=True, exist_ok=True)
         model = self.deployment_model
         folder = model.stage(out / "model")
-        env = dict(self.deployment["environment"])
-        if "conda_file" in env:
-            env["conda_file"] = os.path.relpath(self.base_path / env["conda_file"], out)
-        code = dict(self.deployment["code_configuration"])
-        code["code"] = os.path.relpath(self.base_path / code["code"], out)
-        docs = {
-            "model.yml": {"$schema": SCHEMA.format("model"), "name": model.name, "version": str(model.version),
-                          "path": os.path.relpath(folder, out),
-                          "description": self.endpoint["description"],
-                          "tags": {SHA_TAG: model.digest, "release_id": self.endpoint["tags"]["release_id"]}},
-            "environment.yml": {"$schema": SCHEMA.format("environment"), **env},
-            "endpoint.yml": self.endpoint,
-            "deployment.yml": {**self.deployment, "code_configuration": code,
-                               "environment": f"azureml:{env['name']}:{env['version']}"},
-        }
+        deployment = dict(self.deployment)
+        env = deployment.get("environment")
+        if isinstance(env, dict):
+            env = dict(env)
+            if "conda_file" in env:
+                env["conda_file"] = os.path.relpath(self.base_path / env["conda_file"], out)
+            deployment["environment"] = f"azureml:{env['name']}:{env['version']}"
+        if "code_configuration" in deployment:
+            code = dict(deployment["code_configuration"])
+            code["code"] = os.path.relpath(self.base_path / code["code"], out)
+            deployment["code_configuration"] = code
+        model_doc = {"$schema": SCHEMA.format("model"), "name": model.name, "version": str(model.version),
+                     "path": os.path.relpath(folder, out), "description": self.endpoint["description"],
+                     "tags": {SHA_TAG: model.digest, "release_id": self.endpoint["tags"]["release_id"]}}
+        if model.type != "custom_model":
+            model_doc["type"] = model.type
+        docs = {"model.yml": model_doc, "environment.yml": ({"$schema": SCHEMA.format("environment"), **env}
+                                                            if isinstance(env, dict) else None),
+                "endpoint.yml": self.endpoint, "deployment.yml": deployment}
         drift = "".join(f"# DRIFT {d}\n" for d in self.drift)
         written = []
         for name, doc in docs.items():
+            if doc is None:
+                continue
             path = out / name
             path.write_text(f"# planned by releasetest; paths relative to this file\n{drift}"
                             + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False), encoding="utf-8")
@@ -268,6 +280,8 @@ def plan_for(release: Release, stage: Stage, purpose: Purpose = "gate", name: st
     """The v2 endpoint and deployment for ``stage``, named by :func:`azure_names` for ``purpose``;
     every behavioural difference becomes a Drift."""
     dc = stage.deployment
+    if isinstance(dc, DeploymentV2):
+        return _plan_v2(release, stage, dc, azure_names(release, stage.name, purpose, name))
     raw = dc.raw
     kind = _kind(stage)
     drift: list[Drift] = []
@@ -432,3 +446,55 @@ def plan_for(release: Release, stage: Stage, purpose: Purpose = "gate", name: st
     return Plan(kind=kind, endpoint=endpoint, deployment=deployment_doc, models=models,
                 deployment_model=mounted, base_path=base, drift=tuple(drift))
 
+
+
+def _plan_v2(release: Release, stage: Stage, dc: DeploymentV2, named: AzureNames) -> Plan:
+    """A v2 release's own endpoint and deployment YAML, as written, with the gate's names (endpoint
+    and deployment, :func:`azure_names`), its release tags, paths relative to the release folder,
+    the request settings v2 defaults to made explicit, and the model as a registered asset."""
+    base = release.root
+    kind: Kind = "kubernetes" if dc.kind == "kubernetes" else "managed"
+    endpoint: dict[str, Any] = dict(dc.endpoint.raw) if dc.endpoint is not None else {
+        "$schema": SCHEMA.format("managedOnlineEndpoint" if kind == "managed" else "kubernetesOnlineEndpoint"),
+        "auth_mode": "key"}
+    endpoint["name"] = named.endpoint
+    endpoint.setdefault("description", f"{release.name} {release.short_id} stage {stage.name} (releasetest)")
+    endpoint["tags"] = {**{str(k): str(v) for k, v in (endpoint.get("tags") or {}).items()},
+                        "release": release.name, "release_id": release.release_id, "stage": stage.name}
+    model = release.artifacts[0]
+    folder = dc.model.path.name if dc.model.path is not None and dc.model.is_folder else None
+    files = tuple(((f.path.relative_to(dc.model.path).as_posix() if folder and dc.model.path else f.path.name),
+                   f.path, f.sha256) for f in model.files)
+    raw_model = dc.raw.get("model")
+    given: dict[str, Any] = raw_model if isinstance(raw_model, dict) else {}
+    if dc.model.ref is not None:
+        name, version = dc.model.name, dc.model.version
+    else:
+        # An inline model has no name of its own: the release's, versioned by its bytes.
+        name = str(given.get("name") or f"{release.name}-model")
+        version = str(given.get("version") or tree_digest(files)[:12])
+    asset = ModelAsset(name, version, files, folder=folder, type=dc.model.type)
+    deployment: dict[str, Any] = {k: v for k, v in dc.raw.items() if k not in ("name", "endpoint_name", "model")}
+    deployment = {"$schema": deployment.pop("$schema", SCHEMA.format(
+        "managedOnlineDeployment" if kind == "managed" else "kubernetesOnlineDeployment")),
+        "name": named.deployment, "endpoint_name": named.endpoint, "model": asset.ref, **deployment}
+    if dc.code_dir is not None and dc.scoring_script is not None:
+        deployment["code_configuration"] = {"code": os.path.relpath(dc.code_dir, base) or ".",
+                                            "scoring_script": os.path.relpath(dc.scoring_script, dc.code_dir)}
+    env = dc.environment
+    if env.conda_file is not None:
+        image = env.image or DEFAULT_IMAGE
+        deployment["environment"] = {"name": f"{release.name}-env", "image": image,
+                                     "conda_file": os.path.relpath(env.conda_file, base),
+                                     "version": _env_version(image, env.conda_file)}
+    request_settings = dict(dc.raw.get("request_settings") or {})
+    request_settings.setdefault("request_timeout_ms", dc.scoring_timeout_ms)
+    request_settings.setdefault("max_concurrent_requests_per_instance", dc.max_concurrent_requests_per_container)
+    deployment["request_settings"] = request_settings
+    drift: tuple[Drift, ...] = ()
+    if dc.model.path is not None and not dc.model.is_folder:
+        drift = (Drift("model.path", f"the file model is registered as the folder {asset.name}/ holding it, so it "
+                       f"is mounted at AZUREML_MODEL_DIR/{asset.name}/{dc.model.path.name}, not directly under "
+                       "AZUREML_MODEL_DIR as an inline file model is; make the model a folder"),)
+    return Plan(kind=kind, endpoint=endpoint, deployment=deployment, models=(asset,), deployment_model=asset,
+                base_path=base, drift=drift)

@@ -173,7 +173,7 @@ class AzureMLEndpoint(Endpoint):
         try:
             folder = asset.stage(staging)
             registered = self.ml.models.create_or_update(Model(
-                name=asset.name, version=asset.version, path=str(folder), type="custom_model",
+                name=asset.name, version=asset.version, path=str(folder), type=asset.type,
                 description=f"{self.release.name} {self.release.short_id} (registered by releasetest)",
                 tags={SHA_TAG: digest, "release_id": self.release.release_id}))
         finally:

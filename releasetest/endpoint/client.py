@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from releasetest.endpoint.formats import Wire, WireSpec, wire_of
+from releasetest.endpoint.formats import Wire, WireSpec, integer_schema_cause, wire_of
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import EndpointDied, EndpointError, EndpointUnreachable, WrongAnswer
 from releasetest.release.data import Expected
@@ -219,14 +219,16 @@ def wait_ready(
                 live, last, answered = None, str(exc), True
             if live == 200:
                 # Up: from here on a wrong or failed golden answer is a verdict, not a wait.
-                client.wire = wire = (spec or WireSpec()).resolve(_service_input(client))
+                service_input = _service_input(client)
+                client.wire = wire = (spec or WireSpec()).resolve(service_input)
                 try:
                     scored = client.score(golden_rows)
                 except EndpointError as exc:
                     raise WrongAnswer(f"scoring the golden rows failed: {exc}") from None
                 mismatch = Expected.of(golden_labels).mismatch(scored.predictions)
                 if mismatch is not None:
-                    raise WrongAnswer(mismatch)
+                    cause = integer_schema_cause(service_input, wire, golden_rows)
+                    raise WrongAnswer(f"{cause}; {mismatch}" if cause else mismatch)
                 return Ready(wire, scored)
             if live is not None:
                 last, answered = f"liveness answered {live}", True

@@ -194,6 +194,45 @@ def detect(service_input: Mapping[str, Any] | None, key: str | None = None) -> t
     return "rows", "data" if "data" in props else None
 
 
+def _cell_types(service_input: Mapping[str, Any], wire: Wire) -> list[Any]:
+    """The published type of each row cell (one for every cell of a row array, one per feature
+    for records), or [] when the ServiceInput does not describe rows at the wire's place."""
+    at: Any = service_input
+    for part in wire.path + (("data",) if wire.input == "input_data" else ()):
+        at = _get(at, ("properties", part))
+    row = _get(at, ("items",)) if _get(at, ("type",)) == "array" else None
+    if wire.input == "records":
+        columns = _get(row, ("properties",))
+        return [_get(columns, (f, "type")) for f in wire.features] if isinstance(columns, Mapping) else []
+    return [_get(row, ("items", "type"))] if _get(row, ("type",)) == "array" else []
+
+
+def integer_schema_cause(service_input: Mapping[str, Any] | None, wire: Wire,
+                         rows: Sequence[Sequence[float]]) -> str | None:
+    """Why answers differ when the published input schema types cells as integer while ``rows``
+    hold fractions: inference-schema casts each request to its sample's dtype, so 0.76 arrives as
+    0 (an integer sample such as ``numpy.array([[1, 2, ...]])`` is common in published samples).
+    None when the schema is not integer-typed or the rows are whole numbers."""
+    if not isinstance(service_input, Mapping):
+        return None
+    types = _cell_types(service_input, wire)
+    if not types or "integer" not in types:
+        return None
+    names = list(wire.features) or [f"column {i + 1}" for i in range(max(map(len, rows), default=0))]
+    fractional = [(names[i] if i < len(names) else f"column {i + 1}", v) for r in rows for i, v in enumerate(r)
+                  if (types[0] if len(types) == 1 else types[i] if i < len(types) else None) == "integer"
+                  and float(v) != int(float(v))]
+    if not fractional:
+        return None
+    where = "input_data.data" if wire.input == "input_data" else wire.key
+    column, value = fractional[0]
+    return (f"the published input schema types '{where}' as integer (the inference-schema sample has an "
+            f"integer dtype) while the holdout has fractional values (e.g. {column} = {float(value):g}): "
+            f"inference-schema casts every request to the sample's dtype, so {float(value):g} arrives as "
+            f"{int(float(value))}; fix: give the @input_schema sample float values (e.g. "
+            f"numpy.array([[1.0, ...]]) or dtype=numpy.float64)")
+
+
 def wire_of(handle: EndpointHandle) -> Wire:
     """The wire the endpoint resolved when it became ready (rows under ``data`` if it recorded none)."""
     return Wire.from_dict(handle.info.get("wire") or {})

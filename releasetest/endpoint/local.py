@@ -1,12 +1,13 @@
 """Local DEV TEST endpoint: the release's entry script under the real Azure ML inference server.
 
-The model directory is laid out the way Azure ML v1 mounts registered models (one model:
-``$AZUREML_MODEL_DIR/<file>``; several: ``$AZUREML_MODEL_DIR/<name>/<version>/<file>``), from
-copies whose sha256 is checked again after copying, so the server loads exactly the bytes the
-manifest pins. The server runs in its own process group; teardown signals the whole group, so
-gunicorn workers cannot outlive it. The server runs in the sandbox of
-:mod:`releasetest.endpoint.sandbox` (an allow-listed environment; under bwrap or unshare a PID
-namespace that takes every process the release starts down with it).
+The model directory is laid out the way Azure ML mounts models: v1, registered models (one model:
+``$AZUREML_MODEL_DIR/<file>``; several: ``$AZUREML_MODEL_DIR/<name>/<version>/<file>``); v2, the
+deployment's one model (a file model: ``$AZUREML_MODEL_DIR/<file>``; a folder model keeps its folder:
+``$AZUREML_MODEL_DIR/<folder>/...``). The copies' sha256 is checked again after copying, so the
+server loads exactly the bytes the manifest pins or the release id binds. The server runs in its
+own process group; teardown signals the whole group, so gunicorn workers cannot outlive it. It
+runs in the sandbox of :mod:`releasetest.endpoint.sandbox` (an allow-listed environment; under
+bwrap or unshare a PID namespace that takes every process the release starts down with it).
 A gate that is killed outright (SIGKILL, the OOM killer) gets no teardown: the server dies with
 it through its lifeline (:mod:`releasetest.lifeline`), and the work folder, which records its
 owner's pid, is removed by the next run (:func:`sweep_orphans`).
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from releasetest import lifeline
+from releasetest.azureml.v2 import DeploymentV2
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.formats import wire_spec
@@ -37,6 +39,7 @@ from releasetest.endpoint.sandbox import Isolation, probe, sandbox_env, signal_t
 from releasetest.errors import DeployError, EndpointError, WrongAnswer
 from releasetest.files import read_tail, sha256_file
 from releasetest.release.manifest import Release, Stage
+from releasetest.release.mlflow_signature import release_signature, signature_refusal
 from releasetest.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_READY_TIMEOUT
 
 #: Seconds the gunicorn workers get to finish after SIGTERM before the group is killed.
@@ -141,7 +144,10 @@ class LocalEndpoint(Endpoint):
         self.stage = stage
         self.golden = golden
         self.log_path = log_path
-        self.ready_timeout_s = ready_timeout_s
+        dc = stage.deployment
+        #: A v2 deployment's readiness probe bounds the wait as Azure's would, when it is tighter.
+        self.ready_timeout_s = min(ready_timeout_s, dc.readiness_bound_s) if isinstance(dc, DeploymentV2) \
+            else ready_timeout_s
         self.port = port or free_port()
         self.python = python
         # authEnabled (or require_key, for a stand-in of a platform that always has keys): the
@@ -179,6 +185,26 @@ class LocalEndpoint(Endpoint):
     def facts(self) -> dict[str, Any]:
         return {"pid": self._pid, "port": self.port, "model_dir": self._model_dir, "log": str(self.log_path)}
 
+    def _layout_v2_model(self, root: Path) -> Path:
+        """Copy a v2 deployment's model as v2 mounts it; return what ``AZUREML_MODEL_DIR`` names.
+
+        A file model lies directly under it; a folder model keeps its folder name under it, so a
+        ``score.py`` joins the variable with ``<folder>/<file>`` (Azure's own samples do).
+        """
+        assert self.release.v2 is not None
+        model = self.release.v2.model
+        art = self.release.artifacts[0]
+        model_dir = root / "azureml-models" / art.name / art.version
+        base = model.path.parent if model.path is not None else None
+        for f in art.files:
+            target = model_dir / (f.path.relative_to(base) if base is not None else f.path.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f.path, target)
+            if sha256_file(target) != f.sha256:
+                raise DeployError(f"model {art.name} version {art.version}: {f.path.name} changed while being "
+                                  "copied for deployment (sha256 no longer matches what was read)")
+        return model_dir
+
     def _layout_models(self, root: Path) -> Path:
         """Copy the artifacts as Azure ML v1 mounts them; return what ``AZUREML_MODEL_DIR`` names.
 
@@ -186,6 +212,8 @@ class LocalEndpoint(Endpoint):
         joins the variable with the file name. Several: ``azureml-models``, with
         ``<name>/<version>/`` inside for each.
         """
+        if self.release.v2 is not None:
+            return self._layout_v2_model(root)
         model_dir = root / "azureml-models"
         for art in self.release.artifacts:
             dest = model_dir / art.name / art.version
@@ -207,7 +235,7 @@ class LocalEndpoint(Endpoint):
         dc = self.stage.deployment
         server = {
             "AZUREML_MODEL_DIR": str(model_dir),
-            "AML_APP_ROOT": str(self.release.inference.entry_script.parent),
+            "AML_APP_ROOT": str(self._app_root),
             "SCORING_TIMEOUT_MS": str(dc.scoring_timeout_ms),
             # gunicorn kills a worker silent for this long; keep it above the scoring timeout.
             "WORKER_TIMEOUT": str(max(30, dc.scoring_timeout_ms // 1000 + 30)),
@@ -224,8 +252,15 @@ class LocalEndpoint(Endpoint):
             server["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root(), os.environ.get("PYTHONPATH")]))
         if self.key:
             server["RELEASETEST_SERVER_KEY"] = self.key
-        declared = {str(k): str(v) for k, v in (dc.raw.get("environmentVariables") or {}).items()}
+        declared = ({str(k): str(v) for k, v in dc.environment_variables.items()} if isinstance(dc, DeploymentV2)
+                    else {str(k): str(v) for k, v in (dc.raw.get("environmentVariables") or {}).items()})
         return sandbox_env(server, declared, home)
+
+    @property
+    def _app_root(self) -> Path:
+        """The code folder (v2 ``code_configuration.code``), else the entry script's folder."""
+        v2 = self.release.v2
+        return v2.code_dir if v2 is not None and v2.code_dir is not None else self.release.inference.entry_script.parent
 
     def start(self) -> None:
         """Lay out the models and launch the server; :meth:`deploy` waits for it."""
@@ -254,9 +289,10 @@ class LocalEndpoint(Endpoint):
             "--port", str(self.port),
             "--worker_count", str(dc.worker_count),
         ]
-        code_dir = self.release.inference.entry_script.parent
-        cmd = wrap(self.isolation, cmd, python=self.python, workdir=self.workdir, code_dirs=[code_dir], cwd=code_dir,
-                   detach=self.detach)
+        code_dir = self._app_root
+        script_dir = self.release.inference.entry_script.parent
+        cmd = wrap(self.isolation, cmd, python=self.python, workdir=self.workdir,
+                   code_dirs=list(dict.fromkeys([code_dir, script_dir])), cwd=code_dir, detach=self.detach)
         started = time.monotonic()
         popen: dict[str, Any] = {"env": self._env(model_dir, self.workdir), "cwd": str(code_dir),
                                  "stdout": self._log, "stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL,
@@ -286,9 +322,35 @@ class LocalEndpoint(Endpoint):
             info={"pid": self.proc.pid, "port": self.port, "workers": dc.worker_count,
                   "scoring_timeout_ms": dc.scoring_timeout_ms, "server": "azmlinfsrv",
                   "deployment_config": str(dc.path), "model_dir": str(model_dir),
-                  "max_body_bytes": self.max_body_bytes, "isolation": self.isolation.line()},
+                  "max_body_bytes": self.max_body_bytes, "isolation": self.isolation.line(), **self._v2_info()},
         )
         self._starting = (handle, started)
+
+    def _v2_info(self) -> dict[str, Any]:
+        """What a v2 deployment's settings became here (docs/azureml.md, "v2 deployment settings")."""
+        dc = self.stage.deployment
+        if not isinstance(dc, DeploymentV2):
+            return {}
+        return {"instance_type": dc.instance_type, "instance_count": dc.instance_count, "cores": dc.cpu,
+                "max_concurrent_requests_per_instance": dc.max_concurrent_requests_per_container,
+                "readiness_bound_s": dc.readiness_bound_s, "ready_timeout_s": self.ready_timeout_s}
+
+    def _v2_hint(self, cause: str) -> str:
+        """Names the v1 habit behind a FileNotFoundError under a v2 folder model."""
+        v2 = self.release.v2
+        if v2 is None or not v2.model.is_folder or "FileNotFoundError" not in cause:
+            return cause
+        assert v2.model.path is not None
+        return (f"{cause}; under a v2 folder model the file is at AZUREML_MODEL_DIR/{v2.model.path.name}/... "
+                f"(the folder keeps its name), so join AZUREML_MODEL_DIR with '{v2.model.path.name}/<file>'")
+
+    def _signature_hint(self, cause: str) -> str:
+        """Names an MLflow signature that refuses the golden rows, before the answer it caused."""
+        found = release_signature(self.release)
+        if found is None or self.release.data is None:
+            return cause
+        refusal = signature_refusal(found[1], self.release.data.features, self.golden[0], found[0])
+        return f"{refusal}; {cause}" if refusal else cause
 
     def deploy(self) -> EndpointHandle:
         if self._handle is not None:
@@ -320,7 +382,10 @@ class LocalEndpoint(Endpoint):
             cause = str(exc)
             if self.proc.poll() is not None:
                 found = cause_from_log(tail or "", self.port)
-                cause = f"server exited with code {self.proc.returncode} while starting: {found or cause}"
+                cause = self._v2_hint(found or cause)
+                cause = f"server exited with code {self.proc.returncode} while starting: {cause}"
+            else:
+                cause = self._signature_hint(cause)
             self.teardown()
             raise DeployError(f"local endpoint for stage {self.stage.name} did not become ready: {cause}",
                               tail) from None

@@ -1,8 +1,10 @@
-"""The release: manifest, Azure ML v1 config files and artifacts, validated before any deploy.
+"""The release: manifest, Azure ML config files and artifacts, validated before any deploy.
 
-The manifest is read with tomllib and checked key by key; the v1 files it names are parsed by
-:mod:`releasetest.azureml.v1`, so a typo fails here, naming the file and key, rather than as a
-mysterious server error later. Artifacts are hashed before anything loads them: the gate
+The manifest is read with tomllib and checked key by key. A v1 release names an inference config and
+per-stage deployment configs (parsed by :mod:`releasetest.azureml.v1`); a v2 release names per-stage
+CLI v2 deployment YAML (and optionally the endpoint YAML), whose model, code and environment are the
+release (parsed by :mod:`releasetest.azureml.v2`). Either way a typo fails here, naming the file and
+key, rather than as a mysterious server error later. Artifacts are hashed before anything loads them: the gate
 must test exactly what the manifest pins.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 import tomllib
 
 from releasetest.azureml.v1 import DeploymentConfig, InferenceConfig, parse_deployment_config, parse_inference_config
+from releasetest.azureml.v2 import DeploymentV2, parse_deployment, parse_endpoint, tree_sha256
 from releasetest.errors import ConfigError
 from releasetest.files import read_bytes, sha256_file, short_id
 from releasetest.release.production import ProductionSpec, parse_production
@@ -39,14 +42,15 @@ SUITE_TABLES = SUITES
 MANIFEST = Table({
     "release": Table({
         "name": Key("str", "name the release", required=True, ge=1, example="port-weather"),
-        "inference_config": Key("str", "path of the v1 inference config YAML", required=True,
+        "inference_config": Key("str", "path of the v1 inference config YAML (a v1 release only)",
                                 example="InferenceConfig.yml"),
-    }, 'add [release] with name = "..." and inference_config = "InferenceConfig.yml"', required=True),
-    "stages": Key("mapping", 'add [stages.devtest] deployment_config = "AciDeploymentConfig.yml"', required=True,
-                  ge=1),
+    }, 'add [release] with name = "..." (and, for a v1 release, inference_config = "InferenceConfig.yml")',
+        required=True),
+    "stages": Key("mapping", 'add [stages.devtest] with deployment = "blue-deployment.yml" (v2) or '
+                  'deployment_config = "AciDeploymentConfig.yml" (v1)', required=True, ge=1),
     "artifacts": Key("list", "add [[artifacts]] tables with name, version and files = [{ path, sha256 }] "
                      "(or only name and version, to take that version from the workspace's model registry)",
-                     required=True, ge=1),
+                     ge=1),
     "data": Key("mapping", "see the example release.toml"),
     "production": Key("mapping", 'write [production] traffic = "data/production/**/*.jsonl"'),
     **{suite: Key("mapping", f"write it as [{suite}] with key = value lines", default={}) for suite in SUITE_TABLES},
@@ -54,11 +58,13 @@ MANIFEST = Table({
 
 
 STAGE = Table({
-    "deployment_config": Key("str", "path of the v1 deployment config YAML", required=True),
+    "deployment_config": Key("str", "path of the v1 deployment config YAML", ge=1, example="AciDeploymentConfig.yml"),
+    "deployment": Key("str", "path of the v2 online deployment YAML", ge=1, example="blue-deployment.yml"),
+    "endpoint": Key("str", "path of the v2 online endpoint YAML", ge=1, example="endpoint.yml"),
     "promote_to": Key("str", "the stage a passing gate promotes to (default: the next one listed)"),
     "requires_approval": Key("bool", "requires_approval = true makes promotion to this stage wait for "
                              "releasetest approve", default=False),
-}, 'deployment_config = "..."')
+}, 'deployment = "blue-deployment.yml" (v2) or deployment_config = "AciDeploymentConfig.yml" (v1)')
 
 
 ARTIFACT = Table({
@@ -123,7 +129,7 @@ def _rel(path: Path, root: Path) -> str:
 @dataclass(frozen=True)
 class Stage:
     name: str
-    deployment: DeploymentConfig
+    deployment: DeploymentConfig | DeploymentV2
     promote_to: str | None
     #: Promotion *to* this stage needs a recorded human approval (continuous delivery); without it
     #: a passing gate promotes on its own (continuous deployment).
@@ -225,6 +231,9 @@ class Release:
     #: Everything that decided a verdict, by name (``code helpers.py``, ``release.toml [acceptance]``,
     #: ``holdout data/holdout.csv`` ...): its sha256, as read when the release was loaded.
     components: dict[str, str] = field(default_factory=dict)
+    #: A v2 release: the deployment whose model, code and environment the release is (every stage's
+    #: deployment names the same ones); None for a v1 release.
+    v2: DeploymentV2 | None = None
 
     @property
     def root(self) -> Path:
@@ -490,17 +499,27 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True,
         raise ConfigError(manifest, None, f"invalid TOML: {exc}", "fix the syntax at that line") from None
     values = check(doc, MANIFEST, manifest)
     rel = values["release"]
-    inference = parse_inference_config(manifest.parent / rel["inference_config"], manifest)
-
     stages_raw = values["stages"]
     names = list(stages_raw)
+    tables = {sname: check_table(stages_raw[sname], STAGE, manifest, f"stages.{sname}") for sname in names}
+    v2 = _release_format(rel, tables, manifest)
     stages: dict[str, Stage] = {}
     config_digests: dict[str, str] = {}
     for idx, sname in enumerate(names):
         prefix = f"stages.{sname}."
-        table = check_table(stages_raw[sname], STAGE, manifest, f"stages.{sname}")
-        dc_path = (manifest.parent / table["deployment_config"]).resolve()
-        dc = parse_deployment_config(dc_path, manifest, prefix + "deployment_config")
+        table = tables[sname]
+        dc: DeploymentConfig | DeploymentV2
+        if v2:
+            endpoint = None
+            if table["endpoint"] is not None:
+                ep_path = (manifest.parent / table["endpoint"]).resolve()
+                endpoint = parse_endpoint(ep_path, manifest, prefix + "endpoint")
+                config_digests[_rel(ep_path, manifest.parent)] = sha256_file(ep_path)
+            dc_path = (manifest.parent / table["deployment"]).resolve()
+            dc = parse_deployment(dc_path, manifest, prefix + "deployment", endpoint)
+        else:
+            dc_path = (manifest.parent / table["deployment_config"]).resolve()
+            dc = parse_deployment_config(dc_path, manifest, prefix + "deployment_config")
         config_digests[_rel(dc_path, manifest.parent)] = sha256_file(dc_path)
         promote_to = table["promote_to"] if "promote_to" in stages_raw[sname] else (
             names[idx + 1] if idx + 1 < len(names) else None)
@@ -510,11 +529,18 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True,
         stages[sname] = Stage(name=sname, deployment=dc, promote_to=promote_to,
                               requires_approval=table["requires_approval"])
 
-    artifacts = _parse_artifacts(values["artifacts"], manifest, verify_artifacts, artifact_versions, registry)
     data = _parse_data(values["data"], manifest)
     suite_tables = {suite: dict(values[suite]) for suite in SUITE_TABLES}
     production = parse_production(values["production"], manifest, traffic)
-
+    if v2:
+        deployment, inference, model_artifacts = _v2_release(stages, manifest, config_digests, registry)
+        pinned = _parse_artifacts(values["artifacts"] or [], manifest, verify_artifacts, artifact_versions,
+                                  registry) if values["artifacts"] else ()
+        artifacts = model_artifacts + pinned
+    else:
+        deployment = None
+        inference = parse_inference_config(manifest.parent / rel["inference_config"], manifest)
+        artifacts = _parse_artifacts(values["artifacts"], manifest, verify_artifacts, artifact_versions, registry)
     for p in (inference.path, inference.conda_file):
         if p is not None:
             config_digests[_rel(p, manifest.parent)] = sha256_file(p)
@@ -531,5 +557,91 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True,
         suite_tables=suite_tables,
         production=production,
         components=covered,
+        v2=deployment,
     )
 
+
+
+def _release_format(rel: dict[str, Any], tables: dict[str, dict[str, Any]], manifest: Path) -> bool:
+    """True for a v2 release (every stage names a ``deployment``), False for v1; a mix is refused."""
+    v2 = [n for n, t in tables.items() if t["deployment"] is not None]
+    v1 = [n for n, t in tables.items() if t["deployment_config"] is not None]
+    for name, table in tables.items():
+        if table["deployment"] is not None and table["deployment_config"] is not None:
+            raise ConfigError(manifest, f"stages.{name}", "names both deployment (v2) and deployment_config (v1)",
+                              "keep deployment for a v2 release, deployment_config for a v1 release")
+        if table["deployment"] is None and table["deployment_config"] is None:
+            if v1 or rel["inference_config"] is not None:
+                raise ConfigError(manifest, f"stages.{name}.deployment_config", "missing",
+                                  'add deployment_config = "AciDeploymentConfig.yml"')
+            raise ConfigError(manifest, f"stages.{name}.deployment", "missing",
+                              'add deployment = "blue-deployment.yml" (v2) or deployment_config = '
+                              '"AciDeploymentConfig.yml" (v1)')
+        if table["endpoint"] is not None and table["deployment"] is None:
+            raise ConfigError(manifest, f"stages.{name}.endpoint", "an endpoint YAML belongs to a v2 release",
+                              'remove it, or describe the stage with deployment = "blue-deployment.yml"')
+    if v2 and v1:
+        raise ConfigError(manifest, f"stages.{v1[0]}.deployment_config",
+                          f"stage {v1[0]} is v1 while stage {v2[0]} is v2; a release is one or the other",
+                          f"describe stage {v1[0]} with a v2 deployment YAML too")
+    if v2 and rel["inference_config"] is not None:
+        raise ConfigError(manifest, "release.inference_config", "a v2 release takes its code and environment "
+                          "from the deployment YAML", "remove inference_config")
+    if not v2 and rel["inference_config"] is None:
+        raise ConfigError(manifest, "release.inference_config", "missing",
+                          'add inference_config = "InferenceConfig.yml", or use v2 stages: deployment = "..."')
+    return bool(v2)
+
+
+#: The scoring script the gate runs for an MLflow model deployed without code_configuration, as Azure
+#: ML's no-code deployment generates one.
+MLFLOW_SCORE = Path(__file__).resolve().parent.parent / "endpoint" / "server" / "nocode" / "mlflow_score.py"
+
+
+def _v2_release(stages: dict[str, Stage], manifest: Path, config_digests: dict[str, str],
+                registry: Resolver | None) -> tuple[DeploymentV2, InferenceConfig, tuple[Artifact, ...]]:
+    """The release a v2 manifest describes: one model, code and environment, named alike by every stage."""
+    deployments = [(name, s.deployment) for name, s in stages.items() if isinstance(s.deployment, DeploymentV2)]
+    first_name, first = deployments[0]
+
+    def what(d: DeploymentV2) -> tuple[Any, ...]:
+        return (d.model, d.code_dir, d.scoring_script, d.environment)
+
+    for name, d in deployments[1:]:
+        if what(d) != what(first):
+            raise ConfigError(manifest, f"stages.{name}.deployment",
+                              f"{d.path.name} names another model, code or environment than {first.path.name} "
+                              f"of stage {first_name}", "a release is one model, code and environment: make every "
+                              "stage's deployment YAML name the same ones")
+    model = first.model
+    if model.path is not None:
+        files = tuple(ArtifactFile(path=p, sha256=sha256_file(p)) for p in model.files())
+        if not files:
+            raise ConfigError(first.path, "model.path", f"the model folder {model.path} holds no files",
+                              "point at the folder the training wrote")
+        artifact = Artifact(name=model.name, version=model.version, files=files)
+    else:
+        assert model.ref is not None
+        if registry is None or model.ref.registry is not None:
+            raise ConfigError(first.path, "model", f"{model.ref.text} is a registered model, and no model "
+                              "registry was given to fetch it from" if model.ref.registry is None else
+                              f"{model.ref.text} is in an Azure ML registry, which the gate cannot fetch from yet",
+                              "run where the workspace config is (aml_config/config.json beside the manifest, or "
+                              "--release-workspace-config), or give model: {path: ...}")
+        fetched, source = registry(model.ref.name, model.version)
+        artifact = Artifact(name=model.name, version=model.version, files=fetched, registry=source)
+    if first.code_dir is not None:
+        config_digests[_rel(first.code_dir, manifest.parent) + "/"] = tree_sha256(first.code_dir)
+    conda = first.environment.conda_file
+    if first.scoring_script is not None:
+        script = first.scoring_script
+    else:
+        script = MLFLOW_SCORE
+        if model.path is None or not (model.path / "MLmodel").is_file():
+            raise ConfigError(first.path, "model.path", "an mlflow_model without code_configuration needs the "
+                              "MLflow model folder (with its MLmodel file)", "point model.path at the folder "
+                              "mlflow.<flavor>.save_model wrote")
+        if conda is None and (model.path / "conda.yaml").is_file():
+            conda = model.path / "conda.yaml"
+    inference = InferenceConfig(path=first.path, entry_script=script, runtime="python", conda_file=conda, raw={})
+    return first, inference, (artifact,)

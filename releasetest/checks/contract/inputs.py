@@ -25,10 +25,12 @@ class FeatureRange:
         return list(dict.fromkeys(values))
 
 
-def learn_ranges(features: Sequence[str], rows: np.ndarray) -> list[FeatureRange]:
-    """Min/max per feature from the holdout, and whether it only ever holds whole numbers."""
+def learn_ranges(features: Sequence[str], rows: np.ndarray,
+                 integer: Sequence[bool] | None = None) -> list[FeatureRange]:
+    """Min/max per feature from the holdout, and whether it takes whole numbers only: as a signature
+    says (``integer``, an MLflow model's), else as the holdout shows (it only ever holds them)."""
     return [FeatureRange(name, float(rows[:, i].min()), float(rows[:, i].max()),
-                         bool(np.all(rows[:, i] == np.round(rows[:, i]))))
+                         integer[i] if integer is not None else bool(np.all(rows[:, i] == np.round(rows[:, i]))))
             for i, name in enumerate(features)]
 
 

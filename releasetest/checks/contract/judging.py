@@ -63,6 +63,57 @@ def _validator(schema: str) -> Any:
     return cls(loaded)
 
 
+def _schema_shape(schema: Any) -> str:
+    """A published schema in a few words: what a client reading the swagger expects."""
+    if not isinstance(schema, Mapping):
+        return "anything"
+    kind = schema.get("type")
+    if kind == "object":
+        keys = list(schema.get("properties") or {})
+        return f"an object with {', '.join(repr(k) for k in keys)}" if keys else "an object"
+    if kind == "array":
+        return f"an array of {_schema_shape(schema.get('items')).removeprefix('an ').removeprefix('a ')}s"
+    return {"number": "a number", "integer": "an integer", "string": "a string", "boolean": "a boolean"}.get(
+        str(kind), f"{kind}")
+
+
+def _answer_shape(body: Any) -> str:
+    if isinstance(body, Mapping):
+        return f"an object with {', '.join(repr(k) for k in body)}" if body else "an empty object"
+    if isinstance(body, list):
+        return "an array"
+    return f"a {type(body).__name__} ({json.dumps(body)[:60]})"
+
+
+def _sample_of(body: Any) -> Any:
+    """A small sample of an answer, for the fix: lists cut to their first item."""
+    if isinstance(body, Mapping):
+        return {k: _sample_of(v) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_sample_of(v) for v in body[:1]]
+    return body
+
+
+def output_disagreement(body: Any, output_schema: Mapping[str, Any] | None) -> str | None:
+    """Why the published output schema does not describe the answer to the published example (what
+    the swagger claims, what the endpoint returns, and the fix), or None when it does.
+
+    The answer to the contract's own example is what ``run()`` returns for input it was written
+    for, so a mismatch there is the schema's mistake (as in the MLOpsPython template's
+    ``@output_schema(NumpyParameterType(...))`` on a ``run()`` returning ``{"result": [...]}``),
+    not a wrong answer.
+    """
+    if output_schema is None:
+        return None
+    exc = jsonschema.exceptions.best_match(_validator(json.dumps(output_schema, sort_keys=True)).iter_errors(body))
+    if exc is None:
+        return None
+    sample = json.dumps(_sample_of(body))
+    return (f"the published output schema (swagger ServiceOutput) claims {_schema_shape(output_schema)}, but the "
+            f"endpoint returns {_answer_shape(body)} ({json.dumps(body)[:80]}); fix: declare what run() returns, "
+            f"e.g. @output_schema(StandardPythonParameterType({sample[:120]}))")
+
+
 def output_violation(body: Any, output_schema: Mapping[str, Any] | None, n_rows: int,
                      classes: Sequence[Any], wire: Wire | None = None) -> str | None:
     """Why an answer to ``n_rows`` valid rows breaks the contract (the published output schema, when
@@ -92,13 +143,44 @@ def output_violation(body: Any, output_schema: Mapping[str, Any] | None, n_rows:
     return None
 
 
+#: The probes that make a raw ``run()`` raise inside itself (not in inference-schema's cast), tried in
+#: order to see whether it answers the exception's text with 200.
+ERROR_TEXT_PROBES = ("missing-data-key", "too-few-features", "string-value")
+
+
+def error_text(status: int, text: str) -> str | None:
+    """The text a 2xx answer carries instead of predictions: a JSON string that is not itself JSON
+    holding a list or mapping (what ``return str(e)`` in an ``except`` of ``run()`` sends)."""
+    if not 200 <= status < 300:
+        return None
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(body, str):
+        return None
+    try:
+        inner = json.loads(body)
+    except ValueError:
+        return body
+    return None if isinstance(inner, (list, dict)) else body
+
+
+def error_text_message(what: str, status: int, answer: str) -> str:
+    """The pattern named once, with the fix (instead of a finding per probe it shows in)."""
+    return (f"run() catches exceptions and answers their text with status {status} ({what}: {answer[:80]!r}), so a "
+            "client cannot tell an error from an answer; fix: raise instead (drop the except that returns str(e)); "
+            "azmlinfsrv answers 500")
+
+
 def classify(probe: Probe, status: int, text: str, policy: str, *, has_key: bool,
              output_schema: Mapping[str, Any] | None = None, classes: Sequence[Any] = (),
-             wire: Wire | None = None) -> Judgement | None:
+             wire: Wire | None = None, error_text_named: bool = False) -> Judgement | None:
     """How an answer to ``probe`` under ``policy``, or None when it is fine.
 
     A leak is checked separately (a failure under every policy). ``azure`` excuses exactly what
-    azmlinfsrv does for input it cannot score: a 500, and bad values scored with a 200.
+    azmlinfsrv does for input it cannot score: a 500, and bad values scored with a 200. With
+    ``error_text_named``, an exception's text answered with 200 is not judged again per probe.
     """
     lenient = DEFECT if policy == "azure" else FAILURE
     if probe.unauthenticated:
@@ -115,6 +197,8 @@ def classify(probe: Probe, status: int, text: str, policy: str, *, has_key: bool
         wrong = f"answered {status} (a client error should be 4xx)"
         return Judgement(lenient if status == 500 else FAILURE, f"{probe.what}: {wrong}: {text[:120]}", wrong)
     if 200 <= status < 300:
+        if error_text_named and error_text(status, text) is not None:
+            return None
         problem = _answer_problem(probe, text, output_schema, classes, wire)
         if probe.expect == "tolerate":
             return None if problem is None else Judgement(FAILURE, f"{probe.what}: answered {status} but {problem}")

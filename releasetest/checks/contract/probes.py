@@ -84,11 +84,14 @@ PROBE_NAMES = (
     "numeric-string", "boolean-value", "null-data", "null-value", "nan-value", "infinity-value",
     "huge-number", "empty-batch", "missing-data-key", "extra-key", "deeply-nested", "body-is-a-list",
     "non-json-body", "wrong-content-type", "no-content-type", "get-instead-of-post", "oversized-body",
-    "no-key", "reordered-columns",
+    "no-key", "reordered-columns", "missing-signature-column", "fraction-in-integer-column",
 )
 
 #: Probes that mean something only for some input formats; the others skip them, saying why.
 ONLY_FOR = {"reordered-columns": ("records",)}
+#: Probes of what an MLflow signature promises (a column it requires, an integer type), built only
+#: when the contract is a signature (``column_types``).
+SIGNATURE_PROBES = ("missing-signature-column", "fraction-in-integer-column")
 
 
 #: Nesting depth of the deeply-nested probe: beyond the JSON decoder's recursion limit.
@@ -110,7 +113,7 @@ def _with(item: Any, i: int, value: Any) -> Any:
 
 
 def negative_probes(example_row: Sequence[float], oversized_kib: int = 10241,
-                    wire: Wire | None = None) -> dict[str, Probe]:
+                    wire: Wire | None = None, column_types: Sequence[str] | None = None) -> dict[str, Probe]:
     """Every probe in :data:`PROBE_NAMES`, built around one valid row (the published example) and
     written in the release's input format: for records, a missing column, an extra column and a
     wrong type are a record without a feature, with an undeclared one, and with a word in one field."""
@@ -169,6 +172,24 @@ def negative_probes(example_row: Sequence[float], oversized_kib: int = 10241,
               body=batch(dict(reversed(list(item.items()))) if isinstance(item, dict) else item),
               expect="tolerate", rows=1),
     ]
+    probes += _signature_probes(row, wire, column_types)
     by_name = {p.name: p for p in probes}
-    assert tuple(by_name) == PROBE_NAMES
+    assert tuple(n for n in PROBE_NAMES if n in by_name) == tuple(by_name)
     return by_name
+
+
+def _signature_probes(row: list[float], wire: Wire, column_types: Sequence[str] | None) -> list[Probe]:
+    """A body without a column the signature requires (columns and values agree, so only the
+    signature refuses it), and a fraction in a column it types as integer."""
+    if column_types is None or wire.input != "input_data" or not wire.features:
+        return []
+    features = list(wire.features)
+    probes = [Probe("missing-signature-column", f"a table without the signature's column {features[-1]}",
+                    body=dumps({"input_data": {"columns": features[:-1], "index": [0], "data": [row[:-1]]}}))]
+    integer = [i for i, t in enumerate(column_types) if t in ("integer", "long")]
+    if integer:
+        i = integer[0]
+        probes.append(Probe("fraction-in-integer-column",
+                            f"{row[i] + 0.5:g} in {features[i]}, which the signature types {column_types[i]}",
+                            body=dumps(wire.wrap([_with(row, i, row[i] + 0.5)]))))
+    return probes

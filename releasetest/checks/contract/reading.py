@@ -31,6 +31,12 @@ class Contract:
     """(kind, message) gaps in the published schema itself: recorded as defects, never failures."""
     #: Whether the endpoint published it; tests that need a published schema skip when it did not.
     published: bool = True
+    #: An MLflow model's signature type of each feature (``double``, ``long``...), when the contract is its signature.
+    column_types: tuple[str, ...] | None = None
+
+    def integer_columns(self) -> list[bool] | None:
+        """Which features take whole numbers only, by the signature; None: judge by the holdout."""
+        return None if self.column_types is None else [t in ("integer", "long") for t in self.column_types]
 
 
 def _schemas(doc: Mapping[str, Any], version: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -68,6 +74,23 @@ def manifest_contract(wire: Wire, example_row: Sequence[float]) -> Contract:
     """The contract a raw ``run()`` cannot publish: the manifest's features, one holdout row as example."""
     return Contract(input_schema={}, output_schema=None, example_rows=[list(example_row)],
                     n_features=len(wire.features), findings=(), published=False)
+
+
+_JSON_TYPES = {"double": "number", "float": "number", "long": "integer", "integer": "integer",
+               "boolean": "boolean", "string": "string"}
+
+
+def signature_contract(wire: Wire, types: Sequence[str], example_row: Sequence[float]) -> Contract:
+    """The contract of an MLflow model served without code: its signature's columns and types (the
+    no-code endpoint publishes no swagger), as ``input_data`` rows, one holdout row as example."""
+    cells = [{"type": _JSON_TYPES.get(t, "number")} for t in types]
+    rows = {"type": "array", "items": {"type": "array", "items": cells, "minItems": len(cells),
+                                       "maxItems": len(cells)}}
+    schema = {"type": "object", "required": ["input_data"], "properties": {"input_data": {
+        "type": "object", "properties": {"columns": {"type": "array", "items": {"type": "string"},
+                                                     "example": list(wire.features)}, "data": rows}}}}
+    return Contract(input_schema=schema, output_schema=None, example_rows=[list(example_row)],
+                    n_features=len(types), findings=(), published=False, column_types=tuple(types))
 
 
 def read_contract(v2: Mapping[str, Any], v3: Mapping[str, Any], wire: Wire) -> Contract:

@@ -1,0 +1,1 @@
+"""Scoring scripts the gate supplies where Azure ML generates one (no-code deployments)."""

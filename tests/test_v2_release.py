@@ -1,0 +1,215 @@
+"""Azure ML CLI v2 releases: the deployment and endpoint YAML read as the CLI reads them, the release id
+binding every tested byte, and the v2 sample gated end to end against a real local azmlinfsrv."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from releasetest.azureml.v2 import DEFAULT_PROBE, parse_ref
+from releasetest.errors import ConfigError
+from releasetest.release.manifest import MLFLOW_SCORE, load_release
+
+from .conftest import INI, assert_clean_pass, port_closed, process_group_gone
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SAMPLE = EXAMPLES / "v2-managed-sample"
+MLFLOW = EXAMPLES / "mlflow-nocode"
+
+
+def copy(example: Path, root: Path) -> Path:
+    dest = root / "release"
+    shutil.copytree(example, dest, ignore=shutil.ignore_patterns("__pycache__", "train.py"))
+    return dest
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    return copy(SAMPLE, tmp_path)
+
+
+def test_sample_reads_with_v2_defaults(sample: Path) -> None:
+    release = load_release(sample / "release.toml")
+    dc = release.stage("devtest").deployment
+    assert release.v2 is dc
+    assert (dc.scoring_timeout_ms, dc.scoring_timeout_from_config) == (5000, False)
+    assert dc.max_concurrent_requests_per_container == 1
+    assert dc.readiness_bound_s == DEFAULT_PROBE["initial_delay"] + DEFAULT_PROBE["period"] * 30
+    assert (dc.instance_type, dc.cpu, dc.instance_count, dc.worker_count) == ("Standard_DS3_v2", 4.0, 1, 1)
+    assert dc.auth_enabled
+    assert release.inference.entry_script == sample / "onlinescoring" / "score.py"
+    assert release.inference.conda_file == sample / "environment" / "conda.yaml"
+    [model] = release.artifacts
+    assert [f.path.relative_to(sample).as_posix() for f in model.files] == ["model/sklearn_regression_model.pkl"]
+
+
+def test_request_settings_probes_and_variables_are_taken_from_the_yaml(sample: Path) -> None:
+    edit(sample / "blue-deployment.yml", "instance_count: 1", "instance_count: 3\nrequest_settings:\n"
+         "  request_timeout_ms: 900\n  max_concurrent_requests_per_instance: 4\nreadiness_probe:\n"
+         "  period: 5\n  failure_threshold: 2\nenvironment_variables:\n  WORKER_COUNT: 2\n  GREETING: hi")
+    dc = load_release(sample / "release.toml").stage("devtest").deployment
+    assert (dc.scoring_timeout_ms, dc.scoring_timeout_from_config) == (900, True)
+    assert dc.max_concurrent_requests_per_container == 4
+    assert dc.readiness_bound_s == DEFAULT_PROBE["initial_delay"] + 5 * 2
+    assert (dc.worker_count, dc.instance_count, dc.environment_variables["GREETING"]) == (2, 3, "hi")
+
+
+@pytest.mark.parametrize("relpath", ["model/sklearn_regression_model.pkl", "onlinescoring/score.py",
+                                     "environment/conda.yaml", "blue-deployment.yml", "endpoint.yml"])
+def test_release_id_binds_every_tested_byte(sample: Path, relpath: str) -> None:
+    before = load_release(sample / "release.toml").release_id
+    with (sample / relpath).open("ab") as f:
+        f.write(b"\n# changed\n" if not relpath.endswith(".pkl") else b"\0")
+    assert load_release(sample / "release.toml").release_id != before
+
+
+def test_a_new_file_in_the_code_folder_changes_the_release_id(sample: Path) -> None:
+    before = load_release(sample / "release.toml").release_id
+    (sample / "onlinescoring" / "helpers.py").write_text("X = 1\n")
+    assert load_release(sample / "release.toml").release_id != before
+
+
+@pytest.mark.parametrize("sdk", [True, False], ids=["with-azure-ai-ml", "own-checker-only"])
+def test_a_deployment_key_typo_is_one_line_with_did_you_mean(sample: Path, sdk: bool,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    if not sdk:
+        monkeypatch.setitem(sys.modules, "azure.ai.ml", None)  # import azure.ai.ml raises ImportError
+    edit(sample / "blue-deployment.yml", "instance_type:", "instance_typ:")
+    with pytest.raises(ConfigError) as err:
+        load_release(sample / "release.toml")
+    text = str(err.value)
+    assert "\n" not in text
+    assert text == (f"{sample / 'blue-deployment.yml'}: instance_typ: unknown key "
+                    "(fix: did you mean 'instance_type'?)")
+
+
+def test_a_bad_value_names_the_key_and_the_fix(sample: Path) -> None:
+    edit(sample / "blue-deployment.yml", "instance_count: 1",
+         "instance_count: 1\nrequest_settings:\n  request_timeout_ms: soon")
+    with pytest.raises(ConfigError, match=r"blue-deployment.yml: request_settings.request_timeout_ms: expected a "
+                       r"whole number, got str 'soon' \(fix: milliseconds one scoring request may take"):
+        load_release(sample / "release.toml")
+
+
+def test_azure_ai_ml_refusal_becomes_one_line(sample: Path) -> None:
+    """A value the gate's table allows but Azure's schema refuses (an endpoint name with an underscore)."""
+    edit(sample / "endpoint.yml", "name: diabetes-endpoint", "name: diabetes_endpoint!")
+    with pytest.raises(ConfigError) as err:
+        load_release(sample / "release.toml")
+    assert str(err.value).startswith(f"{sample / 'endpoint.yml'}: azure-ai-ml refuses this online endpoint:")
+    assert "\n" not in str(err.value)
+
+
+def test_missing_model_folder_and_scoring_script_are_named(sample: Path) -> None:
+    edit(sample / "blue-deployment.yml", "path: model/", "path: models/")
+    with pytest.raises(ConfigError, match=r"blue-deployment.yml: model.path: model not found at .*models"):
+        load_release(sample / "release.toml")
+    edit(sample / "blue-deployment.yml", "path: models/", "path: model/")
+    edit(sample / "blue-deployment.yml", "scoring_script: score.py", "scoring_script: scores.py")
+    with pytest.raises(ConfigError, match=r"code_configuration.scoring_script: scoring script not found"):
+        load_release(sample / "release.toml")
+
+
+def test_v1_and_v2_stages_do_not_mix(sample: Path) -> None:
+    edit(sample / "release.toml", 'endpoint = "endpoint.yml"\ndeployment = "blue-deployment.yml"\nrequires_approval',
+         'deployment_config = "aci.yml"\nrequires_approval')
+    with pytest.raises(ConfigError, match=r"stages.production.deployment_config: stage production is v1 while "
+                       "stage devtest is v2"):
+        load_release(sample / "release.toml")
+
+
+def test_stages_must_name_the_same_model_code_and_environment(sample: Path) -> None:
+    shutil.copy(sample / "blue-deployment.yml", sample / "green-deployment.yml")
+    edit(sample / "green-deployment.yml", "image: mcr", "image: other.azurecr.io/x\n  #")
+    edit(sample / "green-deployment.yml", "conda_file: environment/conda.yaml", "conda_file: env2.yaml")
+    shutil.copy(sample / "environment" / "conda.yaml", sample / "env2.yaml")
+    edit(sample / "release.toml", 'deployment = "blue-deployment.yml"\nrequires_approval',
+         'deployment = "green-deployment.yml"\nrequires_approval')
+    with pytest.raises(ConfigError, match=r"stages.production.deployment: green-deployment.yml names another "
+                       "model, code or environment than blue-deployment.yml"):
+        load_release(sample / "release.toml")
+
+
+def test_a_registered_model_needs_a_registry(sample: Path) -> None:
+    edit(sample / "blue-deployment.yml", "model:\n  path: model/", "model: azureml:diabetes-model:3")
+    with pytest.raises(ConfigError, match=r"model: azureml:diabetes-model:3 is a registered model, and no model "
+                       "registry was given"):
+        load_release(sample / "release.toml")
+
+
+def test_registered_model_references_are_parsed() -> None:
+    ref = parse_ref("azureml:diabetes-model:3")
+    assert ref is not None and (ref.name, ref.version, ref.registry) == ("diabetes-model", "3", None)
+    ref = parse_ref("azureml://registries/azureml/models/sklearn-diabetes/versions/2")
+    assert ref is not None and (ref.name, ref.version, ref.registry) == ("sklearn-diabetes", "2", "azureml")
+    assert parse_ref("diabetes-model:3") is None
+
+
+def test_an_unpinned_registered_model_is_refused(sample: Path) -> None:
+    edit(sample / "blue-deployment.yml", "model:\n  path: model/", "model: azureml:diabetes-model@latest")
+    with pytest.raises(ConfigError, match=r"model: 'azureml:diabetes-model@latest' names no version"):
+        load_release(sample / "release.toml")
+
+
+def test_mlflow_model_without_code_gets_the_no_code_scoring_script(tmp_path: Path) -> None:
+    release = load_release(copy(MLFLOW, tmp_path) / "release.toml")
+    assert release.inference.entry_script == MLFLOW_SCORE
+    assert release.inference.conda_file == tmp_path / "release" / "model" / "conda.yaml"
+    assert "mlflow" not in sys.modules or "releasetest" not in str(getattr(sys.modules["mlflow"], "__file__", ""))
+
+
+def test_custom_model_without_code_is_refused(sample: Path) -> None:
+    edit(sample / "blue-deployment.yml", "code_configuration:\n  code: onlinescoring/\n  scoring_script: score.py\n",
+         "")
+    with pytest.raises(ConfigError, match=r"blue-deployment.yml: code_configuration: missing: a custom_model needs "
+                       "a scoring script"):
+        load_release(sample / "release.toml")
+
+
+@pytest.mark.long
+def test_v2_sample_promotes(pytester: pytest.Pytester) -> None:
+    copy(SAMPLE, pytester.path)
+    pytester.makeini(INI.replace("release_partial_ok = true\n", ""))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", timeout=400)
+    assert_clean_pass(result)
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    verdict = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
+    assert verdict["decision"] == "PROMOTE"
+    assert verdict["release"]["id"] == load_release(pytester.path / "release" / "release.toml").release_id
+    info = verdict["endpoint"]
+    assert (info["scoring_timeout_ms"], info["max_concurrent_requests_per_instance"], info["cores"]) == (5000, 1, 4.0)
+    assert process_group_gone(info["pid"]) and port_closed(info["port"])
+
+
+@pytest.mark.long
+def test_v1_model_path_under_a_v2_folder_model_blocks_with_the_cause(pytester: pytest.Pytester) -> None:
+    release = copy(SAMPLE, pytester.path)
+    pytester.makeini(INI)
+    edit(release / "onlinescoring" / "score.py", '"model", "sklearn_regression_model.pkl"',
+         '"sklearn_regression_model.pkl"')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", "-m", "smoke",
+                                           timeout=300)
+    assert result.ret != 0
+    verdict = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
+    assert verdict["decision"] == "BLOCK"
+    reason = verdict["reasons"][0]
+    assert "init() raised FileNotFoundError:" in reason
+    assert "under a v2 folder model the file is at AZUREML_MODEL_DIR/model/..." in reason
+
+
+def test_a_v2_stage_without_a_deployment_names_the_v2_key(sample: Path) -> None:
+    edit(sample / "release.toml", 'endpoint = "endpoint.yml"\ndeployment = "blue-deployment.yml"\nrequires_approval',
+         "requires_approval")
+    with pytest.raises(ConfigError, match=r"release.toml: stages.production.deployment: missing \(fix: add "
+                       r'deployment = "blue-deployment.yml" \(v2\)'):
+        load_release(sample / "release.toml")
