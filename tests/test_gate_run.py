@@ -119,7 +119,7 @@ def test_xdist_deploy_failure_fails_every_worker_test(release_project: ReleasePr
     pytest.importorskip("xdist")
     recorded.flip = True
     result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "-n", "2", "-m", "smoke")
-    assert_none_ran(result)
+    assert_none_ran(result, release_project.verdict())
     result.stdout.fnmatch_lines(["*the endpoint is up, but * golden rows differ from the training-time predictions*"])
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK" and verdict["deploy"]["answered"] is True

@@ -329,7 +329,7 @@ def test_both_pipelines_gate_approve_and_promote(release_project: ReleaseProject
 
 
 @pytest.mark.parametrize(("template", "wrong", "right"), [
-    (GITHUB, "--release-stage dev-test -n auto", "--release-stage devtest -n auto"),
+    (GITHUB, "--release-stage dev-test -n auto --junitxml", "--release-stage devtest -n auto --junitxml"),
     (AZURE, "releasetest trigger --ci github", "releasetest trigger --ci azure"),
 ])
 def test_a_wrong_step_command_fails_the_runner(template: Path, wrong: str, right: str,

@@ -73,10 +73,11 @@ def _gate(project: ReleaseProject, history: Path) -> pytest.RunResult:
 
 
 @pytest.mark.long
-def test_worse_retrain_blocks_against_production(release_project: ReleaseProject, tmp_path: Path) -> None:
+def test_worse_retrain_blocks_against_production(example_project: ReleaseProject, tmp_path: Path) -> None:
     """The example PROMOTEs and history keeps its predictions; a retrain that loses 64 holdout rows
     and wins 3, gated next with the same history, BLOCKs on that alone, naming production, which
     is not deployed."""
+    release_project = example_project
     history = tmp_path / "history"
     first = _gate(release_project, history)
     production = release_project.verdict()
