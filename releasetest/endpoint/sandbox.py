@@ -5,11 +5,12 @@ loads), in the same job that holds the CI's secrets and writes the signed verdic
 server starts under one of, best first:
 
 - **bwrap** (bubblewrap, what Flatpak uses): a new PID namespace whose processes all die with
-  the launcher (``--die-with-parent``, and the kernel kills a namespace whose first process
-  exits), a fresh ``/proc`` (the gate's processes and their ``environ`` are not in it), no
-  capabilities, a file system made of read-only binds of what the interpreter needs (system
-  folders, the interpreter's prefixes, the import path, the release's code folder) plus the
-  work folder (read-write) and a private ``/tmp``: nothing else of the host is visible.
+  the launcher (``--die-with-parent`` when started on the main thread, and the kernel kills a
+  namespace whose first process exits), a fresh ``/proc`` (the gate's processes and their
+  ``environ`` are not in it), no capabilities, a file system made of read-only binds of what
+  the interpreter needs (system folders, the interpreter's prefixes, the import path, the
+  release's code folder) plus the work folder (read-write) and a private ``/tmp``: nothing
+  else of the host is visible.
 - **unshare** (util-linux), where bwrap is missing or cannot start: the PID namespace, fresh
   ``/proc`` and ``--kill-child``, but the host's file system stays as writable as it is for the
   gate's user.
@@ -32,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,7 +135,11 @@ def choose(mode: str) -> Isolation:
 
 
 def _bwrap_flags(detach: bool = False) -> list[str]:
-    flags = ["--unshare-pid"] if detach else ["--unshare-pid", "--die-with-parent"]
+    # --die-with-parent is PR_SET_PDEATHSIG, which fires when the *thread* that started bwrap ends:
+    # off the main thread (a server started from a request handler) it would kill a server still in
+    # use, so there only the lifeline ties the server to the gate (as in releasetest.lifeline).
+    tied = not detach and threading.current_thread() is threading.main_thread()
+    flags = ["--unshare-pid", "--die-with-parent"] if tied else ["--unshare-pid"]
     if os.geteuid() == 0:
         # root keeps every capability in the sandbox unless told: it could remount the binds writable.
         flags += ["--cap-drop", "ALL"]
