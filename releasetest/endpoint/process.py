@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import select
+import time
 
 
 def process_alive(pid: int) -> bool:
@@ -47,6 +49,36 @@ def group_pids(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             pids.append(int(entry.name))
     return pids
+
+
+def wait_group_gone(pgid: int, timeout_s: float) -> list[int]:
+    """Wait (on pidfds, no polling) until no live process of the group is left, at most
+    ``timeout_s``; return those still running then.
+
+    A SIGKILLed process is still exiting when the signal is sent (freeing its memory takes a
+    while; a PID namespace's init first waits for every process in its namespace), and teardown
+    returns only once nothing of the server runs any more."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = group_pids(pgid)
+        remaining = deadline - time.monotonic()
+        if not left or remaining <= 0:
+            return left
+        fds = []
+        for pid in left:
+            try:
+                fds.append(os.pidfd_open(pid))
+            except ProcessLookupError:
+                continue
+        try:
+            poller = select.poll()
+            for fd in fds:
+                poller.register(fd, select.POLLIN)
+            if fds:
+                poller.poll(max(1, int(remaining * 1000)))  # the next exit, then the group again
+        finally:
+            for fd in fds:
+                os.close(fd)
 
 
 def depths_below(root: int, pids: list[int]) -> dict[int, int]:
