@@ -529,7 +529,6 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True,
         stages[sname] = Stage(name=sname, deployment=dc, promote_to=promote_to,
                               requires_approval=table["requires_approval"])
 
-    data = _parse_data(values["data"], manifest)
     suite_tables = {suite: dict(values[suite]) for suite in SUITE_TABLES}
     production = parse_production(values["production"], manifest, traffic)
     if v2:
@@ -541,6 +540,8 @@ def load_release(manifest: Path | str, verify_artifacts: bool = True,
         deployment = None
         inference = parse_inference_config(manifest.parent / rel["inference_config"], manifest)
         artifacts = _parse_artifacts(values["artifacts"], manifest, verify_artifacts, artifact_versions, registry)
+    # After the artifacts: a new release's first missing file is its model, whose fix names train.py.
+    data = _parse_data(values["data"], manifest)
     for p in (inference.path, inference.conda_file):
         if p is not None:
             config_digests[_rel(p, manifest.parent)] = sha256_file(p)
