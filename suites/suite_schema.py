@@ -169,8 +169,7 @@ def _report(findings: list[Finding], client: CountingClient, policy: str, record
 
 def test_published_contract(contract: Contract, swagger: tuple[dict[str, Any], dict[str, Any]],
                             schema_client: CountingClient, suite_config: SchemaConfig,
-                            published_output: PublishedOutput, error_text_answer: Finding | None,
-                        release_record: Record, release_worker: str) -> None:
+                            published_output: PublishedOutput, release_record: Record, release_worker: str) -> None:
     """swagger v2 and v3 agree, take rows of the manifest's features; gaps in them are defects; an
     output schema the answers contradict is named (see :func:`published_output`)."""
     if not contract.published:
@@ -287,7 +286,8 @@ def test_errors_are_raised_not_answered_as_text(error_text_answer: Finding | Non
 @pytest.mark.parametrize("name", PROBE_NAMES)
 def test_negative_input(name: str, schema_client: CountingClient, contract: Contract,
                         release: Release, suite_config: SchemaConfig, golden: tuple[list[list[float]], list[Any]],
-                        published_output: PublishedOutput, release_record: Record, release_worker: str) -> None:
+                        published_output: PublishedOutput, error_text_answer: Finding | None, release_record: Record,
+                        release_worker: str) -> None:
     """A bad request gets a client error (or, under ``azure``, a recorded defect), leaks nothing,
     and leaves the server answering liveness and golden rows."""
     assert release.data is not None
