@@ -146,12 +146,14 @@ def example_project(pytester: pytest.Pytester) -> ReleaseProject:
 _STANDARDIZE = '''
 
 class _Standardize:
-    """StandardScaler.transform from its fitted mean and scale (no scikit-learn import)."""
+    """StandardScaler.transform from its fitted mean and scale (no scikit-learn import); like it, refuses infinity."""
 
     def __init__(self, fitted):
         self.mean, self.scale = fitted["mean"], fitted["scale"]
 
     def transform(self, x):
+        if np.isinf(x).any():
+            raise ValueError("Input X contains infinity or a value too large for dtype('float64').")
         return (x - self.mean) / self.scale
 '''
 

@@ -126,14 +126,14 @@ def test_key_auth_and_no_secret_in_any_output(release_project: ReleaseProject,
     and is not the CI's endpoint key (``RELEASETEST_ENDPOINT_KEY``, for url targets)."""
     release_project.edit("AciDeploymentConfig.yml", "authEnabled: False", "authEnabled: True")
     monkeypatch.setenv("RELEASETEST_ENDPOINT_KEY", KNOWN_KEY)
-    release_project.pytester.makeconftest("""
+    release_project.pytester.makepyfile(record_key="""
         def pytest_releasetest_endpoint_ready(config, handle):
             (config.rootpath / "endpoint-key.secret").write_text(handle.key)
-    """)
+    """)  # a plugin: the gate loads no conftest.py
     signing_pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
     monkeypatch.setenv("RELEASETEST_SIGNING_KEY", signing_pem)
-    result = release_project.run("--release-stage", "devtest", "--junitxml=junit.xml", "-rA")
+    result = release_project.run("-p", "record_key", "--release-stage", "devtest", "--junitxml=junit.xml", "-rA")
     assert_clean_pass(result)
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE"

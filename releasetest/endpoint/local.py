@@ -5,7 +5,8 @@ The model directory is laid out the way Azure ML mounts models: v1, registered m
 deployment's one model (a file model: ``$AZUREML_MODEL_DIR/<file>``; a folder model keeps its folder:
 ``$AZUREML_MODEL_DIR/<folder>/...``). The copies' sha256 is checked again after copying, so the
 server loads exactly the bytes the manifest pins or the release id binds. The server runs in its
-own process group; teardown signals the whole group, so gunicorn workers cannot outlive it. It
+own process group; teardown signals the whole group and returns once every process of it has
+exited, so gunicorn workers cannot outlive it. It
 runs in the sandbox of :mod:`releasetest.endpoint.sandbox` (an allow-listed environment; under
 bwrap or unshare a PID namespace that takes every process the release starts down with it).
 A gate that is killed outright (SIGKILL, the OOM killer) gets no teardown: the server dies with
@@ -34,7 +35,7 @@ from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
 from releasetest.endpoint.formats import wire_spec
 from releasetest.endpoint.handle import EndpointHandle
-from releasetest.endpoint.process import catches, depths_below, group_pids, process_alive
+from releasetest.endpoint.process import catches, depths_below, group_pids, process_alive, wait_group_gone
 from releasetest.endpoint.sandbox import Isolation, probe, sandbox_env, signal_targets, wrap
 from releasetest.errors import DeployError, EndpointError, WrongAnswer
 from releasetest.files import read_tail, sha256_file
@@ -375,7 +376,7 @@ class LocalEndpoint(Endpoint):
             self._log.flush()
             tail = self.log_tail()
             self.teardown()
-            raise DeployError(str(exc), tail, answered=True) from None
+            raise DeployError(self._signature_hint(str(exc)), tail, answered=True) from None
         except EndpointError as exc:
             self._log.flush()
             tail = self.log_tail()
@@ -384,8 +385,6 @@ class LocalEndpoint(Endpoint):
                 found = cause_from_log(tail or "", self.port)
                 cause = self._v2_hint(found or cause)
                 cause = f"server exited with code {self.proc.returncode} while starting: {cause}"
-            else:
-                cause = self._signature_hint(cause)
             self.teardown()
             raise DeployError(f"local endpoint for stage {self.stage.name} did not become ready: {cause}",
                               tail) from None
@@ -413,6 +412,9 @@ class LocalEndpoint(Endpoint):
             except ProcessLookupError:
                 pass
             proc.wait(timeout=STOP_GRACE_S)
+            # The launcher's exit is not the group's: under bwrap its namespace's init and the
+            # workers are still exiting then.
+            wait_group_gone(proc.pid, STOP_GRACE_S)
         if self._lifeline is not None:
             self._lifeline.close()
             self._lifeline = None
