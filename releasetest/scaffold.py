@@ -18,6 +18,20 @@ FEATURES = ("alcohol", "malic_acid", "ash", "alcalinity_of_ash", "magnesium", "t
             "proline")
 EXAMPLE_ROW = "[[14.23, 1.71, 2.43, 15.6, 127.0, 2.8, 3.06, 0.28, 2.29, 5.64, 1.04, 3.92, 1065.0]]"
 
+#: The ``[data]`` and ``[load]`` tables both manifests end with.
+_DATA = '''[data]
+holdout = "data/holdout.csv"                     # rows the model never saw in training, with the true label
+features = {features}   # FILL IN: your model's input columns, in the order run() takes them
+label = "label"                                  # FILL IN: the column with the true label
+classes = [0, 1, 2]                              # FILL IN: the labels, or delete for a regression
+expected_predictions = "data/expected_predictions.csv"   # what the model said at training time (parity)
+golden_rows = 5
+'''
+_LOAD = '''[load]
+rate = 10                                        # FILL IN: requests per second production expects
+duration_s = 5
+'''
+
 MANIFEST_V1 = '''# Release manifest read by releasetest (docs/reference.md). Paths are relative to this file.
 # First gate, in this folder:
 #   python train.py                              # writes models/, data/holdout.csv, data/expected_predictions.csv
@@ -41,23 +55,13 @@ name = "model"                                   # FILL IN: your registered mode
 version = 1
 files = [{{ path = "models/model.pkl", sha256 = "" }}]   # sha256: releasetest hash --write release.toml
 
-[data]
-holdout = "data/holdout.csv"                     # rows the model never saw in training, with the true label
-features = {features}   # FILL IN: your model's input columns, in the order run() takes them
-label = "label"                                  # FILL IN: the column with the true label
-classes = [0, 1, 2]                              # FILL IN: the labels, or delete for a regression
-expected_predictions = "data/expected_predictions.csv"   # what the model said at training time (parity)
-golden_rows = 5
-
+''' + _DATA + '''
 # Model quality through the endpoint (docs/acceptance.md): leave the table out to get the default
 # bars against naive baselines; your own bars, e.g.:
 # [acceptance.thresholds]
 # accuracy = {{ min = 0.9, min_absolute_change = {{ majority = 0.2 }} }}
 
-[load]
-rate = 10                                        # FILL IN: requests per second production expects
-duration_s = 5
-'''
+''' + _LOAD
 
 MANIFEST_V2 = '''# Release manifest read by releasetest (docs/reference.md). Paths are relative to this file.
 # An Azure ML v2 release: the online deployment YAML names the model, the scoring script and the
@@ -76,18 +80,7 @@ deployment = "blue-deployment.yml"
 endpoint = "endpoint.yml"
 requires_approval = true                         # a reviewer approves first: releasetest approve --by NAME
 
-[data]
-holdout = "data/holdout.csv"                     # rows the model never saw in training, with the true label
-features = {features}   # FILL IN: your model's input columns, in the order run() takes them
-label = "label"                                  # FILL IN: the column with the true label
-classes = [0, 1, 2]                              # FILL IN: the labels, or delete for a regression
-expected_predictions = "data/expected_predictions.csv"   # what the model said at training time (parity)
-golden_rows = 5
-
-[load]
-rate = 10                                        # FILL IN: requests per second production expects
-duration_s = 5
-'''
+''' + _DATA + "\n" + _LOAD
 
 INFERENCE_CONFIG = """entryScript: score.py
 runtime: python
