@@ -11,8 +11,8 @@ import pytest
 
 from releasetest.release.manifest import load_release
 
-from .conftest import INI, assert_clean_pass
-from .test_v2_release import MLFLOW, copy, edit
+from .conftest import INI
+from .test_v2_release import MLFLOW, copy, edit, gate_promotes
 
 pytest.importorskip("mlflow.pyfunc", reason="the mlflow extra is not installed")
 
@@ -27,13 +27,7 @@ def test_gating_an_mlflow_release_does_not_import_mlflow_in_the_gate() -> None:
 
 @pytest.mark.long
 def test_mlflow_no_code_release_promotes(pytester: pytest.Pytester) -> None:
-    copy(MLFLOW, pytester.path)
-    pytester.makeini(INI.replace("release_partial_ok = true\n", ""))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", timeout=400)
-    assert_clean_pass(result)
-    assert result.ret == 0, result.stdout.str()[-3000:]
-    verdict = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
-    assert verdict["decision"] == "PROMOTE"
+    verdict = gate_promotes(pytester, MLFLOW)
     release = load_release(pytester.path / "release" / "release.toml")
     assert verdict["release"]["id"] == release.release_id
     assert {f["path"] for f in verdict["release"]["artifacts"][0]["files"]} >= {"model/MLmodel", "model/model.pkl"}

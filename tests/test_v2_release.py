@@ -7,6 +7,7 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,18 @@ def copy(example: Path, root: Path) -> Path:
     dest = root / "release"
     shutil.copytree(example, dest, ignore=shutil.ignore_patterns("__pycache__", "train.py"))
     return dest
+
+
+def gate_promotes(pytester: pytest.Pytester, example: Path) -> dict[str, Any]:
+    """A copy of ``example`` gated whole (not a partial run), as a user runs it; its PROMOTE verdict."""
+    copy(example, pytester.path)
+    pytester.makeini(INI.replace("release_partial_ok = true\n", ""))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", timeout=400)
+    assert_clean_pass(result)
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    verdict: dict[str, Any] = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
+    assert verdict["decision"] == "PROMOTE"
+    return verdict
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -178,13 +191,7 @@ def test_custom_model_without_code_is_refused(sample: Path) -> None:
 
 @pytest.mark.long
 def test_v2_sample_promotes(pytester: pytest.Pytester) -> None:
-    copy(SAMPLE, pytester.path)
-    pytester.makeini(INI.replace("release_partial_ok = true\n", ""))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", timeout=400)
-    assert_clean_pass(result)
-    assert result.ret == 0, result.stdout.str()[-3000:]
-    verdict = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
-    assert verdict["decision"] == "PROMOTE"
+    verdict = gate_promotes(pytester, SAMPLE)
     assert verdict["release"]["id"] == load_release(pytester.path / "release" / "release.toml").release_id
     info = verdict["endpoint"]
     assert (info["scoring_timeout_ms"], info["max_concurrent_requests_per_instance"], info["cores"]) == (5000, 1, 4.0)
