@@ -250,7 +250,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Suite markers take no arguments, and a test belongs to one suite."""
+    """Suite markers take no arguments, and a test belongs to one suite. Tests that need no endpoint
+    (the drift suite's) run first, while the endpoint is still starting, instead of after it."""
+    items.sort(key=lambda item: "endpoint" in getattr(item, "fixturenames", ()))
     for item in items:
         names = [m.name for m in item.iter_markers() if m.name in SUITES]
         for mark in item.iter_markers():

@@ -12,6 +12,7 @@ classic pickle-version risk.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -20,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -356,10 +357,21 @@ def onnx_opsets(path: Path) -> dict[str, int]:
 
 
 def _distribution(module: str) -> str:
+    """The distribution that installs ``module``: most are named as they import (numpy, joblib),
+    asked by name (a file lookup); only the others need the scan of every installed package's
+    file list (a third of a second, made once per process)."""
     if module in _DISTRIBUTION_OF:
         return _DISTRIBUTION_OF[module]
-    found = importlib.metadata.packages_distributions().get(module)
-    return found[0] if found else module
+    try:
+        return importlib.metadata.distribution(module).metadata["Name"] or module
+    except importlib.metadata.PackageNotFoundError:
+        found = _packages_distributions().get(module)
+        return found[0] if found else module
+
+
+@functools.cache
+def _packages_distributions() -> Mapping[str, list[str]]:
+    return importlib.metadata.packages_distributions()
 
 
 def artifact_needs(files: Iterable[Path]) -> list[ArtifactNeed]:
