@@ -45,6 +45,12 @@ def load_yaml(path: Path, referenced_from: Path | None = None, key: str | None =
                           "fix the syntax there (indentation, a missing colon or quote)") from None
 
 
+def cache_dir(kind: str) -> Path:
+    """This user's cache folder for ``kind`` (isolated environments, compiled templates):
+    ``$RELEASETEST_CACHE_DIR/<kind>``, else ``~/.cache/releasetest/<kind>``; not created here."""
+    return Path(os.environ.get("RELEASETEST_CACHE_DIR", Path.home() / ".cache" / "releasetest")) / kind
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

@@ -25,7 +25,7 @@ from releasetest.errors import ReleaseTestError
 from releasetest.run import ReleaseRun, suites_dir
 from releasetest.separation import IGNORED_INI_ENV, gate_rerun_command, inside, release_ini
 from releasetest.settings import OPTIONS, PLUGIN_PREFIX, Option, SettingError, Settings, add_options, resolve
-from releasetest.suite_names import OTHER
+from releasetest.suite_names import OTHER, suites_selected
 from releasetest.verdict.decision import NOT_RUN
 from releasetest.verdict.summary import ci_properties
 from releasetest.wiring import hookspecs
@@ -240,10 +240,14 @@ def _add_suites_to_args(config: pytest.Config) -> None:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Module | None:
     """Built-in suite files are named ``suite_*.py`` so a user's python_files never picks them twice;
-    a suite file named on the command line (a pasted node id) pytest's python plugin collects itself."""
+    a suite file named on the command line (a pasted node id) pytest's python plugin collects itself.
+    Under ``-m`` naming suites only, the other suites' files are not imported at all."""
     if (file_path.suffix == ".py" and file_path.name.startswith("suite_") and file_path.parent == suites_dir()
             and not parent.session.isinitpath(file_path)):
         run = parent.config.stash.get(RUN_KEY, None)
+        selected = suites_selected(parent.config.option.markexpr or "") if parent.config.option.markexpr else None
+        if selected is not None and file_path.stem.removeprefix("suite_") not in selected:
+            return None
         if run is not None and run.settings.active and not is_team_child():
             return pytest.Module.from_parent(parent, path=file_path)
     return None

@@ -25,7 +25,7 @@ from releasetest.endpoint.factory import TargetOptions, build_endpoint, check_ta
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.endpoint.sandbox import choose
 from releasetest.errors import ConfigError, DeployError, ReleaseTestError
-from releasetest.files import now_iso
+from releasetest.files import cache_dir, now_iso
 from releasetest.progress import Event, Progress, silent
 from releasetest.release import provenance
 from releasetest.release.data import Holdout, load_holdout
@@ -308,8 +308,7 @@ def serving_python(settings: Settings, conda: Path | None, progress: Progress) -
     env = environment.parse_conda_env(conda)
     python = sys.executable
     if settings.env == "isolated":
-        cache = Path(os.environ.get("RELEASETEST_CACHE_DIR", Path.home() / ".cache" / "releasetest")) / "envs"
-        python = environment.build_isolated(env, cache, progress)
+        python = environment.build_isolated(env, cache_dir("envs"), progress)
     found = environment.report(env, python)
     found["mode"] = settings.env
     return python, found

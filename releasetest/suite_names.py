@@ -23,3 +23,14 @@ PRODUCTION_SUITES: tuple[str, ...] = ("drift", "shadow")
 
 #: Tests carrying none of the suite markers: the user's own release tests.
 OTHER = "other"
+
+
+def suites_selected(markexpr: str) -> frozenset[str] | None:
+    """The suites an ``-m`` expression of plain suite names joined by ``or`` selects (``-m smoke``,
+    ``-m "smoke or schema"``): the other suites' files need not even be imported. None for any
+    other expression (``not``, ``and``, other markers), which pytest evaluates test by test."""
+    names = markexpr.split()
+    if not names or names[1::2] != ["or"] * (len(names) // 2) or len(names) % 2 == 0:
+        return None
+    suites = frozenset(names[::2])
+    return suites if suites <= set(SUITES) else None
