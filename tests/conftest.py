@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import releasetest.suites
 
 from releasetest.endpoint.process import group_pids
 
@@ -212,6 +213,12 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordedTarget]:
 
 #: Most tests run one suite (-m) and read verdict.json: partial runs may write it.
 INI = "[pytest]\nrelease_config = release/release.toml\nrelease_partial_ok = true\n"
+
+#: A whole gate (not partial: promotion accepts its verdict) that requires only the smoke suite:
+#: the suite's file rather than ``-m``, and ``-c`` to keep pytest on the project's tox.ini, not
+#: the configuration above that file. For a test that needs a PROMOTE, not what the other suites find.
+SMOKE_GATE = ("-c", "tox.ini", "--release-stage", "devtest", "--release-require", "smoke",
+              str(Path(releasetest.suites.__path__[0]) / "suite_smoke.py"))
 
 #: The command line of the shared reference run (what a CI job would run, with JUnit output).
 REFERENCE_ARGS = ("-p", "no:cacheprovider", "--release-stage", "devtest", "--junitxml=junit.xml", "-rA")

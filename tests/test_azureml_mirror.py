@@ -25,6 +25,7 @@ from releasetest.release.data import load_holdout
 from releasetest.release.manifest import load_release
 
 from .conftest import ReleaseProject
+from .recorded_target import RecordedTarget
 from .test_azureml_promote import EP, _approved_verdict, _promote
 
 pytest.importorskip("azure.ai.ml", reason="the azureml extra is not installed")
@@ -109,7 +110,8 @@ def _endpoint_puts(arm: Any, start: int) -> list[dict[str, Any]]:
 
 @pytest.mark.long
 def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
-        release_project: ReleaseProject, arm: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        release_project: ReleaseProject, arm: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        recorded: RecordedTarget) -> None:
     store = str(release_project.root / "history")
     replay = _replay_file(release_project, tmp_path / "recorded-requests.jsonl")
     promote = ("promote", "--from", "devtest", "--to", "production", "--target", "azureml", "--store", store,
@@ -117,7 +119,7 @@ def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
                "--mirror-replay", str(replay))
 
     # (1) The first promotion has nothing live to mirror against: it says so and shifts.
-    first, blue = _approved_verdict(release_project, capsys, store, "first")
+    first, blue = _approved_verdict(release_project, capsys, store, "first", recorded)
     code, out, err = _promote(*promote, "--verdict", first)
     assert code == 0, err
     assert "nothing to mirror against, mirror phase skipped" in err
@@ -125,7 +127,7 @@ def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
 
     # (2) Green answers the golden rows honestly and flips every other label: stopped before the shift.
     release_project.edit("score.py", "def init():\n", "# release 2\ndef init():\n")
-    second, green = _approved_verdict(release_project, capsys, store, "second")
+    second, green = _approved_verdict(release_project, capsys, store, "second", recorded)
     arm.flip.add(load_release(release_project.release / "release.toml").release_id)
     start = len(arm.state.requests)
     code, out, err = _promote(*promote, "--verdict", second, "--mirror-collector", str(arm.collector))
@@ -147,7 +149,7 @@ def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
 
     # (3) An agreeing release, its answers read from the datastore: mirrored, compared, cleared, then all traffic.
     release_project.edit("score.py", "# release 2\n", "# release 3\n")
-    third, green3 = _approved_verdict(release_project, capsys, store, "third")
+    third, green3 = _approved_verdict(release_project, capsys, store, "third", recorded)
     start = len(arm.state.requests)
     code, out, err = _promote(*promote, "--verdict", third)
     assert code == 0, err

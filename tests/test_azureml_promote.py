@@ -5,8 +5,9 @@
 (in-process, the SDK would reuse a custom cloud another test registered, with its old address). The stand-in routes the
 endpoint's scoring URI like the Azure ML front end (``route=True``): by the
 ``azureml-model-deployment`` header, else by the traffic split; each deployment is the real local
-endpoint (azmlinfsrv) started from the release files. Devtest verdicts come from real gate runs
-(smoke suite only, to keep the test short).
+endpoint (azmlinfsrv) started from the release files. Devtest verdicts come from whole gates that
+require the smoke suite only, run in this process against the recorded answers (what is tested
+here is promotion; the stand-in's deployments are the release's own server).
 """
 
 from __future__ import annotations
@@ -21,23 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import releasetest.suites
 
 from releasetest.cli import main
 from releasetest.endpoint.local import LocalEndpoint
 from releasetest.errors import DeployError
 from releasetest.release.manifest import load_release
 
-from .conftest import ReleaseProject
+from .conftest import SMOKE_GATE, ReleaseProject
+from .recorded_target import RecordedTarget
 
 pytest.importorskip("azure.ai.ml", reason="the azureml extra is not installed")
 standin = pytest.importorskip("tests.azure_standin", reason="trustme is not installed")
 
 EP = "port-weather-production"
-#: A whole gate whose policy requires only smoke: the suite's file, not ``-m`` (a partial run, which
-#: promotion refuses); ``-c`` keeps pytest on this project's configuration, not the one above that file.
-GATE = ("-c", "tox.ini", "--release-stage", "devtest", "--release-require", "smoke",
-        str(Path(releasetest.suites.__path__[0]) / "suite_smoke.py"))
 BROKEN = "RuntimeError: production secret store unreachable"
 
 
@@ -91,9 +88,11 @@ def _promote(*args: str) -> tuple[int, str, str]:
 
 
 def _approved_verdict(release_project: ReleaseProject, capsys: pytest.CaptureFixture[str], store: str,
-                      name: str) -> tuple[str, str]:
-    """A real devtest gate run of the release as it is now, approved; (verdict path, deployment name)."""
-    result = release_project.run(*GATE)
+                      name: str, recorded: RecordedTarget) -> tuple[str, str]:
+    """A devtest gate of the release as it is now, approved; (verdict path, deployment name). The
+    gate runs in this process against the recorded answers: what is tested here is promotion, and
+    the stand-in's deployments are the release's own azmlinfsrv."""
+    result = release_project.run_inprocess(*SMOKE_GATE, *recorded.args)
     assert result.ret == 0, result.stdout.str()[-2000:]
     path = release_project.root / f"verdict-{name}.json"
     shutil.copyfile(release_project.verdict_path, path)
@@ -110,12 +109,13 @@ def _index(arm: Any, method: str, pattern: str, header: str | None = None) -> li
 
 @pytest.mark.long
 def test_blue_green_promotions_keep_the_endpoint_and_the_old_deployment(
-        release_project: ReleaseProject, arm: Any, capsys: pytest.CaptureFixture[str]) -> None:
+        release_project: ReleaseProject, arm: Any, capsys: pytest.CaptureFixture[str],
+        recorded: RecordedTarget) -> None:
     store = str(release_project.root / "history")
     promote = ("promote", "--from", "devtest", "--to", "production", "--target", "azureml", "--store", store)
 
     # (1) First promotion: the production endpoint is created (Kubernetes, from the AKS config) and kept.
-    first, dep1 = _approved_verdict(release_project, capsys, store, "first")
+    first, dep1 = _approved_verdict(release_project, capsys, store, "first", recorded)
     code, out, err = _promote(*promote, "--verdict", first, "--by", "ci")
     assert code == 0, err
     assert "(azureml, AksDeploymentConfig.yml)" in out and f"traffic {{'{dep1}': 100}}" in out
@@ -137,7 +137,7 @@ def test_blue_green_promotions_keep_the_endpoint_and_the_old_deployment(
 
     # (2) Another release: a second deployment at 0 %, checked pinned, then all traffic; the old one stays.
     release_project.edit("score.py", "def init():\n", "# release 2\ndef init():\n")
-    second, dep2 = _approved_verdict(release_project, capsys, store, "second")
+    second, dep2 = _approved_verdict(release_project, capsys, store, "second", recorded)
     assert dep2 != dep1
     start = len(arm.state.requests)
     code, out, err = _promote(*promote, "--verdict", second)
@@ -159,7 +159,7 @@ def test_blue_green_promotions_keep_the_endpoint_and_the_old_deployment(
 
     # (3) A release whose server does not start on the cluster: traffic stays on dep2, the logs are shown.
     release_project.edit("score.py", "# release 2\n", "# release 3\n")
-    third, dep3 = _approved_verdict(release_project, capsys, store, "third")
+    third, dep3 = _approved_verdict(release_project, capsys, store, "third", recorded)
     arm.broken.add(load_release(release_project.release / "release.toml").release_id)
     start = len(arm.state.requests)
     code, out, err = _promote(*promote, "--verdict", third)

@@ -13,23 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import releasetest.suites
 
 from releasetest.cli import main
 from releasetest.endpoint.local import LocalEndpoint
 from releasetest.errors import DeployError
 from releasetest.release.manifest import load_release
 
-from .conftest import INI
+from .conftest import INI, SMOKE_GATE
 from .test_v2_release import SAMPLE, copy
 
 pytest.importorskip("azure.ai.ml", reason="the azureml extra is not installed")
 standin = pytest.importorskip("tests.azure_standin", reason="trustme is not installed")
 mapping = pytest.importorskip("releasetest.azureml.mapping")
-
-GATE = ("-c", "tox.ini", "--release-stage", "devtest", "--release-require", "smoke",
-        str(Path(releasetest.suites.__path__[0]) / "suite_smoke.py"))
-
 
 @pytest.fixture
 def v2_release(pytester: pytest.Pytester) -> Path:
@@ -99,7 +94,7 @@ def test_a_v2_release_gates_and_promotes_on_azureml_from_its_own_yaml(
         pytester: pytest.Pytester, v2_release: Path, arm: Callable[[bool], Any]) -> None:
     release = load_release(v2_release / "release.toml")
     gate = arm(False)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *GATE, "--release-target", "azureml",
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *SMOKE_GATE, "--release-target", "azureml",
                                            timeout=400)
     assert result.ret == 0, result.stdout.str()[-3000:]
     verdict_path = pytester.path / "releasetest-out" / "verdict.json"

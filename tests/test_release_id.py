@@ -3,7 +3,8 @@ the gate settings in release.toml or the holdout makes ``verdict --manifest`` an
 naming what changed.
 
 The PROMOTE is the shared reference run's (copied into ``tmp_path`` before anything changes), or for
-a helper module a gate run in this process against the recorded-answers target.
+a helper module a gate run in this process against the recorded-answers target (the smoke suite
+only: the id does not depend on which suites decided).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from releasetest.cli import main
 from releasetest.release.manifest import load_release
 
-from .conftest import ReferenceRun, ReleaseProject
+from .conftest import SMOKE_GATE, ReferenceRun, ReleaseProject
 from .recorded_target import RecordedTarget
 
 #: What each change does to a copy of the released folder, and the component the refusal names.
@@ -103,7 +104,7 @@ def test_helper_module_changed_after_promote_is_refused(release_project: Release
     """score.py imports a helper of its folder; the gate PROMOTEs; the helper changes: refused."""
     release_project.edit("score.py", "import ", "import weather_helpers\nimport ")
     (release_project.release / "weather_helpers.py").write_text(HELPER)
-    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args)
+    result = release_project.run_inprocess(*SMOKE_GATE, *recorded.args)
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE", (verdict["reasons"], result.stdout.str()[-2000:])
     assert "code weather_helpers.py" in verdict["release"]["components"]
