@@ -374,7 +374,10 @@ def _cmd_promote(args: argparse.Namespace) -> int:
             m = ep["mirror"]
             print(f"mirror: {m['requests']} request(s), {m['rows']} row(s) compared before the shift, "
                   + (f"mean absolute change {m['mean_abs_change']:.4g}" if m["mean_abs_change"] is not None
-                     else f"{m['share_changed']:.1%} changed label (bound {m['max_changed']:.1%})"))
+                     else f"{m['share_changed']:.1%} changed label (bound {m['max_changed']:.1%})")
+                  + "".join(f"; {side} {m[side]['errors']} of {m[side]['requests']} failed"
+                            + (f", p95 {m[side]['latency_ms']['p95']:g} ms" if m[side]["latency_ms"] else "")
+                            for side in ("live", "new")))
         if ep["rollback"]:
             print(f"previous deployment(s) kept: {', '.join(ep['kept_deployments'])}; roll back with: "
                   f"{ep['rollback']}")

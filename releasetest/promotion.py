@@ -263,7 +263,7 @@ def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store,
     stage = release.stage(to_stage)
     if mirror.enabled:
         shadow = parse_shadow(release.suite_tables.get("shadow", {}), release, stage)
-        mirror = replace(mirror, max_changed=shadow.max_changed, max_mean_abs_change=shadow.max_mean_abs_change)
+        mirror = replace(mirror, bounds=shadow)
     kept: Endpoint | None = None
     target = opts.target
     deploy = opts.target_options(verdict_path.parent)

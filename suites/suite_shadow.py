@@ -136,8 +136,7 @@ def _quoted(shadow: Shadow) -> str:
 
 def test_candidate_answers_recorded_requests(shadow: Shadow) -> None:
     """The candidate fails no more of production's own requests than production did (plus the bound)."""
-    excess = shadow.candidate.error_rate - shadow.production.error_rate
-    if excess > shadow.config.max_error_rate:
+    if not shadow.config.errors_within(shadow.candidate.error_rate, shadow.production.error_rate):
         first = shadow.candidate.error_messages[0] if shadow.candidate.error_messages else ""
         pytest.fail(f"the candidate failed {shadow.candidate.errors} of {shadow.candidate.requests} recorded requests "
                     f"(production {shadow.production.errors}); error rate {shadow.candidate.error_rate:.4f} beyond "

@@ -40,6 +40,8 @@ the default datastore: ``modelDataCollector/<endpoint>/<deployment>/model_inputs
 <yyyy>/<MM>/<dd>/<HH>/<file>.jsonl`` blobs, one event per line with ``data``, ``time`` and
 ``correlationid`` (the caller's ``x-request-id`` when it sends one; a mirrored copy keeps the live
 request's id); with ``collector`` (a folder) also below that folder, as a mount of it would show.
+As an entry script that collects does, the input is written before the deployment scores it and the
+output after it answered (none for a failed request), so the two events' times span ``run()``.
 """
 
 from __future__ import annotations
@@ -585,13 +587,14 @@ def _forward(st: AzureStandin, served: Served, name: str, dep: str, method: str,
     assert served.scoring_uri is not None
     upstream = served.scoring_uri.rsplit("/score", 1)[0] + rest
     forward = {k: v for k, v in headers.items() if k.lower() in ("authorization", "content-type")}
+    scored = rest == "/score" and method == "POST"
+    if scored:  # as an entry script collects: its inputs before run() scores them
+        _collect(st, name, dep, "model_inputs", cid, raw)
     with requests.Session() as session:
         session.trust_env = False  # straight to the loopback server, never through HTTPS_PROXY
         resp = session.request(method, upstream, data=raw or None, headers=forward, timeout=60)
-    if rest == "/score" and method == "POST":
-        _collect(st, name, dep, "model_inputs", cid, raw)
-        if 200 <= resp.status_code < 300:
-            _collect(st, name, dep, "model_outputs", cid, resp.content)
+    if scored and 200 <= resp.status_code < 300:
+        _collect(st, name, dep, "model_outputs", cid, resp.content)
     return resp
 
 

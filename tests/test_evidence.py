@@ -1,6 +1,7 @@
 """Production evidence: the ``[production]``, ``[drift]`` and ``[shadow]`` tables, the drift suite
 (in this process: it asks nothing of the endpoint), the shadow suite end to end against a real
-azmlinfsrv serving an entry script that is honest only on its own holdout, the report's small
+azmlinfsrv serving an entry script that is honest only on its own holdout, its champion-URL and
+regression paths in this process against recorded answers, the report's small
 multiples and ``releasetest profile``."""
 
 from __future__ import annotations
@@ -8,6 +9,9 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +26,7 @@ from releasetest.cli import main as cli_main
 from releasetest.errors import ConfigError
 from releasetest.release.manifest import Release, Tolerance, load_release
 
-from .conftest import EXAMPLE, ReferenceRun, ReleaseProject
+from .conftest import EXAMPLE, INI, ReferenceRun, ReleaseProject, loopback_server
 from .recorded_target import RecordedTarget
 
 FEATURES = ["Temperature_C", "Humidity", "Wind_speed_kmph", "Wind_bearing_degrees", "Visibility_km",
@@ -254,3 +258,120 @@ def test_classification_change_counts_labels_and_sizes_by_probability() -> None:
     assert comparison.change.tolist() == pytest.approx([0.2, 1.0, 0.0, 0.0])
     labels, which = segments(np.array([0.0, 1.0, 1.0, 0.0]), 4)
     assert labels == ["0", "1"] and which.tolist() == [0, 1, 1, 0]
+
+
+def test_shadow_against_a_champion_url_blocks_on_one_segment(release_project: ReleaseProject,
+                                                             recorded: RecordedTarget) -> None:
+    """Production given by URL (``[acceptance] champion``): a second recorded target that answers
+    every other recorded row of one weather condition with the other label. Overall the share
+    changed stays under max_changed, the segment does not; and the champion no longer answers as
+    production recorded."""
+    from releasetest.release.traffic import read_traffic
+
+    from .recorded_target import recorded_target
+
+    release = load_release(release_project.release / "release.toml")
+    assert release.production is not None and release.data is not None
+    traffic = read_traffic(release.production.traffic, release.data.features, sample=10**9,
+                           base=release_project.release, key=release.production.key,
+                           outputs=release.production.outputs)
+    rare = [tuple(float(v) for v in row) for row in traffic.rows if row[-1] == 0.0][::2]
+    with recorded_target() as champion:
+        champion.retrained = frozenset(rare)
+        release_project.edit("release.toml", "[acceptance]\n", f'[acceptance]\nchampion = "{champion.url}/score"\n')
+        release_project.edit("release.toml", "persistence = 0.0 }", "persistence = 0.0, champion = -1.0 }")
+        release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "-m", "shadow")
+        assert "POST /score" in champion.requests
+    verdict = release_project.verdict()
+    shadow = verdict["findings"]["shadow"]
+    assert shadow["production_source"] == f"champion at {champion.url}/score"
+    assert (shadow["compared_rows"], shadow["changed_rows"]) == (3197, len(rare)) and len(rare) == 144
+    assert shadow["production"]["errors"] == 0 and shadow["production"]["latency_ms"]["p50"] > 0
+    assert [(s["segment"], s["rows"], s["changed_share"], s["passed"]) for s in shadow["segments"]] == [
+        ("0", 288, 0.5, False), ("1", 2909, 0.0, True)]
+    assert shadow["recorded_check"] == {"rows": 3197, "mismatches": 144, "share": round(144 / 3197, 6), "bound": 0.0}
+    reasons = [r for r in verdict["reasons"] if r.startswith("test_")]  # the others: suites -m left out
+    assert verdict["decision"] == "BLOCK" and len(reasons) == 2, verdict["reasons"]
+    assert reasons[0] == ("test_segments_within_bounds: 1 segment(s) of Current_weather_condition beyond the "
+                          "per-segment bound 0.1: 0 changed_share 0.5 (288 rows)"), reasons
+    assert reasons[1].startswith(f"test_production_answers_as_recorded: production (champion at {champion.url}/score)"
+                                 " now answers 144 of 3197 recorded rows differently"), reasons
+    assert verdict["suites"]["shadow"]["passed"] == 2, "errors and the overall share are within bounds"
+
+
+REGRESSION = EXAMPLE.parent / "diabetes-regression"
+
+
+@contextmanager
+def _regression_target(shift: Callable[[tuple[float, ...]], float]) -> Iterator[str]:
+    """A scoring URL answering the diabetes example's recorded predictions for its holdout rows,
+    each moved by ``shift(row)``."""
+    data = REGRESSION / "data"
+    with open(data / "holdout.csv") as rows, open(data / "expected_predictions.csv") as exp:
+        answers = {tuple(float(v) for v in row[:-1]): float(want[0])
+                   for row, want in zip(list(csv.reader(rows))[1:], list(csv.reader(exp))[1:], strict=True)}
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            """Quiet."""
+
+        def _send(self, body: bytes, status: int = 200) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            live = self.path == "/"
+            self._send(b'"Healthy"' if live else b'{"message": "not found"}', 200 if live else 404)
+
+        def do_POST(self) -> None:  # noqa: N802
+            rows = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["data"]
+            keys = [tuple(float(v) for v in row) for row in rows]
+            self._send(json.dumps({"predictions": [answers[k] + shift(k) for k in keys]}).encode())
+
+    with loopback_server(Handler) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}/score"
+
+
+def test_shadow_of_a_regression_bounds_values_within_tolerance(pytester: pytest.Pytester,
+                                                               recorded: RecordedTarget) -> None:
+    """A regression release against a champion URL: rows moved within the parity tolerance do not
+    change; rows of one segment (sex = 2) moved by 5 do. The overall mean change is within
+    max_mean_abs_change, the segment's beyond its per-segment bound."""
+    release = pytester.path / "release"
+    shutil.copytree(REGRESSION, release, ignore=shutil.ignore_patterns("diabetes.csv", "__pycache__", "train.py"))
+    pytester.makeini(INI)
+    with open(REGRESSION / "data" / "holdout.csv") as fh, open(release / "data" / "traffic.csv", "w") as out:
+        out.writelines(line.rsplit(",", 1)[0] + "\n" for line in fh)
+    with open(release / "release.toml", "a") as fh:
+        fh.write('\n[production]\ntraffic = "data/traffic.csv"\n\n[shadow]\nmax_mean_abs_change = 5.0\n'
+                 'segment = "sex"\nmax_mean_abs_change_per_segment = 1.0\n')
+    project = ReleaseProject(pytester, pytester.path)
+    with _regression_target(lambda row: 0.0) as candidate, \
+            _regression_target(lambda row: 5.0 if row[1] == 2.0 else 1e-9) as champion:
+        project.edit("release.toml", "[acceptance]\n", f'[acceptance]\nchampion = "{champion}"\n')
+        project.edit("release.toml", "r2 = { min = 0.4 }",
+                     "r2 = { min = 0.4, min_absolute_change = { champion = -1.0 } }")
+        project.run_inprocess("--release-stage", "devtest", "--release-target", "url", f"--release-url={candidate}",
+                              "-m", "shadow")
+    verdict = project.verdict()
+    shadow = verdict["findings"]["shadow"]
+    with open(REGRESSION / "data" / "holdout.csv") as fh:
+        sex = [row["sex"] for row in csv.DictReader(fh)]
+    moved = sex.count("2.0")
+    assert shadow["production_source"] == f"champion at {champion}" and shadow["task"] == "regression"
+    assert (shadow["compared_rows"], shadow["changed_rows"]) == (len(sex), moved), "1e-9 is within the tolerance"
+    assert shadow["mean_abs_change"] == pytest.approx(5.0 * moved / len(sex), abs=1e-5)
+    assert shadow["max_mean_abs_change"] == 5.0 and "max_changed" not in shadow
+    assert shadow["change_quantiles"]["q100"] == pytest.approx(5.0)
+    assert [(s["segment"], s["rows"], s["passed"]) for s in shadow["segments"]] == [
+        ("1", len(sex) - moved, True), ("2", moved, False)]
+    reasons = [r for r in verdict["reasons"] if r.startswith("test_")]
+    assert reasons == [f"test_segments_within_bounds: 1 segment(s) of sex beyond the per-segment bound 1: "
+                       f"2 mean_abs_change 5 ({moved} rows)"], verdict["reasons"]
+    assert verdict["suites"]["shadow"]["passed"] == 2 and verdict["suites"]["shadow"]["skipped"] == 1
+    assert "By segment of sex" in (project.root / "releasetest-out" / "report.html").read_text()

@@ -42,11 +42,12 @@ import yaml
 from releasetest.azureml.mapping import ModelAsset, Plan, Purpose, plan_for
 from releasetest.azureml.mirror import (
     DATASTORE_FOLDER,
+    Compared,
     MirrorComparison,
     MirrorOptions,
     compare,
-    datastore_outputs,
-    folder_outputs,
+    datastore_reader,
+    folder_reader,
     mirror_window,
     replay,
     replay_bodies,
@@ -359,8 +360,8 @@ class AzureMLEndpoint(Endpoint):
         from azure.core.exceptions import HttpResponseError
 
         assert self.release.data is not None
-        bounds = (options.max_changed, options.max_mean_abs_change)
-        regression = self.release.data.task == "regression"
+        data = self.release.data
+        release = Compared(wire, data.task == "regression", data.tolerance, tuple(data.features), unpinned.timeout_s)
         since = time.time()
         try:
             self._set_traffic(name, None, mirror={dep: options.percent})
@@ -378,9 +379,9 @@ class AzureMLEndpoint(Endpoint):
             where = options.collector or f"the default datastore's {DATASTORE_FOLDER}/{name}"
             self._progress(f"waiting for {options.requests} mirrored request(s) in {where} "
                            f"(at most {options.timeout_s:g} s)")
-            read = folder_outputs(options.collector) if options.collector else datastore_outputs(self.ml)
-            result = mirror_window(options, read, name, serving, dep, since, lambda old, new: compare(
-                old, new, wire, regression, bounds, options.requests, replayed))
+            read = folder_reader(options.collector) if options.collector else datastore_reader(self.ml)
+            result = mirror_window(options, read, name, serving, dep, since, lambda got: compare(
+                got, release, options.bounds, options.requests, replayed))
         finally:
             self._set_traffic(name, None, mirror={})
         if not result.ok:

@@ -13,6 +13,11 @@ from releasetest.tables import Key, Table, check
 #: Share of recorded rows whose label may change: a new model changes some answers, but more than
 #: one in twenty on production's own traffic is a shift a reviewer should see before it ships.
 DEFAULT_MAX_CHANGED = 0.05
+#: The mirror phase's latency bound: the new deployment's p95 may be half again the live one's (a model
+#: that is 50% slower at p95 on the same requests is a capacity change someone should plan for) ...
+DEFAULT_MAX_LATENCY_RATIO = 1.5
+#: ... unless it is at most this much slower: a few milliseconds of p95 over a few hundred requests is noise.
+DEFAULT_LATENCY_ALLOWANCE_MS = 10.0
 
 SHADOW = Table({
     "max_changed": Key("number", "the share of recorded rows whose label may change (classification)",
@@ -29,6 +34,10 @@ SHADOW = Table({
     "min_segment_rows": Key("int", "segments with fewer rows are shown but not gated", default=30, ge=1),
     "max_error_rate": Key("number", "the share of recorded requests the candidate may fail beyond production",
                           default=0.0, ge=0, le=1),
+    "max_latency_ratio": Key("number", "the mirror phase: the new deployment's p95 latency over the live one's",
+                             default=DEFAULT_MAX_LATENCY_RATIO, ge=1),
+    "latency_allowance_ms": Key("number", "the mirror phase: a p95 this many ms above the live one's always passes",
+                                default=DEFAULT_LATENCY_ALLOWANCE_MS, ge=0),
     "max_recorded_mismatch": Key("number", "the share of rows production may now answer differently from what "
                                  "it recorded", default=0.0, ge=0, le=1),
     "batch_size": Key("int", "rows per replayed request when the recording does not group rows into requests",
@@ -47,9 +56,20 @@ class ShadowConfig:
     max_mean_abs_change_per_segment: float | None = None
     min_segment_rows: int = 30
     max_error_rate: float = 0.0
+    max_latency_ratio: float = DEFAULT_MAX_LATENCY_RATIO
+    latency_allowance_ms: float = DEFAULT_LATENCY_ALLOWANCE_MS
     max_recorded_mismatch: float = 0.0
     batch_size: int = 100
     top: int = 10
+
+    def errors_within(self, candidate_rate: float, production_rate: float) -> bool:
+        """The candidate fails at most ``max_error_rate`` more of the same requests than production."""
+        return candidate_rate - production_rate <= self.max_error_rate
+
+    def latency_within(self, candidate_ms: float, production_ms: float) -> bool:
+        """The candidate's p95 is within ``max_latency_ratio`` of production's, or within the allowance."""
+        return (candidate_ms <= production_ms * self.max_latency_ratio
+                or candidate_ms - production_ms <= self.latency_allowance_ms)
 
 
 def parse_shadow(table: dict[str, Any], release: Release, stage: Stage) -> ShadowConfig:
@@ -79,5 +99,7 @@ def parse_shadow(table: dict[str, Any], release: Release, stage: Stage) -> Shado
         segments=values["segments"], max_changed_per_segment=number("max_changed_per_segment"),
         max_mean_abs_change_per_segment=number("max_mean_abs_change_per_segment"),
         min_segment_rows=values["min_segment_rows"], max_error_rate=float(values["max_error_rate"]),
+        max_latency_ratio=float(values["max_latency_ratio"]),
+        latency_allowance_ms=float(values["latency_allowance_ms"]),
         max_recorded_mismatch=float(values["max_recorded_mismatch"]), batch_size=values["batch_size"],
         top=values["top"])

@@ -97,14 +97,14 @@ def recorded_replay(traffic: Traffic, answer_key: str | None, groups: Sequence[S
     predictions: list[Any] = []
     probabilities: list[list[float] | None] = []
     for answer in traffic.recorded:
-        pred, prob = _recorded(answer, answer_key)
+        pred, prob = recorded_answer(answer, answer_key)
         predictions.append(pred)
         probabilities.append(prob)
     errors = sum(1 for g in groups if all(predictions[i] is None for i in g))
     return Replay("recorded model_outputs", predictions, probabilities, len(groups), errors, [], [])
 
 
-def _recorded(answer: Any, key: str | None) -> tuple[Any, list[float] | None]:
+def recorded_answer(answer: Any, key: str | None) -> tuple[Any, list[float] | None]:
     """One row's recorded prediction (and probabilities) from what the collector kept for it."""
     if isinstance(answer, dict):
         name = key if key is not None else next((k for k in PREDICTION_KEYS if k in answer), None)
