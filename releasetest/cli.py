@@ -296,6 +296,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
                 extra.insert(0, f"[{str(e['unverified']).upper()}: not signed by the configured key]")
             print("  ".join([f"  {str(e['at']):25} {e['step']:11} {str(e['stage'] or '-'):11} {what:8} "
                              f"by {e['by'] or '-'}", *filter(None, extra)]))
+            for line in e.get("beside") or ():
+                print(f"  {'':25} {line}")
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import tomllib
 
 from releasetest.azureml.registry import registry_for
-from releasetest.checks.registry import evidence, parse_all
+from releasetest.checks.registry import evidence, findings_warnings, parse_all
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.deployment import Deployment, ReadyCallback
 from releasetest.endpoint.factory import TargetOptions, build_endpoint, check_target
@@ -247,7 +247,8 @@ class ReleaseRun:
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True
         verdict = build_verdict(
-            decision=decision, reasons=reasons, warnings=[*self.warnings, *deployed.warnings],
+            decision=decision, reasons=reasons,
+            warnings=[*self.warnings, *deployed.warnings, *findings_warnings(self.findings)],
             stage=self.settings.stage or "", promote_to=self.stage.promote_to if self.stage else None,
             target=self.settings.target, release=self.release.describe() if self.release else None,
             endpoint=endpoint, deploy=deployed.record(server_log=decision == "BLOCK"),

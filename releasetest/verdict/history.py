@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from releasetest.checks.registry import key_figures
+from releasetest.checks.registry import decision_lines, key_figures
 from releasetest.errors import ReleaseTestError
 from releasetest.files import now_iso, short_id, write_json_atomic
 from releasetest.verdict import signing
@@ -228,7 +228,8 @@ class Store:
 
     def releases(self) -> list[dict[str, Any]]:
         """Each release's path through the stages, oldest release first: one event per gate run
-        (decision, trigger, where, key figures), approval, promotion and rollback, in time order,
+        (decision, trigger, where, key figures, the lines beside the decision such as the
+        comparison with production), approval, promotion and rollback, in time order,
         and ``status``, its last step. Whenever a verification key is configured, an event whose
         record is unsigned or badly signed says so in ``unverified`` (``unsigned``, ``bad
         signature`` ...): a hand-written record never reads as real."""
@@ -254,7 +255,8 @@ class Store:
                 {"step": "gated", "stage": v.get("stage"), "at": v.get("finished_at"), "by": _trigger(trigger),
                  "where": _where(v.get("target"), v.get("endpoint")), "decision": v.get("decision"),
                  "why": str(reasons[0]).splitlines()[0] if reasons and v.get("decision") != "PROMOTE" else "",
-                 "partial": bool(v.get("partial")), "figures": key_figures(v), "run_url": trigger.get("run_url"),
+                 "partial": bool(v.get("partial")), "figures": key_figures(v), "beside": decision_lines(v),
+                 "run_url": trigger.get("run_url"),
                  "verdict_digest": v.get("digest"), "unverified": _verdict_problem(v, key)})
         for a in self.approvals():
             entry(a.get("release_id"), None, None)["events"].append(
