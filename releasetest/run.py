@@ -128,7 +128,7 @@ class ReleaseRun:
     @property
     def outputs(self) -> Outputs:
         s = self.settings
-        return Outputs(s.verdict, s.report, s.history_dir, self.partial, s.partial_ok)
+        return Outputs(s.verdict, s.report, s.history_dir, self.partial, s.partial_ok, s.keep_predictions)
 
     def output(self, path: Path) -> Path:
         """Where a file of the run goes (a partial run's get a ``.partial`` suffix, see :class:`Outputs`)."""

@@ -22,7 +22,7 @@ import scipy.stats  # noqa: F401
 from releasetest.checks.registry import findings_of
 from releasetest.release.manifest import load_release
 from releasetest.run import suites_dir
-from releasetest.verdict.predictions import load_predictions
+from releasetest.verdict.predictions import Predictions, load_predictions, save_predictions
 from releasetest.verdict.summary import summary_markdown
 
 from .conftest import ReleaseProject
@@ -133,13 +133,16 @@ def test_first_release_keeps_its_predictions_and_a_partial_run_does_not(
     assert release_project.verdict()["decision"] == "PROMOTE", partial.outlines[-5:]
     assert load_predictions(_history(release_project), release_id) is None
 
-    result = _acceptance_only(release_project, recorded, "-rs")
+    orphan = save_predictions(_history(release_project), Predictions.encode(
+        "sha256:" + "0" * 64, "sha256:" + "0" * 64, "classification", [0], (0,)))  # no verdict names it
+    result = _acceptance_only(release_project, recorded, "-rs", "--release-keep-predictions=0")
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE" and not verdict["partial"]
     result.stdout.fnmatch_lines(["SKIPPED * no production release in history (a first release): nothing to "
                                  "compare with"])
+    result.stdout.fnmatch_lines(["history: deleted 1 holdout predictions file (* MB) no gate compares with any more*"])
     kept = load_predictions(_history(release_project), release_id)
-    assert kept is not None
+    assert kept is not None and not orphan.exists()
     with open(release_project.release / "data" / "expected_predictions.csv") as f:
         assert kept.decoded() == [int(r[0]) for r in list(csv.reader(f))[1:]]
     assert "production" not in verdict["findings"]["acceptance"]
