@@ -79,6 +79,7 @@ def test_first_screen_and_ci_summary_carry_the_line_for_promote_and_block() -> N
         markdown = summary_markdown(verdict)
         assert f"**{comparison.line()}**" in markdown
         assert markdown.index(comparison.line()) < markdown.index("| suite |")
+        assert "decides on accuracy (McNemar&#39;s test) and on balanced accuracy" in render_html(verdict)
     assert "against production" not in render_html(synthetic_verdict("PROMOTE")).split("<nav>")[0]
 
 

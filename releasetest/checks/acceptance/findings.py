@@ -134,6 +134,16 @@ class ProductionComparison:
             return None
         return self.message
 
+    def decides_on(self) -> str:
+        """Which metrics the comparison decides on, and by which test, for the report."""
+        if not self.paired:
+            return (f"metrics only: {self.metric}'s drop beyond the tolerated {self.tolerance:.1%} is a warning, "
+                    "never a BLOCK (no rows to pair, so no test)")
+        if self.task == "regression":
+            return "decides on MAE (Wilcoxon signed-rank test on each row's absolute error)"
+        return ("decides on accuracy (McNemar's test) and on balanced accuracy, the default threshold's metric "
+                "(McNemar stratified by class): a regression in either BLOCKs")
+
     def status(self) -> str:
         """regressed, not significant, metrics only (another holdout or nothing kept), or not worse."""
         if self.regressed:
@@ -336,6 +346,7 @@ class AcceptanceFindings(SuiteFindings):
                  f"{d.low:+.4f} to {d.high:+.4f}" if d.low is not None and d.high is not None else "–"]
                 for d in p.deltas]
         return {"status": p.status(), "regressed": p.regressed, "message": p.message, "how": p.how,
+                "decides_on": p.decides_on(),
                 "production": p.production, "paired": p.paired,
                 "test": (f"{p.test.name}: {p_text(p.test.p_value)} (BLOCKs below {p.p_threshold:g} with a drop "
                          f"beyond {p.tolerance:.1%})") if p.test is not None else None,
