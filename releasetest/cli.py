@@ -271,8 +271,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_history(args: argparse.Namespace) -> int:
     """Each release's path through the stages (gated, approved, promoted, rolled back), oldest first."""
     from releasetest.checks.registry import FIGURE_UNITS
-    from releasetest.verdict.formatting import fmt
+    from releasetest.verdict.formatting import fmt, plural
 
+    if args.prune:
+        pruned = _store(args).prune_predictions(args.keep_predictions)
+        for path in pruned.removed:
+            print(f"deleted {path}")
+        print(f"pruned {_store(args).root / 'predictions'}: deleted {plural(len(pruned.removed), 'file')} "
+              f"({pruned.freed_bytes / 1e6:.1f} MB); kept the predictions of {plural(pruned.kept, 'release')} (those "
+              f"a gate may still compare with, and the last {args.keep_predictions} gated)")
+        return 0
     releases = [r for r in _store(args).releases() if not args.release or r["release"] == args.release]
     # The last N by their latest step (a release gated long ago and promoted just now is recent).
     recent = sorted(releases, key=lambda r: str(r["events"][-1].get("at") or ""))[-args.last:] if args.last else []
@@ -296,6 +304,8 @@ def _cmd_history(args: argparse.Namespace) -> int:
                 extra.insert(0, f"[{str(e['unverified']).upper()}: not signed by the configured key]")
             print("  ".join([f"  {str(e['at']):25} {e['step']:11} {str(e['stage'] or '-'):11} {what:8} "
                              f"by {e['by'] or '-'}", *filter(None, extra)]))
+            for line in e.get("beside") or ():
+                print(f"  {'':25} {line}")
     return 0
 
 
@@ -493,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=int, default=50, help="show the N releases with the latest steps (gated, "
                    "approved, promoted, rolled back), oldest first (default 50)")
     p.add_argument("--json", action="store_true", help=json_help)
+    p.add_argument("--prune", action="store_true", help="instead of showing history, delete the kept holdout "
+                   "predictions no gate needs any more (what every gate that keeps its own does)")
+    add_options(p.add_argument, ["keep_predictions"])
     p.set_defaults(func=_cmd_history)
     p = command("approve", "record a reviewer's approval of a PROMOTE verdict (once per person)")
     p.add_argument("verdict", nargs="?", default=DEFAULT_VERDICT, help=verdict_help)

@@ -18,7 +18,7 @@ from typing import Any
 import tomllib
 
 from releasetest.azureml.registry import registry_for
-from releasetest.checks.registry import evidence, parse_all
+from releasetest.checks.registry import evidence, findings_warnings, parse_all
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.deployment import Deployment, ReadyCallback
 from releasetest.endpoint.factory import TargetOptions, build_endpoint, check_target
@@ -128,7 +128,7 @@ class ReleaseRun:
     @property
     def outputs(self) -> Outputs:
         s = self.settings
-        return Outputs(s.verdict, s.report, s.history_dir, self.partial, s.partial_ok)
+        return Outputs(s.verdict, s.report, s.history_dir, self.partial, s.partial_ok, s.keep_predictions)
 
     def output(self, path: Path) -> Path:
         """Where a file of the run goes (a partial run's get a ``.partial`` suffix, see :class:`Outputs`)."""
@@ -247,7 +247,8 @@ class ReleaseRun:
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True
         verdict = build_verdict(
-            decision=decision, reasons=reasons, warnings=[*self.warnings, *deployed.warnings],
+            decision=decision, reasons=reasons,
+            warnings=[*self.warnings, *deployed.warnings, *findings_warnings(self.findings)],
             stage=self.settings.stage or "", promote_to=self.stage.promote_to if self.stage else None,
             target=self.settings.target, release=self.release.describe() if self.release else None,
             endpoint=endpoint, deploy=deployed.record(server_log=decision == "BLOCK"),

@@ -26,6 +26,8 @@ DEFAULT_READY_TIMEOUT = 120.0
 DEFAULT_PORT = 0
 DEFAULT_ISOLATION = "auto"
 DEFAULT_MAX_BODY_MB = 10.0
+#: History keeps the holdout predictions of this many releases beyond those a gate may still compare with.
+DEFAULT_KEEP_PREDICTIONS = 10
 MIB = 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = int(DEFAULT_MAX_BODY_MB * MIB)
 #: How the plugin spells an option's flag; the CLI's prefix is plain ``--``.
@@ -83,6 +85,16 @@ def parse_port(value: str) -> int:
     if not 0 <= port <= 65535:
         raise SettingError(f"port {port} is outside 0-65535 (0 picks a free port)")
     return port
+
+
+def parse_count(value: str) -> int:
+    try:
+        count = int(value)
+    except ValueError:
+        raise SettingError(f"{value!r} is not a whole number") from None
+    if count < 0:
+        raise SettingError(f"{count} is below 0")
+    return count
 
 
 def parse_suites(value: str) -> tuple[str, ...]:
@@ -205,6 +217,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("history", "Directory of the local release history (verdicts, approvals, promotions) that "
            "every run records its verdict in. Default: history/ beside the verdict.", None, is_path=True,
            metavar="DIR"),
+    Option("keep_predictions", "History keeps the holdout predictions of every release a gate may still compare "
+           "with (each stage's production and the release a rollback would restore) and of this many other "
+           "releases, the last gated; older ones are deleted when a run keeps its own.",
+           str(DEFAULT_KEEP_PREDICTIONS), parse_count, metavar="N"),
     Option("trigger", "What started the run, kept in the verdict: kind=git|artifact|image|schedule|api|manual "
            "plus key=value pairs (commit, branch, model, version, image, cron, run_url, ...), comma-separated.",
            None, parse_trigger, metavar="kind=KIND,KEY=VALUE"),
@@ -286,6 +302,7 @@ class Settings:
     isolation: str = DEFAULT_ISOLATION
     traffic: Path | None = None
     policy: Path | None = None
+    keep_predictions: int = DEFAULT_KEEP_PREDICTIONS
 
     @property
     def active(self) -> bool:

@@ -22,7 +22,7 @@ import scipy.stats  # noqa: F401
 from releasetest.checks.registry import findings_of
 from releasetest.release.manifest import load_release
 from releasetest.run import suites_dir
-from releasetest.verdict.predictions import load_predictions
+from releasetest.verdict.predictions import Predictions, load_predictions, save_predictions
 from releasetest.verdict.summary import summary_markdown
 
 from .conftest import ReleaseProject
@@ -101,10 +101,15 @@ def test_worse_retrain_blocks_against_production(example_project: ReleaseProject
     assert found.how.startswith("last PROMOTE of devtest at ")
     assert found.candidate_holdout == found.production_holdout
     assert not list(release_project.root.glob("releasetest-out/*champion*")), "production was deployed"
-    result.stdout.fnmatch_lines([f"acceptance: regression against production {label}: *"])
-    assert "vs production " + label in (release_project.root / "releasetest-out" / "summary.md").read_text()
+    line = (f"against production {label}: accuracy 0.9559 -> 0.9401 (1.7% worse), 64 rows worse, 3 better, "
+            "McNemar p = 2.3e-13: BLOCK (below 0.01, beyond the tolerated 1.0%)")
+    assert found.line() == line
+    result.stdout.fnmatch_lines([line])
+    summary = (release_project.root / "releasetest-out" / "summary.md").read_text()
+    assert "vs production " + label in summary and f"**{line}**" in summary
     report = (release_project.root / "releasetest-out" / "report.html").read_text()
     assert "Against production: " + label in report and "rows worse than production" in report
+    assert line.replace(">", "&gt;") in report.split("<nav>")[0], "not on the first screen"
     candidate = load_release(release_project.release / "release.toml").release_id
     assert load_predictions(history, candidate) is None, "a BLOCKed release's predictions were kept"
 
@@ -128,13 +133,16 @@ def test_first_release_keeps_its_predictions_and_a_partial_run_does_not(
     assert release_project.verdict()["decision"] == "PROMOTE", partial.outlines[-5:]
     assert load_predictions(_history(release_project), release_id) is None
 
-    result = _acceptance_only(release_project, recorded, "-rs")
+    orphan = save_predictions(_history(release_project), Predictions.encode(
+        "sha256:" + "0" * 64, "sha256:" + "0" * 64, "classification", [0], (0,)))  # no verdict names it
+    result = _acceptance_only(release_project, recorded, "-rs", "--release-keep-predictions=0")
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE" and not verdict["partial"]
     result.stdout.fnmatch_lines(["SKIPPED * no production release in history (a first release): nothing to "
                                  "compare with"])
+    result.stdout.fnmatch_lines(["history: deleted 1 holdout predictions file (* MB) no gate compares with any more*"])
     kept = load_predictions(_history(release_project), release_id)
-    assert kept is not None
+    assert kept is not None and not orphan.exists()
     with open(release_project.release / "data" / "expected_predictions.csv") as f:
         assert kept.decoded() == [int(r[0]) for r in list(csv.reader(f))[1:]]
     assert "production" not in verdict["findings"]["acceptance"]
@@ -175,17 +183,24 @@ def test_regression_against_a_better_production_blocks(release_project: ReleaseP
     assert comparison is not None and comparison.regressed
     assert findings_of(json.loads(json.dumps(verdict)))["acceptance"].production == comparison
     assert "(regressed) ❌" in summary_markdown(verdict)
-    result.stdout.fnmatch_lines(["acceptance: regression against production port-weather@*"])
+    result.stdout.fnmatch_lines(["against production port-weather@*: accuracy 1.0000 -> 0.9559 (4.4% worse), 170 rows "
+                                 "worse, 0 better, McNemar p = *: BLOCK (below 0.01, beyond the tolerated 1.0%)"])
+    assert not [w for w in verdict["warnings"] if "production" in w], "a paired regression BLOCKs, it does not warn"
 
     release_project.edit("data/holdout.csv", "\n", "\n2016-01-01 00:00:00,1,0.5,1,1,1,1000,1,1\n")
     release_project.edit("data/expected_predictions.csv", "\n", "\n1,0.1,0.9\n")
-    _acceptance_only(release_project, recorded)
+    result = _acceptance_only(release_project, recorded)
     verdict = release_project.verdict()
     comparison = findings_of(verdict)["acceptance"].production
     assert comparison is not None and not comparison.paired and not comparison.regressed
     assert "the holdout differs from the one production" in comparison.message
     assert "metrics compared only, no paired test" in comparison.message
-    assert verdict["suites"]["acceptance"]["failed"] == 0
+    assert verdict["suites"]["acceptance"]["failed"] == 0 and verdict["decision"] == "PROMOTE"
+    # 4.4% worse by the metrics alone, beyond the 1% tolerance: no test can BLOCK on it, the verdict warns
+    assert comparison.message in verdict["warnings"]
+    result.stdout.fnmatch_lines(["against production port-weather@*: accuracy 1.0000 -> 0.9559 (4.4% worse), metrics "
+                                 "only (another holdout): warning, beyond the tolerated 1.0%",
+                                 "warning: the holdout differs from the one production port-weather@*"])
 
 
 def test_champion_configured_means_no_comparison_with_history(release_project: ReleaseProject,

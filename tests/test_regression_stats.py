@@ -19,6 +19,7 @@ from releasetest.checks.acceptance.paired import (
     against_production,
     compare,
     mcnemar,
+    stratified_mcnemar,
     wilcoxon_errors,
 )
 from releasetest.errors import ConfigError
@@ -137,6 +138,52 @@ def test_a_significant_drop_within_tolerance_does_not_block() -> None:
     assert strict.regressed
     lenient = compare(cand, labels, PROD, prod, {}, ComparisonSettings(tolerance=0.05))
     assert not lenient.regressed and "within the tolerated 5.0%" in lenient.message
+
+
+def test_a_small_class_traded_for_the_large_one_blocks_on_balanced_accuracy() -> None:
+    # 9,000 rows of class 3, 1,000 of class 5; production's recalls 0.95 and 0.80. The retrain gets
+    # 150 more class-3 rows right and 150 class-5 rows wrong: accuracy unchanged (McNemar p = 1),
+    # balanced accuracy (0.875 -> 0.8083) 7.6% worse.
+    labels = [3] * 9000 + [5] * 1000
+    prod = [3] * 8550 + [5] * 450 + [5] * 800 + [3] * 200
+    cand = [3] * 8700 + [5] * 300 + [5] * 650 + [3] * 350
+    result = compare(Predictions.encode("sha256:" + "c" * 64, DIGEST, "classification", cand, CLASSES), labels, PROD,
+                     Predictions.encode(PROD.release_id, DIGEST, "classification", prod, CLASSES), {},
+                     ComparisonSettings())
+    assert result.regressed and result.metric == "balanced_accuracy"
+    assert result.deltas[0].delta == 0 and result.deltas[1].delta == pytest.approx(-0.0667, abs=1e-4)
+    assert result.test is not None and result.test.name == "McNemar stratified by class (balanced accuracy)"
+    assert (result.test.worse, result.test.better) == (150, 150) and result.test.p_value < 1e-4
+    assert result.drop == pytest.approx(0.0762, abs=1e-4)
+    assert result.headline().startswith(f"regression against production wine@{'a' * 12}: balanced_accuracy 0.8083 "
+                                        "vs 0.8750 (7.6% worse, tolerated 1.0%); 150 rows got worse, 150 better; "
+                                        "McNemar stratified by class (balanced accuracy) p = ")
+    assert result.line().endswith(": BLOCK (below 0.01, beyond the tolerated 1.0%)")
+    # the same trade between equal classes moves neither metric
+    traded = [3] * 850 + [5] * 150 + [5] * 650 + [3] * 350
+    before = [3] * 700 + [5] * 300 + [5] * 800 + [3] * 200
+    same_trade_balanced = compare(
+        Predictions.encode("sha256:" + "c" * 64, DIGEST, "classification", traded, CLASSES), [3] * 1000 + [5] * 1000,
+        PROD, Predictions.encode(PROD.release_id, DIGEST, "classification", before, CLASSES), {}, ComparisonSettings())
+    assert not same_trade_balanced.regressed and same_trade_balanced.metric == "accuracy"
+    assert "(balanced_accuracy: +0.0000, McNemar stratified by class (balanced accuracy), p = 1: no regression " \
+           "either)" in same_trade_balanced.message
+
+
+def test_the_stratified_test_on_one_class_is_mcnemars_exact_test() -> None:
+    from scipy import stats
+
+    truth = np.zeros(60, dtype=np.int64)
+    prod_ok = np.array([True] * 50 + [False] * 10)
+    cand_ok = prod_ok.copy()
+    cand_ok[:9] = False  # 9 rows worse
+    cand_ok[50:52] = True  # 2 better
+    test = stratified_mcnemar(truth, cand_ok, prod_ok)
+    exact = stats.binomtest(2, 11, 0.5).pvalue  # 0.065
+    assert (test.worse, test.better) == (9, 2)
+    assert test.p_value == pytest.approx(exact, abs=0.003)  # 100,000 draws: Monte Carlo error about 8e-4
+    assert stratified_mcnemar(truth, cand_ok, prod_ok) == test, "seeded: the same counts give the same p-value"
+    assert stratified_mcnemar(truth, prod_ok, prod_ok).p_value == 1.0
 
 
 def test_regression_task_uses_wilcoxon_on_absolute_errors() -> None:

@@ -83,6 +83,17 @@ class SuiteFindings:
         """Lines for pytest's terminal summary (warnings a reviewer should see before the report)."""
         return []
 
+    def decision_lines(self) -> list[str]:
+        """Lines that belong beside the decision itself, whatever it is (the comparison with the
+        release in production): the report's banner, the terminal's releasetest section, the CI
+        summary and ``releasetest history`` show them."""
+        return []
+
+    def warnings(self) -> list[str]:
+        """What these findings add to the verdict's warnings: a problem no test can BLOCK on that a
+        reviewer must still see."""
+        return []
+
     def ci_line(self) -> str:
         """The one or two numbers a reviewer looks for first, for the CI summary's suite table."""
         return ""

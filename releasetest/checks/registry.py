@@ -95,3 +95,14 @@ def key_figures(verdict: Mapping[str, Any]) -> dict[str, float]:
     and ``releasetest history``'s columns."""
     found = {k: v for f in findings_of(verdict).values() for k, v in f.key_figures().items()}
     return {label: found[label] for label in FIGURE_UNITS if label in found}
+
+
+def decision_lines(verdict: Mapping[str, Any]) -> list[str]:
+    """Every suite's lines beside the decision (:meth:`~releasetest.checks.findings.SuiteFindings.decision_lines`),
+    in the verdict's suite order."""
+    return [line for found in findings_of(verdict).values() for line in found.decision_lines()]
+
+
+def findings_warnings(findings: Mapping[str, Any]) -> list[str]:
+    """What the recorded findings (by suite, in their JSON form) add to the verdict's warnings."""
+    return [w for name, data in findings.items() for w in findings_type(name).from_json(data).warnings()]

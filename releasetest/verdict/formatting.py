@@ -60,3 +60,8 @@ def clip(text: str, limit: int = 160) -> str:
     cut = text[: limit - 1]
     space = cut.rfind(" ")
     return (cut[:space] if space > limit // 2 else cut).rstrip(" ,;:(") + "…"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``: a count with its noun (English's regular plural only)."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -9,6 +9,7 @@ reviewers on one machine never overwrite each other's records. Layout::
     <dir>/approvals/<verdict digest>--<when>[-N].json     signed like the verdict when a key is set
     <dir>/promotions/<when>--<release id>[-N].json
     <dir>/rollbacks/<when>--<stage>[-N].json     a stage's last promotion, rolled back
+    <dir>/predictions/<release id>--<holdout digest>.npz     a PROMOTEd release's holdout predictions
 
 :meth:`Store.releases` reads them back as each release's path through the stages (gated,
 approved, promoted, rolled back), the view of a release pipeline's list of releases.
@@ -26,10 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from releasetest.checks.registry import key_figures
+from releasetest.checks.registry import decision_lines, key_figures
 from releasetest.errors import ReleaseTestError
 from releasetest.files import now_iso, short_id, write_json_atomic
+from releasetest.settings import DEFAULT_KEEP_PREDICTIONS
 from releasetest.verdict import signing
+from releasetest.verdict.production import needed
 from releasetest.verdict.seal import verdict_digest
 
 
@@ -114,6 +117,15 @@ def _free(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
     return candidate
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What :meth:`Store.prune_predictions` removed, and how many releases' predictions it kept."""
+
+    removed: list[Path]
+    freed_bytes: int
+    kept: int
 
 
 @dataclass
@@ -226,9 +238,34 @@ class Store:
     def rollbacks(self) -> list[dict[str, Any]]:
         return sorted(self._records("rollbacks"), key=lambda r: str(r.get("at", "")))
 
+    def prune_predictions(self, keep_recent: int = DEFAULT_KEEP_PREDICTIONS) -> Pruned:
+        """Delete the kept holdout predictions no later gate needs: those of every release history
+        may still name as production (:func:`~releasetest.verdict.production.needed`) stay, and
+        of the others the ``keep_recent`` releases gated last (by their verdicts' time, not the
+        files': a CI that carries history through git gives every file the checkout's time);
+        predictions of a release no verdict mentions go first. Under the store's lock, so two
+        gates pruning at once do not race."""
+        from releasetest.verdict.predictions import stored_predictions  # numpy: not for reading history
+
+        with self._locked():
+            verdicts = self.verdicts()
+            keep = {_hex(rid) for rid in needed(verdicts, self.promotions(), self.rollbacks())}
+            last_gated = {_hex(str(rid)): str(v.get("finished_at") or "") for v in verdicts
+                          if (rid := (v.get("release") or {}).get("id"))}
+            files = stored_predictions(self.root)
+            others = sorted((rid for rid in files if rid not in keep), key=lambda rid: last_gated.get(rid, ""),
+                            reverse=True)
+            removed = sorted(path for rid in others[max(keep_recent, 0):] for path in files[rid])
+            freed = 0
+            for path in removed:
+                freed += path.stat().st_size
+                path.unlink()
+        return Pruned(removed, freed, len(files) - len(others[max(keep_recent, 0):]))
+
     def releases(self) -> list[dict[str, Any]]:
         """Each release's path through the stages, oldest release first: one event per gate run
-        (decision, trigger, where, key figures), approval, promotion and rollback, in time order,
+        (decision, trigger, where, key figures, the lines beside the decision such as the
+        comparison with production), approval, promotion and rollback, in time order,
         and ``status``, its last step. Whenever a verification key is configured, an event whose
         record is unsigned or badly signed says so in ``unverified`` (``unsigned``, ``bad
         signature`` ...): a hand-written record never reads as real."""
@@ -254,7 +291,8 @@ class Store:
                 {"step": "gated", "stage": v.get("stage"), "at": v.get("finished_at"), "by": _trigger(trigger),
                  "where": _where(v.get("target"), v.get("endpoint")), "decision": v.get("decision"),
                  "why": str(reasons[0]).splitlines()[0] if reasons and v.get("decision") != "PROMOTE" else "",
-                 "partial": bool(v.get("partial")), "figures": key_figures(v), "run_url": trigger.get("run_url"),
+                 "partial": bool(v.get("partial")), "figures": key_figures(v), "beside": decision_lines(v),
+                 "run_url": trigger.get("run_url"),
                  "verdict_digest": v.get("digest"), "unverified": _verdict_problem(v, key)})
         for a in self.approvals():
             entry(a.get("release_id"), None, None)["events"].append(

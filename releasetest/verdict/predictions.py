@@ -152,6 +152,15 @@ def read_predictions(path: Path) -> Predictions:
         raise PredictionsUnreadable(f"{path}: bad header: {exc} {fix}") from None
 
 
+def stored_predictions(history_dir: Path) -> dict[str, list[Path]]:
+    """The kept predictions files by release id (hex, as in their names), for pruning."""
+    found: dict[str, list[Path]] = {}
+    folder = Path(history_dir) / "predictions"
+    for path in sorted(folder.glob("*--*.npz")) if folder.is_dir() else ():
+        found.setdefault(path.name.split("--", 1)[0], []).append(path)
+    return found
+
+
 def load_predictions(history_dir: Path, release_id: str, digest: str | None = None) -> Predictions | None:
     """``release_id``'s predictions on the holdout ``digest`` when kept; otherwise (or without a
     digest) those of its most recently written holdout, whose digest then says it cannot pair;

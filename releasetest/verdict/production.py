@@ -73,6 +73,23 @@ def find_production(verdicts: Iterable[Mapping[str, Any]], promotions: Iterable[
     return Production(_rid(last_v), _name(last_v), f"last PROMOTE of {stage} at {last_v.get('finished_at')}", last_v)
 
 
+def needed(verdicts: Iterable[Mapping[str, Any]], promotions: Iterable[Mapping[str, Any]],
+           rollbacks: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The release ids whose kept predictions a later gate may still compare with: for each stage
+    promoted to, the last two promotions not rolled back (production, and the release that a
+    rollback of it, or a re-gate of production itself, compares with next); for each gated stage,
+    its last two full PROMOTEs (production when nothing was promoted, by the same rule)."""
+    undone = {(str(r.get("stage")), str(r.get("promotion_at"))) for r in rollbacks}
+    by_stage: dict[str, list[str]] = {}
+    for p in sorted(promotions, key=lambda p: str(p.get("at") or "")):
+        if p.get("release_id") and (str(p.get("to")), str(p.get("at"))) not in undone:
+            by_stage.setdefault(f"to {p.get('to')}", []).append(str(p["release_id"]))
+    for v in sorted(verdicts, key=lambda v: str(v.get("finished_at") or "")):
+        if v.get("decision") == "PROMOTE" and not v.get("partial") and _rid(v):
+            by_stage.setdefault(f"gated {v.get('stage')}", []).append(_rid(v))
+    return {rid for ids in by_stage.values() for rid in list(dict.fromkeys(reversed(ids)))[:2]}
+
+
 def read_records(history_dir: Path, kind: str) -> list[dict[str, Any]]:
     """The JSON records of one of history's folders; a foreign or truncated file is skipped, as
     history skips it, so it cannot hide the rest."""

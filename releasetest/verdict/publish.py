@@ -7,7 +7,9 @@ never replace the stage's last full verdict and report.
 
 History keeps a release's holdout predictions only when its full run PROMOTEs: production (what
 the next gate compares with) is always a release that PROMOTEd, so a BLOCKed or partial run's
-predictions would never be read, and keeping only passing gates' bounds history's growth.
+predictions would never be read, and keeping only passing gates' bounds history's growth. Adding
+them prunes the ones no gate needs any more (:meth:`~releasetest.verdict.history.Store.prune_predictions`),
+so a history carried from CI run to CI run stays small without a command to remember.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 
 from releasetest.errors import ReleaseTestError
 from releasetest.files import write_json_atomic
+from releasetest.settings import DEFAULT_KEEP_PREDICTIONS
+from releasetest.verdict.formatting import plural
 from releasetest.verdict.history import Store
 from releasetest.verdict.predictions import Predictions, save_predictions
 from releasetest.verdict.report import write_report
@@ -36,6 +40,8 @@ class Outputs:
     partial: str | None = None
     #: ``--release-partial-ok``: a partial run's files replace the full run's.
     partial_ok: bool = False
+    #: ``--release-keep-predictions``: how many other releases' predictions history keeps.
+    keep_predictions: int = DEFAULT_KEEP_PREDICTIONS
 
     def path(self, path: Path) -> Path:
         """Where a file of the run goes: with ``.partial`` before its suffix for a partial run
@@ -74,4 +80,20 @@ def publish(verdict: dict[str, Any], outputs: Outputs, environ: Mapping[str, str
         except OSError as exc:
             lines.append(f"warning: holdout predictions not kept in history {outputs.history_dir}: {exc}; the "
                          "next gate compares with this release by its metrics only")
+        else:
+            lines += _prune(outputs)
     return lines
+
+
+def _prune(outputs: Outputs) -> list[str]:
+    """History's retention, whenever a run adds predictions: the only time they grow."""
+    try:
+        pruned = Store(outputs.history_dir).prune_predictions(outputs.keep_predictions)
+    except OSError as exc:
+        return [f"warning: old holdout predictions not pruned from history {outputs.history_dir}: {exc}"]
+    if not pruned.removed:
+        return []
+    return [f"history: deleted {plural(len(pruned.removed), 'holdout predictions file')} "
+            f"({pruned.freed_bytes / 1e6:.1f} MB) no gate compares with any more; kept those of "
+            f"{plural(pruned.kept, 'release')} (production's, and the last {outputs.keep_predictions} gated: "
+            "--release-keep-predictions)"]

@@ -175,6 +175,8 @@ def build_view(verdict: Mapping[str, Any], digest_ok: bool | None = None,
         "digest_ok": digest_ok,
         "history": history_strip(verdict, list(history or [])),
         "causes": blocking_causes(verdict, findings),
+        "decision_lines": [{"line": line, "anchor": f"suite-{name}"} for name, found in findings.items()
+                           for line in found.decision_lines()],
         "defects": [x for s in suites for x in s.get("tolerated") or []],
         "defects_summary": "; ".join(s["tolerated_summary"] for s in suites if s.get("tolerated")),
         "label": release_label(verdict),

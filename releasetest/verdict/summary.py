@@ -2,8 +2,8 @@
 
 GitHub Actions shows ``$GITHUB_STEP_SUMMARY`` on the run page; Azure DevOps shows a file
 announced with ``##vso[task.uploadsummary]`` on the build summary. Both get the same text: the
-decision, its reasons, the release, and one line per suite with its key numbers (each suite's
-findings type says which).
+decision, the lines beside it (the comparison with production), its reasons, the release, and one
+line per suite with its key numbers (each suite's findings type says which).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from releasetest.checks.registry import findings_of
+from releasetest.checks.registry import decision_lines, findings_of
 from releasetest.files import short_id
 from releasetest.verdict.formatting import isolation_of
 
@@ -23,6 +23,8 @@ def summary_markdown(verdict: Mapping[str, Any], report_name: str | None = "repo
     lines = [f"## {icon} releasetest: {verdict.get('decision')} {rel.get('name', '?')}@{short_id(rel.get('id'))}", "",
              f"Stage **{verdict.get('stage')}** → {verdict.get('promote_to') or '–'} · target "
              f"{verdict.get('target')}{_isolation(verdict)} · {verdict.get('finished_at', '')}", ""]
+    beside = decision_lines(verdict)
+    lines += [f"**{line}**" for line in beside] + ([""] if beside else [])
     lines += [f"- {str(r).splitlines()[0]}" for r in verdict.get("reasons") or []]
     lines += ["", "| suite | passed | failed | errors | skipped | key numbers |",
               "| --- | --: | --: | --: | --: | --- |"]

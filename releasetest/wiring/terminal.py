@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from releasetest.checks.registry import findings_of
+from releasetest.checks.registry import decision_lines, findings_of
 from releasetest.progress import Event
 from releasetest.suite_names import OTHER
 from releasetest.verdict.decision import summary_line
@@ -88,9 +88,9 @@ class GateTerminal:
         return None
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        """The releasetest section: why, the server log of a failed deploy (once), each suite's
-        terminal lines (tolerated contract defects by kind), warnings and the files written. The
-        gate's line comes last."""
+        """The releasetest section: why, the server log of a failed deploy (once), the lines beside
+        the decision (the comparison with production), each suite's terminal lines (tolerated
+        contract defects by kind), warnings and the files written. The gate's line comes last."""
         verdict = self.config.stash.get(VERDICT_KEY, None)
         if verdict is None:
             return
@@ -113,6 +113,8 @@ class GateTerminal:
                 tr.write_line(f"server log of the failed deploy (excerpt; full log in {log}):")
                 for line in log_excerpt(tail):
                     tr.write_line(f"  | {line}")
+        for line in decision_lines(verdict):
+            tr.write_line(line, bold=True)
         for found in findings_of(verdict).values():
             for line in found.terminal_lines():
                 tr.write_line(line, yellow=True)

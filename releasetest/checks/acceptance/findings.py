@@ -98,6 +98,52 @@ class ProductionComparison:
                 f"{d.production:.4f} ({self.drop:.1%} worse, tolerated {self.tolerance:.1%}); {t.worse} rows "
                 f"got worse, {t.better} better; {t.name.split(',')[0]} {p_text(t.p_value)} < {self.p_threshold:g}")
 
+    def line(self) -> str:
+        """The comparison in one line beside the decision (report banner, terminal, CI summary,
+        history): production, the deciding metric from production's value to this release's, the
+        rows that moved and the test's p-value, and what it means for the gate."""
+        d, t = self.deciding, self.test
+        head = f"against production {self.production}: "
+        if d is None:
+            return head + f"not compared ({self._unpaired_why()}, and production's verdict records no {self.metric})"
+        change = f"{self.metric} {d.production:.4f} -> {d.candidate:.4f}"
+        if self.drop is not None and self.drop != 0:
+            change += f" ({abs(self.drop):.1%} {'worse' if self.drop > 0 else 'better'})"
+        if not self.paired or t is None:
+            outcome = (f"warning, beyond the tolerated {self.tolerance:.1%}" if self.warning() is not None else "ok")
+            return head + f"{change}, metrics only ({self._unpaired_why()}): {outcome}"
+        moved = f"{t.worse} rows worse, {t.better} better, {t.name.split()[0]} {p_text(t.p_value)}" \
+            if t.worse + t.better else "no row changed"
+        if self.regressed:
+            outcome = f"BLOCK (below {self.p_threshold:g}, beyond the tolerated {self.tolerance:.1%})"
+        elif t.worse + t.better == 0 or self.drop is None or self.drop <= 0:
+            outcome = "ok"
+        elif t.p_value >= self.p_threshold:
+            outcome = f"ok (not significant at {self.p_threshold:g})"
+        else:
+            outcome = f"ok (within the tolerated {self.tolerance:.1%})"
+        return head + f"{change}, {moved}: {outcome}"
+
+    def _unpaired_why(self) -> str:
+        return "another holdout" if self.production_holdout is not None else "no readable predictions of it kept"
+
+    def warning(self) -> str | None:
+        """A metrics-only comparison (nothing to pair) whose deciding metric dropped beyond the
+        tolerance: no test can BLOCK on it, so the verdict warns; None otherwise."""
+        if self.paired or self.drop is None or self.drop <= self.tolerance:
+            return None
+        return self.message
+
+    def decides_on(self) -> str:
+        """Which metrics the comparison decides on, and by which test, for the report."""
+        if not self.paired:
+            return (f"metrics only: {self.metric}'s drop beyond the tolerated {self.tolerance:.1%} is a warning, "
+                    "never a BLOCK (no rows to pair, so no test)")
+        if self.task == "regression":
+            return "decides on MAE (Wilcoxon signed-rank test on each row's absolute error)"
+        return ("decides on accuracy (McNemar's test) and on balanced accuracy, the default threshold's metric "
+                "(McNemar stratified by class): a regression in either BLOCKs")
+
     def status(self) -> str:
         """regressed, not significant, metrics only (another holdout or nothing kept), or not worse."""
         if self.regressed:
@@ -188,9 +234,12 @@ class AcceptanceFindings(SuiteFindings):
         found = {"accuracy": self._metric("accuracy"), "RMSE": self._metric("rmse")}
         return {k: v for k, v in found.items() if v is not None}
 
-    def terminal_lines(self) -> list[str]:
-        p = self.production
-        return [f"acceptance: {p.headline()}"] if p is not None else []
+    def decision_lines(self) -> list[str]:
+        return [self.production.line()] if self.production is not None else []
+
+    def warnings(self) -> list[str]:
+        found = self.production.warning() if self.production is not None else None
+        return [found] if found else []
 
     def evidence(self) -> str | None:
         if not self.metrics:
@@ -297,6 +346,7 @@ class AcceptanceFindings(SuiteFindings):
                  f"{d.low:+.4f} to {d.high:+.4f}" if d.low is not None and d.high is not None else "–"]
                 for d in p.deltas]
         return {"status": p.status(), "regressed": p.regressed, "message": p.message, "how": p.how,
+                "decides_on": p.decides_on(),
                 "production": p.production, "paired": p.paired,
                 "test": (f"{p.test.name}: {p_text(p.test.p_value)} (BLOCKs below {p.p_threshold:g} with a drop "
                          f"beyond {p.tolerance:.1%})") if p.test is not None else None,
