@@ -11,8 +11,11 @@ Two ways to test a gate run:
   into its folders: copy what you change into ``tmp_path`` (promote takes ``--manifest``; a verdict file
   copied byte for byte keeps its seal).
 - ``release_project`` (function scope): a fresh copy to edit, for a test that changes the release, the
-  options or the environment; ``run()`` starts its own gate in a subprocess, ``run_inprocess()`` in
-  this process.
+  options or the environment; ``run_inprocess()`` gates it in this process (the endpoint is still
+  the real azmlinfsrv: a child interpreter for the gate costs a second of CPU and adds nothing to
+  what the endpoint does), ``run()`` in a child interpreter, for what is about the gate's own
+  process (signals, kills, its environment, what it imports, ``--release-keep``, ``-p`` plugin
+  files, the Azure ML client).
 - ``recorded`` (function scope): for tests of the plugin's wiring (options, markers, hooks, the end
   of the run, partial runs, the xdist hand-over), an in-process endpoint that answers with the
   example's recorded predictions; ``release_project.run_inprocess(*recorded.args, ...)`` gates
@@ -108,14 +111,23 @@ class ReleaseProject:
         target, or a run that stops before anything is deployed. ``interrupts``: the run's own
         KeyboardInterrupt is its result, not a Ctrl-C for this session. This session has imported
         releasetest already, so the run's pytest could not rewrite its asserts and would say so."""
-        return self.pytester.runpytest_inprocess("-p", "no:cacheprovider", "-W", IN_PROCESS_WARNING, *args,
-                                                 no_reraise_ctrlc=interrupts)
+        return gate_inprocess(self.pytester, *args, interrupts=interrupts)
 
     def edit(self, relpath: str, old: str, new: str) -> None:
         path = self.release / relpath
         text = path.read_text()
         assert old in text, f"{old!r} not in {path}"
         path.write_text(text.replace(old, new, 1))
+
+
+def gate_inprocess(pytester: pytest.Pytester, *args: str, interrupts: bool = False) -> pytest.RunResult:
+    """A gate run in this process (see :meth:`ReleaseProject.run_inprocess`): for a test about what
+    the endpoint does, the endpoint is still the real azmlinfsrv; what stays in a child interpreter
+    is what is about the gate's own process (signals, kills, its environment, what it imports,
+    ``--release-keep``, a ``-p`` plugin file, the Azure ML client). Every wait in the gate is
+    bounded by the gate itself (readiness, scoring timeout, load window)."""
+    return pytester.runpytest_inprocess("-p", "no:cacheprovider", "-W", IN_PROCESS_WARNING, *args,
+                                        no_reraise_ctrlc=interrupts)
 
 
 def copy_example(root: Path) -> Path:

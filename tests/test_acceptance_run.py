@@ -52,7 +52,7 @@ def test_scaler_refit_per_request_blocks_on_baseline_and_parity(example_project:
     accuracy; acceptance must still stop it."""
     release_project = example_project
     release_project.edit("score.py", "x = scaler.transform(", "x = scaler.fit_transform(")
-    result = release_project.run(*ACCEPTANCE_AND_SMOKE)
+    result = release_project.run_inprocess(*ACCEPTANCE_AND_SMOKE)
     assert result.ret == 1
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
@@ -69,7 +69,7 @@ def test_flipped_labels_block(release_project: ReleaseProject, only_batches: boo
     batches, the golden rows pass and acceptance is what blocks."""
     flip = "(1 - label) if len(label) > 8 else label" if only_batches else "1 - label"
     release_project.edit("score.py", RETURN, RETURN.replace("label.tolist()", f"({flip}).tolist()"))
-    result = release_project.run(*ACCEPTANCE_AND_SMOKE)
+    result = release_project.run_inprocess(*ACCEPTANCE_AND_SMOKE)
     assert result.ret == 1
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
@@ -110,7 +110,7 @@ def test_better_champion_blocks_the_candidate(release_project: ReleaseProject) -
     (champ / "data" / "expected_predictions.csv").write_text(
         "label\n" + "\n".join(line.rsplit(",", 1)[1] for line in holdout_csv) + "\n")
     _candidate_against(release_project, "../champion/release.toml")
-    result = release_project.run(*ACCEPTANCE_AND_SMOKE)
+    result = release_project.run_inprocess(*ACCEPTANCE_AND_SMOKE)
     assert result.ret == 1
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
@@ -135,7 +135,7 @@ def test_worse_champion_by_url_lets_the_candidate_pass(release_project: ReleaseP
                          log_path=release_project.root / "prod.log")
     with prod as handle:
         _candidate_against(release_project, handle.scoring_uri)
-        result = release_project.run(*ACCEPTANCE_AND_SMOKE)
+        result = release_project.run_inprocess(*ACCEPTANCE_AND_SMOKE)
         assert result.ret == 0, _reasons(release_project.verdict())
         found = release_project.verdict()["findings"]["acceptance"]
         assert found["references"]["champion"]["balanced_accuracy"] == pytest.approx(0.818, abs=1e-3)

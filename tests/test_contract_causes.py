@@ -13,7 +13,7 @@ import pytest
 from releasetest.endpoint.formats import Wire, integer_schema_cause
 from releasetest.release.mlflow_signature import Column, read_signature, signature_refusal
 
-from .conftest import INI
+from .conftest import INI, gate_inprocess
 from .test_v2_release import MLFLOW, SAMPLE, copy
 
 INTEGER_ROWS = {"type": "object", "properties": {"data": {
@@ -107,8 +107,7 @@ def test_an_integer_inference_schema_sample_blocks_with_its_cause(pytester: pyte
     turns the diabetes features (0.038...) into 0 and the golden rows differ. The gate says why."""
     mlops_release(pytester.path, INTEGER_SAMPLE)
     pytester.makeini(INI)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", "-m", "smoke",
-                                           timeout=300)
+    result = gate_inprocess(pytester, "--release-stage", "devtest", "-m", "smoke")
     assert result.ret != 0
     verdict = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
     assert verdict["decision"] == "BLOCK"
@@ -118,7 +117,7 @@ def test_an_integer_inference_schema_sample_blocks_with_its_cause(pytester: pyte
 
 
 def _gate(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", *args, timeout=400)
+    result = gate_inprocess(pytester, "--release-stage", "devtest", *args)
     return result, json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
 
 

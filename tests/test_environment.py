@@ -153,7 +153,7 @@ def test_probe_asks_only_the_pinned_names_in_this_or_another_interpreter(tmp_pat
 
 def test_drift_is_a_warning_by_default_and_blocks_in_strict(release_project: ReleaseProject) -> None:
     release_project.edit("myenv.yml", "scikit-learn==", "scikit-learn==0.20.3\n      - unused-placeholder==")
-    result = release_project.run("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke")
+    result = release_project.run_inprocess("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke")
     assert result.ret == 0
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE"
@@ -187,8 +187,8 @@ def test_isolated_builds_the_pinned_env_and_serves_from_it(release_project: Rele
     two steps, and its failure path is tested below)."""
     cache = tmp_path_factory.mktemp("envcache")
     monkeypatch.setenv("RELEASETEST_CACHE_DIR", str(cache))
-    result = release_project.run("--release-stage", "devtest", "--release-env", "isolated", "--release-require",
-                                 "smoke", "-m", "smoke", timeout=900)
+    result = release_project.run_inprocess("--release-stage", "devtest", "--release-env", "isolated",
+                                           "--release-require", "smoke", "-m", "smoke")
     installer = "uv" if shutil.which("uv") else "pip"
     result.stdout.fnmatch_lines([f"*building the isolated environment from myenv.yml (6 pip pins, {installer})*"])
     verdict = release_project.verdict()

@@ -156,7 +156,7 @@ def test_entry_script_honest_only_on_its_holdout_blocks_on_shadow(release_projec
                          '    return {"predictions": [v if k else 0 for v, k in zip(label.tolist(), known)],\n'
                          '            "probabilities": [p if k else [0.9, 0.1]\n'
                          '                              for p, k in zip(proba.tolist(), known)]}')
-    result = release_project.run("--release-stage", "devtest", "-m", "acceptance or shadow")
+    result = release_project.run_inprocess("--release-stage", "devtest", "-m", "acceptance or shadow")
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK", result.stdout.str()[-3000:]
     acceptance = verdict["suites"]["acceptance"]
@@ -217,7 +217,7 @@ def test_shadow_against_a_champion_that_no_longer_answers_as_recorded(release_pr
         '            "probabilities": [p if k else [0.9, 0.1] for p, k in zip(proba.tolist(), known)]}'))
     release_project.edit("release.toml", "[acceptance]\n", '[acceptance]\nchampion = "../champion/release.toml"\n')
     release_project.edit("release.toml", "persistence = 0.0 }", "persistence = 0.0, champion = -1.0 }")
-    release_project.run("--release-stage", "devtest", "-m", "shadow")
+    release_project.run_inprocess("--release-stage", "devtest", "-m", "shadow")
     verdict = release_project.verdict()
     shadow = verdict["findings"]["shadow"]
     assert shadow["production_source"] == "champion release ../champion/release.toml deployed beside the candidate"

@@ -58,7 +58,7 @@ def assert_clean_block(project: ReleaseProject, result: pytest.RunResult | int, 
 
 def test_init_raises(release_project: ReleaseProject) -> None:
     release_project.edit("score.py", "def init():\n", "def init():\n    raise ValueError('scaler corrupt')\n")
-    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    result = release_project.run_inprocess("--release-stage", "devtest")
     verdict = assert_clean_block(release_project, result, "init() raised ValueError: scaler corrupt")
     assert "ValueError: scaler corrupt" in verdict["deploy"]["log_tail"]
     assert result.ret == 1
@@ -73,7 +73,7 @@ def test_init_raises(release_project: ReleaseProject) -> None:
 
 def test_entry_script_import_error(release_project: ReleaseProject) -> None:
     release_project.edit("score.py", "import joblib\n", "import joblib\nimport sklearn_extra_missing\n")
-    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    result = release_project.run_inprocess("--release-stage", "devtest")
     assert_clean_block(release_project, result,
                        "No module named 'sklearn_extra_missing'")
 
@@ -102,7 +102,7 @@ def test_run_raises_for_some_inputs(release_project: ReleaseProject) -> None:
     release_project.edit("score.py", "    x = scaler.transform(",
                          "    if len(data) > 32:\n        raise MemoryError('batch too large')\n"
                          "    x = scaler.transform(")
-    result = release_project.run(*SMOKE_ONLY, timeout=RUN_TIMEOUT_S)
+    result = release_project.run_inprocess(*SMOKE_ONLY)
     assert_clean_block(release_project, result, "answered 500")
 
 
@@ -110,7 +110,7 @@ def test_run_hangs_past_scoring_timeout(release_project: ReleaseProject) -> None
     release_project.edit("AciDeploymentConfig.yml", "authEnabled: False", "authEnabled: False\nscoringTimeoutMs: 500")
     release_project.edit("score.py", "    x = scaler.transform(",
                          "    if len(data) > 32:\n        import time; time.sleep(30)\n    x = scaler.transform(")
-    result = release_project.run(*SMOKE_ONLY, timeout=RUN_TIMEOUT_S)
+    result = release_project.run_inprocess(*SMOKE_ONLY)
     assert_clean_block(release_project, result, "Scoring timeout after 500 ms")
 
 
@@ -135,7 +135,7 @@ def test_port_already_taken(release_project: ReleaseProject) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = release_project.run("--release-stage", "devtest", f"--release-port={port}", timeout=RUN_TIMEOUT_S)
+        result = release_project.run_inprocess("--release-stage", "devtest", f"--release-port={port}")
     verdict = assert_clean_block(release_project, result, f"port {port} is already taken on 127.0.0.1",
                                  server_log=False)
     assert process_group_gone(verdict["deploy"]["left_behind"]["pid"])
@@ -143,14 +143,14 @@ def test_port_already_taken(release_project: ReleaseProject) -> None:
 
 def test_run_returns_error_string_with_200(release_project: ReleaseProject) -> None:
     release_project.edit("score.py", "    x = scaler.transform(", "    return 'error'\n    x = scaler.transform(")
-    result = release_project.run("--release-stage", "devtest", timeout=RUN_TIMEOUT_S)
+    result = release_project.run_inprocess("--release-stage", "devtest")
     verdict = assert_clean_block(release_project, result, "the endpoint is up, but scoring the golden rows failed: ")
     assert verdict["deploy"]["answered"] is True
 
 
 def test_slower_to_start_than_the_readiness_bound(release_project: ReleaseProject) -> None:
     release_project.edit("score.py", "def init():\n", "def init():\n    import time; time.sleep(60)\n")
-    result = release_project.run("--release-stage", "devtest", "--release-ready-timeout=3", timeout=RUN_TIMEOUT_S)
+    result = release_project.run_inprocess("--release-stage", "devtest", "--release-ready-timeout=3")
     assert_clean_block(release_project, result, "not ready within 3 s")
 
 
@@ -163,7 +163,7 @@ def test_memory_growth_per_request(release_project: ReleaseProject, selection: t
     release_project.edit("score.py", "    x = scaler.transform(",
                          "    _LEAK.append(bytearray(1 << 20))\n    x = scaler.transform(")
     release_project.edit("score.py", "scaler = None\n", "scaler = None\n_LEAK = []\n")
-    result = release_project.run("--release-stage", "devtest", *selection, timeout=RUN_TIMEOUT_S)
+    result = release_project.run_inprocess("--release-stage", "devtest", *selection)
     verdict = assert_clean_block(release_project, result, "server memory grew")
     assert any(caught_by in r and "server memory grew" in r for r in verdict["reasons"]), verdict["reasons"]
 

@@ -108,7 +108,7 @@ def iris(pytester: pytest.Pytester) -> ReleaseProject:
 
 def test_iris_promotes_with_records_and_a_single_model_dir(iris: ReleaseProject) -> None:
     """Records input, string labels, probabilities, and score.py joining AZUREML_MODEL_DIR with the file."""
-    result = iris.run("--release-stage", "devtest")
+    result = iris.run_inprocess("--release-stage", "devtest")
     verdict = iris.verdict()
     assert verdict["decision"] == "PROMOTE", result.stdout.str()[-3000:]
     assert verdict["endpoint"]["wire"]["input"] == "records"
@@ -117,7 +117,7 @@ def test_iris_promotes_with_records_and_a_single_model_dir(iris: ReleaseProject)
 def test_renamed_record_column_blocks_on_the_schema(iris: ReleaseProject) -> None:
     iris.edit("score.py", '"petal_width": 0.2', '"petal_width_cm": 0.2')
     iris.edit("score.py", 'x = data[FEATURES].to_numpy(dtype="float64")', 'x = data.to_numpy(dtype="float64")')
-    iris.run("--release-stage", "devtest", "--release-require", "schema", "-m", "schema",
+    iris.run_inprocess("--release-stage", "devtest", "--release-require", "schema", "-m", "schema",
              "-k", "test_published_contract")
     verdict = iris.verdict()
     assert verdict["decision"] == "BLOCK"
@@ -130,7 +130,7 @@ ONE_ROW = ('x = data[FEATURES].to_numpy(dtype="float64")',
 
 def test_a_one_row_entry_script_is_recognised(iris: ReleaseProject) -> None:
     iris.edit("score.py", *ONE_ROW)
-    iris.run("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke")
+    iris.run_inprocess("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke")
     verdict = iris.verdict()
     assert verdict["decision"] == "BLOCK"
     assert re.search(r"the entry script fails on batches of \d+ rows and scores single rows; its contract looks "
@@ -140,7 +140,7 @@ def test_a_one_row_entry_script_is_recognised(iris: ReleaseProject) -> None:
 def test_batch_size_one_is_honoured_by_the_golden_check_and_smoke(iris: ReleaseProject) -> None:
     iris.edit("score.py", *ONE_ROW)
     iris.edit("release.toml", "parity = 1.0", "parity = 1.0\nbatch_size = 1")
-    result = iris.run("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke",
+    result = iris.run_inprocess("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke",
                       "-k", "not memory")
     verdict = iris.verdict()
     assert verdict["decision"] == "PROMOTE", result.stdout.str()[-3000:]
@@ -152,7 +152,7 @@ def test_two_swapped_classes_block_naming_the_rows(iris: ReleaseProject) -> None
     iris.edit("score.py", '"predictions": [str(p) for p in model.predict(x)]',
               '"predictions": [{"versicolor": "virginica", "virginica": "versicolor"}.get(str(p), str(p)) '
               'for p in model.predict(x)]')
-    result = iris.run("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke")
+    result = iris.run_inprocess("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke")
     assert result.ret == 1
     reason = iris.verdict()["reasons"][0]
     assert reason.startswith("the endpoint is up, but "), reason

@@ -131,7 +131,7 @@ def test_score_raising_on_some_inputs_fails_error_rate_with_counts(release_proje
     release_project.edit("score.py", "def run(data):\n",
                          "def run(data):\n    if min(row[4] for row in data) < 10:\n"
                          "        raise ValueError('visibility sensor out of range')\n")
-    result = release_project.run(*LOAD_ONLY)
+    result = release_project.run_inprocess(*LOAD_ONLY)
     assert result.ret == 1
     verdict = release_project.verdict()
     load = verdict["findings"]["load"]
@@ -150,7 +150,7 @@ def test_locust_engine_runs_the_same_profile(release_project: ReleaseProject) ->
     release_project.edit("release.toml", "rate = 70", "rate = 30")
     release_project.edit("release.toml", "p99_ms = 1000\n",
                          "p99_ms = 1000\nengine = \"locust\"\nlocust_processes = 2\n")
-    result = release_project.run(*LOAD_ONLY)
+    result = release_project.run_inprocess(*LOAD_ONLY)
     verdict = release_project.verdict()
     assert result.ret == 0, verdict["reasons"]
     load = verdict["findings"]["load"]
@@ -198,7 +198,7 @@ def test_locust_master_runs_the_profile_on_two_workers_that_joined_through_the_c
     release_project.edit("release.toml", "rate = 70", "rate = 30")  # Locust's paced users, a busy box
     _distributed(release_project, port, 2)
     with _load_workers(2, port) as procs:
-        result = release_project.run(*LOAD_ONLY)
+        result = release_project.run_inprocess(*LOAD_ONLY)
         # The master ends the run and tells its workers to quit: they exit by themselves.
         codes = [proc.wait(timeout=60) for proc in procs]
         logs = [proc.communicate()[0] for proc in procs]

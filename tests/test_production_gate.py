@@ -68,7 +68,7 @@ GATED = ("smoke", "acceptance", "schema")
 
 def _gate(project: ReleaseProject, history: Path) -> pytest.RunResult:
     """A full gate of the project's release against the real azmlinfsrv, in a subprocess."""
-    return project.run("-c", "tox.ini", "--release-stage", "devtest", "--release-require", ",".join(GATED),
+    return project.run_inprocess("-c", "tox.ini", "--release-stage", "devtest", "--release-require", ",".join(GATED),
                        f"--release-history={history}", *(str(suites_dir() / f"suite_{s}.py") for s in GATED))
 
 

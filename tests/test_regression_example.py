@@ -21,7 +21,7 @@ def diabetes_project(pytester: pytest.Pytester) -> ReleaseProject:
 
 
 def test_diabetes_regression_promotes(diabetes_project: ReleaseProject) -> None:
-    result = diabetes_project.run("--release-stage", "devtest")
+    result = diabetes_project.run_inprocess("--release-stage", "devtest")
     verdict = diabetes_project.verdict()
     assert result.ret == 0, "\n".join(verdict["reasons"])
     assert verdict["decision"] == "PROMOTE"
@@ -36,7 +36,7 @@ def test_diabetes_regression_promotes(diabetes_project: ReleaseProject) -> None:
 
 def test_five_percent_bias_blocks_on_the_tolerance(diabetes_project: ReleaseProject) -> None:
     diabetes_project.edit("score.py", RETURN, "    return (model.predict(data) * 1.05).tolist()")
-    result = diabetes_project.run("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke")
+    result = diabetes_project.run_inprocess("--release-stage", "devtest", "--release-require", "smoke", "-m", "smoke")
     assert result.ret == 1
     verdict = diabetes_project.verdict()
     assert verdict["decision"] == "BLOCK"

@@ -126,7 +126,7 @@ def test_secrets_reach_no_release_code(release_project: ReleaseProject, monkeypa
     release_project.edit("AciDeploymentConfig.yml", "authEnabled: False", "authEnabled: True")
     _prepend_to_init(release_project, READ_SECRETS.format(names=SECRET_NAMES))
 
-    result = release_project.run(*SMOKE_ONLY, timeout=RUN_TIMEOUT_S)
+    result = release_project.run_inprocess(*SMOKE_ONLY)
 
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE", verdict["reasons"]
@@ -151,7 +151,7 @@ def test_a_double_forked_process_does_not_outlive_the_gate(release_project: Rele
     marker = f"releasetest-survivor-{secrets.token_hex(8)}"
     _prepend_to_init(release_project, SURVIVOR.format(marker=marker))
 
-    result = release_project.run(*SMOKE_ONLY, timeout=RUN_TIMEOUT_S)
+    result = release_project.run_inprocess(*SMOKE_ONLY)
 
     assert result.ret == 0, result.stdout.str()[-2000:]
     log = Path(release_project.verdict()["endpoint"]["log"]).read_text()
@@ -252,7 +252,7 @@ def test_isolation_off_is_recorded(release_project: ReleaseProject) -> None:
     """``off`` runs the release without a sandbox (its /proc shows the host's processes), and
     the verdict, its warnings and the CI summary say so."""
     _prepend_to_init(release_project, READ_SECRETS.format(names=SECRET_NAMES))
-    result = release_project.run(*SMOKE_ONLY, "--release-isolation", "off", timeout=RUN_TIMEOUT_S)
+    result = release_project.run_inprocess(*SMOKE_ONLY, "--release-isolation", "off")
     verdict = release_project.verdict()
     assert result.ret == 0 and verdict["decision"] == "PROMOTE", verdict["reasons"]
     line = "isolation: none (--release-isolation off); environment allow-list only"

@@ -98,7 +98,7 @@ def _run(data):
     if (np.asarray(data, dtype=float)[:, 0] < 0).any():
         return 'error'
     x = """)
-    result = release_project.run(*SCHEMA_ONLY)
+    result = release_project.run_inprocess(*SCHEMA_ONLY)
     assert result.ret == 1
     verdict = release_project.verdict()
     finding = _by_kind(verdict)["output-schema-violation"]

@@ -8,7 +8,7 @@ from tests.recorded_target import RecordedTarget
 
 def test_syntax_error_in_score_py_is_said_once_in_under_60_lines(release_project: ReleaseProject) -> None:
     release_project.edit("score.py", "def init():", "def init(:")
-    result = release_project.run("--release-stage", "devtest")
+    result = release_project.run_inprocess("--release-stage", "devtest")
     out = result.outlines
     text = "\n".join(out)
     assert result.ret == 1
@@ -34,7 +34,7 @@ def test_wrong_golden_answers_are_not_a_crash(release_project: ReleaseProject) -
         label, *probs = lines[i].split(",")
         lines[i] = ",".join([str(1 - int(label)), *probs])
     path.write_text("\n".join(lines) + "\n")
-    result = release_project.run("--release-stage", "devtest")
+    result = release_project.run_inprocess("--release-stage", "devtest")
     out = result.outlines
     text = "\n".join(out)
     assert result.ret == 1

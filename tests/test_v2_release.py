@@ -15,7 +15,7 @@ from releasetest.azureml.v2 import DEFAULT_PROBE, parse_ref
 from releasetest.errors import ConfigError
 from releasetest.release.manifest import MLFLOW_SCORE, load_release
 
-from .conftest import INI, assert_clean_pass, port_closed, process_group_gone
+from .conftest import INI, assert_clean_pass, gate_inprocess, port_closed, process_group_gone
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SAMPLE = EXAMPLES / "v2-managed-sample"
@@ -32,7 +32,7 @@ def gate_promotes(pytester: pytest.Pytester, example: Path) -> dict[str, Any]:
     """A copy of ``example`` gated whole (not a partial run), as a user runs it; its PROMOTE verdict."""
     copy(example, pytester.path)
     pytester.makeini(INI.replace("release_partial_ok = true\n", ""))
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", timeout=400)
+    result = gate_inprocess(pytester, "--release-stage", "devtest")
     assert_clean_pass(result)
     assert result.ret == 0, result.stdout.str()[-3000:]
     verdict: dict[str, Any] = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
@@ -204,8 +204,7 @@ def test_v1_model_path_under_a_v2_folder_model_blocks_with_the_cause(pytester: p
     pytester.makeini(INI)
     edit(release / "onlinescoring" / "score.py", '"model", "sklearn_regression_model.pkl"',
          '"sklearn_regression_model.pkl"')
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", "-m", "smoke",
-                                           timeout=300)
+    result = gate_inprocess(pytester, "--release-stage", "devtest", "-m", "smoke")
     assert result.ret != 0
     verdict = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
     assert verdict["decision"] == "BLOCK"
