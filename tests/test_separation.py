@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from releasetest.separation import TEAM_SUITE, add_findings, startup_changes, team_env, team_outcomes
+from releasetest.separation import TEAM_SUITE, add_findings, secret_files, startup_changes, team_env, team_outcomes
 
 from .conftest import ReleaseProject, child_env, default_sigint
 from .recorded_target import RecordedTarget
@@ -172,9 +172,15 @@ def test_the_teams_pytest_can_add_failures_never_remove_them(tmp_path: Path) -> 
     assert team_outcomes(out, 1).problems == ["the team's pytest exited 1 but reported no failure"]
     assert team_outcomes(out, 4).problems == ["the team's pytest ended with exit status 4"]
     assert team_outcomes(out, 5).problems == []
-    env = team_env({"RELEASETEST_SIGNING_KEY": "k", "AZURE_CLIENT_SECRET": "s", "SYSTEM_ACCESSTOKEN": "t",
-                    "PATH": "/bin", "RELEASETEST_STAGE": "devtest"}, tmp_path / "in.json")
-    assert set(env) == {"PATH", "RELEASETEST_STAGE", "RELEASETEST_TEAM_INPUT"}
+    key_file = tmp_path / "signing.pem"
+    key_file.write_text("-----BEGIN PRIVATE KEY-----\n")
+    gate_env = {"RELEASETEST_SIGNING_KEY": "k", "AZURE_CLIENT_SECRET": "s", "SYSTEM_ACCESSTOKEN": "t",
+                "PATH": "/bin", "RELEASETEST_STAGE": "devtest", "PYTEST_ADDOPTS": "-p gate_only", "CI_JOB_ID": "7",
+                "RELEASETEST_APPROVAL_KEY_FILE": str(key_file), "HOME": "/root"}
+    env = team_env(gate_env, tmp_path / "in.json", tmp_path / "team")
+    assert env == {"PATH": "/bin", "RELEASETEST_STAGE": "devtest", "RELEASETEST_TEAM_INPUT": str(tmp_path / "in.json"),
+                   "HOME": str(tmp_path / "team"), "TMPDIR": "/tmp"}
+    assert secret_files(gate_env) == [key_file.resolve()]
     assert TEAM_SUITE == "own tests"
     recorded = {"smoke": {"golden": "built-in"}}
     assert add_findings(recorded, {"smoke": {"golden": "team", "mine": 1}}) == ["smoke.golden"]
