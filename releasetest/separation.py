@@ -42,6 +42,13 @@ from releasetest.settings import OPTIONS, Settings
 TEAM_INPUT_ENV = "RELEASETEST_TEAM_INPUT"
 #: Set by the gate when it re-ran itself without the release folder's ini file: that file's path.
 IGNORED_INI_ENV = "RELEASETEST_IGNORED_INI"
+#: Set by the gate for its re-run without the release folder's ini: the release code its first process
+#: had already loaded (one per line), which the re-run BLOCKs on.
+PRELOADED_ENV = "RELEASETEST_PRELOADED"
+#: The re-run's interpreter: pytest without the working directory on ``sys.path`` (``python -m``
+#: would put it first), so a module in the release folder cannot shadow one the gate imports.
+_PYTEST_WITHOUT_CWD = ("import sys\nif sys.path[:1] == ['']:\n    del sys.path[0]\n"
+                       "import pytest\nsys.exit(pytest.main())")
 #: The suite a failure of the team's pytest itself (no results, a crash) is counted under.
 TEAM_SUITE = "own tests"
 
@@ -71,7 +78,40 @@ def release_ini(inipath: Path | None, manifest: Path) -> Path | None:
 def gate_rerun_command(args: Iterable[str], empty_ini: Path, rootdir: Path) -> list[str]:
     """The same gate without the release folder's ini file: pytest reads ``empty_ini`` instead, and
     the rootdir stays where it was. The original arguments come first so these options win."""
-    return [sys.executable, "-m", "pytest", *args, "-c", str(empty_ini), f"--rootdir={rootdir}"]
+    return [sys.executable, "-c", _PYTEST_WITHOUT_CWD, *args, "-c", str(empty_ini), f"--rootdir={rootdir}"]
+
+
+def ini_plugins(addopts: Iterable[str]) -> list[str]:
+    """The plugins an ini file's ``addopts`` imports with ``-p NAME`` (``-p no:NAME`` blocks one,
+    and imports nothing)."""
+    args = list(addopts)
+    names = []
+    for i, arg in enumerate(args):
+        if arg == "-p" and i + 1 < len(args):
+            names.append(args[i + 1])
+        elif arg.startswith("-p") and len(arg) > 2:
+            names.append(arg[2:].lstrip("="))
+    return [n for n in names if not n.startswith("no:")]
+
+
+def release_modules(modules: Mapping[str, Any], folder: Path) -> list[str]:
+    """Modules in ``modules`` (``sys.modules``) loaded from ``folder`` or below: release code that
+    ran in this process. String prefixes only (resolving every module's path costs tens of ms)."""
+    roots = {os.path.abspath(folder), os.path.realpath(folder)}
+    found = []
+    for name, module in list(modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and any(os.path.abspath(file).startswith(root + os.sep) for root in roots):
+            found.append(f"module {name} ({file})")
+    return sorted(found)
+
+
+def preloaded_reason(preloaded: Iterable[str]) -> str:
+    """The BLOCK reason for release code that ran in the gate's own process before it could keep it out."""
+    return ("release code ran in the gate's own process before the gate could keep it out (it saw this job's "
+            "environment, the signing key included: treat the job's secrets as exposed): " + "; ".join(preloaded)
+            + "; run the gate with -c naming an ini file outside the release folder, with the pytest command "
+            "(not python -m pytest) from outside it")
 
 
 def team_env(environ: Mapping[str, str], handover: Path, home: Path) -> dict[str, str]:
