@@ -12,6 +12,7 @@ import base64
 import os
 import re
 import secrets
+import shutil
 import signal
 import sysconfig
 import threading
@@ -24,6 +25,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from releasetest.cli import main
 from releasetest.endpoint.local import LocalEndpoint
 from releasetest.endpoint.sandbox import probe
 from releasetest.release.data import load_holdout
@@ -323,6 +325,27 @@ def test_required_isolation_without_a_sandbox_is_a_configuration_error(release_p
     assert "--release-isolation: required, but only none is possible here (bwrap not installed" in reason
     assert "install bubblewrap" in reason and "--release-isolation auto" in reason
     assert "\n" not in reason
+
+
+@pytest.mark.usefixtures("no_sandbox_tools")
+def test_promote_keep_takes_the_isolation_setting(reference_run: ReferenceRun, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``releasetest promote --target local`` sandboxes the release as the gate does, with the
+    same setting (``--isolation``, from the gate's option table): ``required`` where no sandbox can
+    be made refuses before anything is deployed or recorded."""
+    verdict, store = tmp_path / "verdict.json", tmp_path / "history"
+    shutil.copyfile(reference_run.verdict_path, verdict)
+    assert main(["approve", str(verdict), "--by", "alice", "--store", str(store)]) == 0
+    promote = ["promote", "--from", "devtest", "--to", "production", "--verdict", str(verdict), "--store", str(store),
+               "--keep"]
+    with pytest.raises(SystemExit):
+        main([*promote, "--isolation", "maybe"])
+    assert "unknown isolation 'maybe'" in capsys.readouterr().err
+    code = main([*promote, "--isolation", "required"])
+    err = capsys.readouterr().err
+    assert code != 0 and "required, but only none is possible here (bwrap not installed" in err, err
+    assert not (store / "promotions").exists() or not any((store / "promotions").iterdir())
+    assert not (tmp_path / "server-production.log").exists(), "a server was started"
 
 
 def test_an_unknown_isolation_mode_is_refused(release_project: ReleaseProject) -> None:
