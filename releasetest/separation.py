@@ -96,12 +96,12 @@ def ini_plugins(addopts: Iterable[str]) -> list[str]:
 
 def release_modules(modules: Mapping[str, Any], folder: Path) -> list[str]:
     """Modules in ``modules`` (``sys.modules``) loaded from ``folder`` or below: release code that
-    ran in this process. String prefixes only (resolving every module's path costs tens of ms)."""
-    roots = {os.path.abspath(folder), os.path.realpath(folder)}
+    ran in this process. String prefixes only: resolving every module's path costs tens of ms."""
+    roots = tuple({os.path.abspath(folder) + os.sep, os.path.realpath(folder) + os.sep})
     found = []
     for name, module in list(modules.items()):
         file = getattr(module, "__file__", None)
-        if isinstance(file, str) and any(os.path.abspath(file).startswith(root + os.sep) for root in roots):
+        if isinstance(file, str) and (file if os.path.isabs(file) else os.path.abspath(file)).startswith(roots):
             found.append(f"module {name} ({file})")
     return sorted(found)
 
