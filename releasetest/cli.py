@@ -525,7 +525,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "azureml-model-deployment=r-f3e14ad970f8 (repeatable)")
     add_options(p.add_argument, ["workspace_config"])
     p.add_argument("--endpoint-name", help="Azure ML endpoint of the stage (default: <release>-<stage>)")
-    add_options(p.add_argument, ["keep", "port", "ready_timeout"])
+    add_options(p.add_argument, ["keep", "port", "ready_timeout", "isolation"])
     _mirror_arguments(p)
     p.add_argument("--by", help="who or what promotes (recorded)")
     p.add_argument("--store", help=store_help)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -23,7 +24,15 @@ from _pytest.junitxml import xml_key  # the key record_testsuite_property uses; 
 from releasetest.checks.registry import REGISTRY, SUITES
 from releasetest.errors import ReleaseTestError
 from releasetest.run import ReleaseRun, suites_dir
-from releasetest.separation import IGNORED_INI_ENV, gate_rerun_command, inside, release_ini
+from releasetest.separation import (
+    IGNORED_INI_ENV,
+    PRELOADED_ENV,
+    gate_rerun_command,
+    ini_plugins,
+    inside,
+    release_ini,
+    release_modules,
+)
 from releasetest.settings import OPTIONS, PLUGIN_PREFIX, Option, SettingError, Settings, add_options, resolve
 from releasetest.suite_names import OTHER, suites_selected
 from releasetest.verdict.decision import NOT_RUN
@@ -110,7 +119,8 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     """An ini file in the release folder is the release's code (``addopts = -p ...``): the gate runs
-    again without it, with an empty configuration, and exits as that run does."""
+    again without it, with an empty configuration, and exits as that run does. What the file made
+    pytest import here (before any hook of the gate could act) goes to the re-run, which BLOCKs."""
     if hasattr(config, "workerinput") or is_team_child():
         return None
     settings = _settings(config)
@@ -130,6 +140,13 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         if capman is not None:
             capman.suspend_global_capture(in_=True)
         env = {**os.environ, IGNORED_INI_ENV: str(ignored)}
+        preloaded = [f"plugin {name} (-p in the addopts of {ignored})"
+                     for name in ini_plugins(config.getini("addopts"))]
+        preloaded += release_modules(sys.modules, settings.config.parent)
+        if preloaded:
+            env[PRELOADED_ENV] = "\n".join(preloaded)
+            _say(config, "releasetest: release code ran in this process before the gate could ignore "
+                         f"{ignored.name}: {'; '.join(preloaded)}; the run BLOCKs")
         child = subprocess.Popen(cmd, cwd=config.invocation_params.dir, env=env)
         forward = signal.signal(signal.SIGTERM, lambda signum, frame: child.terminate())
         try:
@@ -181,6 +198,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if os.environ.get(IGNORED_INI_ENV):
             run.warnings.append(f"ignored {os.environ[IGNORED_INI_ENV]}: an ini file in the release folder "
                                 "(the release's code does not configure the gate)")
+            run.preloaded.extend(line for line in os.environ.get(PRELOADED_ENV, "").splitlines() if line)
+        run.preloaded.extend(m for m in release_modules(sys.modules, settings.config.parent) if m not in run.preloaded)
         config.pluginmanager.register(ResultRecorder(run), "releasetest-results")
         config.pluginmanager.register(terminal, "releasetest-terminal")
         _interrupt_on_sigterm(config, run)

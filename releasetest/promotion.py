@@ -32,6 +32,7 @@ from releasetest.files import now_iso
 from releasetest.release.manifest import Release, Resolver, Stage, load_release
 from releasetest.settings import (
     DEFAULT_CONFIG,
+    DEFAULT_ISOLATION,
     DEFAULT_KEY_ENV,
     DEFAULT_PORT,
     DEFAULT_READY_TIMEOUT,
@@ -215,6 +216,8 @@ class PromoteOptions:
     keep: bool = False
     port: int = DEFAULT_PORT
     ready_timeout: float = DEFAULT_READY_TIMEOUT
+    #: local target: the sandbox, as the gate's ``--release-isolation``.
+    isolation: str = DEFAULT_ISOLATION
     #: Who or what promotes, for the record.
     by: str | None = None
     #: azureml target: the mirror phase before the shift (off at 0 percent).
@@ -236,7 +239,8 @@ class PromoteOptions:
     def target_options(self, log_dir: Path) -> TargetOptions:
         return TargetOptions(log_dir=log_dir, ready_timeout=self.ready_timeout, port=self.port,
                              workspace_config=self.workspace_config, endpoint_name=self.endpoint_name, url=self.url,
-                             key_env=self.key_env, expect_headers=self.expect_headers, keep=self.keep)
+                             key_env=self.key_env, expect_headers=self.expect_headers, keep=self.keep,
+                             isolation=self.isolation)
 
 
 def promote(verdict_path: Path, from_stage: str, to_stage: str, store: Store,

@@ -32,7 +32,14 @@ from releasetest.release.data import Holdout, load_holdout
 from releasetest.release.manifest import Release, Stage, load_release
 from releasetest.release.policy import Policy, apply_policy, check_required, load_policy
 from releasetest.release.traffic import Traffic, read_traffic
-from releasetest.separation import TEAM_SUITE, TeamOutcome, add_findings, startup_changes, startup_fingerprint
+from releasetest.separation import (
+    TEAM_SUITE,
+    TeamOutcome,
+    add_findings,
+    preloaded_reason,
+    startup_changes,
+    startup_fingerprint,
+)
 from releasetest.settings import Settings
 from releasetest.suite_names import PRODUCTION_SUITES, SUITES
 from releasetest.verdict.decision import Results, build_verdict, decide, gate_exit_status, settle
@@ -110,6 +117,9 @@ class ReleaseRun:
     startup: dict[str, str] | None = None
     #: Changes to them since, each a reason to BLOCK (see :mod:`releasetest.separation`).
     tampering: list[str] = field(default_factory=list)
+    #: Release code that ran in the gate's process (its first one, before an ignored ini was
+    #: dropped, or this one) before the gate could keep it out: a reason to BLOCK.
+    preloaded: list[str] = field(default_factory=list)
 
     def __post_init__(self, handed_over: Deployment | None) -> None:
         self.deployment = handed_over if handed_over is not None else Deployment(
@@ -243,6 +253,9 @@ class ReleaseRun:
             decision, reasons = "BLOCK", reasons if decision == "BLOCK" else []
             reasons.append("the release changed the interpreter's start-up files during the gate (processes started "
                            "afterwards ran them; discard this machine's environment): " + "; ".join(self.tampering))
+        if self.preloaded:
+            decision, reasons = "BLOCK", reasons if decision == "BLOCK" else []
+            reasons.append(preloaded_reason(self.preloaded))
         endpoint = deployed.handle.describe() if deployed.handle else None
         if endpoint is not None and self.settings.keep:
             endpoint["kept"] = True

@@ -7,9 +7,12 @@ result before the verdict is sealed, so the gate (the process that decides) load
 - pytest's ini file, when it lies in the release folder, is ignored: the gate re-runs itself with
   an empty configuration (:func:`gate_rerun_command`);
 - the gate loads no ``conftest.py`` at all, and collects only the built-in suites;
-- the team's own tests run in a child pytest (:func:`team_command`) without the CI's secrets; the
-  gate adds what it reports (:func:`team_outcomes`): its failures BLOCK, and it cannot take a
-  built-in test's result or finding away;
+- the team's own tests run in a child pytest (:func:`team_command`) in the same sandbox as the
+  local endpoint (:mod:`releasetest.endpoint.sandbox`): an allow-listed environment
+  (:func:`team_env`), a PID namespace that ends with it, and a read-only view of what it must read
+  (:func:`team_readable`) with only its work folder and a private ``/tmp`` writable; the gate adds
+  what it reports (:func:`team_outcomes`): its failures BLOCK, and it cannot take a built-in test's
+  result or finding away;
 - the interpreter's start-up files (``.pth`` hooks, ``sitecustomize``, plugin entry points) and
   releasetest's own files are fingerprinted before the deploy (:func:`startup_fingerprint`);
   processes that start later (xdist workers, the team's pytest) would run a change, so any change
@@ -31,15 +34,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from releasetest.endpoint.sandbox import sandbox_env
+from releasetest.release.manifest import Release
+from releasetest.settings import OPTIONS, Settings
+
 #: Set by the gate for the child pytest that runs the team's own tests: the hand-over file.
 TEAM_INPUT_ENV = "RELEASETEST_TEAM_INPUT"
 #: Set by the gate when it re-ran itself without the release folder's ini file: that file's path.
 IGNORED_INI_ENV = "RELEASETEST_IGNORED_INI"
+#: Set by the gate for its re-run without the release folder's ini: the release code its first process
+#: had already loaded (one per line), which the re-run BLOCKs on.
+PRELOADED_ENV = "RELEASETEST_PRELOADED"
+#: The re-run's interpreter: pytest without the working directory on ``sys.path`` (``python -m``
+#: would put it first), so a module in the release folder cannot shadow one the gate imports.
+_PYTEST_WITHOUT_CWD = ("import sys\nif sys.path[:1] == ['']:\n    del sys.path[0]\n"
+                       "import pytest\nsys.exit(pytest.main())")
 #: The suite a failure of the team's pytest itself (no results, a crash) is counted under.
 TEAM_SUITE = "own tests"
 
-#: Variables the team's tests never get: the gate's keys and what CI systems keep their secrets in.
+#: Names of variables that hold secrets or name their files: the gate's keys, what CI systems keep theirs in.
 _SECRET = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|CONNECTION_STRING|SAS)", re.I)
+#: What the team's pytest gets of the gate's environment besides the sandbox's allow-list: how Python
+#: and pytest print and behave. Not ``PYTEST_ADDOPTS``/``PYTEST_PLUGINS``: those configure the gate's own pytest.
+TEAM_PASSED_ENV = ("COLUMNS", "LINES", "TERM", "NO_COLOR", "FORCE_COLOR", "PY_COLORS", "PYTHONHASHSEED",
+                   "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONIOENCODING", "PYTHONWARNINGS",
+                   "PYTHONFAULTHANDLER", "CI")
 #: Exit statuses of a team pytest that reported its own results: all passed, some failed, none collected.
 _REPORTED = (0, 1, 5)
 
@@ -59,15 +78,94 @@ def release_ini(inipath: Path | None, manifest: Path) -> Path | None:
 def gate_rerun_command(args: Iterable[str], empty_ini: Path, rootdir: Path) -> list[str]:
     """The same gate without the release folder's ini file: pytest reads ``empty_ini`` instead, and
     the rootdir stays where it was. The original arguments come first so these options win."""
-    return [sys.executable, "-m", "pytest", *args, "-c", str(empty_ini), f"--rootdir={rootdir}"]
+    return [sys.executable, "-c", _PYTEST_WITHOUT_CWD, *args, "-c", str(empty_ini), f"--rootdir={rootdir}"]
 
 
-def team_env(environ: Mapping[str, str], handover: Path) -> dict[str, str]:
-    """The team's pytest gets the gate's environment without anything that looks like a secret
-    (the signing key, tokens, passwords), plus the hand-over file's path."""
-    env = {k: v for k, v in environ.items() if not _SECRET.search(k)}
-    env[TEAM_INPUT_ENV] = str(handover)
-    return env
+def ini_plugins(addopts: Iterable[str]) -> list[str]:
+    """The plugins an ini file's ``addopts`` imports with ``-p NAME`` (``-p no:NAME`` blocks one,
+    and imports nothing)."""
+    args = list(addopts)
+    names = []
+    for i, arg in enumerate(args):
+        if arg == "-p" and i + 1 < len(args):
+            names.append(args[i + 1])
+        elif arg.startswith("-p") and len(arg) > 2:
+            names.append(arg[2:].lstrip("="))
+    return [n for n in names if not n.startswith("no:")]
+
+
+def release_modules(modules: Mapping[str, Any], folder: Path) -> list[str]:
+    """Modules in ``modules`` (``sys.modules``) loaded from ``folder`` or below: release code that
+    ran in this process. String prefixes only: resolving every module's path costs tens of ms."""
+    roots = tuple({os.path.abspath(folder) + os.sep, os.path.realpath(folder) + os.sep})
+    found = []
+    for name, module in list(modules.items()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and (file if os.path.isabs(file) else os.path.abspath(file)).startswith(roots):
+            found.append(f"module {name} ({file})")
+    return sorted(found)
+
+
+def preloaded_reason(preloaded: Iterable[str]) -> str:
+    """The BLOCK reason for release code that ran in the gate's own process before it could keep it out."""
+    return ("release code ran in the gate's own process before the gate could keep it out (it saw this job's "
+            "environment, the signing key included: treat the job's secrets as exposed): " + "; ".join(preloaded)
+            + "; run the gate with -c naming an ini file outside the release folder, with the pytest command "
+            "(not python -m pytest) from outside it")
+
+
+def team_env(environ: Mapping[str, str], handover: Path, home: Path) -> dict[str, str]:
+    """The team's pytest's environment, built like the server's (:func:`sandbox_env`: an allow-list,
+    never the CI's secrets), plus what pytest needs: :data:`TEAM_PASSED_ENV`, the gate's own
+    settings (``RELEASETEST_<OPTION>``, so it reads the release as the gate does) and the hand-over file."""
+    settings = {opt.env for opt in OPTIONS}
+    needs = {k: v for k, v in environ.items() if k in TEAM_PASSED_ENV or k in settings}
+    return sandbox_env({**needs, TEAM_INPUT_ENV: str(handover)}, {}, home, environ)
+
+
+def secret_files(environ: Mapping[str, str]) -> list[Path]:
+    """Files that secret-named variables point at (``RELEASETEST_SIGNING_KEY_FILE``,
+    ``GOOGLE_APPLICATION_CREDENTIALS``): hidden from the team's pytest where their folder is bound."""
+    return sorted({Path(v).resolve() for k, v in environ.items()
+                   if _SECRET.search(k) and v.startswith(("/", ".")) and Path(v).is_file()})
+
+
+def _fixed_part(path: Path) -> Path:
+    """A path up to its first glob character (a traffic glob's folder)."""
+    parts: list[str] = []
+    for part in path.parts:
+        if any(c in part for c in "*?["):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else path
+
+
+def release_files(release: Release | None, settings: Settings) -> list[Path | None]:
+    """Every file or folder the team's pytest loads the release from, as the gate did."""
+    found: list[Path | None] = [settings.config.parent, settings.policy, settings.traffic, settings.workspace_config,
+                                settings.verdict.parent / "registry"]
+    if release is None:
+        return found
+    inference = release.inference
+    found += [release.root, inference.path, inference.conda_file, inference.entry_script.parent,
+              *(f.path for a in release.artifacts for f in a.files),
+              release.v2.code_dir if release.v2 is not None else None]
+    if release.data is not None:
+        found += [release.data.holdout, release.data.expected_predictions]
+    if release.production is not None:
+        found.append(release.root / release.production.traffic)
+    return found
+
+
+def team_readable(here: Path, config_files: Iterable[Path | None], paths: Iterable[str],
+                  release_files: Iterable[Path | None]) -> list[Path]:
+    """What the team's pytest reads besides the interpreter: where pytest runs, its rootdir and
+    ini file, the team's test paths, and every file the release is loaded from (manifest folder,
+    artifacts, holdout, policy, traffic); bound read-only in its sandbox."""
+    found = [here, *(p for p in config_files if p is not None)]
+    found += [here / p.split("::")[0] for p in paths]
+    found += [_fixed_part(p) for p in release_files if p is not None]
+    return sorted({p.resolve() for p in found})
 
 
 def team_command(paths: Iterable[str], stage: str, manifest: Path, target: str, url: str | None,

@@ -227,9 +227,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("workspace_config", "Azure ML workspace config.json (subscription_id, resource_group, workspace_name) "
            "for --release-target azureml. Default: aml_config/config.json next to the manifest.", None,
            is_path=True, metavar="PATH"),
-    Option("isolation", "Sandbox of the release's code on the local endpoint, its champion and isolated "
-           "builds: auto (bwrap, else unshare, else none, said in one line), required (bwrap, else a "
-           "configuration error) or off (no sandbox; recorded in the verdict).", DEFAULT_ISOLATION,
+    Option("isolation", "Sandbox of the release's code on the local endpoint (the gate's, promote's), its "
+           "champion, your own tests' pytest and isolated builds: auto (bwrap, else unshare, else none, said in "
+           "one line), required (bwrap, else a configuration error) or off (no sandbox; recorded in the verdict).",
+           DEFAULT_ISOLATION,
            parse_isolation, metavar="auto|required|off"),
     Option("traffic", "Recorded production traffic for the drift and shadow suites (data collector model_inputs "
            "JSON lines, JSON lines of request bodies or a CSV; a file, folder or glob). Replaces the manifest's "

@@ -54,6 +54,9 @@ class CountingEndpoint(Endpoint):
     def facts(self) -> dict[str, int]:
         return {"pid": 4242}
 
+    def isolation_line(self) -> str:
+        return "isolation: bwrap (...)"
+
     def notes(self) -> list[str]:
         return ["removed a killed run's work folder"]
 
@@ -131,6 +134,7 @@ def test_a_failure_is_kept_and_re_raised_without_deploying_again() -> None:
     record = deploy.record(server_log=True)
     assert record["ok"] is False and record["error"] == "init() raised ValueError"
     assert record["log_tail"] == cause.log_tail and record["left_behind"] == {"pid": 4242}
+    assert record["isolation"] == "isolation: bwrap (...)", "a failed deploy keeps the sandbox it had"
     assert endpoint.calls == ["start", "deploy", "teardown"], "a failed launch is still stopped"
 
 
@@ -214,7 +218,7 @@ def test_cancel_stops_an_early_launch_only(keep: bool) -> None:
     assert deploy.state is DeployState.TORN_DOWN and endpoint.calls == ["start", "teardown"] and ready == []
     assert lines[-1] == "no selected test uses the endpoint: stopped it"
     assert deploy.record(server_log=True) == {"ok": False, "error": None, "answered": False, "log_tail": None,
-                                              "seconds": None, "left_behind": {}}
+                                              "seconds": None, "isolation": None, "left_behind": {}}
     ready_one = CountingEndpoint()
     deployed, _, _ = deployment(ready_one)
     deployed.wait()

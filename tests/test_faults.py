@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from releasetest.endpoint.sandbox import probe
+
 from .conftest import (
     BUSY_TEST,
     NO_BUILTIN_SUITE,
@@ -67,8 +69,11 @@ def test_init_raises(release_project: ReleaseProject) -> None:
     assert "init() raised ValueError: scaler corrupt" in verdict["reasons"][0]
     assert verdict["deploy"]["ok"] is False and verdict["endpoint"] is None
     assert "Worker failed to boot" in verdict["deploy"]["log_tail"]
+    assert verdict["deploy"]["isolation"] == probe().line(), "the failed deploy does not say which sandbox it had"
     report = (release_project.root / "releasetest-out" / "report.html").read_text()
     assert "BLOCK · port-weather@" in report and 'id="log"' in report and "Worker failed to boot" in report
+    summary = (release_project.root / "releasetest-out" / "summary.md").read_text()
+    assert f"target local (isolation {probe().kind})" in summary
 
 
 def test_entry_script_import_error(release_project: ReleaseProject) -> None:

@@ -14,7 +14,8 @@ from releasetest.settings import OPTION, OPTIONS, PLUGIN_PREFIX, Option, resolve
 from tests.conftest import ReleaseProject
 
 #: The options ``releasetest promote`` shares with the gate, under its own spelling (``--NAME``).
-PROMOTE_SHARES = {"verdict", "target", "url", "key_env", "workspace_config", "keep", "port", "ready_timeout"}
+PROMOTE_SHARES = {"verdict", "target", "url", "key_env", "workspace_config", "keep", "port", "ready_timeout",
+                  "isolation"}
 PROMOTE = ["promote", "--from", "devtest", "--to", "production"]
 
 

@@ -12,6 +12,7 @@ import base64
 import os
 import re
 import secrets
+import shutil
 import signal
 import sysconfig
 import threading
@@ -24,13 +25,15 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from releasetest.cli import main
 from releasetest.endpoint.local import LocalEndpoint
 from releasetest.endpoint.sandbox import probe
 from releasetest.release.data import load_holdout
 from releasetest.release.environment import build_isolated, parse_conda_env
 from releasetest.release.manifest import load_release
 
-from .conftest import ReferenceRun, ReleaseProject, copy_example, lighten, wait_all_exit
+from .conftest import NO_BUILTIN_SUITE, ReferenceRun, ReleaseProject, copy_example, lighten, wait_all_exit
+from .recorded_target import RecordedTarget
 from .test_acceptance_run import _candidate_against
 from .test_environment import package_index  # noqa: F401 (a fixture)
 
@@ -215,6 +218,89 @@ def test_the_honest_example_promotes_inside_bwrap(reference_run: ReferenceRun) -
     assert re.search(r"target local <span title=\"isolation: bwrap \(.*\)\">\(isolation bwrap\)</span>", report)
 
 
+#: The team's own tests, each trying one route out of their pytest's sandbox; each fails if it gets out.
+ESCAPING_TEAM_TESTS = '''import glob, os, site, sys, sysconfig
+
+NAMES = {names!r}
+
+
+def test_reads_no_ci_secret():
+    found = [("self", n) for n in NAMES if n in os.environ]
+    for path in sorted({{f"/proc/{{os.getppid()}}/environ", *glob.glob("/proc/[0-9]*/environ")}}):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        found += [(path, n) for n in NAMES if (n + "=").encode() in data]
+    assert not found, found
+
+
+def test_writes_no_start_up_hook_nor_into_the_gates_folders():
+    folders = {{*site.getsitepackages(), sysconfig.get_paths()["purelib"], {verdict_dir!r}, os.getcwd()}}
+    written = []
+    for folder in sorted(folders):
+        try:
+            with open(os.path.join(folder, {pth!r}), "w") as f:
+                f.write("import os\\n")
+            written.append(folder)
+        except OSError:
+            pass
+    assert not written, written
+
+
+def test_leaves_a_double_forked_process():
+    read, write = os.pipe()
+    first = os.fork()
+    if first == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.dup2(write, 1)
+            os.execv(sys.executable, [sys.executable, "-c",
+                     "import time\\nprint('up', flush=True)\\nwhile True: time.sleep(1)", {marker!r}])
+        os._exit(0)
+    os.close(write)
+    os.waitpid(first, 0)
+    with os.fdopen(read) as said:
+        assert said.readline() == "up\\n", "the survivor did not start"
+'''
+
+
+@needs_pid_namespace
+def test_the_teams_own_tests_run_in_the_sandbox(release_project: ReleaseProject, recorded: RecordedTarget,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The team's pytest, started by a gate that holds CI secrets: its tests find no secret in
+    their environment or any /proc, write no start-up hook into site-packages nor anything into
+    the verdict folder or where pytest runs, and their setsid() survivor is gone when the gate is."""
+    for name in SECRET_NAMES:
+        monkeypatch.setenv(name, secrets.token_urlsafe(24))
+    marker = f"releasetest-survivor-{secrets.token_hex(8)}"
+    pth = f"releasetest_planted_{secrets.token_hex(6)}.pth"
+    verdict_dir = release_project.verdict_path.parent
+    verdict_dir.mkdir()
+    tests = release_project.release / "tests"
+    tests.mkdir()
+    (tests / "test_escape.py").write_text(ESCAPING_TEAM_TESTS.format(
+        names=SECRET_NAMES, verdict_dir=str(verdict_dir), pth=pth, marker=marker))
+    folders = [*{Path(sysconfig.get_paths()[k]) for k in ("purelib", "platlib")}, verdict_dir, release_project.root]
+    try:
+        result = release_project.run("--release-stage", "devtest", *recorded.args, *NO_BUILTIN_SUITE,
+                                     "--release-require=drift", "release/tests", timeout=RUN_TIMEOUT_S)
+        survivors = wait_all_exit(_processes_with(marker), timeout_s=10)
+        planted = [folder for folder in folders if (folder / pth).exists()]
+    finally:
+        for folder in folders:
+            (folder / pth).unlink(missing_ok=True)
+    for pid in survivors:  # leave the machine clean even when an assertion below fails
+        os.kill(pid, signal.SIGKILL)
+    verdict = release_project.verdict()
+    assert verdict["suites"]["other"]["passed"] == 3, (verdict["reasons"], result.stdout.str()[-3000:])
+    assert result.ret == 0 and verdict["decision"] == "PROMOTE", verdict["reasons"]
+    assert f"(isolation: {probe().kind})" in result.stdout.str()
+    assert not planted, f"the team's tests wrote into {planted}"
+    assert not survivors, f"processes started by the team's tests outlived the gate: {survivors}"
+
+
 @pytest.fixture
 def no_sandbox_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """This process finds neither bwrap nor unshare (as on a runner without them), probed afresh."""
@@ -239,6 +325,27 @@ def test_required_isolation_without_a_sandbox_is_a_configuration_error(release_p
     assert "--release-isolation: required, but only none is possible here (bwrap not installed" in reason
     assert "install bubblewrap" in reason and "--release-isolation auto" in reason
     assert "\n" not in reason
+
+
+@pytest.mark.usefixtures("no_sandbox_tools")
+def test_promote_keep_takes_the_isolation_setting(reference_run: ReferenceRun, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """``releasetest promote --target local`` sandboxes the release as the gate does, with the
+    same setting (``--isolation``, from the gate's option table): ``required`` where no sandbox can
+    be made refuses before anything is deployed or recorded."""
+    verdict, store = tmp_path / "verdict.json", tmp_path / "history"
+    shutil.copyfile(reference_run.verdict_path, verdict)
+    assert main(["approve", str(verdict), "--by", "alice", "--store", str(store)]) == 0
+    promote = ["promote", "--from", "devtest", "--to", "production", "--verdict", str(verdict), "--store", str(store),
+               "--keep"]
+    with pytest.raises(SystemExit):
+        main([*promote, "--isolation", "maybe"])
+    assert "unknown isolation 'maybe'" in capsys.readouterr().err
+    code = main([*promote, "--isolation", "required"])
+    err = capsys.readouterr().err
+    assert code != 0 and "required, but only none is possible here (bwrap not installed" in err, err
+    assert not (store / "promotions").exists() or not any((store / "promotions").iterdir())
+    assert not (tmp_path / "server-production.log").exists(), "a server was started"
 
 
 def test_an_unknown_isolation_mode_is_refused(release_project: ReleaseProject) -> None:

@@ -17,7 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from releasetest.separation import TEAM_SUITE, add_findings, startup_changes, team_env, team_outcomes
+from releasetest.separation import (
+    TEAM_SUITE,
+    add_findings,
+    gate_rerun_command,
+    ini_plugins,
+    preloaded_reason,
+    secret_files,
+    startup_changes,
+    team_env,
+    team_outcomes,
+)
 
 from .conftest import ReleaseProject, child_env, default_sigint
 from .recorded_target import RecordedTarget
@@ -70,6 +80,33 @@ def test_an_ini_file_in_the_release_folder_is_ignored(release_project: ReleasePr
     assert done.returncode == 1, done.stdout[-3000:]
     assert f"releasetest: ignoring {release / 'pytest.ini'}" in done.stdout + done.stderr
     assert any(w.startswith(f"ignored {release / 'pytest.ini'}") for w in verdict["warnings"])
+    preloaded = [r for r in verdict["reasons"] if r.startswith("release code ran in the gate's own process")]
+    assert preloaded and f"plugin everything_passes (-p in the addopts of {release / 'pytest.ini'})" in preloaded[0]
+    assert f"module everything_passes ({release / 'everything_passes.py'})" in preloaded[0], preloaded
+
+
+def test_release_code_loaded_into_the_deciding_process_blocks(release_project: ReleaseProject,
+                                                              recorded: RecordedTarget) -> None:
+    """A plugin module from the release folder (here ``-p`` on the command line; an ini above the
+    release folder or ``python -m pytest`` from inside it would do the same) ran with the CI's
+    environment: an otherwise passing release BLOCKs, naming it."""
+    (release_project.release / "snoop.py").write_text("import os\nSEEN = os.environ.get('RELEASETEST_SIGNING_KEY')\n")
+    release_project.pytester.syspathinsert(release_project.release)
+    release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "-m", "smoke",
+                                  "--release-require=smoke")
+    honest = release_project.verdict()
+    assert honest["decision"] == "PROMOTE", honest["reasons"]
+    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "-p", "snoop", "-m", "smoke",
+                                           "--release-require=smoke")
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "BLOCK" and result.ret == pytest.ExitCode.TESTS_FAILED
+    assert verdict["reasons"] == [preloaded_reason([f"module snoop ({release_project.release / 'snoop.py'})"])]
+
+
+def test_the_plugins_an_ini_file_imports() -> None:
+    assert ini_plugins(["-ra", "-p", "evil", "-pother", "-p", "no:cacheprovider", "--strict-markers", "-p"]) == [
+        "evil", "other"]
+    assert gate_rerun_command(["-x"], Path("/e.ini"), Path("/r"))[1:2] == ["-c"], "the re-run must not run -m pytest"
 
 
 def test_honest_own_tests_run_in_their_own_pytest_without_secrets_and_their_failures_block(
@@ -172,9 +209,15 @@ def test_the_teams_pytest_can_add_failures_never_remove_them(tmp_path: Path) -> 
     assert team_outcomes(out, 1).problems == ["the team's pytest exited 1 but reported no failure"]
     assert team_outcomes(out, 4).problems == ["the team's pytest ended with exit status 4"]
     assert team_outcomes(out, 5).problems == []
-    env = team_env({"RELEASETEST_SIGNING_KEY": "k", "AZURE_CLIENT_SECRET": "s", "SYSTEM_ACCESSTOKEN": "t",
-                    "PATH": "/bin", "RELEASETEST_STAGE": "devtest"}, tmp_path / "in.json")
-    assert set(env) == {"PATH", "RELEASETEST_STAGE", "RELEASETEST_TEAM_INPUT"}
+    key_file = tmp_path / "signing.pem"
+    key_file.write_text("-----BEGIN PRIVATE KEY-----\n")
+    gate_env = {"RELEASETEST_SIGNING_KEY": "k", "AZURE_CLIENT_SECRET": "s", "SYSTEM_ACCESSTOKEN": "t",
+                "PATH": "/bin", "RELEASETEST_STAGE": "devtest", "PYTEST_ADDOPTS": "-p gate_only", "CI_JOB_ID": "7",
+                "RELEASETEST_APPROVAL_KEY_FILE": str(key_file), "HOME": "/root"}
+    env = team_env(gate_env, tmp_path / "in.json", tmp_path / "team")
+    assert env == {"PATH": "/bin", "RELEASETEST_STAGE": "devtest", "RELEASETEST_TEAM_INPUT": str(tmp_path / "in.json"),
+                   "HOME": str(tmp_path / "team"), "TMPDIR": "/tmp"}
+    assert secret_files(gate_env) == [key_file.resolve()]
     assert TEAM_SUITE == "own tests"
     recorded = {"smoke": {"golden": "built-in"}}
     assert add_findings(recorded, {"smoke": {"golden": "team", "mine": 1}}) == ["smoke.golden"]

@@ -42,6 +42,11 @@ class Endpoint(abc.ABC):
         when the deploy failed, so cleanup can be checked."""
         return {}
 
+    def isolation_line(self) -> str | None:
+        """The sandbox the release's code runs in here (its one line), None where it runs elsewhere;
+        kept in the verdict's deploy record, so a failed deploy says it too."""
+        return None
+
     def notes(self) -> list[str]:
         """What the deploy found and fixed on this machine (e.g. a killed run's leftovers), one line
         each, for the verdict's warnings."""

@@ -146,6 +146,7 @@ class Deployment:
                 "error": self.failure.cause if self.failure is not None else None,
                 "answered": self.failure.answered if self.failure is not None else False,
                 "log_tail": log_tail, "seconds": self.seconds,
+                "isolation": self.endpoint.isolation_line() if self.endpoint is not None else None,
                 "left_behind": self.endpoint.facts() if self.endpoint is not None else {}}
 
     def _require(self, state: DeployState, action: str) -> None:

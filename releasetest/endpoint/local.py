@@ -183,6 +183,9 @@ class LocalEndpoint(Endpoint):
     def notes(self) -> list[str]:
         return list(self._notes)
 
+    def isolation_line(self) -> str:
+        return self.isolation.line()
+
     def facts(self) -> dict[str, Any]:
         return {"pid": self._pid, "port": self.port, "model_dir": self._model_dir, "log": str(self.log_path)}
 

@@ -183,8 +183,9 @@ def readable_paths(python: str, code_dirs: Iterable[str | Path]) -> list[str]:
 
 
 def bwrap_argv(cmd: Sequence[str], *, python: str, workdir: Path, code_dirs: Iterable[str | Path],
-               cwd: Path, detach: bool = False) -> list[str]:
-    """``cmd`` under bwrap: read-only binds of :func:`readable_paths`, the work folder writable."""
+               cwd: Path, detach: bool = False, hidden: Iterable[str | Path] = ()) -> list[str]:
+    """``cmd`` under bwrap: read-only binds of :func:`readable_paths`, the work folder writable,
+    and each file of ``hidden`` (a key file inside a bound folder) replaced by an unreadable node."""
     # /tmp first: the release's code folder may be inside the host's /tmp, and is bound over it.
     argv = [shutil.which("bwrap") or "bwrap", *_bwrap_flags(detach), *_bwrap_mounts()]
     for path in readable_paths(python, code_dirs):
@@ -192,16 +193,22 @@ def bwrap_argv(cmd: Sequence[str], *, python: str, workdir: Path, code_dirs: Ite
             argv += ["--symlink", os.readlink(path), path]  # merged /usr: /bin -> usr/bin
         else:
             argv += ["--ro-bind", path, path]
-    argv += ["--bind", str(workdir), str(workdir), "--chdir", str(cwd), "--", *cmd]
+    argv += ["--bind", str(workdir), str(workdir)]
+    for path in sorted({os.path.realpath(p) for p in hidden if os.path.isfile(p)}):
+        argv += ["--ro-bind", os.devnull, path]
+    argv += ["--chdir", str(cwd), "--", *cmd]
     return argv
 
 
 def wrap(isolation: Isolation, cmd: Sequence[str], *, python: str, workdir: Path,
-         code_dirs: Iterable[str | Path], cwd: Path, detach: bool = False) -> list[str]:
+         code_dirs: Iterable[str | Path], cwd: Path, detach: bool = False,
+         hidden: Iterable[str | Path] = ()) -> list[str]:
     """The command line that runs ``cmd`` under ``isolation``. ``detach`` (``--release-keep``):
-    the sandbox outlives the gate, until its process group is signalled."""
+    the sandbox outlives the gate, until its process group is signalled. ``hidden``: files the
+    command must not read even where their folder is bound (bwrap only)."""
     if isolation.kind == "bwrap":
-        return bwrap_argv(cmd, python=python, workdir=workdir, code_dirs=code_dirs, cwd=cwd, detach=detach)
+        return bwrap_argv(cmd, python=python, workdir=workdir, code_dirs=code_dirs, cwd=cwd, detach=detach,
+                          hidden=hidden)
     if isolation.kind == "unshare":
         return [shutil.which("unshare") or "unshare", *_unshare_base(detach), "--", *cmd]
     return list(cmd)

@@ -44,8 +44,9 @@ def num(value: Any) -> float | None:
 
 def isolation_of(verdict: Mapping[str, Any]) -> tuple[str, str] | None:
     """The sandbox the release's code ran in, as (kind, the endpoint's one line); None when the
-    verdict records none (the release ran elsewhere: url, Azure ML; or no endpoint came up)."""
-    line = (verdict.get("endpoint") or {}).get("isolation")
+    verdict records none (the release ran elsewhere: url, Azure ML; or no endpoint was built). A
+    failed deploy has no endpoint, but its deploy record keeps the line."""
+    line = (verdict.get("endpoint") or {}).get("isolation") or (verdict.get("deploy") or {}).get("isolation")
     if not line:
         return None
     return str(line).removeprefix("isolation: ").split(" ", 1)[0], str(line)
