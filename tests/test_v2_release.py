@@ -195,6 +195,11 @@ def test_v2_sample_promotes(pytester: pytest.Pytester) -> None:
     assert verdict["release"]["id"] == load_release(pytester.path / "release" / "release.toml").release_id
     info = verdict["endpoint"]
     assert (info["scoring_timeout_ms"], info["max_concurrent_requests_per_instance"], info["cores"]) == (5000, 1, 4.0)
+    # The gate's own traffic (readiness, acceptance, schema, smoke, and the load window sized to the cap) stays
+    # within what the endpoint admits at once: the server's log has no 429.
+    assert info["admits"] == 2
+    log = Path(info["log"]).read_text(encoding="utf-8")
+    assert '"POST /score HTTP/1.1" 200' in log and '"POST /score HTTP/1.1" 429' not in log
     assert process_group_gone(info["pid"]) and port_closed(info["port"])
 
 

@@ -17,6 +17,7 @@ import requests
 
 from releasetest.endpoint.formats import Wire, WireSpec, integer_schema_cause, wire_of
 from releasetest.endpoint.handle import EndpointHandle
+from releasetest.endpoint.slots import Slots
 from releasetest.errors import EndpointDied, EndpointError, EndpointUnreachable, WrongAnswer
 from releasetest.release.data import Expected
 
@@ -88,6 +89,11 @@ class ScoringClient:
         #: Requests sent, and those the endpoint answered (any HTTP status): a suite's evidence.
         self.probes_sent = 0
         self.probes_answered = 0
+        #: An endpoint that answers 429 beyond ``admits`` scoring requests at once: every client of
+        #: the run (xdist workers, acceptance threads) counts its own in the same slots, so the
+        #: gate's traffic never exceeds it; only the load generator (bounded by its own concurrency) may.
+        admits, folder = handle.info.get("admits"), handle.info.get("client_slots")
+        self.admission = Slots(folder, int(admits)) if admits and folder else None
 
     def close(self) -> None:
         self.session.close()
@@ -106,6 +112,8 @@ class ScoringClient:
         """Any HTTP request to the endpoint; a dead endpoint becomes one clear error."""
         kwargs.setdefault("timeout", self.timeout)
         self.probes_sent += 1
+        slot = (self.admission.take(id(self)) if self.admission is not None and method == "POST"
+                and url == self.handle.scoring_uri else None)
         try:
             resp = self._remember(self.session.request(method, url, **kwargs))
             self.probes_answered += 1
@@ -117,6 +125,9 @@ class ScoringClient:
             raise EndpointUnreachable(f"nothing answers at {url} ({connection_cause(exc)})") from None
         except requests.Timeout:
             raise EndpointError(f"no answer from {url} within {kwargs['timeout']} s") from None
+        finally:
+            if slot is not None:
+                Slots.release(slot)
 
     def liveness(self) -> requests.Response:
         return self.request("GET", self.handle.liveness_uri)

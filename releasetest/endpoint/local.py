@@ -48,6 +48,9 @@ STOP_GRACE_S = 10.0
 #: Work folders are ``<temp dir>/releasetest-*``; this file in each holds the owning gate's pid.
 WORKDIR_PREFIX = "releasetest-"
 OWNER_FILE = "owner.pid"
+#: In the work folder: the server's admission slots, and the gate's own clients' (see _v2_info).
+ADMISSION_DIR = "admission"
+CLIENT_SLOTS_DIR = "client-slots"
 
 
 def sweep_orphans(temp_dir: Path | None = None) -> str | None:
@@ -253,6 +256,9 @@ class LocalEndpoint(Endpoint):
             server["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root(), os.environ.get("PYTHONPATH")]))
         if self.key:
             server["RELEASETEST_SERVER_KEY"] = self.key
+        if isinstance(dc, DeploymentV2):
+            server["RELEASETEST_ADMIT"] = str(dc.admits_per_instance)
+            server["RELEASETEST_ADMIT_DIR"] = str(home / ADMISSION_DIR)
         declared = ({str(k): str(v) for k, v in dc.environment_variables.items()} if isinstance(dc, DeploymentV2)
                     else {str(k): str(v) for k, v in (dc.raw.get("environmentVariables") or {}).items()})
         return sandbox_env(server, declared, home)
@@ -332,8 +338,12 @@ class LocalEndpoint(Endpoint):
         dc = self.stage.deployment
         if not isinstance(dc, DeploymentV2):
             return {}
+        assert self.workdir is not None
+        # admits: what this one instance takes at once before it answers 429; client_slots: where the
+        # gate's own scoring clients count theirs, so they never send more (ScoringClient).
         return {"instance_type": dc.instance_type, "instance_count": dc.instance_count, "cores": dc.cpu,
                 "max_concurrent_requests_per_instance": dc.max_concurrent_requests_per_container,
+                "admits": dc.admits_per_instance, "client_slots": str(self.workdir / CLIENT_SLOTS_DIR),
                 "readiness_bound_s": dc.readiness_bound_s, "ready_timeout_s": self.ready_timeout_s}
 
     def _v2_hint(self, cause: str) -> str:
