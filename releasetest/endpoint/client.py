@@ -200,6 +200,7 @@ def wait_ready(
     spec: WireSpec | None = None,
     unreachable_s: float | None = None,
     started: float | None = None,
+    diagnose: Callable[[], str | None] | None = None,
 ) -> Ready:
     """Block until liveness answers and the golden rows score to the expected labels (within
     their tolerance, when they are :class:`~releasetest.release.data.Expected`); return the
@@ -213,7 +214,9 @@ def wait_ready(
     ``deadline_s`` applies. Raises :class:`WrongAnswer` on a wrong or failed golden answer (the
     endpoint is up), :class:`EndpointError` with the cause on timeout. Both bounds count from
     ``started`` (``time.monotonic()``, default now): a server launched earlier has had part of
-    its time already.
+    its time already. ``diagnose()`` names a release-side cause of a wrong or failed golden answer
+    (an MLflow signature that refuses the rows); it goes first in the message, as the published
+    schema's integer type does.
     """
     start = time.monotonic() if started is None else started
     end = start + deadline_s
@@ -235,11 +238,11 @@ def wait_ready(
                 try:
                     scored = client.score(golden_rows)
                 except EndpointError as exc:
-                    raise WrongAnswer(f"scoring the golden rows failed: {exc}") from None
+                    raise WrongAnswer(_caused(f"scoring the golden rows failed: {exc}", diagnose)) from None
                 mismatch = Expected.of(golden_labels).mismatch(scored.predictions)
                 if mismatch is not None:
                     cause = integer_schema_cause(service_input, wire, golden_rows)
-                    raise WrongAnswer(f"{cause}; {mismatch}" if cause else mismatch)
+                    raise WrongAnswer(_caused(f"{cause}; {mismatch}" if cause else mismatch, diagnose))
                 return Ready(wire, scored)
             if live is not None:
                 last, answered = f"liveness answered {live}", True
@@ -251,6 +254,11 @@ def wait_ready(
                 raise EndpointError(f"not ready within {deadline_s:g} s (last: {last})")
             if not still_starting(min(POLL_S, remaining)):
                 raise EndpointError(f"gave up while starting (last: {last})")
+
+
+def _caused(message: str, diagnose: Callable[[], str | None] | None) -> str:
+    cause = diagnose() if diagnose is not None else None
+    return f"{cause}; {message}" if cause else message
 
 
 def _service_input(client: ScoringClient) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,7 +41,6 @@ from releasetest.endpoint.sandbox import Isolation, probe, sandbox_env, signal_t
 from releasetest.errors import DeployError, EndpointError, WrongAnswer
 from releasetest.files import read_tail, sha256_file
 from releasetest.release.manifest import Release, Stage
-from releasetest.release.mlflow_signature import release_signature, signature_refusal
 from releasetest.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_READY_TIMEOUT
 
 #: Seconds the gunicorn workers get to finish after SIGTERM before the group is killed.
@@ -140,8 +140,11 @@ class LocalEndpoint(Endpoint):
         require_key: bool | None = None,
         detach: bool = False,
         isolation: Isolation | None = None,
+        diagnose: Callable[[], str | None] | None = None,
     ):
         self.release = release
+        #: Names a release-side cause of a wrong golden answer (``wait_ready``; the factory's).
+        self.diagnose = diagnose
         #: ``--release-keep``: the server outlives this process, so it gets no lifeline and owns its
         #: work folder itself (the next run's sweep leaves the folder while the server runs).
         self.detach = detach
@@ -355,14 +358,6 @@ class LocalEndpoint(Endpoint):
         return (f"{cause}; under a v2 folder model the file is at AZUREML_MODEL_DIR/{v2.model.path.name}/... "
                 f"(the folder keeps its name), so join AZUREML_MODEL_DIR with '{v2.model.path.name}/<file>'")
 
-    def _signature_hint(self, cause: str) -> str:
-        """Names an MLflow signature that refuses the golden rows, before the answer it caused."""
-        found = release_signature(self.release)
-        if found is None or self.release.data is None:
-            return cause
-        refusal = signature_refusal(found[1], self.release.data.features, self.golden[0], found[0])
-        return f"{refusal}; {cause}" if refusal else cause
-
     def deploy(self) -> EndpointHandle:
         if self._handle is not None:
             return self._handle
@@ -381,12 +376,12 @@ class LocalEndpoint(Endpoint):
 
         try:
             wire = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=still_starting,
-                              spec=wire_spec(self.release), started=started).wire
+                              spec=wire_spec(self.release), started=started, diagnose=self.diagnose).wire
         except WrongAnswer as exc:
             self._log.flush()
             tail = self.log_tail()
             self.teardown()
-            raise DeployError(self._signature_hint(str(exc)), tail, answered=True) from None
+            raise DeployError(str(exc), tail, answered=True) from None
         except EndpointError as exc:
             self._log.flush()
             tail = self.log_tail()
