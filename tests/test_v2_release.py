@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ from typing import Any
 import pytest
 
 from releasetest.azureml.v2 import DEFAULT_PROBE, parse_ref
+from releasetest.cli import main
 from releasetest.errors import ConfigError
 from releasetest.release.manifest import MLFLOW_SCORE, load_release
+from releasetest.scaffold import init_release
 
 from .conftest import INI, assert_clean_pass, port_closed, process_group_gone
 
@@ -201,6 +204,25 @@ def test_v2_sample_promotes(pytester: pytest.Pytester) -> None:
     log = Path(info["log"]).read_text(encoding="utf-8")
     assert '"POST /score HTTP/1.1" 200' in log and '"POST /score HTTP/1.1" 429' not in log
     assert process_group_gone(info["pid"]) and port_closed(info["port"])
+
+
+@pytest.mark.long
+def test_a_folder_made_by_init_v2_promotes(pytester: pytest.Pytester) -> None:
+    """What a new user starts from: README's ``releasetest init --v2``, ``python train.py``, ``releasetest hash
+    --write``, the gate. Narrowed to the suites that read what init wrote (its load table is the examples' kind,
+    gated there)."""
+    folder = pytester.path / "release"
+    init_release(folder, "wine-v2", v2=True)
+    subprocess.run([sys.executable, "train.py"], cwd=folder, check=True, capture_output=True, timeout=300)
+    assert main(["hash", "--write", str(folder / "release.toml")]) == 0
+    pytester.makeini(INI)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", "--release-require",
+                                           "acceptance,schema,smoke", "-m", "acceptance or schema or smoke",
+                                           timeout=400)
+    verdict = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
+    assert result.ret == 0 and verdict["decision"] == "PROMOTE", verdict["reasons"]
+    assert verdict["release"]["name"] == "wine-v2" and verdict["endpoint"]["admits"] == 2
+    assert not verdict["warnings"], verdict["warnings"]
 
 
 @pytest.mark.long
