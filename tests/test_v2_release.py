@@ -16,6 +16,7 @@ from releasetest.azureml.v2 import DEFAULT_PROBE, parse_ref
 from releasetest.cli import main
 from releasetest.errors import ConfigError
 from releasetest.release.manifest import MLFLOW_SCORE, load_release
+from releasetest.run import _uncompared
 from releasetest.scaffold import init_release
 
 from .conftest import INI, assert_clean_pass, port_closed, process_group_gone
@@ -182,6 +183,30 @@ def test_mlflow_model_without_code_gets_the_no_code_scoring_script(tmp_path: Pat
     assert release.inference.entry_script == MLFLOW_SCORE
     assert release.inference.conda_file == tmp_path / "release" / "model" / "conda.yaml"
     assert "mlflow" not in sys.modules or "releasetest" not in str(getattr(sys.modules["mlflow"], "__file__", ""))
+
+
+@pytest.mark.parametrize("mode", ["warn", "strict", "isolated"])
+def test_a_registered_environment_says_it_cannot_be_compared_and_what_would_do(sample: Path, mode: str) -> None:
+    edit(sample / "blue-deployment.yml", "environment:\n  conda_file: environment/conda.yaml\n"
+         "  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest\n",
+         "environment: azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:1\n")
+    release = load_release(sample / "release.toml")
+    stage, ref = release.stage("devtest"), "azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:1"
+    assert release.inference.conda_file is None
+    need = (f"give the deployment environment: {{conda_file: ..., image: ...}} with the conda file the environment "
+            f"was built from (az ml environment show shows it for {ref})")
+    if mode == "warn":
+        [line] = _uncompared(stage, None, "local", mode)
+        assert line == (f"environment not compared: blue-deployment.yml names the registered or curated environment "
+                        f"{ref}, whose packages the gate cannot read, so this run served from its own interpreter; "
+                        f"to compare, {need}")
+        assert _uncompared(stage, None, "url", mode) == [], "another target's environment is not the gate's to compare"
+        return
+    with pytest.raises(ConfigError) as refused:
+        _uncompared(stage, None, "local", mode)
+    verb = "build from" if mode == "isolated" else "compare with"
+    assert f"cannot read what it installs, so --release-env {mode} has nothing to {verb}" in str(refused.value)
+    assert f"fix: {need}, or use --release-env warn" in str(refused.value)
 
 
 def test_custom_model_without_code_is_refused(sample: Path) -> None:
