@@ -64,10 +64,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_hash(args: argparse.Namespace) -> int:
     if args.write:
         changed = write_digests(Path(args.write))
+        if not changed:
+            print(f"{args.write}: an Azure ML v2 release without [[artifacts]]: its deployment YAML names the model "
+                  "and the release id binds the model's bytes, so there is nothing to pin")
         for path, (old, new) in changed.items():
             print(f"{args.write}: {path}: {'pinned' if not old else 'changed'} {old[:12] or '(none)'} -> {new[:12]}"
                   if old != new else f"{args.write}: {path}: unchanged")
-        print(f"{sum(o != n for o, n in changed.values())} of {len(changed)} pinned digests changed")
+        if changed:
+            print(f"{sum(o != n for o, n in changed.values())} of {len(changed)} pinned digests changed")
     for path in args.files:
         print(f"{sha256_file(Path(path))}  {path}")
     if not args.files and not args.write:
@@ -82,7 +86,8 @@ _SHA = re.compile(r'(\bsha256\s*=\s*")([^"]*)(")')
 
 def write_digests(manifest: Path) -> dict[str, tuple[str, str]]:
     """Set each ``[[artifacts]]`` file's ``sha256`` in ``manifest`` to the file's digest, in place
-    (comments and layout kept; written atomically); returns ``{path: (old, new)}``."""
+    (comments and layout kept; written atomically); returns ``{path: (old, new)}``, empty for a v2
+    release that pins nothing (``[[artifacts]]`` are optional there: the release id binds the model)."""
     try:
         text = manifest.read_text(encoding="utf-8")
     except OSError as exc:
@@ -105,12 +110,25 @@ def write_digests(manifest: Path) -> dict[str, tuple[str, str]]:
 
     updated = _FILE_ENTRY.sub(pin, text)
     if not changed:
+        if _is_v2(text):
+            return changed
         raise ReleaseTestError(f"{manifest}: no [[artifacts]] files = [{{ path = ..., sha256 = ... }}] entries to pin")
     if updated != text:
         tmp = manifest.with_name(manifest.name + ".tmp")
         tmp.write_text(updated, encoding="utf-8")
         tmp.replace(manifest)
     return changed
+
+
+def _is_v2(manifest_text: str) -> bool:
+    """Whether a manifest's stages name v2 deployment YAML (``deployment =``) rather than v1 configs."""
+    import tomllib
+
+    try:
+        stages = tomllib.loads(manifest_text).get("stages")
+    except tomllib.TOMLDecodeError:
+        return False
+    return isinstance(stages, dict) and any(isinstance(s, dict) and "deployment" in s for s in stages.values())
 
 
 def _cmd_init(args: argparse.Namespace) -> int:

@@ -285,6 +285,7 @@ class ReleaseRun:
             conda = self.release.inference.conda_file
             python, self.conda_check = serving_python(self.settings, conda, self.progress)
             self.warnings.extend(_drift(self.conda_check, conda, self.settings.env))
+            self.warnings.extend(_uncompared(self.stage, conda, self.settings.target, self.settings.env))
             self.warnings.extend(_unpinned(self.release, conda, self.settings.env, self.conda_check))
             golden = self.holdout.golden(self.release.data.golden_rows if self.release.data else 5)
             if self.settings.target == "local":
@@ -338,6 +339,29 @@ def _drift(found: dict[str, Any] | None, conda: Path | None, mode: str) -> list[
                           + "; ".join(found["mismatches"]),
                           "install the pinned versions, update the pins, or use --release-env isolated")
     return [f"environment differs from {conda.name}: " + "; ".join(found["mismatches"])]
+
+
+def _uncompared(stage: Stage, conda: Path | None, target: str, mode: str) -> list[str]:
+    """A v2 stage whose environment is a registered or curated reference, with no conda file: the gate
+    cannot read what it installs. A warning under ``--release-env warn`` that says what a comparison
+    would need; a configuration error under ``strict`` and ``isolated``, which promise one."""
+    from releasetest.azureml.v2 import DeploymentV2
+
+    dc = stage.deployment
+    if target != "local" or conda is not None or not isinstance(dc, DeploymentV2) \
+            or dc.environment.ref is None:
+        return []
+    ref = dc.environment.ref
+    need = ("environment: {conda_file: ..., image: ...} with the conda file the environment was built from "
+            f"(az ml environment show shows it for {ref})")
+    if mode != "warn":
+        raise ConfigError(dc.path, "environment", f"{ref} is a registered or curated environment: the gate cannot "
+                          f"read what it installs, so --release-env {mode} has nothing to "
+                          f"{'build from' if mode == 'isolated' else 'compare with'}",
+                          f"give the deployment {need}, or use --release-env warn")
+    return [f"environment not compared: {dc.path.name} names the registered or curated environment {ref}, whose "
+            f"packages the gate cannot read, so this run served from its own interpreter; to compare, give the "
+            f"deployment {need}"]
 
 
 def manifest_name(path: Path) -> str:

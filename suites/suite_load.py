@@ -68,7 +68,7 @@ def test_slo_at_expected_rate(suite_config: LoadSpec, endpoint: EndpointHandle, 
     findings.slo_derivation = "\n".join(spec.derivation)
     findings.record(release_record)
     if not all(s["passed"] for s in slos):
-        problems.insert(0, failure_message(slos, result))
+        problems.insert(0, failure_message(slos, result, spec.refusal))
     failures = [p for p in problems if p]
     assert not failures, "\n".join(failures)
 

@@ -122,6 +122,9 @@ def test_init_v2_writes_the_v2_files(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "scoring_script: score.py" in deployment and "conda_file: environment/conda.yaml" in deployment
     assert (folder / "onlinescoring" / "score.py").is_file() and (folder / "environment" / "conda.yaml").is_file()
     assert "model/model.pkl" in (folder / "train.py").read_text()
+    # README's sequence runs hash --write for every release: a v2 one says it has nothing to pin, and succeeds.
+    code, out, _ = _cli(capsys, "hash", "--write", str(folder / "release.toml"))
+    assert code == 0 and "an Azure ML v2 release without [[artifacts]]" in out and "nothing to pin" in out
 
 
 def test_hash_write_updates_the_pinned_digests_in_place(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,11 +10,15 @@ from typing import Any
 
 import pytest
 
+from releasetest.endpoint.factory import TargetOptions, build_endpoint
 from releasetest.endpoint.formats import Wire, integer_schema_cause
+from releasetest.errors import DeployError
+from releasetest.release.manifest import load_release
 from releasetest.release.mlflow_signature import Column, read_signature, signature_refusal
 
 from .conftest import INI, gate_inprocess
-from .test_v2_release import MLFLOW, SAMPLE, copy
+from .recorded_target import RecordedTarget
+from .test_v2_release import MLFLOW, SAMPLE, copy, edit
 
 INTEGER_ROWS = {"type": "object", "properties": {"data": {
     "type": "array", "items": {"type": "array", "items": {"type": "integer", "format": "int64"}},
@@ -222,3 +226,24 @@ def test_the_mlflow_release_is_probed_by_its_signature(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["*fraction-in-integer-column probes what an MLflow signature promises; this "
                                  "release's contract has no integer column*"])
     result.stdout.fnmatch_lines(["*test_negative_input[[]missing-signature-column[]] PASSED*"])
+
+
+@pytest.mark.parametrize("target", ["url", "azureml"])
+def test_the_signature_cause_comes_from_one_owner_on_every_target(target: str, tmp_path: Path,
+                                                                   recorded: RecordedTarget) -> None:
+    """The factory gives every target the same golden diagnosis: an endpoint someone else deployed
+    (here one that cannot score the MLflow request at all) still gets the signature named first."""
+    release_dir = copy(MLFLOW, tmp_path)
+    mlmodel = release_dir / "model" / "MLmodel"
+    edit(mlmodel, '{"type": "double", "name": "bmi"', '{"type": "long", "name": "bmi"')
+    release = load_release(release_dir / "release.toml")
+    options = TargetOptions(log_dir=tmp_path, url=f"{recorded.url}/score", ready_timeout=30)
+    endpoint = build_endpoint(target, release, release.stage("devtest"), options)
+    diagnose = endpoint.diagnose  # type: ignore[attr-defined]
+    assert diagnose is not None
+    cause = diagnose()
+    assert cause is not None and cause.startswith(f"the MLflow signature in {mlmodel} types column 'bmi' as long")
+    if target == "url":
+        with pytest.raises(DeployError) as failed:
+            endpoint.deploy()
+        assert failed.value.answered and str(failed.value).startswith(f"{cause}; scoring the golden rows failed")

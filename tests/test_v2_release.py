@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,11 @@ from typing import Any
 import pytest
 
 from releasetest.azureml.v2 import DEFAULT_PROBE, parse_ref
+from releasetest.cli import main
 from releasetest.errors import ConfigError
 from releasetest.release.manifest import MLFLOW_SCORE, load_release
+from releasetest.run import _uncompared
+from releasetest.scaffold import init_release
 
 from .conftest import INI, assert_clean_pass, gate_inprocess, port_closed, process_group_gone
 
@@ -181,6 +185,30 @@ def test_mlflow_model_without_code_gets_the_no_code_scoring_script(tmp_path: Pat
     assert "mlflow" not in sys.modules or "releasetest" not in str(getattr(sys.modules["mlflow"], "__file__", ""))
 
 
+@pytest.mark.parametrize("mode", ["warn", "strict", "isolated"])
+def test_a_registered_environment_says_it_cannot_be_compared_and_what_would_do(sample: Path, mode: str) -> None:
+    edit(sample / "blue-deployment.yml", "environment:\n  conda_file: environment/conda.yaml\n"
+         "  image: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04:latest\n",
+         "environment: azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:1\n")
+    release = load_release(sample / "release.toml")
+    stage, ref = release.stage("devtest"), "azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:1"
+    assert release.inference.conda_file is None
+    need = (f"give the deployment environment: {{conda_file: ..., image: ...}} with the conda file the environment "
+            f"was built from (az ml environment show shows it for {ref})")
+    if mode == "warn":
+        [line] = _uncompared(stage, None, "local", mode)
+        assert line == (f"environment not compared: blue-deployment.yml names the registered or curated environment "
+                        f"{ref}, whose packages the gate cannot read, so this run served from its own interpreter; "
+                        f"to compare, {need}")
+        assert _uncompared(stage, None, "url", mode) == [], "another target's environment is not the gate's to compare"
+        return
+    with pytest.raises(ConfigError) as refused:
+        _uncompared(stage, None, "local", mode)
+    verb = "build from" if mode == "isolated" else "compare with"
+    assert f"cannot read what it installs, so --release-env {mode} has nothing to {verb}" in str(refused.value)
+    assert f"fix: {need}, or use --release-env warn" in str(refused.value)
+
+
 def test_custom_model_without_code_is_refused(sample: Path) -> None:
     edit(sample / "blue-deployment.yml", "code_configuration:\n  code: onlinescoring/\n  scoring_script: score.py\n",
          "")
@@ -195,7 +223,31 @@ def test_v2_sample_promotes(pytester: pytest.Pytester) -> None:
     assert verdict["release"]["id"] == load_release(pytester.path / "release" / "release.toml").release_id
     info = verdict["endpoint"]
     assert (info["scoring_timeout_ms"], info["max_concurrent_requests_per_instance"], info["cores"]) == (5000, 1, 4.0)
+    # The gate's own traffic (readiness, acceptance, schema, smoke, and the load window sized to the cap) stays
+    # within what the endpoint admits at once: the server's log has no 429.
+    assert info["admits"] == 2
+    log = Path(info["log"]).read_text(encoding="utf-8")
+    assert '"POST /score HTTP/1.1" 200' in log and '"POST /score HTTP/1.1" 429' not in log
     assert process_group_gone(info["pid"]) and port_closed(info["port"])
+
+
+@pytest.mark.long
+def test_a_folder_made_by_init_v2_promotes(pytester: pytest.Pytester) -> None:
+    """What a new user starts from: README's ``releasetest init --v2``, ``python train.py``, ``releasetest hash
+    --write``, the gate. Narrowed to the suites that read what init wrote (its load table is the examples' kind,
+    gated there)."""
+    folder = pytester.path / "release"
+    init_release(folder, "wine-v2", v2=True)
+    subprocess.run([sys.executable, "train.py"], cwd=folder, check=True, capture_output=True, timeout=300)
+    assert main(["hash", "--write", str(folder / "release.toml")]) == 0
+    pytester.makeini(INI)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", "--release-require",
+                                           "acceptance,schema,smoke", "-m", "acceptance or schema or smoke",
+                                           timeout=400)
+    verdict = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
+    assert result.ret == 0 and verdict["decision"] == "PROMOTE", verdict["reasons"]
+    assert verdict["release"]["name"] == "wine-v2" and verdict["endpoint"]["admits"] == 2
+    assert not verdict["warnings"], verdict["warnings"]
 
 
 @pytest.mark.long

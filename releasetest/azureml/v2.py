@@ -26,6 +26,9 @@ from releasetest.tables import Key, Table, check, check_table, typename
 #: request_settings defaults of a v2 online deployment (azure-ai-ml OnlineRequestSettings, Azure docs).
 DEFAULT_REQUEST_TIMEOUT_MS = 5000
 DEFAULT_MAX_CONCURRENT = 1
+#: Azure ML admits ``ADMIT_FACTOR × max_concurrent_requests_per_instance × instance_count`` scoring
+#: requests at once and answers 429 "Too many pending requests" beyond (docs/azureml.md).
+ADMIT_FACTOR = 2
 DEFAULT_MAX_QUEUE_WAIT_MS = 500
 #: liveness/readiness probe defaults (seconds, counts).
 DEFAULT_PROBE = {"initial_delay": 10, "period": 10, "timeout": 2, "success_threshold": 1, "failure_threshold": 30}
@@ -235,6 +238,11 @@ class DeploymentV2:
     max_queue_wait_ms: int | None = None
     autoscaler: dict[str, Any] | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def admits_per_instance(self) -> int:
+        """Scoring requests one instance takes at once before Azure answers 429."""
+        return ADMIT_FACTOR * self.max_concurrent_requests_per_container
 
     @property
     def compute_type(self) -> str:

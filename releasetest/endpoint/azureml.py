@@ -110,8 +110,10 @@ class AzureMLEndpoint(Endpoint):
         credential: Any = None,
         endpoint_name: str | None = None,
         purpose: Purpose = "gate",
+        diagnose: Callable[[], str | None] | None = None,
     ):
         self.release = release
+        self.diagnose = diagnose
         self.stage = stage
         self.golden = golden
         self.log_path = log_path
@@ -276,7 +278,7 @@ class AzureMLEndpoint(Endpoint):
         self._progress(f"deployed: {handle.scoring_uri}; checking liveness and the golden prediction")
         try:
             wire = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
-                              spec=wire_spec(self.release)).wire
+                              spec=wire_spec(self.release), diagnose=self.diagnose).wire
         except EndpointError as exc:
             raise self._fail(f"not ready: {exc}") from None
         handle.info["ready_s"] = round(time.monotonic() - started, 2)
@@ -319,7 +321,7 @@ class AzureMLEndpoint(Endpoint):
         def pinned_ready() -> None:
             try:
                 wires.append(wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
-                                        spec=wire_spec(self.release)).wire)
+                                        spec=wire_spec(self.release), diagnose=self.diagnose).wire)
             except EndpointError as exc:
                 raise self._fail(f"deployment {dep} is not ready: {exc}") from None
 
@@ -341,7 +343,7 @@ class AzureMLEndpoint(Endpoint):
         unpinned = replace(handle, extra_headers={})
         try:  # what clients now reach without the header
             wait_ready(unpinned, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
-                       spec=wire_spec(self.release))
+                       spec=wire_spec(self.release), diagnose=self.diagnose)
         except EndpointError as exc:
             if any(w for d, w in before.items() if d != dep):
                 self._set_traffic(name, before)

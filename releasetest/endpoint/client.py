@@ -17,6 +17,7 @@ import requests
 
 from releasetest.endpoint.formats import Wire, WireSpec, integer_schema_cause, wire_of
 from releasetest.endpoint.handle import EndpointHandle
+from releasetest.endpoint.slots import Slots
 from releasetest.errors import EndpointDied, EndpointError, EndpointUnreachable, WrongAnswer
 from releasetest.release.data import Expected
 
@@ -88,6 +89,11 @@ class ScoringClient:
         #: Requests sent, and those the endpoint answered (any HTTP status): a suite's evidence.
         self.probes_sent = 0
         self.probes_answered = 0
+        #: An endpoint that answers 429 beyond ``admits`` scoring requests at once: every client of
+        #: the run (xdist workers, acceptance threads) counts its own in the same slots, so the
+        #: gate's traffic never exceeds it; only the load generator (bounded by its own concurrency) may.
+        admits, folder = handle.info.get("admits"), handle.info.get("client_slots")
+        self.admission = Slots(folder, int(admits)) if admits and folder else None
 
     def close(self) -> None:
         self.session.close()
@@ -106,6 +112,8 @@ class ScoringClient:
         """Any HTTP request to the endpoint; a dead endpoint becomes one clear error."""
         kwargs.setdefault("timeout", self.timeout)
         self.probes_sent += 1
+        slot = (self.admission.take(id(self)) if self.admission is not None and method == "POST"
+                and url == self.handle.scoring_uri else None)
         try:
             resp = self._remember(self.session.request(method, url, **kwargs))
             self.probes_answered += 1
@@ -117,6 +125,9 @@ class ScoringClient:
             raise EndpointUnreachable(f"nothing answers at {url} ({connection_cause(exc)})") from None
         except requests.Timeout:
             raise EndpointError(f"no answer from {url} within {kwargs['timeout']} s") from None
+        finally:
+            if slot is not None:
+                Slots.release(slot)
 
     def liveness(self) -> requests.Response:
         return self.request("GET", self.handle.liveness_uri)
@@ -189,6 +200,7 @@ def wait_ready(
     spec: WireSpec | None = None,
     unreachable_s: float | None = None,
     started: float | None = None,
+    diagnose: Callable[[], str | None] | None = None,
 ) -> Ready:
     """Block until liveness answers and the golden rows score to the expected labels (within
     their tolerance, when they are :class:`~releasetest.release.data.Expected`); return the
@@ -202,7 +214,9 @@ def wait_ready(
     ``deadline_s`` applies. Raises :class:`WrongAnswer` on a wrong or failed golden answer (the
     endpoint is up), :class:`EndpointError` with the cause on timeout. Both bounds count from
     ``started`` (``time.monotonic()``, default now): a server launched earlier has had part of
-    its time already.
+    its time already. ``diagnose()`` names a release-side cause of a wrong or failed golden answer
+    (an MLflow signature that refuses the rows); it goes first in the message, as the published
+    schema's integer type does.
     """
     start = time.monotonic() if started is None else started
     end = start + deadline_s
@@ -224,11 +238,11 @@ def wait_ready(
                 try:
                     scored = client.score(golden_rows)
                 except EndpointError as exc:
-                    raise WrongAnswer(f"scoring the golden rows failed: {exc}") from None
+                    raise WrongAnswer(_caused(f"scoring the golden rows failed: {exc}", diagnose)) from None
                 mismatch = Expected.of(golden_labels).mismatch(scored.predictions)
                 if mismatch is not None:
                     cause = integer_schema_cause(service_input, wire, golden_rows)
-                    raise WrongAnswer(f"{cause}; {mismatch}" if cause else mismatch)
+                    raise WrongAnswer(_caused(f"{cause}; {mismatch}" if cause else mismatch, diagnose))
                 return Ready(wire, scored)
             if live is not None:
                 last, answered = f"liveness answered {live}", True
@@ -240,6 +254,11 @@ def wait_ready(
                 raise EndpointError(f"not ready within {deadline_s:g} s (last: {last})")
             if not still_starting(min(POLL_S, remaining)):
                 raise EndpointError(f"gave up while starting (last: {last})")
+
+
+def _caused(message: str, diagnose: Callable[[], str | None] | None) -> str:
+    cause = diagnose() if diagnose is not None else None
+    return f"{cause}; {message}" if cause else message
 
 
 def _service_input(client: ScoringClient) -> dict[str, Any] | None:

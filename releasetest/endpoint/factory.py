@@ -6,6 +6,7 @@ passes the values that target needs; nothing else constructs an endpoint class.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from releasetest.endpoint.formats import wire_spec
 from releasetest.errors import ConfigError
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import Release, Stage
+from releasetest.release.mlflow_signature import golden_refusal
 from releasetest.settings import (
     DEFAULT_ISOLATION,
     DEFAULT_KEY_ENV,
@@ -109,19 +111,21 @@ def build_endpoint(target: str, release: Release | None, stage: Stage | None, op
         raise ValueError(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
     assert release is not None and stage is not None
     golden = golden if golden is not None else golden_of(release)
+    # The one diagnosis of a wrong golden answer the release itself explains, on every target.
+    diagnose = functools.partial(golden_refusal, release, golden[0])
     if target == "url":
         from releasetest.endpoint.url import UrlEndpoint
 
         assert options.url is not None
         return UrlEndpoint(options.url, options.key_env, golden, ready_timeout_s=options.ready_timeout,
-                           wire=wire_spec(release), expect_headers=dict(options.expect_headers))
+                           wire=wire_spec(release), expect_headers=dict(options.expect_headers), diagnose=diagnose)
     if target == "azureml":
         from releasetest.endpoint.azureml import AzureMLEndpoint
 
         return AzureMLEndpoint(release, stage, golden, workspace_config=options.workspace_config,
                                log_path=options.log_dir / f"azureml-{stage.name}{options.log_suffix}.log",
                                ready_timeout_s=options.ready_timeout, endpoint_name=options.endpoint_name,
-                               purpose=options.purpose)
+                               purpose=options.purpose, diagnose=diagnose)
     from releasetest.endpoint.local import LocalEndpoint
     from releasetest.endpoint.sandbox import choose
 
@@ -129,4 +133,4 @@ def build_endpoint(target: str, release: Release | None, stage: Stage | None, op
                          log_path=options.log_dir / f"server-{stage.name}{options.log_suffix}.log",
                          ready_timeout_s=options.ready_timeout, port=options.port,
                          python=options.python, max_body_bytes=options.max_body_bytes, detach=options.keep,
-                         isolation=choose(options.isolation))
+                         isolation=choose(options.isolation), diagnose=diagnose)

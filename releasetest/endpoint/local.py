@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,7 +41,6 @@ from releasetest.endpoint.sandbox import Isolation, probe, sandbox_env, signal_t
 from releasetest.errors import DeployError, EndpointError, WrongAnswer
 from releasetest.files import read_tail, sha256_file
 from releasetest.release.manifest import Release, Stage
-from releasetest.release.mlflow_signature import release_signature, signature_refusal
 from releasetest.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_READY_TIMEOUT
 
 #: Seconds the gunicorn workers get to finish after SIGTERM before the group is killed.
@@ -48,6 +48,9 @@ STOP_GRACE_S = 10.0
 #: Work folders are ``<temp dir>/releasetest-*``; this file in each holds the owning gate's pid.
 WORKDIR_PREFIX = "releasetest-"
 OWNER_FILE = "owner.pid"
+#: In the work folder: the server's admission slots, and the gate's own clients' (see _v2_info).
+ADMISSION_DIR = "admission"
+CLIENT_SLOTS_DIR = "client-slots"
 
 
 def sweep_orphans(temp_dir: Path | None = None) -> str | None:
@@ -137,8 +140,11 @@ class LocalEndpoint(Endpoint):
         require_key: bool | None = None,
         detach: bool = False,
         isolation: Isolation | None = None,
+        diagnose: Callable[[], str | None] | None = None,
     ):
         self.release = release
+        #: Names a release-side cause of a wrong golden answer (``wait_ready``; the factory's).
+        self.diagnose = diagnose
         #: ``--release-keep``: the server outlives this process, so it gets no lifeline and owns its
         #: work folder itself (the next run's sweep leaves the folder while the server runs).
         self.detach = detach
@@ -256,6 +262,9 @@ class LocalEndpoint(Endpoint):
             server["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root(), os.environ.get("PYTHONPATH")]))
         if self.key:
             server["RELEASETEST_SERVER_KEY"] = self.key
+        if isinstance(dc, DeploymentV2):
+            server["RELEASETEST_ADMIT"] = str(dc.admits_per_instance)
+            server["RELEASETEST_ADMIT_DIR"] = str(home / ADMISSION_DIR)
         declared = ({str(k): str(v) for k, v in dc.environment_variables.items()} if isinstance(dc, DeploymentV2)
                     else {str(k): str(v) for k, v in (dc.raw.get("environmentVariables") or {}).items()})
         return sandbox_env(server, declared, home)
@@ -335,8 +344,12 @@ class LocalEndpoint(Endpoint):
         dc = self.stage.deployment
         if not isinstance(dc, DeploymentV2):
             return {}
+        assert self.workdir is not None
+        # admits: what this one instance takes at once before it answers 429; client_slots: where the
+        # gate's own scoring clients count theirs, so they never send more (ScoringClient).
         return {"instance_type": dc.instance_type, "instance_count": dc.instance_count, "cores": dc.cpu,
                 "max_concurrent_requests_per_instance": dc.max_concurrent_requests_per_container,
+                "admits": dc.admits_per_instance, "client_slots": str(self.workdir / CLIENT_SLOTS_DIR),
                 "readiness_bound_s": dc.readiness_bound_s, "ready_timeout_s": self.ready_timeout_s}
 
     def _v2_hint(self, cause: str) -> str:
@@ -347,14 +360,6 @@ class LocalEndpoint(Endpoint):
         assert v2.model.path is not None
         return (f"{cause}; under a v2 folder model the file is at AZUREML_MODEL_DIR/{v2.model.path.name}/... "
                 f"(the folder keeps its name), so join AZUREML_MODEL_DIR with '{v2.model.path.name}/<file>'")
-
-    def _signature_hint(self, cause: str) -> str:
-        """Names an MLflow signature that refuses the golden rows, before the answer it caused."""
-        found = release_signature(self.release)
-        if found is None or self.release.data is None:
-            return cause
-        refusal = signature_refusal(found[1], self.release.data.features, self.golden[0], found[0])
-        return f"{refusal}; {cause}" if refusal else cause
 
     def deploy(self) -> EndpointHandle:
         if self._handle is not None:
@@ -374,12 +379,12 @@ class LocalEndpoint(Endpoint):
 
         try:
             wire = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=still_starting,
-                              spec=wire_spec(self.release), started=started).wire
+                              spec=wire_spec(self.release), started=started, diagnose=self.diagnose).wire
         except WrongAnswer as exc:
             self._log.flush()
             tail = self.log_tail()
             self.teardown()
-            raise DeployError(self._signature_hint(str(exc)), tail, answered=True) from None
+            raise DeployError(str(exc), tail, answered=True) from None
         except EndpointError as exc:
             self._log.flush()
             tail = self.log_tail()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -50,8 +50,9 @@ class UrlEndpoint(Endpoint):
 
     def __init__(self, url: str, key_env: str, golden: tuple[list[list[float]], list[Any]],
                  ready_timeout_s: float = DEFAULT_READY_TIMEOUT, wire: WireSpec | None = None,
-                 expect_headers: Mapping[str, str] | None = None):
+                 expect_headers: Mapping[str, str] | None = None, diagnose: Callable[[], str | None] | None = None):
         self.url = url
+        self.diagnose = diagnose
         self.wire = wire
         self.key_env = key_env
         self.golden = golden
@@ -68,7 +69,8 @@ class UrlEndpoint(Endpoint):
         handle = handle_for_url(self.url, key, key_env=self.key_env)
         try:
             ready = wait_ready(handle, *self.golden, deadline_s=self.ready_timeout_s, still_starting=_pause,
-                               spec=self.wire, unreachable_s=min(UNREACHABLE_S, self.ready_timeout_s))
+                               spec=self.wire, unreachable_s=min(UNREACHABLE_S, self.ready_timeout_s),
+                               diagnose=self.diagnose)
         except WrongAnswer as exc:
             raise DeployError(str(exc), answered=True) from None
         except EndpointError as exc:

@@ -86,6 +86,15 @@ def release_signature(release: Release) -> tuple[Path, list[Column]] | None:
     return (v2.model.path / "MLmodel", columns) if columns else None
 
 
+def golden_refusal(release: Release, rows: Sequence[Sequence[float]]) -> str | None:
+    """Why the release's MLflow signature refuses the golden ``rows`` (see :func:`signature_refusal`),
+    or None, also for a release without one: the golden check's diagnosis on every target."""
+    found = release_signature(release)
+    if found is None or release.data is None:
+        return None
+    return signature_refusal(found[1], release.data.features, rows, found[0])
+
+
 def feature_types(columns: Sequence[Column], features: Sequence[str]) -> tuple[str, ...]:
     """The signature's type of each manifest feature (by name, else by position; ``double`` if unnamed)."""
     by_name = {c.name: c.type for c in columns if c.name is not None}

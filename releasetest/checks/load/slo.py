@@ -4,8 +4,11 @@ A release team states the traffic production expects and the service level it mu
 the team does not state is derived from the stage's own deployment config, because that is the
 contract Azure ML enforces anyway: ``scoringTimeoutMs`` cuts off slower answers, so it bounds
 p99; ``maxConcurrentRequestsPerContainer`` is how many requests one container takes at once, so
-it caps the generator's concurrency. Every value says where it came from (``derivation``), and
-that text goes into the verdict, so a reviewer sees why the bar sits where it does.
+it caps the generator's concurrency. A v2 deployment's ``max_concurrent_requests_per_instance``
+sets the concurrency the same way; Azure admits twice that per instance and answers 429 beyond, so
+a ``[load] concurrency`` above it is allowed (a burst test) and its 429s are errors named for the
+cap. Every value says where it came from (``derivation``), and that text goes into the verdict,
+so a reviewer sees why the bar sits where it does.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from releasetest.azureml.v2 import DeploymentV2
 from releasetest.checks.load.latency import LoadResult
 from releasetest.checks.load.loadgen import Profile, open_schedule
 from releasetest.checks.load.locust_engine import Master, require
@@ -85,6 +89,8 @@ class LoadSpec:
     capacity_max_rps: float
     capacity_step_s: float
     derivation: tuple[str, ...]
+    #: Why the endpoint answers 429 (a v2 stage's admission limit), for the failure message.
+    refusal: str | None = None
 
     def profile(self, mode: str = "open", rate: float | None = None, duration_s: float | None = None) -> Profile:
         duration = duration_s if duration_s is not None else self.duration_s
@@ -132,7 +138,22 @@ def parse_load(table: dict[str, Any], release: Release, stage: Stage) -> LoadSpe
     given("duration_s")
     given("warmup_s")
     cap = dc.max_concurrent_requests_per_container
-    if "concurrency" in table:
+    refusal = None
+    if isinstance(dc, DeploymentV2):
+        admits = dc.admits_per_instance
+        refusal = (f"429 is the answer beyond the {admits} scoring requests one instance admits at once "
+                   f"(2 x max_concurrent_requests_per_instance {cap} of {dc_name})")
+        if given("concurrency"):
+            concurrency = int(table["concurrency"])
+            if concurrency > admits:
+                why.append(f"concurrency {concurrency} is beyond the {admits} requests one instance of {dc_name} "
+                           "admits at once: requests beyond get 429 (Too many pending requests) and count as errors")
+        else:
+            concurrency = dc.max_concurrent_requests_per_container
+            why.append(f"concurrency = {cap}: max_concurrent_requests_per_instance of {dc_name} (what one instance "
+                       f"scores at once; it admits {admits} and answers 429 beyond; further requests wait in the "
+                       "generator's queue and that wait counts)")
+    elif "concurrency" in table:
         if cap is not None and table["concurrency"] > cap:
             raise ConfigError(m, "load.concurrency",
                               f"{table['concurrency']} exceeds maxConcurrentRequestsPerContainer {cap} of {dc_name}",
@@ -178,7 +199,7 @@ def parse_load(table: dict[str, Any], release: Release, stage: Stage) -> LoadSpe
         capacity_step=float(v["capacity_step"]),
         capacity_max_rps=float(v["capacity_max_rps"] if v["capacity_max_rps"] is not None else rate * 20),
         capacity_step_s=float(v["capacity_step_s"] if v["capacity_step_s"] is not None else min(duration, 5.0)),
-        derivation=tuple(why))
+        derivation=tuple(why), refusal=refusal)
 
 
 def _master(v: dict[str, Any], table: dict[str, Any], manifest: Path) -> Master | None:
@@ -213,8 +234,9 @@ def evaluate(spec: LoadSpec, result: LoadResult, rate: float | None = None) -> l
     return [{"name": n, "bound": b, "value": v, "passed": ok} for n, b, v, ok in checks]
 
 
-def failure_message(slos: list[dict[str, Any]], result: LoadResult) -> str:
-    """One line a reviewer understands: which SLO broke, by how much, at what load."""
+def failure_message(slos: list[dict[str, Any]], result: LoadResult, refusal: str | None = None) -> str:
+    """One line a reviewer understands: which SLO broke, by how much, at what load; ``refusal``
+    (:attr:`LoadSpec.refusal`) says where 429s among the errors come from."""
     parts = []
     for s in slos:
         if s["passed"]:
@@ -223,7 +245,8 @@ def failure_message(slos: list[dict[str, Any]], result: LoadResult) -> str:
             by_status = ", ".join(f"{k}: {v}" for k, v in result.errors.items())
             if result.timeouts:
                 by_status += (", " if by_status else "") + f"timeouts: {result.timeouts}"
-            parts.append(f"error rate {s['value']:.2%} exceeds {s['bound']:.2%} ({by_status} of {result.requests})")
+            by_status += f" of {result.requests}" + (f"; {refusal}" if refusal and "429" in result.errors else "")
+            parts.append(f"error rate {s['value']:.2%} exceeds {s['bound']:.2%} ({by_status})")
         elif s["name"] == "min_rps":
             parts.append(f"achieved {s['value']:g} req/s is below {s['bound']:g} req/s")
         elif s["name"] == "requests":

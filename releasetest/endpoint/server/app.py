@@ -6,6 +6,12 @@
 - Request bodies larger than ``RELEASETEST_MAX_BODY_BYTES`` get 413: before the app reads them
   when ``Content-Length`` declares the size, and as soon as the count passes the cap while the
   app reads a chunked body (which has no length to check up front).
+- An admission limit (``RELEASETEST_ADMIT``, Azure ML v2: ``2 × max_concurrent_requests_per_instance``
+  per instance): a scoring request beyond that many in flight, counted across every worker and
+  thread by :class:`~releasetest.endpoint.slots.Slots` in ``RELEASETEST_ADMIT_DIR``, gets 429
+  "Too many pending requests", as Azure answers it. The slot is freed as soon as the app has
+  answered, before the answer is written, so a client that waits for its answers before sending
+  more is never refused.
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ from typing import Any
 from azureml_inference_server_http.server.entry import app as aml_app
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from releasetest.endpoint.server.worker import on_main
+from releasetest.endpoint.slots import Slots
 from releasetest.lifeline import die_with_parent
 from releasetest.settings import DEFAULT_MAX_BODY_BYTES
 
@@ -59,10 +67,12 @@ def _too_large(exc: RequestEntityTooLarge) -> tuple[dict[str, str], int]:
 
 
 class Guard:
-    def __init__(self, app: Callable[..., Iterable[bytes]], key: str | None, max_body: int):
+    def __init__(self, app: Callable[..., Iterable[bytes]], key: str | None, max_body: int,
+                 admission: Slots | None = None):
         self.app = app
         self.key = key.encode() if key else None
         self.max_body = max_body
+        self.admission = admission
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         is_liveness = environ.get("PATH_INFO", "/") == "/" and environ.get("REQUEST_METHOD") == "GET"
@@ -80,11 +90,23 @@ class Guard:
                           f"request body of {length} bytes exceeds the limit of {self.max_body}")
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
             environ["wsgi.input"] = _CappedInput(environ["wsgi.input"], self.max_body)
-        return self.app(environ, start_response)
+        if self.admission is None or environ.get("PATH_INFO") != "/score":
+            return on_main(lambda: self.app(environ, start_response))
+        slot = self.admission.try_take()
+        if slot is None:
+            return _reply(start_response, "429 Too Many Requests",
+                          f"Too many pending requests: this instance admits {self.admission.n} scoring requests at "
+                          "once (2 x max_concurrent_requests_per_instance)")
+        try:
+            return on_main(lambda: self.app(environ, start_response))
+        finally:
+            Slots.release(slot)
 
 
 # Loaded in each gunicorn worker after the fork: a worker dies with its master, even a SIGKILLed one.
 die_with_parent()
 aml_app.register_error_handler(RequestEntityTooLarge, _too_large)
+_admit = os.environ.get("RELEASETEST_ADMIT")
 app = Guard(aml_app, os.environ.get("RELEASETEST_SERVER_KEY") or None,
-            int(os.environ.get("RELEASETEST_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)))
+            int(os.environ.get("RELEASETEST_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
+            Slots(os.environ["RELEASETEST_ADMIT_DIR"], int(_admit)) if _admit else None)
