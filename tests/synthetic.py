@@ -232,8 +232,10 @@ def _verdict(decision: str, variant: str = "") -> dict[str, Any]:
                     "scoring_timeout_ms": 60000, "requires_approval_to_promote": True,
                     "settings": {"computeType": "ACI", "containerResourceRequirements": {"cpu": 1, "memoryInGB": 1},
                                  "primaryKey": "***"}},
-        deploy={"ok": False, "error": DEPLOY_ERROR, "answered": False, "seconds": 2.8, "log_tail": DEPLOY_LOG}
+        deploy={"ok": False, "error": DEPLOY_ERROR, "answered": False, "seconds": 2.8, "log_tail": DEPLOY_LOG,
+                "isolation": ISOLATION}
                if deploy_error else {"ok": True, "error": None, "answered": False, "seconds": 4.2,
+                                     "isolation": ISOLATION,
                 "log_tail": "2026-01-01 INFO worker booted\n<script>alert('log')</script>",
                 "left_behind": {"pid": 4242, "port": 5001, "log": ENDPOINT.log_path,
                                 "model_dir": "/tmp/releasetest-x"}},
