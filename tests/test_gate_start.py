@@ -1,0 +1,57 @@
+"""What makes a gate start and end sooner, checked on the behaviour it changes: which suite files an
+``-m`` imports, which tests run while the endpoint starts, and where the compiled report template
+is kept. In this process, against the recorded answers (see tests/conftest.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from releasetest.suite_names import suites_selected
+from releasetest.verdict import report
+
+from .conftest import ReleaseProject
+from .recorded_target import RecordedTarget
+
+
+@pytest.mark.parametrize(("markexpr", "suites"), [
+    ("smoke", {"smoke"}),
+    ("smoke or schema", {"smoke", "schema"}),
+    ("not load", None),
+    ("smoke and slow", None),
+    ("smoke or mine", None),
+    ("smoke or", None),
+])
+def test_only_plain_suite_names_narrow_the_files(markexpr: str, suites: set[str] | None) -> None:
+    assert suites_selected(markexpr) == (frozenset(suites) if suites is not None else None)
+
+
+def test_minus_m_naming_a_suite_collects_no_other_suite(release_project: ReleaseProject,
+                                                        recorded: RecordedTarget) -> None:
+    """The other suites' files are not even imported, so nothing of them is deselected."""
+    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "-m", "smoke")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed") and "deselected" not in outcomes, outcomes
+    narrowed = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "-m",
+                                             "smoke and not load")
+    assert narrowed.parseoutcomes().get("deselected"), "an expression that is not plain suite names is pytest's"
+
+
+def test_tests_that_need_no_endpoint_run_while_it_starts(release_project: ReleaseProject,
+                                                         recorded: RecordedTarget) -> None:
+    """The drift suite's file sorts after acceptance's, but it asks nothing of the endpoint: it runs first."""
+    result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "-m",
+                                           "acceptance or drift")
+    started = [line for line in result.outlines if line.startswith("releasetest: ") and " suite: " in line]
+    assert [line.split()[1] for line in started] == ["drift", "acceptance"], started
+
+
+def test_the_compiled_template_is_kept_in_the_users_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RELEASETEST_CACHE_DIR", str(tmp_path / "cache"))
+    cache = report._template_cache()
+    assert cache is not None and Path(cache.directory) == tmp_path / "cache" / "templates"
+    assert (tmp_path / "cache" / "templates").is_dir()
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("RELEASETEST_CACHE_DIR", str(tmp_path / "file"))
+    assert report._template_cache() is None, "a cache folder that cannot be made means no cache, not an error"
