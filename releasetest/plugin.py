@@ -264,7 +264,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Mod
     if (file_path.suffix == ".py" and file_path.name.startswith("suite_") and file_path.parent == suites_dir()
             and not parent.session.isinitpath(file_path)):
         run = parent.config.stash.get(RUN_KEY, None)
-        selected = suites_selected(parent.config.option.markexpr or "") if parent.config.option.markexpr else None
+        selected = suites_selected(parent.config.option.markexpr or "")
         if selected is not None and file_path.stem.removeprefix("suite_") not in selected:
             return None
         if run is not None and run.settings.active and not is_team_child():
