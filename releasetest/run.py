@@ -29,7 +29,7 @@ from releasetest.files import cache_dir, now_iso
 from releasetest.progress import Event, Progress, silent
 from releasetest.release import provenance
 from releasetest.release.data import Holdout, load_holdout
-from releasetest.release.manifest import Release, Stage, load_release
+from releasetest.release.manifest import MLFLOW_SCORE, Release, Stage, load_release
 from releasetest.release.policy import Policy, apply_policy, check_required, load_policy
 from releasetest.release.traffic import Traffic, read_traffic
 from releasetest.separation import (
@@ -283,7 +283,8 @@ class ReleaseRun:
                             f"(stage {self.stage.name}, {self.stage.deployment.path.name})"))
         try:
             conda = self.release.inference.conda_file
-            python, self.conda_check = serving_python(self.settings, conda, self.progress)
+            nocode = self.release.inference.entry_script == MLFLOW_SCORE
+            python, self.conda_check = serving_python(self.settings, conda, self.progress, nocode)
             self.warnings.extend(_drift(self.conda_check, conda, self.settings.env))
             self.warnings.extend(_uncompared(self.stage, conda, self.settings.target, self.settings.env))
             self.warnings.extend(_unpinned(self.release, conda, self.settings.env, self.conda_check))
@@ -313,19 +314,25 @@ def merge_findings(into: dict[str, Any], findings: dict[str, Any]) -> None:
                 recorded[key] = value
 
 
-def serving_python(settings: Settings, conda: Path | None, progress: Progress) -> tuple[str, dict[str, Any] | None]:
+def serving_python(settings: Settings, conda: Path | None, progress: Progress,
+                   nocode: bool = False) -> tuple[str, dict[str, Any] | None]:
     """The interpreter the local endpoint runs in, and how it compares with the release's conda
-    file (None when there is nothing to compare)."""
+    file (None when there is nothing to compare). An isolated build for the no-code MLflow script
+    (``nocode``) adds what that script needs and the model's file leaves out, recorded as ``added``."""
     if settings.target != "local" or conda is None:
         return sys.executable, None
     from releasetest.release import environment
 
     env = environment.parse_conda_env(conda)
     python = sys.executable
+    added: tuple[str, ...] = ()
     if settings.env == "isolated":
-        python = environment.build_isolated(env, cache_dir("envs"), progress)
+        added = environment.nocode_additions(env) if nocode else ()
+        python = environment.build_isolated(env, cache_dir("envs"), progress, added)
     found = environment.report(env, python)
     found["mode"] = settings.env
+    if settings.env == "isolated":
+        found["added"] = list(added)
     return python, found
 
 

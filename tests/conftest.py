@@ -146,6 +146,15 @@ def release_project(pytester: pytest.Pytester) -> ReleaseProject:
     return ReleaseProject(pytester, pytester.path)
 
 
+@pytest.fixture(scope="session")
+def env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where isolated environments are cached (``RELEASETEST_CACHE_DIR``) for a test that does not
+    assert the build itself: the caller's own cache when set, so a re-run reuses the venv, else one
+    folder for the session."""
+    given = os.environ.get("RELEASETEST_CACHE_DIR")
+    return Path(given) if given else tmp_path_factory.mktemp("envcache")
+
+
 @pytest.fixture
 def example_project(pytester: pytest.Pytester) -> ReleaseProject:
     """An unchanged copy of the example release, for a test about its own files (the scikit-learn

@@ -193,17 +193,54 @@ def _interpreter_for(env: CondaEnv) -> str:
                       f"install python{major_minor} here, or update the pin to the Python production will run")
 
 
-def build_isolated(env: CondaEnv, cache_dir: Path, progress: Progress = silent) -> str:
-    """A venv with exactly the conda file's pip pins (uv if present, else pip), cached by digest.
+#: What the gate's no-code MLflow scoring script imports besides the standard library: the inference
+#: server, ``mlflow.pyfunc`` (mlflow-skinny, as Azure's MLflow images have), pandas and numpy.
+NOCODE_NEEDS = ("azureml-inference-server-http", "mlflow-skinny", "pandas", "numpy")
+#: A distribution that satisfies a need under another name (full mlflow includes mlflow-skinny's modules).
+_SATISFIES = {"mlflow": "mlflow-skinny"}
+
+
+def _named(env: CondaEnv) -> set[str]:
+    """Every distribution the conda file names (pip or conda, pinned or not)."""
+    names = set()
+    for line in env.pip:
+        if not line.startswith(("-", "git+", "http")):
+            try:
+                names.add(canonicalize_name(Requirement(line).name))
+            except InvalidRequirement:
+                continue
+    names |= {canonicalize_name(m.group(1)) for m in map(_CONDA_DEP.match, env.conda) if m}
+    return names | {_SATISFIES[n] for n in names if n in _SATISFIES}
+
+
+def nocode_additions(env: CondaEnv) -> tuple[str, ...]:
+    """What an isolated build adds to an MLflow model's own conda file for the no-code scoring script:
+    each of :data:`NOCODE_NEEDS` the file does not name, pinned to the version the gate runs (its
+    server wrapper and scoring script are tested against those; unpinned when the gate lacks it).
+    Azure does the same: it reads the model's conda dependencies and adds what its inference server
+    needs. A package the file names keeps the file's pin."""
+    named = _named(env)
+    added = []
+    for need in NOCODE_NEEDS:
+        if canonicalize_name(need) not in named:
+            version = _installed_version(need)
+            added.append(f"{need}=={version}" if version else need)
+    return tuple(added)
+
+
+def build_isolated(env: CondaEnv, cache_dir: Path, progress: Progress = silent, added: tuple[str, ...] = ()) -> str:
+    """A venv with exactly the conda file's pip pins plus ``added`` (what the gate adds, e.g.
+    :func:`nocode_additions`), built with uv if present, else pip, cached by digest.
 
     Returns its interpreter. Unsatisfiable pins raise :class:`ConfigError` quoting the installer.
     """
-    names = {canonicalize_name(Requirement(x).name) for x in env.pip if not x.startswith(("-", "git+", "http"))}
+    requirements = (*env.pip, *added)
+    names = {canonicalize_name(Requirement(x).name) for x in requirements if not x.startswith(("-", "git+", "http"))}
     if not names & {"azureml-inference-server-http", "azureml-defaults"}:
         raise ConfigError(env.path, "dependencies.pip", "the inference server is not in the pip section",
                           "add azureml-inference-server-http (azureml-defaults in older images)")
     python = _interpreter_for(env)
-    digest = hashlib.sha256(env.path.read_bytes() + python.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(env.path.read_bytes() + python.encode() + "\n".join(added).encode()).hexdigest()[:16]
     target = cache_dir / digest
     venv_python = target / "bin" / "python"
     if (target / ".complete").is_file():
@@ -212,17 +249,18 @@ def build_isolated(env: CondaEnv, cache_dir: Path, progress: Progress = silent) 
     shutil.rmtree(target, ignore_errors=True)
     uv = shutil.which("uv")
     started = time.monotonic()
-    progress(Event(f"building the isolated environment from {env.path.name} ({len(env.pip)} pip pins, "
+    plus = f" + {', '.join(added)} added by the gate" if added else ""
+    progress(Event(f"building the isolated environment from {env.path.name} ({len(env.pip)} pip pins{plus}, "
                    f"{'uv' if uv else 'pip'}); cached for later runs"))
     if uv:
         steps = [[uv, "venv", "--python", python, str(target)],
-                 [uv, "pip", "install", "--python", str(venv_python), *env.pip]]
+                 [uv, "pip", "install", "--python", str(venv_python), *requirements]]
     else:
         steps = [[python, "-m", "venv", str(target)],
                  # As uv does: no bytecode for every installed file (about half of pip's time here);
                  # the server compiles the modules it imports when it first starts.
                  [str(venv_python), "-m", "pip", "install", "--disable-pip-version-check", "--no-compile",
-                  *env.pip]]
+                  *requirements]]
     for cmd in steps:
         proc = subprocess.run(cmd, **child_kwargs(capture_output=True, text=True, timeout=1800, env=installer_env()))
         if proc.returncode != 0:
