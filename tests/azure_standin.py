@@ -16,7 +16,9 @@ public SDK knobs, no patching:
 Only the Microsoft.MachineLearningServices operations the target uses are implemented, shaped
 after the public REST specification (workspace, datastores, models, codes with pending upload,
 environments, online endpoints and deployments with long-running operations, listKeys, getLogs),
-plus the blob calls of an upload. Anything else answers 404 naming the route; every request is
+plus the blob calls of an upload, and what reading a model from an Azure ML registry takes (registry
+discovery, the registry's model version and its data reference, a SAS download of its blobs).
+Anything else answers 404 naming the route; every request is
 recorded so tests can assert on what the SDK sent. Long-running operations answer 201/202 with an
 ``Azure-AsyncOperation`` URL that reports ``InProgress`` for ``in_progress_polls`` polls, then
 the outcome (azure-ai-ml waits a fixed 5 s between polls, so tests keep that at 0).
@@ -79,6 +81,9 @@ CLOUD = "ReleasetestStandin"
 #: Like core.windows.net: the storage SDK takes the account name from "<account>.blob.core.<...>".
 STORAGE_SUFFIX = "core.standin.invalid"
 ACCOUNT = "standinacct"
+#: The storage account of every registry's assets, and the subscription and group discovery names.
+REGISTRY_ACCOUNT = "standinregacct"
+REGISTRY_SCOPE = ("sub-registry", "rg-registry")
 CONTAINER = "azureml-blobstore"
 
 
@@ -117,6 +122,8 @@ class State:
     deployments: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     served: dict[tuple[str, str], Served] = field(default_factory=dict)
     models: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    #: Models in Azure ML registries, by (registry, name, version).
+    registry_models: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     assets: dict[str, dict[str, Any]] = field(default_factory=dict)
     blobs: dict[str, tuple[bytes, dict[str, str]]] = field(default_factory=dict)
     operations: dict[str, list[Any]] = field(default_factory=dict)
@@ -183,6 +190,8 @@ class AzureStandin:
             "AZUREML_CURRENT_CLOUD": self.cloud,
             "AZURE_TOKEN_CREDENTIALS": "AzureCliCredential",
             "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            # Where azure-ai-ml discovers a registry in a cloud it read from ARM_CLOUD_METADATA_URL.
+            "REGISTRY_DISCOVERY_ENDPOINT_URL": self.url + "/",
             "HTTPS_PROXY": f"http://127.0.0.1:{self.proxy.server_address[1]}",
             "NO_PROXY": "127.0.0.1,localhost",
         }
@@ -204,6 +213,22 @@ class AzureStandin:
             self.state.models[(name, version)] = resource
             for file_name, data in (files or {}).items():
                 self.state.blobs[f"/{CONTAINER}/{folder}/{file_name}"] = (data, {})
+
+    def register_registry_model(self, registry: str, name: str, version: str, tags: dict[str, str],
+                                files: dict[str, bytes]) -> None:
+        """A model version published to the Azure ML registry ``registry``: its files are blobs of the
+        registry's own storage account (``registry-<registry>`` container), read with a SAS."""
+        folder = f"models/{name}/{version}"
+        resource = {"id": f"azureml://registries/{registry}/models/{name}/versions/{version}", "name": version,
+                    "type": "models",
+                    "properties": {"flavors": {}, "tags": tags, "modelType": "custom_model",
+                                   "modelUri": f"https://{REGISTRY_ACCOUNT}.blob.{STORAGE_SUFFIX}/"
+                                               f"registry-{registry}/{folder}/",
+                                   "provisioningState": "Succeeded"}}
+        with self.lock:
+            self.state.registry_models[(registry, name, version)] = resource
+            for file_name, data in files.items():
+                self.state.blobs[f"/registry-{registry}/{folder}/{file_name}"] = (data, {})
 
     def requests(self, method: str | None = None, pattern: str = "") -> list[Recorded]:
         with self.lock:
@@ -625,6 +650,32 @@ def _collect(st: AzureStandin, name: str, dep: str, collection: str, cid: str, r
                 out.write(line)
 
 
+def _registry_discovery(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    """Registry discovery (the registry's subscription, group and regional front end): here, for a
+    registry that holds a model."""
+    if not any(reg == m["reg"] for reg, _, _ in st.state.registry_models):
+        return _not_found(f"registry {m['reg']}")
+    sub, rg = REGISTRY_SCOPE
+    return 200, {"registryName": m["reg"], "primaryRegion": "westeurope", "regions": ["westeurope"],
+                 "subscriptionId": sub, "resourceGroup": rg, "primaryRegionResourceProviderUri": st.url + "/",
+                 "registryFqdns": {"westeurope": {"api": st.url + "/"}}}, None
+
+
+def _registry_model(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    found = st.state.registry_models.get((m["reg"], m["name"], m["version"]))
+    return (200, found, None) if found else _not_found(f"model {m['name']}:{m['version']} in registry {m['reg']}")
+
+
+def _registry_dataref(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
+    """A read SAS for a registry model's blobs: the container's URL with a token (what the SDK lists)."""
+    if (m["reg"], m["name"], m["version"]) not in st.state.registry_models:
+        return _not_found(f"model {m['name']}:{m['version']} in registry {m['reg']}")
+    container = f"https://{REGISTRY_ACCOUNT}.blob.{STORAGE_SUFFIX}/registry-{m['reg']}"
+    return 200, {"blobReferenceForConsumption": {"blobUri": body.get("blobUri") if body else container,
+                                                 "credential": {"credentialType": "SAS",
+                                                                "sasUri": container + "?sv=standin&sig=x"}}}, None
+
+
 def _get_logs(st: AzureStandin, m: re.Match[str], body: Any) -> Result:
     dep = st.state.deployments.get((m["ep"], m["dep"]))
     if dep is None:
@@ -681,6 +732,8 @@ def _blob(st: AzureStandin, method: str, path: str, query: dict[str, list[str]],
 
 _ASSET = WS + r"/(?P<kind>models|codes|environments)/(?P<name>[^/]+)/versions/(?P<version>[^/]+)"
 _DEP = WS + r"/onlineEndpoints/(?P<ep>[^/]+)/deployments/(?P<dep>[^/]+)"
+_REG = (r"/mferp/managementfrontend/subscriptions/[^/]+/resourceGroups/[^/]+/providers/"
+        r"Microsoft\.MachineLearningServices/registries/(?P<reg>[^/]+)")
 
 ROUTES: list[tuple[str, str, Any]] = [
     ("GET", r"/operations/(?P<op>[0-9a-f]+)", _operation),
@@ -702,4 +755,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("DELETE", _DEP, _deployment_delete),
     ("GET", WS + r"/onlineEndpoints/(?P<ep>[^/]+)/deployments", _deployment_list),
     ("POST", _DEP + r"/getLogs", _get_logs),
+    ("GET", r"/registrymanagement/v1\.0/registries/(?P<reg>[^/]+)/discovery", _registry_discovery),
+    ("GET", _REG + r"/models/(?P<name>[^/]+)/versions/(?P<version>[^/]+)", _registry_model),
+    ("POST", _REG + r"/datarefs/(?P<name>[^/]+)/versions/(?P<version>[^/]+)", _registry_dataref),
 ]

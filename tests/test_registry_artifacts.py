@@ -17,6 +17,7 @@ from releasetest.errors import ConfigError
 from releasetest.release.manifest import load_release
 
 from .conftest import EXAMPLE
+from .test_v2_release import SAMPLE
 
 pytest.importorskip("azure.ai.ml", reason="the azureml extra is not installed")
 standin = pytest.importorskip("tests.azure_standin", reason="trustme is not installed")
@@ -92,3 +93,50 @@ def test_registry_refuses_files_that_differ_from_their_tag_and_missing_versions(
         load_release(example / "release.toml", artifact_versions={SVC: "4"}, registry=_registry(example))
     with pytest.raises(ConfigError, match=f"model {SVC} version 9 in the workspace of .* is not registered"):
         load_release(example / "release.toml", artifact_versions={SVC: "9"}, registry=_registry(example))
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    """The v2 sample whose deployment names a model in the Azure ML registry ``shared-reg``."""
+    dest = tmp_path / "release"
+    shutil.copytree(SAMPLE, dest, ignore=shutil.ignore_patterns("__pycache__", "train.py"))
+    (dest / "aml_config").mkdir()
+    (dest / "aml_config" / "config.json").write_text(json.dumps(standin.WORKSPACE_CONFIG))
+    deployment = dest / "blue-deployment.yml"
+    deployment.write_text(deployment.read_text().replace(
+        "model:\n  path: model/", "model: azureml://registries/shared-reg/models/diabetes-model/versions/3"))
+    return dest
+
+
+def test_a_model_in_an_azure_ml_registry_is_fetched_hashed_and_recorded(sample: Path,
+                                                                        arm: standin.AzureStandin) -> None:
+    """azure-ai-ml's own registry client (discovery, the registry's model version, its data reference,
+    a SAS download), against the stand-in, as for a workspace model."""
+    pkl = (SAMPLE / "model" / "sklearn_regression_model.pkl").read_bytes()
+    digest = hashlib.sha256(pkl).hexdigest()
+    tag = tree_digest((("sklearn_regression_model.pkl", Path(), digest),))
+    arm.register_registry_model("shared-reg", "diabetes-model", "3", {SHA_TAG: tag},
+                                files={"sklearn_regression_model.pkl": pkl})
+    release = load_release(sample / "release.toml", registry=_registry(sample))
+    [model] = release.artifacts
+    cached = sample / "out" / "registry" / "registries" / "shared-reg" / "diabetes-model" / "3"
+    assert [(f.path, f.sha256) for f in model.files] == [((cached / "sklearn_regression_model.pkl").resolve(), digest)]
+    assert release.describe()["artifacts"][0]["registry"] == {
+        "asset_id": "azureml://registries/shared-reg/models/diabetes-model/versions/3", "tags": {SHA_TAG: tag}}
+    assert arm.requests("GET", r"^/registrymanagement/v1\.0/registries/shared-reg/discovery$")
+    assert arm.requests("POST", r"/registries/shared-reg/datarefs/diabetes-model/versions/3$")
+    assert not arm.requests(pattern=r"/workspaces/ws-1/models/"), "a registry model is not looked up in the workspace"
+
+    arm.register_registry_model("shared-reg", "diabetes-model", "4", {SHA_TAG: "0" * 64}, files={"m.pkl": b"x"})
+    edit = sample / "blue-deployment.yml"
+    edit.write_text(edit.read_text().replace("versions/3", "versions/4"))
+    with pytest.raises(ConfigError, match="model diabetes-model version 4 in the Azure ML registry shared-reg: "
+                       f"the downloaded files give {SHA_TAG} "):
+        load_release(sample / "release.toml", registry=_registry(sample))
+    edit.write_text(edit.read_text().replace("versions/4", "versions/9"))
+    with pytest.raises(ConfigError, match=r"model diabetes-model version 9 in the Azure ML registry shared-reg is not "
+                       r"registered \(fix: publish it \(az ml model create --registry-name shared-reg "):
+        load_release(sample / "release.toml", registry=_registry(sample))
+    edit.write_text(edit.read_text().replace("registries/shared-reg/", "registries/no-such-reg/"))
+    with pytest.raises(ConfigError, match="the Azure ML registry no-such-reg could not be discovered: "):
+        load_release(sample / "release.toml", registry=_registry(sample))

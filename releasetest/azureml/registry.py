@@ -1,9 +1,12 @@
 """Model versions from the workspace's model registry, for artifacts the manifest does not pin.
 
 A trigger names a model version (``--release-artifact NAME=VERSION``) that was registered after
-the manifest was written, or the manifest lists an artifact by reference only (``name`` and
-``version``, no ``files``). :class:`ModelRegistry` downloads that version with azure-ai-ml into
-``<cache>/<name>/<version>/``, the layout the listed versions get, hashes every file, and, when
+the manifest was written, the manifest lists an artifact by reference only (``name`` and
+``version``, no ``files``), or a v2 deployment names a registered model (``azureml:<name>:<version>``
+in the workspace, ``azureml://registries/<registry>/models/<name>/versions/<version>`` in an Azure ML
+registry). :class:`ModelRegistry` downloads that version with azure-ai-ml into
+``<cache>/<name>/<version>/`` (``<cache>/registries/<registry>/<name>/<version>/``), the layout the
+listed versions get, hashes every file, and, when
 the version carries the ``releasetest_sha256`` tag (set when releasetest registered it), refuses
 files whose digest differs from it. Its asset id and tags go into the verdict with the files.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,27 +28,34 @@ from releasetest.release.manifest import ArtifactFile, RegistrySource
 
 @dataclass
 class ModelRegistry:
-    """Resolves ``name:version`` in the workspace ``workspace_config`` names; one client per run."""
+    """Resolves ``name:version`` in the workspace ``workspace_config`` names, or in an Azure ML
+    registry; one client per workspace or registry per run."""
 
     workspace_config: Path
     cache: Path
     credential: Any = None
-    _client: Any = None
+    _clients: dict[str | None, Any] = field(default_factory=dict)
 
-    def __call__(self, name: str, version: str) -> tuple[tuple[ArtifactFile, ...], RegistrySource]:
+    def __call__(self, name: str, version: str,
+                 registry: str | None = None) -> tuple[tuple[ArtifactFile, ...], RegistrySource]:
         from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-        if self._client is None:
-            self._client = ml_client(self.workspace_config, self.credential)
-        where = f"model {name} version {version} in the workspace of {self.workspace_config}"
+        if registry is None:
+            where = f"model {name} version {version} in the workspace of {self.workspace_config}"
+            dest = self.cache / name / version
+            publish = f"register it (az ml model create --name {name} --version {version})"
+        else:
+            where = f"model {name} version {version} in the Azure ML registry {registry}"
+            dest = self.cache / "registries" / registry / name / version
+            publish = f"publish it (az ml model create --registry-name {registry} --name {name} --version {version})"
         # azure-ai-ml's own deprecation warnings (marshmallow, azure-storage-blob) are not the user's to fix.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            client = self._client(registry)
             try:
-                model = self._client.models.get(name, version)
-                dest = self.cache / name / version
+                model = client.models.get(name, version)
                 with tempfile.TemporaryDirectory(dir=self._tmp_root()) as tmp:
-                    self._client.models.download(name, version, download_path=tmp)
+                    client.models.download(name, version, download_path=tmp)
                     got = Path(tmp) / name
                     files = sorted(p for p in got.rglob("*") if p.is_file())
                     if not files:
@@ -58,8 +68,7 @@ class ModelRegistry:
                         shutil.move(f, dest / f.name)
             except ResourceNotFoundError:
                 raise ConfigError(self.workspace_config, None, f"{where} is not registered",
-                                  f"register it (az ml model create --name {name} --version {version}) or ask "
-                                  "for a registered version") from None
+                                  f"{publish} or ask for a registered version") from None
             except HttpResponseError as exc:
                 raise ConfigError(self.workspace_config, None, f"{where} could not be read: {exc.message}",
                                   "check the workspace config and the credential's access to it") from None
@@ -72,6 +81,21 @@ class ModelRegistry:
                               f"{where}: the downloaded files give {SHA_TAG} {digest}, the registry tags {pinned}",
                               "the registered files changed after they were tagged: register a new version")
         return out, RegistrySource(asset_id=str(model.id), tags=tags)
+
+    def _client(self, registry: str | None) -> Any:
+        """The run's MLClient for the workspace (``None``) or the registry; a registry that discovery
+        does not know is a configuration error naming it."""
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        if registry not in self._clients:
+            try:
+                self._clients[registry] = ml_client(self.workspace_config, self.credential, registry)
+            except (ResourceNotFoundError, HttpResponseError) as exc:
+                raise ConfigError(self.workspace_config, None,
+                                  f"the Azure ML registry {registry} could not be discovered: {exc.message}",
+                                  "check the registry name in the model reference and the credential's access to "
+                                  "it") from None
+        return self._clients[registry]
 
     def _tmp_root(self) -> Path:
         """Downloads land beside the cache, so moving them in is a rename."""

@@ -52,8 +52,10 @@ def read_workspace_config(path: Path) -> dict[str, str]:
     return {k: data[k] for k in WORKSPACE_KEYS}
 
 
-def ml_client(workspace_config: Path, credential: Any = None) -> Any:
-    """An MLClient for the workspace ``workspace_config`` names (DefaultAzureCredential unless given)."""
+def ml_client(workspace_config: Path, credential: Any = None, registry: str | None = None) -> Any:
+    """An MLClient for the workspace ``workspace_config`` names (DefaultAzureCredential unless given),
+    or for the Azure ML registry ``registry``: azure-ai-ml then asks registry discovery for the
+    registry's subscription, group and front end, which replace the workspace's."""
     ws = read_workspace_config(workspace_config)
     try:
         from azure.ai.ml import MLClient
@@ -61,5 +63,8 @@ def ml_client(workspace_config: Path, credential: Any = None) -> Any:
     except ImportError as exc:
         raise ConfigError(None, "release_target", f"azure-ai-ml is not installed ({exc})",
                           "pip install 'releasetest[azureml]'") from None
+    if registry is not None:
+        return MLClient(credential or DefaultAzureCredential(), ws["subscription_id"], ws["resource_group"],
+                        registry_name=registry, enable_telemetry=False)
     return MLClient(credential or DefaultAzureCredential(), ws["subscription_id"], ws["resource_group"],
                     ws["workspace_name"], enable_telemetry=False)

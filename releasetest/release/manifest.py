@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import tomllib
 
@@ -150,8 +150,12 @@ class RegistrySource:
     tags: dict[str, str]
 
 
-#: Fetches ``name, version`` from the model registry: its files (laid out and hashed) and source.
-Resolver = Callable[[str, str], tuple[tuple[ArtifactFile, ...], RegistrySource]]
+class Resolver(Protocol):
+    """Fetches ``name, version`` from the workspace's model registry, or from the Azure ML registry
+    ``registry``: its files (laid out and hashed) and source."""
+
+    def __call__(self, name: str, version: str,
+                 registry: str | None = None) -> tuple[tuple[ArtifactFile, ...], RegistrySource]: ...
 
 
 @dataclass(frozen=True)
@@ -623,13 +627,12 @@ def _v2_release(stages: dict[str, Stage], manifest: Path, config_digests: dict[s
         artifact = Artifact(name=model.name, version=model.version, files=files)
     else:
         assert model.ref is not None
-        if registry is None or model.ref.registry is not None:
+        if registry is None:
             raise ConfigError(first.path, "model", f"{model.ref.text} is a registered model, and no model "
-                              "registry was given to fetch it from" if model.ref.registry is None else
-                              f"{model.ref.text} is in an Azure ML registry, which the gate cannot fetch from yet",
+                              "registry was given to fetch it from",
                               "run where the workspace config is (aml_config/config.json beside the manifest, or "
                               "--release-workspace-config), or give model: {path: ...}")
-        fetched, source = registry(model.ref.name, model.version)
+        fetched, source = registry(model.ref.name, model.version, model.ref.registry)
         artifact = Artifact(name=model.name, version=model.version, files=fetched, registry=source)
     if first.code_dir is not None:
         config_digests[_rel(first.code_dir, manifest.parent) + "/"] = tree_sha256(first.code_dir)
