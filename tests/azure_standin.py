@@ -32,7 +32,10 @@ traffic sums to 100 or 0).
 
 With ``route=True`` the endpoint's scoring URI is the stand-in itself (``/endpoints/<name>/...``),
 which routes like the Azure ML endpoint front end: to the deployment the
-``azureml-model-deployment`` header names, else by the traffic split. That is what blue/green
+``azureml-model-deployment`` header names, else by the traffic split, and answers a scoring
+request beyond what the deployment admits at once (2 x ``maxConcurrentRequestsPerInstance`` x
+``sku.capacity``) 429 "Too many pending requests", counted in ``state.refused`` (``state.peak``:
+the most it held at once). That is what blue/green
 promotion needs: several deployments behind one endpoint. A request routed by the split is also
 copied to each deployment in ``mirrorTraffic`` at its share (every ``100 / percent``-th request, so
 tests know how many; Azure draws them at random) and the copy's answer is dropped, as Azure does.
@@ -130,6 +133,11 @@ class State:
     requests: list[Recorded] = field(default_factory=list)
     #: Accumulated mirror share per (endpoint, deployment): a copy goes out each time it reaches 100.
     mirror_credit: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: Scoring requests the front end holds per (endpoint, deployment) now, the most it held at once,
+    #: and how many it answered 429 because the deployment admitted no more.
+    in_flight: dict[tuple[str, str], int] = field(default_factory=dict)
+    peak: dict[tuple[str, str], int] = field(default_factory=dict)
+    refused: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class AzureStandin:
@@ -590,10 +598,17 @@ def _route(st: AzureStandin, method: str, name: str, rest: str, raw: bytes, head
     if served is None or served.scoring_uri is None:
         return 404, {"message": f"deployment {dep} not found or not running on endpoint {name}"}, None
     cid = headers.get("x-request-id") or str(uuid.uuid4())
+    scoring = method == "POST" and rest == "/score"
+    if scoring and not _admit(st, (name, dep)):
+        return 429, {"message": "Too many pending requests"}, None
     try:
         resp = _forward(st, served, name, dep, method, rest, raw, headers, cid)
     except requests.RequestException as exc:
         return 502, {"message": f"deployment {dep} did not answer: {exc}"}, None
+    finally:
+        if scoring:
+            with st.lock:
+                st.state.in_flight[(name, dep)] -= 1
     for mdep in mirrored:  # the copy's answer (or failure) never reaches the caller
         with st.lock:
             copy_to = st.state.served.get((name, mdep))
@@ -604,6 +619,26 @@ def _route(st: AzureStandin, method: str, name: str, rest: str, raw: bytes, head
                 pass
     return resp.status_code, resp.content, {"Content-Type": resp.headers.get("Content-Type", "application/json"),
                                             "azureml-model-deployment": dep, "x-request-id": cid}
+
+
+def admits(deployment: dict[str, Any]) -> int:
+    """What a deployment takes at once: Azure answers 429 beyond 2 x max_concurrent_requests_per_instance
+    x instance_count ("Troubleshooting online endpoint deployment and scoring", HTTP status codes)."""
+    settings = deployment.get("properties", {}).get("requestSettings") or {}
+    cap = int(settings.get("maxConcurrentRequestsPerInstance") or 1)
+    return 2 * cap * int((deployment.get("sku") or {}).get("capacity") or 1)
+
+
+def _admit(st: AzureStandin, key: tuple[str, str]) -> bool:
+    """Count one more scoring request on the deployment, or refuse it (counted) when it admits no more."""
+    with st.lock:
+        busy = st.state.in_flight.get(key, 0)
+        if busy >= admits(st.state.deployments[key]):
+            st.state.refused[key] = st.state.refused.get(key, 0) + 1
+            return False
+        st.state.in_flight[key] = busy + 1
+        st.state.peak[key] = max(st.state.peak.get(key, 0), busy + 1)
+        return True
 
 
 def _forward(st: AzureStandin, served: Served, name: str, dep: str, method: str, rest: str, raw: bytes,

@@ -34,6 +34,18 @@ EP = "devtest-"  # endpoint names are devtest-<short id>
 @pytest.fixture
 def arm(release_project: ReleaseProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The stand-in, serving deployments with the real local endpoint; its env set for subprocesses."""
+    yield from _standin(release_project, tmp_path, monkeypatch, route=False)
+
+
+@pytest.fixture
+def routed_arm(release_project: ReleaseProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """As ``arm``, with scoring through the stand-in's front end (which answers 429 beyond what the
+    deployment admits)."""
+    yield from _standin(release_project, tmp_path, monkeypatch, route=True)
+
+
+def _standin(release_project: ReleaseProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+             route: bool) -> Iterator[Any]:
     release_dir = release_project.release
     (release_dir / "aml_config").mkdir()
     (release_dir / "aml_config" / "config.json").write_text(json.dumps(standin.WORKSPACE_CONFIG))
@@ -53,7 +65,7 @@ def arm(release_project: ReleaseProject, tmp_path: Path, monkeypatch: pytest.Mon
             return standin.Served(None, exc.log_tail or exc.cause, local.teardown)
         return standin.Served(handle.scoring_uri, local.log_tail() or "", local.teardown)
 
-    with standin.AzureStandin(serve=serve) as server:
+    with standin.AzureStandin(serve=serve, route=route) as server:
         for key, value in server.client_env(tmp_path / "azure-env").items():
             monkeypatch.setenv(key, value)
         yield server
@@ -105,6 +117,28 @@ def test_devtest_on_azureml_promotes(release_project: ReleaseProject, arm: Any) 
     progress = (release_project.root / "releasetest-out" / "azureml-devtest.log").read_text()
     assert f"model port-weather-models:{release.short_id} registered" in progress
     assert f"deleted endpoint {name}" in progress
+
+
+@pytest.mark.long
+def test_the_gates_clients_stay_within_what_the_deployment_admits(release_project: ReleaseProject,
+                                                                  routed_arm: Any) -> None:
+    """Azure (and the stand-in's front end) answers 429 beyond 2 x max_concurrent_requests_per_instance x
+    instance_count scoring requests at once: 2 here (ACI maps to 1 instance; v2's default cap 1). Four
+    acceptance threads on small batches and a second xdist worker share that many client slots, so the
+    front end refuses nothing and never holds more than 2."""
+    release_project.edit("release.toml", "batch_size = 500\nconcurrency = 2", "batch_size = 50\nconcurrency = 4")
+    result = release_project.run("-n", "2", "--release-stage", "devtest", "--release-target", "azureml",
+                                 "--release-require", "acceptance", "-m", "acceptance or smoke")
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "PROMOTE", verdict["reasons"]
+    endpoint = verdict["endpoint"]
+    assert (endpoint["max_concurrent_requests_per_instance"], endpoint["instance_count"], endpoint["admits"]) \
+        == (1, 1, 2)
+    assert not Path(endpoint["client_slots"]).exists(), "teardown removes the client slots"
+    deployment = (endpoint["endpoint"], "blue")
+    assert routed_arm.state.refused == {}
+    assert 1 <= routed_arm.state.peak[deployment] <= 2
+    assert result.ret == 0
 
 
 def test_registered_model_with_other_bytes_blocks_before_any_endpoint(release_project: ReleaseProject,

@@ -52,6 +52,7 @@ from releasetest.azureml.mirror import (
     replay,
     replay_bodies,
 )
+from releasetest.azureml.v2 import ADMIT_FACTOR, DEFAULT_MAX_CONCURRENT
 from releasetest.azureml.workspace import SHA_TAG, ml_client, tree_digest, workspace_config_path
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.client import wait_ready
@@ -128,6 +129,7 @@ class AzureMLEndpoint(Endpoint):
         self.owns_endpoint = True
         self._log: TextIO | None = None
         self._handle: EndpointHandle | None = None
+        self._slots: Path | None = None
 
     @property
     def handle(self) -> EndpointHandle | None:
@@ -255,6 +257,19 @@ class AzureMLEndpoint(Endpoint):
         except HttpResponseError as exc:
             raise self._fail(f"deployment {dep_name} failed: {exc.message}") from None
 
+    def _admission(self) -> dict[str, Any]:
+        """What the deployment admits at once before Azure answers 429 (``ADMIT_FACTOR`` x
+        max_concurrent_requests_per_instance x instance_count, docs/azureml.md), and the folder where
+        the run's own scoring clients (xdist workers, acceptance threads) count theirs, so they never
+        send more (:class:`releasetest.endpoint.client.ScoringClient`); removed on teardown."""
+        settings = self.plan.deployment.get("request_settings") or {}
+        cap = int(settings.get("max_concurrent_requests_per_instance") or DEFAULT_MAX_CONCURRENT)
+        instances = int(self.plan.deployment.get("instance_count") or 1)
+        if self._slots is None:
+            self._slots = Path(tempfile.mkdtemp(prefix="releasetest-client-slots-"))
+        return {"max_concurrent_requests_per_instance": cap, "instance_count": instances,
+                "admits": ADMIT_FACTOR * cap * instances, "client_slots": str(self._slots)}
+
     def _pinned_handle(self, name: str) -> EndpointHandle:
         """The endpoint as the suites see it, every request pinned to this release's deployment."""
         dep_name = self.plan.deployment["name"]
@@ -264,7 +279,7 @@ class AzureMLEndpoint(Endpoint):
         handle = handle_for_url(
             ep.scoring_uri, key, target=self.target, endpoint=name, deployment=dep_name,
             kind=self.plan.kind, scoring_timeout_ms=self.plan.deployment["request_settings"]["request_timeout_ms"],
-            drift=[str(d) for d in self.plan.drift])
+            drift=[str(d) for d in self.plan.drift], **self._admission())
         return replace(handle, log_path=str(self.log_path), extra_headers={"azureml-model-deployment": dep_name})
 
     def _deploy(self) -> EndpointHandle:
@@ -441,6 +456,9 @@ class AzureMLEndpoint(Endpoint):
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._slots is not None:
+            shutil.rmtree(self._slots, ignore_errors=True)
+            self._slots = None
 
 
 def _pause(wait_s: float) -> bool:
