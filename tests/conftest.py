@@ -57,6 +57,16 @@ from releasetest.endpoint.process import group_pids
 # and scipy (the drift suite's metrics) cannot be imported a second time in one interpreter.
 import releasetest.checks.drift.stats  # noqa: E402, F401  isort: skip
 
+# importlib_metadata (the backport azure-ai-ml's dependencies import when a v2 release is validated)
+# takes distribution discovery over on import: it deletes the standard PathFinder's
+# find_distributions and adds its own finder to sys.meta_path. An in-process run then puts
+# sys.meta_path back, leaving no finder at all: no pytest11 plugin for the next in-process gate
+# ("unrecognized arguments: --release-stage"). Imported here, before any run, its finder stays.
+try:
+    import importlib_metadata  # noqa: F401  isort: skip
+except ImportError:
+    pass
+
 if TYPE_CHECKING:
     from tests.recorded_target import RecordedTarget
 
