@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 
 from releasetest.checks.acceptance.config import AcceptanceConfig
-from releasetest.checks.acceptance.evaluation import Evaluation, evaluate
+from releasetest.checks.acceptance.evaluation import Evaluation, evaluate, parity_cause
 from releasetest.checks.acceptance.findings import AcceptanceFindings, ProductionComparison
 from releasetest.checks.acceptance.paired import against_production
 from releasetest.checks.acceptance.scoring import BatchScores, champion_rows, score_rows
 from releasetest.endpoint.base import Endpoint
+from releasetest.endpoint.client import published_input
+from releasetest.endpoint.formats import wire_of
 from releasetest.endpoint.handle import EndpointHandle
 from releasetest.errors import DeployError, EndpointError
 from releasetest.release.data import Holdout
@@ -62,9 +64,18 @@ def evaluation(endpoint: EndpointHandle, holdout: Holdout, release: Release, acc
         except (DeployError, EndpointError) as exc:
             champion_error = f"champion {cfg.champion.source} could not be scored: {str(exc).splitlines()[0]}"
     try:
-        return evaluate(cfg, holdout, scores, champion, champion_error)
+        result = evaluate(cfg, holdout, scores, champion, champion_error)
     except EndpointError as exc:
         pytest.fail(str(exc), pytrace=False)
+    if result.parity is not None and not result.parity["passed"]:
+        try:
+            published = published_input(endpoint)
+        except EndpointError:
+            published = None
+        cause = parity_cause(result.parity, holdout, published, wire_of(endpoint))
+        if cause:
+            result.parity["cause"] = cause
+    return result
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +118,8 @@ def test_training_serving_parity(evaluation: Evaluation, holdout: Holdout) -> No
     if not parity["passed"]:
         shown = parity.get("worst") or parity["mismatches"][0]
         inputs = ", ".join(f"{k}={v:g}" for k, v in shown["inputs"].items())
-        pytest.fail(f"training-serving parity {parity['agreement']:.4f} is below the required "
+        cause = f"{parity['cause']}; " if parity.get("cause") else ""
+        pytest.fail(f"{cause}training-serving parity {parity['agreement']:.4f} is below the required "
                     f"{parity['required']:.4f}: {parity['mismatching_rows']} of {len(holdout)} rows differ from "
                     f"expected_predictions (compared {parity['tolerance']}); "
                     f"{'worst' if 'worst' in parity else 'first'}: holdout row {shown['row']} expected "

@@ -120,6 +120,43 @@ def test_an_integer_inference_schema_sample_blocks_with_its_cause(pytester: pyte
     assert "fix: give the @input_schema sample float values" in reasons, reasons
 
 
+def _whole_golden_rows(release: Path, n: int) -> None:
+    """The first ``n`` holdout rows (the golden rows) rounded to whole numbers, their expected
+    predictions made again by the model on them; the other rows stay fractional."""
+    import csv
+
+    import joblib
+    import numpy as np
+
+    holdout, expected = release / "data" / "holdout.csv", release / "data" / "expected_predictions.csv"
+    with holdout.open(newline="") as f:
+        header, *rows = list(csv.reader(f))
+    label = header.index("progression")
+    for row in rows[:n]:
+        row[:] = [v if i == label else f"{round(float(v)):.1f}" for i, v in enumerate(row)]
+    with holdout.open("w", newline="") as f:
+        csv.writer(f).writerows([header, *rows])
+    model = joblib.load(release / "model" / "sklearn_regression_model.pkl")
+    golden = model.predict(np.array([[float(v) for i, v in enumerate(r) if i != label] for r in rows[:n]]))
+    lines = expected.read_text().splitlines()
+    expected.write_text("\n".join([lines[0], *map(repr, golden.tolist()), *lines[1 + n:]]) + "\n")
+
+
+def test_an_integer_sample_is_named_when_only_parity_fails(pytester: pytest.Pytester) -> None:
+    """Golden rows of whole numbers survive the cast, so readiness passes; the fractional rows
+    arrive cast and differ from training: the parity failure names the same cause, first."""
+    _whole_golden_rows(mlops_release(pytester.path, INTEGER_SAMPLE), 5)
+    pytester.makeini(INI)
+    _, verdict = _gate(pytester, "--release-require", "acceptance", "-m", "acceptance")
+    assert verdict["decision"] == "BLOCK"
+    [parity] = [r for r in verdict["reasons"] if r.startswith("test_training_serving_parity: ")]
+    assert parity.startswith("test_training_serving_parity: the published input schema types 'data' as integer "
+                             "(the inference-schema sample has an integer dtype) while the holdout has fractional "
+                             "values (e.g. bmi = 25.8)"), parity
+    cause = verdict["findings"]["acceptance"]["parity"]["cause"]
+    assert "25.8 arrives as 25; fix: give the @input_schema sample float values" in cause, cause
+
+
 def _gate(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict[str, Any]]:
     result = gate_inprocess(pytester, "--release-stage", "devtest", *args)
     return result, json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())

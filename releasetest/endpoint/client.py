@@ -261,6 +261,13 @@ def _caused(message: str, diagnose: Callable[[], str | None] | None) -> str:
     return f"{cause}; {message}" if cause else message
 
 
+def published_input(handle: EndpointHandle) -> dict[str, Any] | None:
+    """The endpoint's published ServiceInput, asked again after readiness (None for a raw ``run()``):
+    what a wrong answer after readiness (training-serving parity) is checked against."""
+    with ScoringClient(handle) as client:
+        return _service_input(client)
+
+
 def _service_input(client: ScoringClient) -> dict[str, Any] | None:
     """swagger v2's ServiceInput, or None when the endpoint publishes none (a raw ``run()``)."""
     try:

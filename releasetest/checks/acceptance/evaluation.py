@@ -11,6 +11,7 @@ from releasetest.checks.acceptance.config import AcceptanceConfig, Threshold
 from releasetest.checks.acceptance.findings import AcceptanceFindings, ThresholdRecord
 from releasetest.checks.acceptance.scoring import BatchScores
 from releasetest.checks.tasks import Scores, Task
+from releasetest.endpoint.formats import Wire, integer_schema_cause
 from releasetest.errors import EndpointError
 from releasetest.release.data import Holdout
 
@@ -92,6 +93,16 @@ def parity_check(predictions: Sequence[Any], holdout: Holdout, required: float, 
     return {"agreement": agreement, "required": required, "tolerance": task.tolerance.describe(),
             "mismatching_rows": len(bad), "mismatches": [row(i) for i in bad[:shown]],
             "passed": agreement >= required} | ({"worst": row(worst)} if worst is not None else {})
+
+
+def parity_cause(parity: dict[str, Any], holdout: Holdout, service_input: dict[str, Any] | None,
+                 wire: Wire) -> str | None:
+    """Why the shown mismatching rows differ, when the published input schema types them as integer
+    (:func:`~releasetest.endpoint.formats.integer_schema_cause`): the golden rows may be whole numbers
+    and pass while fractional holdout rows arrive cast."""
+    shown = [*parity.get("mismatches", []), *([parity["worst"]] if "worst" in parity else [])]
+    rows = [holdout.rows[m["row"]].tolist() for m in shown]
+    return integer_schema_cause(service_input, wire, rows) if rows else None
 
 
 @dataclass
