@@ -87,12 +87,15 @@ def test_change_after_promote_is_refused_naming_it(reference_run: ReferenceRun, 
 
 
 def test_comments_and_pycache_do_not_change_the_id(reference_run: ReferenceRun, tmp_path: Path) -> None:
+    """Nor do the caches a gate run in the release folder writes (pytest's, hypothesis's)."""
     release, _ = _copy(reference_run, tmp_path)
     before = load_release(release / "release.toml").release_id
     manifest = release / "release.toml"
     manifest.write_text("# reviewed\n" + manifest.read_text())
     (release / "__pycache__").mkdir(exist_ok=True)
     (release / "__pycache__" / "score.cpython-311.pyc").write_bytes(b"\0")
+    (release / ".hypothesis" / "constants").mkdir(parents=True, exist_ok=True)
+    (release / ".hypothesis" / "constants" / "0123456789abcdef").write_text("[]")
     assert load_release(manifest).release_id == before
 
 

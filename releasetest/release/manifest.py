@@ -30,9 +30,10 @@ from releasetest.suite_names import SUITES
 from releasetest.tables import Key, Table, check, check_table
 
 #: Folders of a code folder that are not the release: caches, version control, virtual
-#: environments and the gate's own outputs (a server run writes ``__pycache__`` beside the entry script).
+#: environments and the gate's own outputs (a server run writes ``__pycache__`` beside the entry script;
+#: the schema suite's hypothesis keeps its cache of source constants in ``.hypothesis`` of the working folder).
 NOT_CODE = frozenset({"__pycache__", ".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", ".pytest_cache",
-                      ".mypy_cache", ".ruff_cache", "node_modules", "releasetest-out"})
+                      ".hypothesis", ".mypy_cache", ".ruff_cache", "node_modules", "releasetest-out"})
 
 #: Manifest tables that configure one suite each; their contents are checked by the suite's own
 #: parser (see :mod:`releasetest.checks.registry`), before deploy.
