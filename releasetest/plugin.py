@@ -288,12 +288,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """An endpoint launched early that no selected test uses (``-m`` with no built-in test) stops now,
-    unless the team's own tests are still to run."""
+    """The selected suites prepare while the endpoint starts; an endpoint launched early that no
+    selected test uses (``-m`` with no built-in test) stops now, unless the team's own tests are
+    still to run."""
     run = session.config.stash.get(RUN_KEY, None)
-    if run is None or session.config.stash.get(TEAM_PATHS_KEY, None):
+    if run is None or not run.settings.active:
         return
-    if not any("endpoint" in getattr(item, "fixturenames", ()) for item in session.items):
+    using = [item for item in session.items if "endpoint" in getattr(item, "fixturenames", ())]
+    run.prepare_while_starting({suite_of(item) for item in using})
+    if not using and not session.config.stash.get(TEAM_PATHS_KEY, None):
         run.deployment.cancel()
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import tomllib
 
 from releasetest.azureml.registry import registry_for
-from releasetest.checks.registry import evidence, findings_warnings, parse_all
+from releasetest.checks.registry import evidence, findings_warnings, parse_all, preparers
 from releasetest.endpoint.base import Endpoint
 from releasetest.endpoint.deployment import Deployment, ReadyCallback
 from releasetest.endpoint.factory import TargetOptions, build_endpoint, check_target
@@ -101,6 +101,8 @@ class ReleaseRun:
     #: them when the run PROMOTEs, for the next gate's comparison with production.
     predictions: Predictions | None = None
     suite_configs: dict[str, Any] = field(default_factory=dict)
+    #: What suites prepared while the endpoint started (see :meth:`prepare_while_starting`), by suite.
+    prepared: dict[str, Any] = field(default_factory=dict)
     #: The CI's floors (``--release-policy``), applied to the release's suite tables at load.
     policy: Policy | None = None
     config_error: str | None = None
@@ -190,6 +192,22 @@ class ReleaseRun:
         except ReleaseTestError as exc:
             self.config_error = str(exc)
             raise
+
+    def prepare_while_starting(self, suites: Iterable[str]) -> None:
+        """Have the selected suites' preparers (:mod:`releasetest.checks.registry`) run while the
+        endpoint starts. A preparer that fails costs only its head start: the suite does the work
+        itself, and the verdict warns."""
+        def prepare() -> None:
+            assert self.release is not None and self.stage is not None and self.holdout is not None
+            for suite in preparers(suites):
+                try:
+                    self.prepared[suite.name] = suite.prepare(self.suite_configs.get(suite.name), self.release,
+                                                              self.stage, self.holdout)
+                except Exception as exc:  # noqa: BLE001 - the suite does the same work itself, and reports it
+                    self.warnings.append(f"{suite.name}: preparing while the endpoint started failed: {exc!r}")
+
+        if self.release is not None and self.holdout is not None:
+            self.deployment.defer(prepare)
 
     def keep_predictions(self, task: str, predictions: list[Any]) -> Predictions:
         """The candidate's served predictions in history's encoding, kept for :meth:`finish`."""

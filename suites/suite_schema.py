@@ -12,14 +12,12 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import hypothesis
 import pytest
-from hypothesis import HealthCheck, example, given
 
 from releasetest.checks.contract.config import SchemaConfig
 from releasetest.checks.contract.curl import curl_line, dumps
 from releasetest.checks.contract.findings import DEFECT, FAILURE, Finding, SchemaFindings
-from releasetest.checks.contract.inputs import learn_ranges, rows_strategy
+from releasetest.checks.contract.inputs import learn_ranges, send_valid_inputs
 from releasetest.checks.contract.judging import (
     ERROR_TEXT_PROBES,
     classify,
@@ -46,6 +44,7 @@ from releasetest.errors import EndpointError
 from releasetest.release.data import Expected, Holdout
 from releasetest.release.manifest import Release
 from releasetest.release.mlflow_signature import feature_types, release_signature
+from releasetest.run import ReleaseRun
 
 pytestmark = pytest.mark.schema
 
@@ -190,9 +189,10 @@ def test_published_contract(contract: Contract, swagger: tuple[dict[str, Any], d
 def test_valid_inputs_are_answered_by_contract(
     schema_client: CountingClient, contract: Contract, holdout: Holdout, release: Release,
     suite_config: SchemaConfig, golden: tuple[list[list[float]], list[Any]], release_record: Record,
-    request: pytest.FixtureRequest, release_worker: str, published_output: PublishedOutput,
+    request: pytest.FixtureRequest, release_worker: str, published_output: PublishedOutput, release_run: ReleaseRun,
 ) -> None:
-    """Generated batches of realistic and edge values: each gets a 2xx that keeps the output schema."""
+    """Generated batches of realistic and edge values: each gets a 2xx that keeps the output schema
+    (drawn while the endpoint started, when they were, see :mod:`releasetest.checks.contract.inputs`)."""
     assert release.data is not None
     classes = release.data.classes
     ranges = learn_ranges(release.data.features, holdout.rows, contract.integer_columns())
@@ -228,20 +228,14 @@ def test_valid_inputs_are_answered_by_contract(
 
     seed_option = request.config.getoption("hypothesis_seed", None)
     seed = int(seed_option) if seed_option is not None else suite_config.seed
-    test = given(rows_strategy(ranges, min(suite_config.max_rows, wire.batch_size or suite_config.max_rows)))(check)
-    # The published example and the all-maximum row always run; the all-minimum row is hypothesis's
-    # simplest example, generated first, so a failure on it still goes through the shrinker.
-    for explicit in (contract.example_rows, [[r.high for r in ranges]]):
-        test = example(rows=explicit)(test)
-    if seed is not None:
-        test = hypothesis.seed(seed)(test)
-    test = hypothesis.settings(
-        max_examples=suite_config.max_examples, derandomize=seed is None, database=None, deadline=None,
-        report_multiple_bugs=False, print_blob=False, suppress_health_check=[HealthCheck.too_slow],
-    )(test)
+    max_rows = min(suite_config.max_rows, wire.batch_size or suite_config.max_rows)
+    # The published example and the all-maximum row always go first; the all-minimum row is
+    # hypothesis's simplest example, generated first, so a failure on it still goes through the shrinker.
+    explicit = [contract.example_rows, [[r.high for r in ranges]]]
+    drawn = release_run.prepared.get("schema")
     findings: list[Finding] = []
     try:
-        test()
+        send_valid_inputs(check, explicit, ranges, max_rows, seed, suite_config.max_examples, drawn)
     except Broken as exc:
         body = dumps(wire.body(exc.rows)).decode()
         curl = curl_line("POST", url, body.encode(), key_env=key_env)

@@ -17,7 +17,7 @@ import csv
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,8 @@ answered with the other class."""
     url: str
     requests: list[str]
     flip: bool = False
+    #: The bodies of the POSTs, in order.
+    bodies: list[bytes] = field(default_factory=list)
     #: Holdout rows (their features as floats) whose label is flipped: a retrained model that
     #: answers most rows, and the golden ones, as the tested one does.
     retrained: frozenset[tuple[float, ...]] = frozenset()
@@ -104,6 +106,7 @@ def recorded_target(release: Path = EXAMPLE) -> Iterator[RecordedTarget]:
         def do_POST(self) -> None:  # noqa: N802
             state.requests.append(f"POST {self.path}")
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            state.bodies.append(body)
             try:
                 rows = json.loads(body)["data"]
                 keys = [tuple(float(v) for v in row) for row in rows]

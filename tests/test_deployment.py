@@ -225,6 +225,22 @@ def test_cancel_stops_an_early_launch_only(keep: bool) -> None:
     assert deployed.cancel() is False and deployed.state is DeployState.READY and "teardown" not in ready_one.calls
 
 
+def test_deferred_work_runs_once_while_the_endpoint_starts() -> None:
+    endpoint = CountingEndpoint()
+    deploy, ready, _ = deployment(endpoint)
+    seen: list[tuple[str, list[str]]] = []
+    deploy.defer(lambda: seen.append((deploy.state.value, list(endpoint.calls))))
+    deploy.start()
+    assert seen == [], "not at start: the launch goes first"
+    deploy.wait()
+    deploy.wait()
+    assert seen == [("starting", ["start"])], "once, after the launch and before waiting for readiness"
+    handed = Deployment.handed_over(HANDLE, None)
+    handed.defer(lambda: seen.append(("handed over", [])))
+    handed.wait()
+    assert len(seen) == 1, "a deployment that is ready already has no start-up to use"
+
+
 def test_a_handed_over_deployment_owns_nothing() -> None:
     deploy = Deployment.handed_over(HANDLE, None)
     assert deploy.state is DeployState.READY and deploy.wait() is HANDLE

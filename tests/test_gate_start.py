@@ -1,9 +1,11 @@
 """What makes a gate start and end sooner, checked on the behaviour it changes: which suite files an
-``-m`` imports, which tests run while the endpoint starts, and where the compiled report template
-is kept. In this process, against the recorded answers (see tests/conftest.py)."""
+``-m`` imports, which tests and which suite work run while the endpoint starts, and where the
+compiled report template is kept. In this process, against the recorded answers (see tests/conftest.py)."""
 
 from __future__ import annotations
 
+import json
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,40 @@ def test_tests_that_need_no_endpoint_run_while_it_starts(release_project: Releas
                                            "acceptance or drift")
     started = [line for line in result.outlines if line.startswith("releasetest: ") and " suite: " in line]
     assert [line.split()[1] for line in started] == ["drift", "acceptance"], started
+
+
+DRAWN_PROBE = textwrap.dedent("""
+    import json
+    from releasetest.wiring.keys import RUN_KEY
+
+    def pytest_releasetest_endpoint_ready(config, handle):
+        drawn = config.stash[RUN_KEY].prepared.get("schema")
+        with open("drawn.json", "w") as f:
+            json.dump(None if drawn is None else list(drawn.batches), f)
+""")
+
+
+def test_the_schema_suites_batches_are_drawn_while_the_endpoint_starts(release_project: ReleaseProject,
+                                                                        recorded: RecordedTarget) -> None:
+    """Drawn before the endpoint is ready, then sent as drawn (see checks/contract/inputs.py)."""
+    release_project.pytester.makepyfile(drawn_probe=DRAWN_PROBE)
+    release_project.pytester.syspathinsert()
+    result = release_project.run_inprocess("-p", "drawn_probe", "--release-stage", "devtest", *recorded.args,
+                                           "-m", "schema")
+    assert result.parseoutcomes().get("passed"), result.outlines[-20:]
+    drawn = json.loads((release_project.pytester.path / "drawn.json").read_text())
+    assert drawn is not None and len(drawn) == 40, "max_examples batches, drawn before the ready hook"
+    sent = [_rows(body) for body in recorded.bodies]
+    assert all(batch in sent for batch in drawn), "each drawn batch is sent"
+
+
+def _rows(body: bytes) -> object:
+    """A request's rows, or None for the schema suite's malformed probes."""
+    try:
+        decoded = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return decoded.get("data") if isinstance(decoded, dict) else None
 
 
 def test_the_compiled_template_is_kept_in_the_users_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,5 +1,5 @@
-"""The registry of suites: each built-in suite's name, marker help, manifest-table parser and
-findings type.
+"""The registry of suites: each built-in suite's name, marker help, manifest-table parser,
+findings type and what it prepares while the endpoint starts.
 
 Each parser has the shape ``parse(table, release, stage) -> config`` and raises
 :class:`~releasetest.errors.ConfigError` naming the manifest, key and fix. The run calls every
@@ -8,6 +8,10 @@ parser at load time; suites read their parsed config through the ``suite_config`
 Each findings type (:class:`~releasetest.checks.findings.SuiteFindings`) reads the suite's part of
 a verdict and summarises it for the terminal, the report and the CI summary; a suite without one
 (and a user's own suite) gets the base type, whose findings the report shows as they are.
+
+A suite may name a preparer, ``prepare(config, release, stage, holdout) -> value``: work that needs
+no endpoint, done while it starts (in the process that deployed); the suite reads the value from
+``ReleaseRun.prepared`` and does the work itself when there is none.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from releasetest.checks.smoke_findings import SmokeFindings
 from releasetest.suite_names import SUITE_MARKERS, SUITES
 
 if TYPE_CHECKING:
+    from releasetest.release.data import Holdout
     from releasetest.release.manifest import Release, Stage
 
 
@@ -38,6 +43,8 @@ class Suite:
     #: verdict (history, report, CI summary) needs the findings types, not the checks' numpy and HTTP.
     parser: str
     findings: type[SuiteFindings]
+    #: ``module:function`` of the preparer, or None.
+    preparer: str | None = None
 
     @property
     def marker_line(self) -> str:
@@ -48,11 +55,18 @@ class Suite:
         module, function = self.parser.split(":")
         return getattr(importlib.import_module(module), function)(table, release, stage)
 
+    def prepare(self, config: Any, release: Release, stage: Stage, holdout: Holdout) -> Any:
+        if self.preparer is None:
+            return None
+        module, function = self.preparer.split(":")
+        return getattr(importlib.import_module(module), function)(config, release, stage, holdout)
 
-_PARSERS: dict[str, tuple[str, type[SuiteFindings]]] = {
+
+_PARSERS: dict[str, tuple[str, type[SuiteFindings]] | tuple[str, type[SuiteFindings], str]] = {
     "smoke": ("releasetest.checks.smoke:parse_smoke", SmokeFindings),
     "acceptance": ("releasetest.checks.acceptance.config:parse", AcceptanceFindings),
-    "schema": ("releasetest.checks.contract.config:parse_schema_config", SchemaFindings),
+    "schema": ("releasetest.checks.contract.config:parse_schema_config", SchemaFindings,
+               "releasetest.checks.contract.inputs:draw_ahead"),
     "load": ("releasetest.checks.load.slo:parse_load", LoadFindings),
     "drift": ("releasetest.checks.drift.config:parse_drift", DriftFindings),
     "shadow": ("releasetest.checks.shadow.config:parse_shadow", ShadowFindings),
@@ -65,6 +79,11 @@ _BY_NAME = {s.name: s for s in REGISTRY}
 
 def parse_all(release: Release, stage: Stage) -> dict[str, Any]:
     return {s.name: s.parse(release.suite_tables.get(s.name, {}), release, stage) for s in REGISTRY}
+
+
+def preparers(suites: Iterable[str]) -> list[Suite]:
+    """The named built-in suites that prepare something while the endpoint starts."""
+    return [_BY_NAME[name] for name in suites if name in _BY_NAME and _BY_NAME[name].preparer is not None]
 
 
 def findings_type(suite: str) -> type[SuiteFindings]:

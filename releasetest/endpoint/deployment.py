@@ -2,8 +2,9 @@
 
 An :class:`~releasetest.endpoint.base.Endpoint` knows how to bring one target up and down; a
 :class:`Deployment` decides *when*, for a whole run: it launches early (so a cold start overlaps
-pytest's collection), waits for readiness once, tells its ready callback once, keeps a failure
-to re-raise to every later caller, and tears down once. The pytest wiring only calls it.
+pytest's collection), does the work deferred to the start-up while it waits, waits for readiness
+once, tells its ready callback once, keeps a failure to re-raise to every later caller, and tears
+down once. The pytest wiring only calls it.
 
 States and the calls that move between them (``wait`` from NOT_STARTED starts first)::
 
@@ -65,6 +66,7 @@ class Deployment:
         #: What the deploy found and fixed, and a failed teardown: the verdict's warnings.
         self.warnings: list[str] = []
         self._began = 0.0
+        self._deferred: list[Callable[[], None]] = []
 
     @classmethod
     def handed_over(cls, handle: EndpointHandle | None, failure: DeployError | None) -> Deployment:
@@ -93,6 +95,11 @@ class Deployment:
         except DeployError as exc:
             self._failed(exc)
 
+    def defer(self, work: Callable[[], None]) -> None:
+        """Work that needs no endpoint, done by the first :meth:`wait` while the endpoint is still
+        starting (the cold start is spent waiting anyway); dropped if it never is."""
+        self._deferred.append(work)
+
     def wait(self) -> EndpointHandle:
         """The ready endpoint, deploying it first if needed; every later call returns the same
         handle, or raises the same failure. The ready callback is told once, on the way to READY;
@@ -101,6 +108,9 @@ class Deployment:
             self.start()
         if self.state is DeployState.STARTING:
             assert self.endpoint is not None
+            deferred, self._deferred = self._deferred, []
+            for work in deferred:
+                work()
             try:
                 handle = self.endpoint.deploy()
             except DeployError as exc:
