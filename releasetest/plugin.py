@@ -16,7 +16,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from _pytest.junitxml import xml_key  # the key record_testsuite_property uses; no public accessor exists
@@ -187,12 +187,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[GATE_LOCK_KEY] = acquire_gate_lock(settings.verdict.parent, lambda line: _say(config, line))
     config.stash[RUN_KEY] = run
     try:
-        run.load()
+        run.load(traffic=worker is not None)
     except ReleaseTestError as exc:
         if worker is None:
-            finished = run.finish(int(pytest.ExitCode.USAGE_ERROR))
-            for line in finished.lines:  # no terminal summary after a usage error; CI reads stdout
-                print(line)
+            _refuse(run, exc)
         raise pytest.UsageError(f"releasetest: {exc}") from None
     if worker is None:
         if os.environ.get(IGNORED_INI_ENV):
@@ -204,6 +202,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(terminal, "releasetest-terminal")
         _interrupt_on_sigterm(config, run)
     _add_suites_to_args(config)
+
+
+def _refuse(run: ReleaseRun, exc: ReleaseTestError) -> NoReturn:
+    """End a run the release's configuration stops: the verdict is written, and its lines printed
+    (no terminal summary follows a usage error; CI reads stdout)."""
+    for line in run.finish(int(pytest.ExitCode.USAGE_ERROR)).lines:
+        print(line)
+    raise pytest.UsageError(f"releasetest: {exc}") from None
 
 
 def _refuse_checkout_config(config: pytest.Config) -> None:
@@ -325,15 +331,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Launch the endpoint before collection, so its cold start overlaps it (the ``endpoint``
-    fixture waits for it). Under xdist the controller deploys before xdist starts the workers
-    (they get it in workerinput)."""
+    fixture waits for it) and reading the recorded traffic. Under xdist the controller deploys
+    before xdist starts the workers (they get it in workerinput, and read the traffic themselves)."""
     config = session.config
     run = config.stash.get(RUN_KEY, None)
-    if (run is None or not run.settings.active or hasattr(config, "workerinput") or config.option.collectonly
-            or is_team_child()):
+    if run is None or not run.settings.active or hasattr(config, "workerinput") or is_team_child():
         return
-    if config.pluginmanager.getplugin("dsession") is None:
+    launch = not config.option.collectonly and config.pluginmanager.getplugin("dsession") is None
+    if launch:
         run.deployment.start()
+    try:
+        run.load_traffic()  # while the endpoint starts
+    except ReleaseTestError as exc:
+        _refuse(run, exc)
+    if launch or config.option.collectonly:
         return
     controller = XdistController(run)
     config.pluginmanager.register(controller, XdistController.name)

@@ -93,7 +93,7 @@ class ReleaseRun:
     release: Release | None = None
     stage: Stage | None = None
     holdout: Holdout | None = None
-    #: The recorded production traffic (``[production]``), read at load time; None without any.
+    #: The recorded production traffic (``[production]``, see :meth:`load_traffic`); None without any.
     traffic: Traffic | None = None
     #: The holdout's content digest, computed once at load: predictions kept in history pair by it.
     holdout_digest: str | None = None
@@ -158,8 +158,10 @@ class ReleaseRun:
             required = tuple(s for s in builtin_suites() if has_traffic or s not in PRODUCTION_SUITES)
         return required + tuple(s for s in (self.policy.required_suites if self.policy else ()) if s not in required)
 
-    def load(self) -> None:
-        """Parse and verify the release; a problem is kept as the run's config error and re-raised."""
+    def load(self, traffic: bool = True) -> None:
+        """Parse and verify the release; a problem is kept as the run's config error and re-raised.
+        Without ``traffic`` the recorded production traffic is left to :meth:`load_traffic` (the
+        process that deploys reads it while the endpoint starts)."""
         assert self.settings.stage is not None
         if self.worker_dir is None:
             self.startup = startup_fingerprint()
@@ -182,13 +184,24 @@ class ReleaseRun:
                                   "name the holdout CSV, features, label and classes (see the example)")
             self.holdout = load_holdout(self.release.data)
             self.holdout.golden(self.release.data.golden_rows)
-            production = self.release.production
-            if production is not None:
-                self.traffic = read_traffic(production.traffic, self.release.data.features, sample=production.sample,
-                                            base=self.release.root, key=production.key, outputs=production.outputs)
             self.holdout_digest = holdout_digest(self.holdout.features, self.holdout.rows, self.holdout.labels)
             self.suite_configs = parse_all(self.release, self.stage)
             self.warnings.extend(w for cfg in self.suite_configs.values() for w in getattr(cfg, "warnings", ()))
+        except ReleaseTestError as exc:
+            self.config_error = str(exc)
+            raise
+        if traffic:
+            self.load_traffic()
+
+    def load_traffic(self) -> None:
+        """Read the release's recorded production traffic (``[production]``), if it has any; a
+        problem is the run's config error, as in :meth:`load`."""
+        production = self.release.production if self.release is not None else None
+        if production is None or self.release is None or self.release.data is None:
+            return
+        try:
+            self.traffic = read_traffic(production.traffic, self.release.data.features, sample=production.sample,
+                                        base=self.release.root, key=production.key, outputs=production.outputs)
         except ReleaseTestError as exc:
             self.config_error = str(exc)
             raise

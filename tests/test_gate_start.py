@@ -13,7 +13,7 @@ import pytest
 from releasetest.suite_names import suites_selected
 from releasetest.verdict import report
 
-from .conftest import ReleaseProject
+from .conftest import ReleaseProject, wait_all_exit
 from .recorded_target import RecordedTarget
 
 
@@ -72,6 +72,25 @@ def test_the_schema_suites_batches_are_drawn_while_the_endpoint_starts(release_p
     assert drawn is not None and len(drawn) == 40, "max_examples batches, drawn before the ready hook"
     sent = [_rows(body) for body in recorded.bodies]
     assert all(batch in sent for batch in drawn), "each drawn batch is sent"
+
+
+def test_recorded_traffic_read_while_the_endpoint_starts_still_stops_a_bad_release(
+        release_project: ReleaseProject) -> None:
+    """Read after the launch, a broken traffic file is still a configuration error: exit 4, one line
+    naming file, line and fix, a BLOCK verdict with it, and the launched server stopped."""
+    inputs = sorted(p for p in (release_project.release / "data" / "production").rglob("*.jsonl")
+                    if "model_inputs" in p.parts)
+    with inputs[0].open("a") as f:
+        f.write("not json\n")
+    result = release_project.run_inprocess("--release-stage", "devtest")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    line = next(line for line in result.errlines if line.startswith("ERROR: releasetest: "))
+    assert inputs[0].name in line and "(fix: " in line, line
+    verdict = release_project.verdict()
+    assert verdict["decision"] == "BLOCK" and inputs[0].name in verdict["reasons"][0], verdict["reasons"]
+    launched = verdict["deploy"]["left_behind"].get("pid")
+    assert launched, "the endpoint was launched before the traffic was read"
+    assert wait_all_exit([launched], 30) == [], "the launched server is stopped"
 
 
 def _rows(body: bytes) -> object:
