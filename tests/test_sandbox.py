@@ -117,8 +117,28 @@ def _all_outputs(project: ReleaseProject, result: pytest.RunResult) -> dict[str,
     return outputs
 
 
-@needs_pid_namespace
-def test_secrets_reach_no_release_code(release_project: ReleaseProject, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(params=["bwrap", "unshare"])
+def sandbox_kind(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                 monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The sandbox the gate makes: bwrap as installed, or plain ``unshare`` as on a runner without
+    bwrap (this process and the ones it starts find every tool on PATH but bwrap; probed afresh)."""
+    if request.param == "unshare":
+        tools = tmp_path_factory.mktemp("no-bwrap")
+        for folder in dict.fromkeys(os.environ.get("PATH", "").split(os.pathsep)):
+            for entry in os.scandir(folder) if os.path.isdir(folder) else ():
+                if entry.name != "bwrap" and not (tools / entry.name).exists():
+                    (tools / entry.name).symlink_to(entry.path)
+        monkeypatch.setenv("PATH", str(tools))
+    probe.cache_clear()
+    if probe().kind != request.param:
+        pytest.skip(f"needs {request.param}: {probe().line()}")
+    yield request.param
+    monkeypatch.undo()
+    probe.cache_clear()
+
+
+def test_secrets_reach_no_release_code(release_project: ReleaseProject, monkeypatch: pytest.MonkeyPatch,
+                                       sandbox_kind: str) -> None:
     """CI secrets in the gate's environment are not in the server's, nor in any /proc it can read,
     so nothing the entry script prints carries them; the endpoint key is fresh, not the CI's."""
     values = {name: secrets.token_urlsafe(24) for name in SECRET_NAMES}
@@ -133,6 +153,7 @@ def test_secrets_reach_no_release_code(release_project: ReleaseProject, monkeypa
 
     verdict = release_project.verdict()
     assert verdict["decision"] == "PROMOTE", verdict["reasons"]
+    assert verdict["deploy"]["isolation"].startswith(f"isolation: {sandbox_kind} ")
     log = Path(verdict["endpoint"]["log"]).read_text()
     assert "secret-scan-done" in log, "the entry script's scan did not run"
     leaked = _reports(log, "leaked")
@@ -148,8 +169,7 @@ def test_secrets_reach_no_release_code(release_project: ReleaseProject, monkeypa
     assert not found, f"secrets in the run's outputs: {found}"
 
 
-@needs_pid_namespace
-def test_a_double_forked_process_does_not_outlive_the_gate(release_project: ReleaseProject) -> None:
+def test_a_double_forked_process_does_not_outlive_the_gate(release_project: ReleaseProject, sandbox_kind: str) -> None:
     """init() double-forks and setsid()s a process: it is gone once pytest has exited."""
     marker = f"releasetest-survivor-{secrets.token_hex(8)}"
     _prepend_to_init(release_project, SURVIVOR.format(marker=marker))
@@ -157,6 +177,7 @@ def test_a_double_forked_process_does_not_outlive_the_gate(release_project: Rele
     result = release_project.run_inprocess(*SMOKE_ONLY)
 
     assert result.ret == 0, result.stdout.str()[-2000:]
+    assert release_project.verdict()["deploy"]["isolation"].startswith(f"isolation: {sandbox_kind} ")
     log = Path(release_project.verdict()["endpoint"]["log"]).read_text()
     assert "survivor-running" in log, "the survivor never started"
     alive = _processes_with(marker)
@@ -266,12 +287,12 @@ def test_leaves_a_double_forked_process():
 '''
 
 
-@needs_pid_namespace
 def test_the_teams_own_tests_run_in_the_sandbox(release_project: ReleaseProject, recorded: RecordedTarget,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+                                                monkeypatch: pytest.MonkeyPatch, sandbox_kind: str) -> None:
     """The team's pytest, started by a gate that holds CI secrets: its tests find no secret in
-    their environment or any /proc, write no start-up hook into site-packages nor anything into
-    the verdict folder or where pytest runs, and their setsid() survivor is gone when the gate is."""
+    their environment or any /proc, and their setsid() survivor is gone when the gate is; under
+    bwrap they write no start-up hook into site-packages nor anything into the verdict folder or
+    where pytest runs, under unshare the start-up hook they plant BLOCKs the run."""
     for name in SECRET_NAMES:
         monkeypatch.setenv(name, secrets.token_urlsafe(24))
     marker = f"releasetest-survivor-{secrets.token_hex(8)}"
@@ -294,11 +315,20 @@ def test_the_teams_own_tests_run_in_the_sandbox(release_project: ReleaseProject,
     for pid in survivors:  # leave the machine clean even when an assertion below fails
         os.kill(pid, signal.SIGKILL)
     verdict = release_project.verdict()
-    assert verdict["suites"]["other"]["passed"] == 3, (verdict["reasons"], result.stdout.str()[-3000:])
-    assert result.ret == 0 and verdict["decision"] == "PROMOTE", verdict["reasons"]
-    assert f"(isolation: {probe().kind})" in result.stdout.str()
-    assert not planted, f"the team's tests wrote into {planted}"
+    assert f"(isolation: {sandbox_kind})" in result.stdout.str()
     assert not survivors, f"processes started by the team's tests outlived the gate: {survivors}"
+    if sandbox_kind == "bwrap":
+        assert verdict["suites"]["other"]["passed"] == 3, (verdict["reasons"], result.stdout.str()[-3000:])
+        assert result.ret == 0 and verdict["decision"] == "PROMOTE", verdict["reasons"]
+        assert not planted, f"the team's tests wrote into {planted}"
+        return
+    # unshare leaves the file system as the gate's user sees it: the writes succeed, and the planted
+    # start-up hook is caught (BLOCK) instead of refused; the secrets stay out of reach all the same.
+    assert planted, "under unshare the team's tests write where the gate's user can"
+    failing = verdict["suites"]["other"]["failing"]
+    assert len(failing) == 1 and "test_writes_no_start_up_hook" in failing[0], failing
+    assert verdict["decision"] == "BLOCK" and any(
+        "start-up files" in reason and pth in reason for reason in verdict["reasons"]), verdict["reasons"]
 
 
 @pytest.fixture
