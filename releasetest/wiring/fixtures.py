@@ -105,8 +105,8 @@ def production_endpoint(release_run: ReleaseRun) -> Endpoint | None:
 
 @pytest.fixture(scope="session")
 def production_traffic(release_run: ReleaseRun) -> Traffic:
-    """The recorded production traffic (``[production]`` or ``--release-traffic``), read before
-    deploy; skips when the release has none."""
+    """The recorded production traffic (``[production]`` or ``--release-traffic``), read before any
+    test runs; skips when the release has none."""
     if release_run.traffic is None:
         pytest.skip("no recorded production traffic: set [production] traffic in the manifest or --release-traffic")
     return release_run.traffic
