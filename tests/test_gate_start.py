@@ -4,6 +4,7 @@ compiled report template is kept. In this process, against the recorded answers 
 
 from __future__ import annotations
 
+import gc
 import json
 import textwrap
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from releasetest.suite_names import suites_selected
 from releasetest.verdict import report
 
-from .conftest import ReleaseProject, wait_all_exit
+from .conftest import ReleaseProject, gate_inprocess, wait_all_exit
 from .recorded_target import RecordedTarget
 
 
@@ -100,6 +101,27 @@ def _rows(body: bytes) -> object:
     except (ValueError, RecursionError):
         return None
     return decoded.get("data") if isinstance(decoded, dict) else None
+
+
+EXIT_PROBE = textwrap.dedent("""
+    import atexit
+    import gc
+
+    atexit.register(lambda: print(f"frozen at exit: {gc.get_freeze_count()}"))
+""")
+
+
+def test_an_ending_gate_skips_the_final_garbage_collection(pytester: pytest.Pytester) -> None:
+    """The gate's interpreter freezes the collector at exit (the probe's exit handler, registered
+    before the gate's, runs after it); a pytest that runs a gate in its own process is untouched."""
+    pytester.makepyfile(exit_probe=EXIT_PROBE)
+    result = pytester.runpytest_subprocess("-p", "exit_probe", "--release-stage", "devtest", timeout=120)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, "no release here: the gate stops at load"
+    frozen = [int(line.rsplit(" ", 1)[1]) for line in result.outlines if line.startswith("frozen at exit: ")]
+    assert frozen and frozen[0] > 0, result.outlines[-10:]
+    before = gc.get_freeze_count()
+    assert gate_inprocess(pytester, "--release-stage", "devtest").ret == pytest.ExitCode.USAGE_ERROR
+    assert gc.get_freeze_count() == before
 
 
 def test_the_compiled_template_is_kept_in_the_users_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
