@@ -88,6 +88,18 @@ ACCOUNT = "standinacct"
 REGISTRY_ACCOUNT = "standinregacct"
 REGISTRY_SCOPE = ("sub-registry", "rg-registry")
 CONTAINER = "azureml-blobstore"
+#: A team's ``.amlignore`` for the example release: Azure ML uploads the release folder as the
+#: deployment's code, and the entry script needs none of data/ (holdout, reference, recorded traffic:
+#: what the gate reads where it runs). Uploaded, its ~290 files took 3.5 s per deployment here.
+AMLIGNORE = "data/\n"
+
+
+def in_workspace(release_dir: Path) -> None:
+    """Make the example release one of the stand-in's workspace: ``aml_config/config.json`` naming
+    it, and the ``.amlignore`` (:data:`AMLIGNORE`) that azure-ai-ml applies to the code upload."""
+    (release_dir / "aml_config").mkdir()
+    (release_dir / "aml_config" / "config.json").write_text(json.dumps(WORKSPACE_CONFIG))
+    (release_dir / ".amlignore").write_text(AMLIGNORE)
 
 
 class StaticTokenCredential:

@@ -56,8 +56,7 @@ def arm(release_project: ReleaseProject, tmp_path: Path, monkeypatch: pytest.Mon
     """The routing, mirroring, collecting stand-in; ``arm.flip`` names release ids served by a
     label-flipping copy of their entry script on the cluster."""
     release_dir = release_project.release
-    (release_dir / "aml_config").mkdir()
-    (release_dir / "aml_config" / "config.json").write_text(json.dumps(standin.WORKSPACE_CONFIG))
+    standin.in_workspace(release_dir)
     flip: set[str] = set()
 
     def serve(endpoint: str, body: dict[str, Any]) -> Any:

@@ -42,8 +42,7 @@ BROKEN = "RuntimeError: production secret store unreachable"
 def arm(release_project: ReleaseProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The routing stand-in; ``arm.broken`` names release ids whose server fails to start on the cluster."""
     release_dir = release_project.release
-    (release_dir / "aml_config").mkdir()
-    (release_dir / "aml_config" / "config.json").write_text(json.dumps(standin.WORKSPACE_CONFIG))
+    standin.in_workspace(release_dir)
     broken: set[str] = set()
 
     def serve(endpoint: str, body: dict[str, Any]) -> Any:
