@@ -160,7 +160,7 @@ def test_slower_to_start_than_the_readiness_bound(release_project: ReleaseProjec
 
 
 @pytest.mark.parametrize(("selection", "caught_by"), [
-    ((), "test_slo_at_expected_rate"),  # the load window measures it; no extra requests
+    (("-m", "smoke or load"), "test_slo_at_expected_rate"),  # the load window measures it; no extra requests
     (("-m", "smoke"), "test_memory_stable_under_repeated_requests"),  # no load window: the smoke burst
 ], ids=["load-window", "smoke-only"])
 def test_memory_growth_per_request(release_project: ReleaseProject, selection: tuple[str, ...],
