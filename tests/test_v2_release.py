@@ -241,8 +241,9 @@ def test_a_folder_made_by_init_v2_promotes(pytester: pytest.Pytester) -> None:
     subprocess.run([sys.executable, "train.py"], cwd=folder, check=True, capture_output=True, timeout=300)
     assert main(["hash", "--write", str(folder / "release.toml")]) == 0
     pytester.makeini(INI)
-    result = gate_inprocess(pytester, "--release-stage", "devtest", "--release-require", "acceptance,schema,smoke",
-                            "-m", "acceptance or schema or smoke")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--release-stage", "devtest", "--release-require",
+                                           "acceptance,schema,smoke", "-m", "acceptance or schema or smoke",
+                                           timeout=400)
     verdict = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
     assert result.ret == 0 and verdict["decision"] == "PROMOTE", verdict["reasons"]
     assert verdict["release"]["name"] == "wine-v2" and verdict["endpoint"]["admits"] == 2
