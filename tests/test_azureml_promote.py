@@ -137,7 +137,9 @@ class CliSteps:
         return code, out, err
 
     def close(self) -> None:
-        assert self.proc.stdin is not None
+        """End the child (its stdin closed) and close both pipes: an unclosed one, collected during
+        a later in-process gate, is an unraisable ResourceWarning that fails that gate's test."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.close()
         try:
             self.proc.wait(timeout=30)
@@ -145,6 +147,7 @@ class CliSteps:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+            self.proc.stdout.close()
 
 
 @pytest.fixture
