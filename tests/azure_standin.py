@@ -88,6 +88,18 @@ ACCOUNT = "standinacct"
 REGISTRY_ACCOUNT = "standinregacct"
 REGISTRY_SCOPE = ("sub-registry", "rg-registry")
 CONTAINER = "azureml-blobstore"
+#: A team's ``.amlignore`` for the example release: Azure ML uploads the release folder as the
+#: deployment's code, and the entry script needs none of data/ (holdout, reference, recorded traffic:
+#: what the gate reads where it runs). Uploaded, its ~290 files took 3.5 s per deployment here.
+AMLIGNORE = "data/\n"
+
+
+def in_workspace(release_dir: Path) -> None:
+    """Make the example release one of the stand-in's workspace: ``aml_config/config.json`` naming
+    it, and the ``.amlignore`` (:data:`AMLIGNORE`) that azure-ai-ml applies to the code upload."""
+    (release_dir / "aml_config").mkdir()
+    (release_dir / "aml_config" / "config.json").write_text(json.dumps(WORKSPACE_CONFIG))
+    (release_dir / ".amlignore").write_text(AMLIGNORE)
 
 
 class StaticTokenCredential:
@@ -279,6 +291,7 @@ class _Splice(socketserver.StreamRequestHandler):
 
     server: _ConnectProxy
     rbufsize = 0  # unbuffered: nothing of the tunnelled stream is left in a read buffer
+    disable_nagle_algorithm = True  # each spliced piece goes on at once (see _Handler)
 
     def handle(self) -> None:
         request = self.rfile.readline(65536).decode("latin-1")
@@ -288,6 +301,7 @@ class _Splice(socketserver.StreamRequestHandler):
             self.wfile.write(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
             return
         with socket.create_connection(self.server.upstream, timeout=30) as up:
+            up.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.wfile.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             self.wfile.flush()
             down = self.connection
@@ -306,6 +320,9 @@ class _Splice(socketserver.StreamRequestHandler):
 class _Handler(BaseHTTPRequestHandler):
     standin: AzureStandin
     protocol_version = "HTTP/1.1"
+    #: Headers and body are two writes: with Nagle's algorithm the body would wait for the client's
+    #: delayed ACK (40 ms a request on a kept-alive connection).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the recorded requests are the log."""

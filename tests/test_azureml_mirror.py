@@ -1,6 +1,6 @@
 """``releasetest promote --target azureml`` with a mirror phase: shadow in production before the shift.
 
-As in tests/test_azureml_promote.py, ``promote`` runs in a subprocess with the real azure-ai-ml
+As in tests/test_azureml_promote.py, ``promote`` runs in a subprocess (one per test) with the real azure-ai-ml
 ``MLClient`` against the loopback ARM stand-in, whose endpoint front end routes to real local
 endpoints (azmlinfsrv). The stand-in mirrors its share of the live requests to the new deployment
 and writes both deployments' data collector output to the default datastore (promote reads it
@@ -27,7 +27,7 @@ from releasetest.release.manifest import load_release
 
 from .conftest import ReleaseProject
 from .recorded_target import RecordedTarget
-from .test_azureml_promote import EP, _approved_verdict, _promote
+from .test_azureml_promote import EP, CliSteps, _approved_verdict, promote_steps  # noqa: F401  (fixture)
 
 pytest.importorskip("azure.ai.ml", reason="the azureml extra is not installed")
 standin = pytest.importorskip("tests.azure_standin", reason="trustme is not installed")
@@ -56,8 +56,7 @@ def arm(release_project: ReleaseProject, tmp_path: Path, monkeypatch: pytest.Mon
     """The routing, mirroring, collecting stand-in; ``arm.flip`` names release ids served by a
     label-flipping copy of their entry script on the cluster."""
     release_dir = release_project.release
-    (release_dir / "aml_config").mkdir()
-    (release_dir / "aml_config" / "config.json").write_text(json.dumps(standin.WORKSPACE_CONFIG))
+    standin.in_workspace(release_dir)
     flip: set[str] = set()
 
     def serve(endpoint: str, body: dict[str, Any]) -> Any:
@@ -112,7 +111,7 @@ def _endpoint_puts(arm: Any, start: int) -> list[dict[str, Any]]:
 @pytest.mark.long
 def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
         release_project: ReleaseProject, arm: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-        recorded: RecordedTarget) -> None:
+        recorded: RecordedTarget, promote_steps: CliSteps) -> None:  # noqa: F811
     # The example's [shadow] bounds, each segment gated however few its rows; latency is not asserted
     # here (timing on a shared machine), its bound is loosened: the unit tests below check it.
     release_project.edit("release.toml", "max_changed_per_segment = 0.10\n", "max_changed_per_segment = 0.10\n"
@@ -125,7 +124,7 @@ def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
 
     # (1) The first promotion has nothing live to mirror against: it says so and shifts.
     first, blue = _approved_verdict(release_project, capsys, store, "first", recorded)
-    code, out, err = _promote(*promote, "--verdict", first)
+    code, out, err = promote_steps(*promote, "--verdict", first)
     assert code == 0, err
     assert "nothing to mirror against, mirror phase skipped" in err
     assert arm.state.endpoints[EP]["properties"]["traffic"] == {blue: 100}
@@ -135,7 +134,7 @@ def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
     second, green = _approved_verdict(release_project, capsys, store, "second", recorded)
     arm.flip.add(load_release(release_project.release / "release.toml").release_id)
     start = len(arm.state.requests)
-    code, out, err = _promote(*promote, "--verdict", second, "--mirror-collector", str(arm.collector))
+    code, out, err = promote_steps(*promote, "--verdict", second, "--mirror-collector", str(arm.collector))
     assert code == 2, out + err
     assert (f"mirror of {green} against {blue} stopped the promotion before the shift: {COMPARED} mirrored "
             f"request(s), {COMPARED} row(s) compared: 100.0% changed label ({COMPARED}), bound max_changed 5.0%; "
@@ -158,7 +157,7 @@ def test_mirror_phase_stops_a_disagreeing_deployment_and_shifts_an_agreeing_one(
     release_project.edit("score.py", "# release 2\n", "# release 3\n")
     third, green3 = _approved_verdict(release_project, capsys, store, "third", recorded)
     start = len(arm.state.requests)
-    code, out, err = _promote(*promote, "--verdict", third)
+    code, out, err = promote_steps(*promote, "--verdict", third)
     assert code == 0, err
     assert f"in the default datastore's modelDataCollector/{EP}" in err
     assert [r for r in arm.requests("GET", r"^/azureml-blobstore$") if "model_outputs" in str(r.query)]

@@ -2,7 +2,9 @@
 
 ``promote`` runs as a CI step would, in a subprocess with the real azure-ai-ml ``MLClient``
 (``DefaultAzureCredential``) that reaches the loopback ARM stand-in through the environment only
-(in-process, the SDK would reuse a custom cloud another test registered, with its old address). The stand-in routes the
+(in-process, the SDK would reuse a custom cloud another test registered, with its old address):
+one child per test (``promote_steps``) runs that test's promotions one after another, so
+azure-ai-ml is imported once per test, not once per step. The stand-in routes the
 endpoint's scoring URI like the Azure ML front end (``route=True``): by the
 ``azureml-model-deployment`` header, else by the traffic split; each deployment is the real local
 endpoint (azmlinfsrv) started from the release files. Devtest verdicts come from whole gates that
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -42,8 +45,7 @@ BROKEN = "RuntimeError: production secret store unreachable"
 def arm(release_project: ReleaseProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The routing stand-in; ``arm.broken`` names release ids whose server fails to start on the cluster."""
     release_dir = release_project.release
-    (release_dir / "aml_config").mkdir()
-    (release_dir / "aml_config" / "config.json").write_text(json.dumps(standin.WORKSPACE_CONFIG))
+    standin.in_workspace(release_dir)
     broken: set[str] = set()
 
     def serve(endpoint: str, body: dict[str, Any]) -> Any:
@@ -81,10 +83,82 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     return code, out, err
 
 
-def _promote(*args: str) -> tuple[int, str, str]:
-    proc = subprocess.run([sys.executable, "-m", "releasetest.cli", *args], capture_output=True, text=True,
-                          timeout=180)
-    return proc.returncode, proc.stdout, proc.stderr
+#: The child of :class:`CliSteps`: each line on stdin is one command's argv for ``releasetest``'s
+#: main(); its fds 1 and 2 go to files for the command (print, logging handlers bound to a stream,
+#: the SDK's progress bars: all of it is that command's output, as in a process of its own), and
+#: [exit code, stdout, stderr] goes back as one line on a copy of the original stdout.
+_STEPS = """
+import json, os, sys, tempfile, traceback
+from releasetest.cli import main
+
+answers = os.fdopen(os.dup(1), "w")
+for line in sys.stdin:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush(); sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
+        try:
+            code = main(json.loads(line))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except Exception:
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stdout.flush(); sys.stderr.flush()
+            for fd, copy in zip((1, 2), saved):
+                os.dup2(copy, fd); os.close(copy)
+        texts = []
+        for f in (out, err):
+            f.seek(0)
+            texts.append(f.read().decode(errors="replace"))
+        answers.write(json.dumps([code, *texts]) + "\\n")
+        answers.flush()
+"""
+
+
+class CliSteps:
+    """``releasetest`` commands of one test run one after another in one child interpreter (see
+    :data:`_STEPS`), started with this process's environment (the stand-in's, once ``arm`` set it)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", _STEPS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+
+    def __call__(self, *args: str, timeout_s: float = 180) -> tuple[int, str, str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(args) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        assert ready, f"releasetest {' '.join(args)} did not finish within {timeout_s} s"
+        line = self.proc.stdout.readline()
+        assert line, f"the steps' interpreter ended (exit {self.proc.wait(timeout=10)}) during releasetest {args}"
+        code, out, err = json.loads(line)
+        return code, out, err
+
+    def close(self) -> None:
+        """End the child (its stdin closed) and close both pipes: an unclosed one, collected during
+        a later in-process gate, is an unraisable ResourceWarning that fails that gate's test."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def promote_steps(arm: Any) -> Iterator[CliSteps]:
+    """The test's promotions in one child (azure-ai-ml imported once), which reaches the stand-in
+    through the environment ``arm`` set."""
+    steps = CliSteps()
+    try:
+        yield steps
+    finally:
+        steps.close()
 
 
 def _approved_verdict(release_project: ReleaseProject, capsys: pytest.CaptureFixture[str], store: str,
@@ -110,13 +184,13 @@ def _index(arm: Any, method: str, pattern: str, header: str | None = None) -> li
 @pytest.mark.long
 def test_blue_green_promotions_keep_the_endpoint_and_the_old_deployment(
         release_project: ReleaseProject, arm: Any, capsys: pytest.CaptureFixture[str],
-        recorded: RecordedTarget) -> None:
+        recorded: RecordedTarget, promote_steps: CliSteps) -> None:
     store = str(release_project.root / "history")
     promote = ("promote", "--from", "devtest", "--to", "production", "--target", "azureml", "--store", store)
 
     # (1) First promotion: the production endpoint is created (Kubernetes, from the AKS config) and kept.
     first, dep1 = _approved_verdict(release_project, capsys, store, "first", recorded)
-    code, out, err = _promote(*promote, "--verdict", first, "--by", "ci")
+    code, out, err = promote_steps(*promote, "--verdict", first, "--by", "ci")
     assert code == 0, err
     assert "(azureml, AksDeploymentConfig.yml)" in out and f"traffic {{'{dep1}': 100}}" in out
     (ep_create,) = [r for r in arm.requests("PUT", rf"/onlineEndpoints/{EP}$") if "traffic" not in r.body["properties"]
@@ -140,7 +214,7 @@ def test_blue_green_promotions_keep_the_endpoint_and_the_old_deployment(
     second, dep2 = _approved_verdict(release_project, capsys, store, "second", recorded)
     assert dep2 != dep1
     start = len(arm.state.requests)
-    code, out, err = _promote(*promote, "--verdict", second)
+    code, out, err = promote_steps(*promote, "--verdict", second)
     assert code == 0, err
     assert f'roll back with: az ml online-endpoint update --name {EP} --traffic "{dep1}=100 {dep2}=0"' in out
     new = arm.state.requests[start:]
@@ -162,7 +236,7 @@ def test_blue_green_promotions_keep_the_endpoint_and_the_old_deployment(
     third, dep3 = _approved_verdict(release_project, capsys, store, "third", recorded)
     arm.broken.add(load_release(release_project.release / "release.toml").release_id)
     start = len(arm.state.requests)
-    code, out, err = _promote(*promote, "--verdict", third)
+    code, out, err = promote_steps(*promote, "--verdict", third)
     assert code == 2
     assert f"promotion to production failed, traffic stays where it was: Azure ML endpoint {EP}" in err
     assert f"deployment {dep3} failed" in err and BROKEN in err

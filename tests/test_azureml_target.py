@@ -47,8 +47,7 @@ def routed_arm(release_project: ReleaseProject, tmp_path: Path, monkeypatch: pyt
 def _standin(release_project: ReleaseProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
              route: bool) -> Iterator[Any]:
     release_dir = release_project.release
-    (release_dir / "aml_config").mkdir()
-    (release_dir / "aml_config" / "config.json").write_text(json.dumps(standin.WORKSPACE_CONFIG))
+    standin.in_workspace(release_dir)
 
     def serve(endpoint: str, body: dict[str, Any]) -> Any:
         release = load_release(release_dir / "release.toml")

@@ -313,6 +313,7 @@ def _regression_target(shift: Callable[[tuple[float, ...]], float]) -> Iterator[
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # as tests/recorded_target.py: 40 ms a request otherwise
 
         def log_message(self, *args: Any) -> None:
             """Quiet."""

@@ -160,7 +160,7 @@ def test_slower_to_start_than_the_readiness_bound(release_project: ReleaseProjec
 
 
 @pytest.mark.parametrize(("selection", "caught_by"), [
-    ((), "test_slo_at_expected_rate"),  # the load window measures it; no extra requests
+    (("-m", "smoke or load"), "test_slo_at_expected_rate"),  # the load window measures it; no extra requests
     (("-m", "smoke"), "test_memory_stable_under_repeated_requests"),  # no load window: the smoke burst
 ], ids=["load-window", "smoke-only"])
 def test_memory_growth_per_request(release_project: ReleaseProject, selection: tuple[str, ...],
@@ -245,7 +245,7 @@ def test_sigkill_leaves_nothing_behind(release_project: ReleaseProject, monkeypa
         def test_once(scoring_client, holdout):
             scoring_client.score(holdout.rows[:2].tolist())
     """)
-    release_project.run("--release-stage", "devtest", "test_once.py", timeout=RUN_TIMEOUT_S)
+    release_project.run("--release-stage", "devtest", *NO_BUILTIN_SUITE, "test_once.py", timeout=RUN_TIMEOUT_S)
     assert not any(p.exists() for p in left), "the next run did not remove the killed run's work folders"
     warnings = release_project.verdict()["warnings"]
     assert any(f"removed 2 work folder(s) left by killed runs in {tmp}" in w and all(p.name in w for p in left)
