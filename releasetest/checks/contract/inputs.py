@@ -68,7 +68,6 @@ def rows_strategy(ranges: Sequence[FeatureRange], max_rows: int) -> st.SearchStr
     return st.lists(row, min_size=1, max_size=max_rows)
 
 
-
 def valid_inputs_test(ranges: Sequence[FeatureRange], max_rows: int, seed: int | None, max_examples: int,
                       send: Callable[[Rows], None], explicit: Sequence[Rows] = ()) -> Callable[[], None]:
     """hypothesis's test of ``send`` over generated batches, after the ``explicit`` ones in their
@@ -132,8 +131,8 @@ def send_valid_inputs(send: Callable[[Rows], None], explicit: Sequence[Rows], ra
 
 def draw_ahead(config: SchemaConfig, release: Release, stage: Stage, holdout: Holdout) -> DrawnBatches | None:
     """The schema suite's generated batches, drawn while the endpoint starts, for the ranges the
-    holdout shows (a published contract that types a column as whole numbers changes them: the
-    suite then generates its own)."""
+    holdout shows (an MLflow signature that types a column as an integer changes them: the suite
+    then generates its own)."""
     if release.data is None:
         return None
     batch = wire_spec(release).batch_size
