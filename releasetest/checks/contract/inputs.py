@@ -131,8 +131,8 @@ def send_valid_inputs(send: Callable[[Rows], None], explicit: Sequence[Rows], ra
 
 def draw_ahead(config: SchemaConfig, release: Release, stage: Stage, holdout: Holdout) -> DrawnBatches | None:
     """The schema suite's generated batches, drawn while the endpoint starts, for the ranges the
-    holdout shows (an MLflow signature that types a column as an integer changes them: the suite
-    then generates its own)."""
+    holdout shows (where an MLflow signature's column types say otherwise about whole numbers, the
+    suite generates its own)."""
     if release.data is None:
         return None
     batch = wire_spec(release).batch_size
