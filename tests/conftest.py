@@ -445,8 +445,9 @@ BUSY_TEST = """
 """
 
 
-#: Only the team's own tests (which run in their own pytest, after the built-in suites).
-NO_BUILTIN_SUITE = ("-m", "not (smoke or acceptance or schema or load)")
+#: Only the team's own tests (which run in their own pytest, after the built-in suites; drift and
+#: shadow run wherever the release ships recorded traffic, as the example does).
+NO_BUILTIN_SUITE = ("-m", "not (smoke or acceptance or schema or load or drift or shadow)")
 
 
 def signal_while_busy(project: ReleaseProject, sig: int, *args: str, timeout: float = 120) -> tuple[int, str]:
