@@ -251,11 +251,19 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordedTarget]:
 #: Most tests run one suite (-m) and read verdict.json: partial runs may write it.
 INI = "[pytest]\nrelease_config = release/release.toml\nrelease_partial_ok = true\n"
 
-#: A whole gate (not partial: promotion accepts its verdict) that requires only the smoke suite:
-#: the suite's file rather than ``-m``, and ``-c`` to keep pytest on the project's tox.ini, not
-#: the configuration above that file. For a test that needs a PROMOTE, not what the other suites find.
-SMOKE_GATE = ("-c", "tox.ini", "--release-stage", "devtest", "--release-require", "smoke",
-              str(Path(releasetest.suites.__path__[0]) / "suite_smoke.py"))
+
+def suites_gate(*names: str) -> tuple[str, ...]:
+    """A whole gate (not partial: promotion accepts its verdict) that runs and requires only the
+    suites ``names``: their files rather than ``-m``, and ``-c`` to keep pytest on the project's
+    tox.ini, not the configuration above those files. For a test whose assertions read only what
+    these suites find: it is spared the others' work (the load window, replaying recorded traffic)."""
+    return ("-c", "tox.ini", "--release-stage", "devtest", "--release-require", ",".join(names),
+            *(str(Path(releasetest.suites.__path__[0]) / f"suite_{name}.py") for name in names))
+
+
+#: A whole gate that requires only the smoke suite, for a test that needs a PROMOTE, not what the
+#: other suites find.
+SMOKE_GATE = suites_gate("smoke")
 
 #: The command line of the shared reference run (what a CI job would run, with JUnit output).
 REFERENCE_ARGS = ("-p", "no:cacheprovider", "--release-stage", "devtest", "--junitxml=junit.xml", "-rA")
@@ -437,8 +445,9 @@ BUSY_TEST = """
 """
 
 
-#: Only the team's own tests (which run in their own pytest, after the built-in suites).
-NO_BUILTIN_SUITE = ("-m", "not (smoke or acceptance or schema or load)")
+#: Only the team's own tests (which run in their own pytest, after the built-in suites; drift and
+#: shadow run wherever the release ships recorded traffic, as the example does).
+NO_BUILTIN_SUITE = ("-m", "not (smoke or acceptance or schema or load or drift or shadow)")
 
 
 def signal_while_busy(project: ReleaseProject, sig: int, *args: str, timeout: float = 120) -> tuple[int, str]:

@@ -16,7 +16,7 @@ from releasetest.errors import DeployError
 from releasetest.release.manifest import load_release
 from releasetest.release.mlflow_signature import Column, read_signature, signature_refusal
 
-from .conftest import INI, gate_inprocess
+from .conftest import INI, gate_inprocess, suites_gate
 from .recorded_target import RecordedTarget
 from .test_v2_release import MLFLOW, SAMPLE, copy, edit
 
@@ -170,7 +170,8 @@ def test_an_output_schema_the_answers_contradict_is_a_named_defect_that_promotes
         pytester: pytest.Pytester) -> None:
     mlops_release(pytester.path, FLOAT_SAMPLE)
     pytester.makeini(INI.replace("release_partial_ok = true\n", ""))
-    result, verdict = _gate(pytester)
+    result = gate_inprocess(pytester, *suites_gate("schema"))
+    verdict = json.loads((pytester.path / "releasetest-out" / "verdict.json").read_text())
     assert verdict["decision"] == "PROMOTE", verdict["reasons"]
     [finding] = _schema_findings(verdict, "output-schema-disagrees")
     assert finding["severity"] == "defect"

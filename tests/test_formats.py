@@ -15,7 +15,7 @@ from releasetest.checks.contract.probes import negative_probes
 from releasetest.checks.contract.reading import ContractError, read_contract
 from releasetest.endpoint.formats import Wire, WireSpec, detect
 from releasetest.errors import EndpointError
-from tests.conftest import INI, ReleaseProject
+from tests.conftest import INI, ReleaseProject, suites_gate
 
 IRIS = Path(__file__).resolve().parent.parent / "examples" / "iris-multiclass"
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
@@ -107,8 +107,9 @@ def iris(pytester: pytest.Pytester) -> ReleaseProject:
 
 
 def test_iris_promotes_with_records_and_a_single_model_dir(iris: ReleaseProject) -> None:
-    """Records input, string labels, probabilities, and score.py joining AZUREML_MODEL_DIR with the file."""
-    result = iris.run_inprocess("--release-stage", "devtest")
+    """Records input, string labels, probabilities, and score.py joining AZUREML_MODEL_DIR with the file:
+    a whole gate of the suites that read them (the load window adds nothing about the format)."""
+    result = iris.run_inprocess(*suites_gate("smoke", "acceptance", "schema"))
     verdict = iris.verdict()
     assert verdict["decision"] == "PROMOTE", result.stdout.str()[-3000:]
     assert verdict["endpoint"]["wire"]["input"] == "records"

@@ -9,6 +9,7 @@ import pytest
 from releasetest.release.manifest import load_release
 
 from .conftest import (
+    NO_BUILTIN_SUITE,
     ReferenceRun,
     ReleaseProject,
     assert_clean_pass,
@@ -143,7 +144,7 @@ def test_user_tests_hooks_and_interruption(release_project: ReleaseProject, reco
             raise KeyboardInterrupt
     """)
     result = release_project.run_inprocess("-p", "verdict_hook", "--release-stage", "devtest", *recorded.args,
-                                           "test_own.py", "-m", "smoke or not (acceptance or schema or load)")
+                                           "test_own.py", "-m", f"smoke or {NO_BUILTIN_SUITE[1]}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"

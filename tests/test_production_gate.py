@@ -21,11 +21,10 @@ import scipy.stats  # noqa: F401
 
 from releasetest.checks.registry import findings_of
 from releasetest.release.manifest import load_release
-from releasetest.run import suites_dir
 from releasetest.verdict.predictions import Predictions, load_predictions, save_predictions
 from releasetest.verdict.summary import summary_markdown
 
-from .conftest import ReleaseProject
+from .conftest import ReleaseProject, suites_gate
 from .recorded_target import RecordedTarget, recorded_target
 
 REGRESSION_TEST = "test_no_regression_against_production"
@@ -68,8 +67,7 @@ GATED = ("smoke", "acceptance", "schema")
 
 def _gate(project: ReleaseProject, history: Path) -> pytest.RunResult:
     """A full gate of the project's release against the real azmlinfsrv, in a subprocess."""
-    return project.run_inprocess("-c", "tox.ini", "--release-stage", "devtest", "--release-require", ",".join(GATED),
-                       f"--release-history={history}", *(str(suites_dir() / f"suite_{s}.py") for s in GATED))
+    return project.run_inprocess(*suites_gate(*GATED), f"--release-history={history}")
 
 
 @pytest.mark.long
@@ -116,9 +114,7 @@ def test_worse_retrain_blocks_against_production(example_project: ReleaseProject
 
 def _acceptance_only(project: ReleaseProject, target: RecordedTarget, *args: str) -> pytest.RunResult:
     """A full (not partial) run of the acceptance suite alone against the recorded target."""
-    return project.run_inprocess("-c", "tox.ini", "--release-stage", "devtest", "--release-require", "acceptance",
-                                 *target.args,
-                                 str(suites_dir() / "suite_acceptance.py"), *args)
+    return project.run_inprocess(*suites_gate("acceptance"), *target.args, *args)
 
 
 def _history(project: ReleaseProject) -> Path:

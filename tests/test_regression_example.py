@@ -1,5 +1,7 @@
-"""The regression example end to end through the real azmlinfsrv: it PROMOTEs, and a 5% bias in
-its output BLOCKs on the tolerance, naming the rows (one full gate run, one readiness failure)."""
+"""The regression example end to end through the real azmlinfsrv: it PROMOTEs on the acceptance
+suite's regression metrics, and a 5% bias in its output BLOCKs on the tolerance, naming the rows
+(one whole gate of the acceptance suite, one readiness failure). Every suite on a regression
+release, whole, is test_v2_release's sample."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import shutil
 
 import pytest
 
-from .conftest import INI, ReleaseProject
+from .conftest import INI, ReleaseProject, suites_gate
 from .test_tasks import DIABETES
 
 RETURN = "    return model.predict(data).tolist()"
@@ -21,7 +23,7 @@ def diabetes_project(pytester: pytest.Pytester) -> ReleaseProject:
 
 
 def test_diabetes_regression_promotes(diabetes_project: ReleaseProject) -> None:
-    result = diabetes_project.run_inprocess("--release-stage", "devtest")
+    result = diabetes_project.run_inprocess(*suites_gate("acceptance"))
     verdict = diabetes_project.verdict()
     assert result.ret == 0, "\n".join(verdict["reasons"])
     assert verdict["decision"] == "PROMOTE"

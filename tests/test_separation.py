@@ -29,7 +29,7 @@ from releasetest.separation import (
     team_outcomes,
 )
 
-from .conftest import ReleaseProject, child_env, default_sigint
+from .conftest import NO_BUILTIN_SUITE, ReleaseProject, child_env, default_sigint
 from .recorded_target import RecordedTarget
 
 #: Replaces every collected test's body with one that passes (the issue's conftest and plugin).
@@ -41,7 +41,7 @@ def pytest_collection_modifyitems(items):
 
 
 #: The acceptance suite and the team's unmarked tests: enough to see a failing release blocked.
-ONLY_ACCEPTANCE_AND_UNMARKED = ("-m", "acceptance or not (smoke or schema or load)", "--release-require=acceptance")
+ONLY_ACCEPTANCE_AND_UNMARKED = ("-m", f"acceptance or {NO_BUILTIN_SUITE[1]}", "--release-require=acceptance")
 
 
 def fail_acceptance(project: ReleaseProject) -> None:
@@ -132,7 +132,7 @@ def test_honest_own_tests_run_in_their_own_pytest_without_secrets_and_their_fail
     assert verdict["findings"]["smoke"]["mine"] == 2
     assert "release/tests/test_mine.py::test_scores" in verdict["suites"]["smoke"]["tests"]
     result = release_project.run_inprocess("--release-stage", "devtest", *recorded.args, "release/tests",
-                                           "-m", "smoke or not (acceptance or schema or load)",
+                                           "-m", f"smoke or {NO_BUILTIN_SUITE[1]}",
                                            "--release-require=smoke")
     verdict = release_project.verdict()
     assert verdict["decision"] == "BLOCK"
