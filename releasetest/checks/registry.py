@@ -56,24 +56,25 @@ class Suite:
         return getattr(importlib.import_module(module), function)(table, release, stage)
 
     def prepare(self, config: Any, release: Release, stage: Stage, holdout: Holdout) -> Any:
-        if self.preparer is None:
-            return None
+        assert self.preparer is not None, f"{self.name} prepares nothing (see preparers())"
         module, function = self.preparer.split(":")
         return getattr(importlib.import_module(module), function)(config, release, stage, holdout)
 
 
-_PARSERS: dict[str, tuple[str, type[SuiteFindings]] | tuple[str, type[SuiteFindings], str]] = {
+_PARSERS: dict[str, tuple[str, type[SuiteFindings]]] = {
     "smoke": ("releasetest.checks.smoke:parse_smoke", SmokeFindings),
     "acceptance": ("releasetest.checks.acceptance.config:parse", AcceptanceFindings),
-    "schema": ("releasetest.checks.contract.config:parse_schema_config", SchemaFindings,
-               "releasetest.checks.contract.inputs:draw_ahead"),
+    "schema": ("releasetest.checks.contract.config:parse_schema_config", SchemaFindings),
     "load": ("releasetest.checks.load.slo:parse_load", LoadFindings),
     "drift": ("releasetest.checks.drift.config:parse_drift", DriftFindings),
     "shadow": ("releasetest.checks.shadow.config:parse_shadow", ShadowFindings),
 }
 
 #: Every built-in suite, in report order.
-REGISTRY: tuple[Suite, ...] = tuple(Suite(name, SUITE_MARKERS[name], *_PARSERS[name]) for name in SUITES)
+_PREPARERS = {"schema": "releasetest.checks.contract.inputs:draw_ahead"}
+
+REGISTRY: tuple[Suite, ...] = tuple(Suite(name, SUITE_MARKERS[name], *_PARSERS[name], _PREPARERS.get(name))
+                                    for name in SUITES)
 _BY_NAME = {s.name: s for s in REGISTRY}
 
 
