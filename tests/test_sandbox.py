@@ -14,6 +14,8 @@ import re
 import secrets
 import shutil
 import signal
+import subprocess
+import sys
 import sysconfig
 import threading
 import time
@@ -287,6 +289,18 @@ def test_leaves_a_double_forked_process():
 '''
 
 
+def _private_site(venv: Path) -> tuple[Path, set[Path]]:
+    """A venv whose own site-packages is empty but which imports everything the test venv has
+    (``site.addsitedir`` from a ``.pth``, so the editable install's own ``.pth`` is read too)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    python = venv / "bin" / "python"
+    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout.strip()
+    shared = sysconfig.get_paths()["purelib"]
+    (Path(own) / "releasetest_test_venv.pth").write_text(f"import site; site.addsitedir({shared!r})\n")
+    return python, {Path(own)}
+
+
 def test_the_teams_own_tests_run_in_the_sandbox(release_project: ReleaseProject, recorded: RecordedTarget,
                                                 monkeypatch: pytest.MonkeyPatch, sandbox_kind: str) -> None:
     """The team's pytest, started by a gate that holds CI secrets: its tests find no secret in
@@ -303,20 +317,28 @@ def test_the_teams_own_tests_run_in_the_sandbox(release_project: ReleaseProject,
     tests.mkdir()
     (tests / "test_escape.py").write_text(ESCAPING_TEAM_TESTS.format(
         names=SECRET_NAMES, verdict_dir=str(verdict_dir), pth=pth, marker=marker))
-    folders = [*{Path(sysconfig.get_paths()[k]) for k in ("purelib", "platlib")}, verdict_dir, release_project.root]
+    shared_dirs = site_dirs = {Path(sysconfig.get_paths()[k]) for k in ("purelib", "platlib")}
+    if sandbox_kind == "unshare":
+        # The team's writes succeed under unshare: they land in a site-packages of this test's own
+        # (a venv over the test venv's packages), never in the one every other gate starts from.
+        python, site_dirs = _private_site(release_project.root / "venv")
+        monkeypatch.setattr(release_project.pytester, "_getpytestargs", lambda: (str(python), "-mpytest"))
+    folders = [*site_dirs, verdict_dir, release_project.root]
     try:
         result = release_project.run("--release-stage", "devtest", *recorded.args, "--release-require=drift",
                                      "-m", f"drift or {NO_BUILTIN_SUITE[1]}", "release/tests", timeout=RUN_TIMEOUT_S)
         survivors = wait_all_exit(_processes_with(marker), timeout_s=10)
         planted = [folder for folder in folders if (folder / pth).exists()]
+        in_shared = [folder for folder in shared_dirs if (folder / pth).exists()]
     finally:
-        for folder in folders:
+        for folder in {*folders, *shared_dirs}:
             (folder / pth).unlink(missing_ok=True)
     for pid in survivors:  # leave the machine clean even when an assertion below fails
         os.kill(pid, signal.SIGKILL)
     verdict = release_project.verdict()
     assert f"(isolation: {sandbox_kind})" in result.stdout.str()
     assert not survivors, f"processes started by the team's tests outlived the gate: {survivors}"
+    assert not in_shared, f"the team's tests wrote into the site-packages other gates start from: {in_shared}"
     if sandbox_kind == "bwrap":
         assert verdict["suites"]["other"]["passed"] == 3, (verdict["reasons"], result.stdout.str()[-3000:])
         assert result.ret == 0 and verdict["decision"] == "PROMOTE", verdict["reasons"]
