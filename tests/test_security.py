@@ -19,7 +19,7 @@ from releasetest.files import MAX_CONFIG_BYTES
 from releasetest.release.data import load_holdout
 from releasetest.release.manifest import load_release
 
-from .conftest import EXAMPLE, ReleaseProject, assert_clean_pass
+from .conftest import EXAMPLE, ReleaseProject, assert_clean_pass, copy_example, lighten
 
 KNOWN_KEY = "rt-known-key-6f1c0d2b9a8e4f71b3c5"
 
@@ -40,13 +40,15 @@ def _listen_addresses(port: int) -> set[str]:
     return found
 
 
-@pytest.fixture
-def local_endpoint(tmp_path: Path):
-    """A real local endpoint of the example release's devtest stage, stopped by the test."""
-    release = load_release(EXAMPLE / "release.toml")
+@pytest.fixture(scope="module")
+def local_endpoint(tmp_path_factory: pytest.TempPathFactory):
+    """A real local endpoint of the (light) example release's devtest stage, shared by this module's
+    probes of the server itself: each checks the server still answers after its own probe."""
+    root = tmp_path_factory.mktemp("security")
+    release = load_release(lighten(copy_example(root)) / "release.toml")
     stage = release.stage("devtest")
     holdout = load_holdout(release.data)
-    endpoint = LocalEndpoint(release, stage, holdout.golden(5), log_path=tmp_path / "server.log",
+    endpoint = LocalEndpoint(release, stage, holdout.golden(5), log_path=root / "server.log",
                              max_body_bytes=64 * 1024)
     handle = endpoint.deploy()
     try:
