@@ -64,7 +64,7 @@ def _base_env(tmp: Path, arm_env: dict[str, str], keys: dict[str, str]) -> dict[
     env["PYTEST_ADDOPTS"] = FAST
     env["PYTEST_XDIST_AUTO_NUM_WORKERS"] = "1"
     # A runner's own temp root: `-n auto` makes pytest number a basetemp there, and at the end it
-    # deletes the older ones; in the shared /tmp those are whole earlier test runs (25 s of CPU).
+    # deletes the older ones; in the shared /tmp those are whole earlier test runs (24 s of CPU here).
     temproot = tmp / "pytest-temproot"
     temproot.mkdir(exist_ok=True)
     env["PYTEST_DEBUG_TEMPROOT"] = str(temproot)
