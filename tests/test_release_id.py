@@ -99,6 +99,24 @@ def test_comments_and_pycache_do_not_change_the_id(reference_run: ReferenceRun, 
     assert load_release(manifest).release_id == before
 
 
+def test_a_linked_file_in_the_code_folder_counts_as_what_it_points_to(reference_run: ReferenceRun,
+                                                                     tmp_path: Path) -> None:
+    """A link to a pinned artifact adds nothing (the artifact is covered); a link to a module
+    outside the folder is code, and editing its target changes the id."""
+    release, _ = _copy(reference_run, tmp_path)
+    manifest = release / "release.toml"
+    before = load_release(manifest)
+    (release / "scaler-link.pkl").symlink_to(release / "models" / "model-scaler.pkl")
+    assert load_release(manifest).components == before.components
+    outside = tmp_path / "shared_helpers.py"
+    outside.write_text(HELPER)
+    (release / "helpers.py").symlink_to(outside)
+    linked = load_release(manifest)
+    assert set(linked.components) - set(before.components) == {"code ../shared_helpers.py"}
+    outside.write_text(HELPER.replace("return x", "return -x"))
+    assert load_release(manifest).release_id != linked.release_id
+
+
 HELPER = "def scale(x):\n    return x\n"
 
 

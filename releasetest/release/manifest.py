@@ -335,11 +335,14 @@ def components(manifest: Path, doc: Mapping[str, Any], inference: InferenceConfi
             if path is not None:
                 found[f"{what} {_rel(path, root)}"] = sha256_file(path)
                 covered.add(path)
-    folder = code_folder(inference)
-    for here, dirs, files in os.walk(folder):
+    # The walk starts from the resolved folder and does not follow directory links, so only a
+    # file that is itself a link needs resolving (resolving every file stats each of its parents).
+    for here, dirs, files in os.walk(code_folder(inference).resolve()):
         dirs[:] = sorted(d for d in dirs if d not in NOT_CODE)
         for name in sorted(files):
-            path = Path(here, name).resolve()
+            path = Path(here, name)
+            if path.is_symlink():
+                path = path.resolve()
             if path not in covered and path.is_file():
                 found[f"code {_rel(path, root)}"] = sha256_file(path)
     return found
