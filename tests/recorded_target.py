@@ -14,6 +14,7 @@ Behaviour about the endpoint itself stays end to end against the real server.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,12 @@ from typing import Any
 from tests.conftest import EXAMPLE, loopback_server
 
 DATA = Path(__file__).resolve().parent / "data"
+
+
+@functools.cache
+def _example_answers() -> dict[tuple[float, ...], tuple[int, list[float]]]:
+    """The example's answers, read once per process: its files are the repository's, never edited."""
+    return _recorded(EXAMPLE)
 
 
 def _recorded(release: Path) -> dict[tuple[float, ...], tuple[int, list[float]]]:
@@ -77,7 +84,7 @@ answered with the other class."""
 @contextmanager
 def recorded_target(release: Path = EXAMPLE) -> Iterator[RecordedTarget]:
     """The server on a free loopback port, stopped on exit."""
-    answers = _recorded(release)
+    answers = _example_answers() if release == EXAMPLE else _recorded(release)
     swagger = {version: (DATA / f"swagger-v{version}.json").read_bytes() for version in (2, 3)}
     state = RecordedTarget("", [])
 
