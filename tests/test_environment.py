@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from releasetest.progress import Event
 from releasetest.release.environment import (
     CondaEnv,
     artifact_needs,
     build_isolated,
+    cache_entry,
     compare,
     parse_conda_env,
     pickle_modules,
@@ -215,3 +219,46 @@ def test_isolated_unsatisfiable_pin_says_which(installer: str, tmp_path: Path, m
         build_isolated(parse_conda_env(path), tmp_path / "cache")
     assert "the pinned environment cannot be built" in str(info.value)
     assert "azureml-inference-server-http==0.0.0.0" in str(info.value)
+
+
+def test_a_second_build_of_one_environment_waits_for_the_first(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two gates on one machine building the same cached environment: the second waits on the
+    entry's lock, saying so, and then uses what the first built; it never deletes the folder the
+    first is installing into. (No installer can run here: this uv refuses, so a build would fail.)"""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "uv").write_text("#!/bin/sh\necho 'error: this test allows no build' >&2\nexit 1\n")
+    (tools / "uv").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    env = parse_conda_env(EXAMPLE / "myenv.yml")
+    target = cache_entry(env, tmp_path / "envs", sys.executable)
+    target.mkdir(parents=True)
+    (target / "half-built").write_text("the first gate is installing\n")
+    waiting = threading.Event()
+    said: list[str] = []
+    outcome: list[object] = []
+
+    def progress(event: Event) -> None:
+        said.append(event.text)
+        if event.text.startswith("waiting for another gate's build"):
+            waiting.set()
+
+    def second_gate() -> None:
+        try:
+            outcome.append(build_isolated(env, tmp_path / "envs", progress))
+        except Exception as exc:  # noqa: BLE001 - the assertion below shows it
+            outcome.append(exc)
+
+    first = os.open(f"{target}.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(first, fcntl.LOCK_EX)
+    thread = threading.Thread(target=second_gate)
+    try:
+        thread.start()
+        assert waiting.wait(timeout=30), f"the second build did not wait: {said} {outcome}"
+        assert (target / "half-built").is_file(), "the second build deleted the first one's folder"
+        (target / ".complete").write_text("ok\n")
+    finally:
+        os.close(first)
+        thread.join(timeout=30)
+    assert outcome == [str(target / "bin" / "python")], said

@@ -12,16 +12,19 @@ classic pickle-version risk.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import importlib.metadata
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,8 +243,44 @@ def build_isolated(env: CondaEnv, cache_dir: Path, progress: Progress = silent, 
         raise ConfigError(env.path, "dependencies.pip", "the inference server is not in the pip section",
                           "add azureml-inference-server-http (azureml-defaults in older images)")
     python = _interpreter_for(env)
-    digest = hashlib.sha256(env.path.read_bytes() + python.encode() + "\n".join(added).encode()).hexdigest()[:16]
-    target = cache_dir / digest
+    target = cache_entry(env, cache_dir, python, added)
+    with _entry_lock(target, env, progress):
+        return _build(env, target, requirements, names, python, progress, added)
+
+
+def cache_entry(env: CondaEnv, cache_dir: Path, python: str, added: tuple[str, ...] = ()) -> Path:
+    """The cache folder of this conda file's environment for ``python`` plus ``added``."""
+    key = env.path.read_bytes() + python.encode() + "\n".join(added).encode()
+    return cache_dir / hashlib.sha256(key).hexdigest()[:16]
+
+
+@contextmanager
+def _entry_lock(target: Path, env: CondaEnv, progress: Progress) -> Iterator[None]:
+    """Hold ``<entry>.lock`` while the entry is checked and built: a second gate building the same
+    environment (another CI job on this machine) waits for the first, then finds it complete,
+    instead of deleting the folder the first is installing into."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(f"{target}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ConfigError(env.path, "dependencies.pip",
+                          f"the isolated-environment cache {target.parent} cannot be used: {exc.strerror}",
+                          "set RELEASETEST_CACHE_DIR to a folder this user can write") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress(Event(f"waiting for another gate's build of the isolated environment for {env.path.name} "
+                           f"({target})"))
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _build(env: CondaEnv, target: Path, requirements: tuple[str, ...], names: Iterable[str], python: str,
+           progress: Progress, added: tuple[str, ...]) -> str:
+    """The cached entry's interpreter, built first unless complete (under :func:`_entry_lock`)."""
     venv_python = target / "bin" / "python"
     if (target / ".complete").is_file():
         progress(Event(f"isolated environment for {env.path.name}: cached in {target}", detail=True))
