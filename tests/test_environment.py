@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from releasetest.errors import ConfigError
 from releasetest.progress import Event
 from releasetest.release.environment import (
     CondaEnv,
@@ -213,7 +214,6 @@ def test_isolated_unsatisfiable_pin_says_which(installer: str, tmp_path: Path, m
                                                    if not (Path(d) / "uv").exists()))
     path = tmp_path / "myenv.yml"
     path.write_text("dependencies:\n  - python=3.11\n  - pip:\n    - azureml-inference-server-http==0.0.0.0\n")
-    from releasetest.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         build_isolated(parse_conda_env(path), tmp_path / "cache")
@@ -262,3 +262,10 @@ def test_a_second_build_of_one_environment_waits_for_the_first(tmp_path: Path,
         os.close(first)
         thread.join(timeout=30)
     assert outcome == [str(target / "bin" / "python")], said
+
+
+def test_a_cache_folder_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match=r"myenv.yml: dependencies.pip: the isolated-environment cache \S+/file/envs "
+                       r"cannot be used: Not a directory \(fix: set RELEASETEST_CACHE_DIR to a folder"):
+        build_isolated(parse_conda_env(EXAMPLE / "myenv.yml"), tmp_path / "file" / "envs")

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -278,7 +278,7 @@ def _entry_lock(target: Path, env: CondaEnv, progress: Progress) -> Iterator[Non
         os.close(fd)  # closing releases the flock
 
 
-def _build(env: CondaEnv, target: Path, requirements: tuple[str, ...], names: Iterable[str], python: str,
+def _build(env: CondaEnv, target: Path, requirements: tuple[str, ...], names: Collection[str], python: str,
            progress: Progress, added: tuple[str, ...]) -> str:
     """The cached entry's interpreter, built first unless complete (under :func:`_entry_lock`)."""
     venv_python = target / "bin" / "python"
